@@ -1,0 +1,1 @@
+# bench: build fragment (owned by the module; see Makefile.am)

@@ -1,0 +1,1 @@
+# conf: build fragment (owned by the module; see Makefile.am)

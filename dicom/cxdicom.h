@@ -1,0 +1,151 @@
+/* cxdicom: the one C header over the C++17/DCMTK layer (dicom/). Reading and decoding source
+ * images, writing results (SEG, SR, GSPS, SC) and the network roles (listener, sender) all sit
+ * behind this header. No DCMTK type crosses it; every entry point catches all C++ exceptions.
+ * dicom/ includes nothing from src/: it has its own status codes and error struct, which the
+ * pipeline maps onto cx_error. Ownership: whoever creates frees with the matching _free function;
+ * _free(NULL) is a no-op. Out-parameters are written only on success. */
+#ifndef CXDICOM_H
+#define CXDICOM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Status codes; the enum only grows. */
+typedef enum cxd_status {
+    CXD_OK = 0,
+    CXD_ERR_NOMEM = 1,
+    CXD_ERR_IO = 2,          /* cannot open/read/write the file */
+    CXD_ERR_NOT_DICOM = 3,   /* no DICM preamble and not parseable as a dataset */
+    CXD_ERR_MALFORMED = 4,   /* parse error, truncated data, inconsistent attributes */
+    CXD_ERR_UNSUPPORTED = 5, /* colour, multi-frame, unknown transfer syntax, ... */
+    CXD_ERR_MISSING = 6,     /* a required attribute is absent */
+    CXD_ERR_INVALID = 7,     /* bad argument from the caller */
+    CXD_ERR_WRITE = 8,       /* building or saving an output object failed */
+    CXD_ERR_NETWORK = 9,
+    CXD_ERR_INTERNAL = 10
+} cxd_status;
+
+typedef struct cxd_error {
+    cxd_status code;
+    char msg[512]; /* "stage: detail with the numbers" */
+} cxd_error;
+
+const char *cxd_status_name(cxd_status s);
+
+/* Library set-up: registers the JPEG/JPEG-LS/RLE decoders and checks the data dictionary.
+ * Idempotent and thread-safe; every other entry point calls it implicitly. */
+cxd_status cxd_init(cxd_error *err);
+
+/* Allocation hook for buffers the layer hands out (decoded pixels, copied strings): tests make
+ * the Nth allocation fail. NULL restores malloc/free. */
+typedef void *(*cxd_malloc_fn)(size_t n);
+typedef void (*cxd_free_fn)(void *p);
+void cxd_set_allocator(cxd_malloc_fn m, cxd_free_fn f);
+
+/* ---- reading ---- */
+typedef struct cxd_file cxd_file; /* an opened DICOM object (dataset + meta header) */
+
+cxd_status cxd_file_open(const char *path, cxd_file **out, cxd_error *err);
+/* Parses a complete Part 10 file (or a bare dataset) from memory; the buffer is copied. */
+cxd_status cxd_file_open_memory(const void *buf, size_t len, cxd_file **out, cxd_error *err);
+void cxd_file_free(cxd_file *f);
+
+#define CXD_MAX_WINDOWS 8
+#define CXD_STR 128   /* UIDs and short strings */
+#define CXD_LSTR 256  /* names and descriptions (UTF-8 after conversion is not attempted) */
+
+/* A LUT (Modality LUT Sequence or VOI LUT Sequence item): descriptor + data. */
+typedef struct cxd_lut {
+    int present;
+    uint32_t entries;      /* descriptor[0], 0 meaning 65536 already resolved */
+    int32_t first_mapped;  /* descriptor[1], signed when pixel representation is 1 */
+    int bits;              /* descriptor[2] */
+    uint16_t *data;        /* `entries` values; owned by the cxd_info */
+    char explanation[CXD_LSTR];
+    char lut_type[CXD_STR]; /* Modality LUT Type, e.g. "HU" or "OD" */
+} cxd_lut;
+
+/* The attributes the pipeline needs. Strings are NUL-terminated, "" when absent.
+ * Numeric "has_" flags say whether an attribute was present (and usable). */
+typedef struct cxd_info {
+    char sop_class_uid[CXD_STR];
+    char sop_instance_uid[CXD_STR];
+    char study_instance_uid[CXD_STR];
+    char series_instance_uid[CXD_STR];
+    char transfer_syntax_uid[CXD_STR];
+    char transfer_syntax_name[CXD_LSTR];
+    char modality[CXD_STR];
+    char body_part_examined[CXD_STR];
+    char view_position[CXD_STR];
+    char laterality[CXD_STR];        /* Laterality or, when absent, ImageLaterality */
+    char photometric[CXD_STR];       /* MONOCHROME1, MONOCHROME2, RGB, ... */
+    char series_description[CXD_LSTR];
+    char patient_orientation[CXD_STR];
+    int samples_per_pixel;
+    int number_of_frames;            /* 1 when absent */
+    int bits_allocated, bits_stored, high_bit;
+    int pixel_representation;        /* 0 unsigned, 1 two's complement */
+    int rows, columns;
+    int has_rescale;
+    double rescale_slope, rescale_intercept;
+    char rescale_type[CXD_STR];
+    int n_windows;                   /* number of (centre, width) pairs */
+    double window_center[CXD_MAX_WINDOWS], window_width[CXD_MAX_WINDOWS];
+    char window_explanation[CXD_MAX_WINDOWS][CXD_STR];
+    char voi_lut_function[CXD_STR];  /* LINEAR (default when ""), LINEAR_EXACT, SIGMOID */
+    cxd_lut modality_lut;            /* first item of the Modality LUT Sequence */
+    cxd_lut voi_lut;                 /* first item of the VOI LUT Sequence */
+    int n_voi_luts;
+    char presentation_lut_shape[CXD_STR]; /* IDENTITY, INVERSE or "" */
+    /* Spacing in mm, row spacing first (DICOM order). A value of 0\0 counts as absent. */
+    int has_pixel_spacing;
+    double pixel_spacing[2];
+    int has_imager_pixel_spacing;
+    double imager_pixel_spacing[2];
+    /* Patient / study attributes a derived object copies. */
+    char patient_name[CXD_LSTR];     /* raw value in the source character set */
+    char patient_id[CXD_STR];
+    char patient_birth_date[CXD_STR];
+    char patient_sex[CXD_STR];
+    char study_date[CXD_STR], study_time[CXD_STR];
+    char study_id[CXD_STR], accession_number[CXD_STR];
+    char referring_physician_name[CXD_LSTR];
+    char study_description[CXD_LSTR];
+    char specific_character_set[CXD_LSTR];
+    char series_number[CXD_STR], instance_number[CXD_STR];
+    char manufacturer[CXD_LSTR];
+} cxd_info;
+
+/* Fills *out with the attributes (LUT data is owned by *out: release with cxd_info_clear). */
+cxd_status cxd_file_info(const cxd_file *f, cxd_info *out, cxd_error *err);
+void cxd_info_clear(cxd_info *info);
+
+/* Which spacing areas are computed with: PixelSpacing if present and non-zero, else
+ * ImagerPixelSpacing; returns 0 (and "none") when neither is usable. *which is a static string:
+ * "PixelSpacing", "ImagerPixelSpacing" or "none". Spacing in mm, row then column. */
+int cxd_info_spacing(const cxd_info *info, double spacing[2], const char **which);
+
+/* Decoded stored pixel values of a single-frame greyscale image, before any LUT: one int32 per
+ * pixel, row-major, sign-extended per PixelRepresentation and masked to BitsStored. */
+typedef struct cxd_pixels {
+    int rows, columns;
+    int bits_stored;
+    int is_signed;
+    int32_t *data; /* rows*columns values, allocated with the cxd allocator */
+} cxd_pixels;
+
+/* Decodes the pixel data in any supported transfer syntax: implicit/explicit little endian,
+ * explicit big endian, deflated, JPEG baseline/extended/lossless (process 14, SV1), JPEG-LS
+ * lossless/near-lossless, RLE, JPEG 2000 lossless/lossy (OpenJPEG). Colour, multi-frame and
+ * unknown syntaxes are CXD_ERR_UNSUPPORTED with a message naming what was found. */
+cxd_status cxd_file_decode(const cxd_file *f, cxd_pixels *out, cxd_error *err);
+void cxd_pixels_clear(cxd_pixels *px);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

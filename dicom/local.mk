@@ -1,0 +1,1 @@
+# dicom: build fragment (owned by the module; see Makefile.am)

@@ -1,0 +1,1 @@
+# models: build fragment (owned by the module; see Makefile.am)

@@ -1,0 +1,1 @@
+# plugin: build fragment (owned by the module; see Makefile.am)

@@ -1,0 +1,1 @@
+# src/cli: build fragment (owned by the module; see Makefile.am)

@@ -1,0 +1,1 @@
+# src/config: build fragment (owned by the module; see Makefile.am)

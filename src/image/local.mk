@@ -1,0 +1,1 @@
+# src/image: build fragment (owned by the module; see Makefile.am)

@@ -1,0 +1,1 @@
+# src/mrcnn: build fragment (owned by the module; see Makefile.am)

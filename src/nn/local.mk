@@ -1,0 +1,1 @@
+# src/nn: build fragment (owned by the module; see Makefile.am)

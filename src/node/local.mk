@@ -1,0 +1,1 @@
+# src/node: build fragment (owned by the module; see Makefile.am)

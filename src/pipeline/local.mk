@@ -1,0 +1,1 @@
+# src/pipeline: build fragment (owned by the module; see Makefile.am)

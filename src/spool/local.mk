@@ -1,0 +1,1 @@
+# src/spool: build fragment (owned by the module; see Makefile.am)

@@ -1,0 +1,1 @@
+# tests: build fragment (owned by the module; see Makefile.am)
