@@ -1,0 +1,1 @@
+# dicom network roles (listener, sender): build fragment owned by the node work

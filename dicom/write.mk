@@ -1,0 +1,1 @@
+# dicom writers (SEG, SR, GSPS, SC): build fragment owned by the results work
