@@ -24,6 +24,7 @@ from torchvision.ops import MultiScaleRoIAlign, misc as misc_nn_ops
 
 DEFAULT_ARCH = {
     "backbone": "resnet18",          # resnet18 | resnet34 | resnet50
+    "backbone_width": 64,            # width of conv1/layer1 (torchvision: 64); layers 2-4 double it
     "norm": "batchnorm",             # batchnorm | frozenbatchnorm (both fold into the conv)
     "in_channels": 1,                # 1 = greyscale radiograph, 3 = torchvision default
     "fpn_channels": 256,
@@ -69,8 +70,10 @@ def build_model(arch):
     a = full_arch(arch)
     norm = nn.BatchNorm2d if a["norm"] == "batchnorm" else misc_nn_ops.FrozenBatchNorm2d
     body = getattr(torchvision.models, a["backbone"])(weights=None, norm_layer=norm)
+    if a["backbone_width"] != 64:
+        _narrow_resnet(body, a["backbone_width"], norm)
     if a["in_channels"] != 3:
-        body.conv1 = nn.Conv2d(a["in_channels"], 64, kernel_size=7, stride=2, padding=3, bias=False)
+        body.conv1 = nn.Conv2d(a["in_channels"], a["backbone_width"], kernel_size=7, stride=2, padding=3, bias=False)
     backbone = _resnet_fpn_extractor(body, trainable_layers=5)
     if a["fpn_channels"] != backbone.out_channels:
         backbone = _resnet_fpn_extractor_channels(body, a["fpn_channels"])
@@ -99,6 +102,21 @@ def build_model(arch):
         mask_head=mask_head, mask_predictor=mask_predictor,
     )
     return model
+
+
+def _narrow_resnet(body, width, norm):
+    """Rebuilds a torchvision ResNet with conv1/layer1 `width` wide (layers 2-4: 2x, 4x, 8x), same
+    module names and block structure, so small test models keep the real network's code path."""
+    block = type(body.layer1[0])
+    counts = [len(body.layer1), len(body.layer2), len(body.layer3), len(body.layer4)]
+    body.inplanes = width
+    body.conv1 = nn.Conv2d(3, width, kernel_size=7, stride=2, padding=3, bias=False)
+    body.bn1 = norm(width)
+    body.layer1 = body._make_layer(block, width, counts[0])
+    body.layer2 = body._make_layer(block, width * 2, counts[1], stride=2)
+    body.layer3 = body._make_layer(block, width * 4, counts[2], stride=2)
+    body.layer4 = body._make_layer(block, width * 8, counts[3], stride=2)
+    body.fc = nn.Linear(width * 8 * block.expansion, 1000)
 
 
 def _resnet_fpn_extractor_channels(body, out_channels):
