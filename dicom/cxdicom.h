@@ -46,6 +46,11 @@ typedef void *(*cxd_malloc_fn)(size_t n);
 typedef void (*cxd_free_fn)(void *p);
 void cxd_set_allocator(cxd_malloc_fn m, cxd_free_fn f);
 
+/* DCMTK's own log messages (parse warnings, codec notes) go to this sink instead of stderr;
+ * level 0 error, 1 warning, 2 info, 3 debug. NULL (the default) drops them. Thread-safe. */
+typedef void (*cxd_log_fn)(int level, const char *msg, void *user);
+void cxd_set_log(cxd_log_fn fn, void *user);
+
 /* ---- reading ---- */
 typedef struct cxd_file cxd_file; /* an opened DICOM object (dataset + meta header) */
 
@@ -86,7 +91,7 @@ typedef struct cxd_info {
     char series_description[CXD_LSTR];
     char patient_orientation[CXD_STR];
     int samples_per_pixel;
-    int number_of_frames;            /* 1 when absent */
+    int number_of_frames;            /* 1 when absent, 0 when present but not a number */
     int bits_allocated, bits_stored, high_bit;
     int pixel_representation;        /* 0 unsigned, 1 two's complement */
     int rows, columns;
@@ -144,6 +149,115 @@ typedef struct cxd_pixels {
  * unknown syntaxes are CXD_ERR_UNSUPPORTED with a message naming what was found. */
 cxd_status cxd_file_decode(const cxd_file *f, cxd_pixels *out, cxd_error *err);
 void cxd_pixels_clear(cxd_pixels *px);
+
+/* ---- writing results (SEG, TID 1500 SR, GSPS, secondary capture) ----
+ * The findings description is independent of the engine: the pipeline fills it from the model's
+ * class table and the instances. Masks are at SOURCE resolution, stored box-local. Strings are
+ * ASCII (or UTF-8 when the source's character set is ISO_IR 192); other bytes become '?' so that
+ * the copied patient/study attributes keep the source's Specific Character Set. */
+
+typedef struct cxd_code {
+    char value[64];   /* "" = no code */
+    char scheme[32];  /* SCT, DCM, 99CXRSEG, ... */
+    char meaning[128];
+} cxd_code;
+
+typedef enum cxd_finding_role {
+    CXD_ROLE_ANATOMY = 0, /* a lung field: SEG segment + SR area group, no lung share */
+    CXD_ROLE_FINDING = 1  /* an abnormality (GGO, consolidation): counted for present/absent */
+} cxd_finding_role;
+
+#define CXD_MAX_SHARES 2
+typedef struct cxd_lung_share {
+    cxd_code laterality; /* 24028007 SCT Right / 7771000 SCT Left */
+    double percent;      /* finding pixels inside that lung / lung pixels * 100 */
+} cxd_lung_share;
+
+typedef struct cxd_finding {
+    cxd_finding_role role;
+    char label[64];               /* Segment Label, e.g. "GGO", "Right lung" */
+    char description[CXD_LSTR];   /* Segment Description ("" = none) */
+    cxd_code category;            /* (49755003 SCT) or (123037004 SCT) */
+    cxd_code type;                /* (112120 DCM) GGO, (39607008 SCT) Lung */
+    cxd_code type_modifier;       /* laterality of the segmented property; value "" = none */
+    cxd_code finding_site;        /* SR Finding Site (e.g. Lung); value "" = none */
+    cxd_code site_laterality;     /* SR laterality of the finding site; value "" = none */
+    double score;                 /* model score in [0,1]; < 0 = none */
+    int x0, y0, w, h;             /* box in source pixels; the mask covers exactly this box */
+    const uint8_t *mask;          /* w*h bytes, row-major, non-zero = inside; borrowed */
+    uint8_t rgb[3];               /* display colour (sRGB) -> RecommendedDisplayCIELabValue */
+    char tracking_id[64];         /* "" = derived: "<label> <n>" */
+    char tracking_uid[CXD_STR];   /* "" = derived deterministically (see cxd_derive_uid) */
+    int n_shares;                 /* 0..CXD_MAX_SHARES */
+    cxd_lung_share shares[CXD_MAX_SHARES];
+} cxd_finding;
+
+typedef struct cxd_algorithm {
+    char name[64];          /* e.g. "cxrseg Mask R-CNN" */
+    char version[64];       /* model version */
+    char model_sha256[65];  /* hex digest of the model file; part of every derived UID */
+} cxd_algorithm;
+
+/* Which outputs cxd_results_write produces (bit mask). */
+enum { CXD_OUT_SEG = 1, CXD_OUT_SR = 2, CXD_OUT_GSPS = 4, CXD_OUT_SC = 8 };
+
+typedef struct cxd_write_options {
+    char uid_root[CXD_STR];      /* "" = "2.25" (UUID-derived integers) */
+    int series_number;           /* SEG gets this, SR +1, GSPS +2, SC +3; 0 = 900 */
+    char series_description[CXD_LSTR]; /* prefix; "" = "cxrseg" */
+    char manufacturer[64];       /* "" = "cxrseg project" */
+    char software_version[64];   /* "" = PACKAGE_VERSION of cxrseg is not known here: "unknown" */
+    int outputs;                 /* CXD_OUT_* mask */
+    int seg_without_findings;    /* 1: write a SEG (lungs only) even with no CXD_ROLE_FINDING */
+    cxd_code qualitative;        /* report-level "present/absent" concept; "" = (112120 DCM GGO) */
+    /* Display image for GSPS/SC: 8-bit grey, windowed (MONOCHROME2 sense), source rows x cols. */
+    const uint8_t *display;      /* borrowed; NULL = no SC */
+    int display_rows, display_cols;
+} cxd_write_options;
+
+void cxd_write_options_default(cxd_write_options *o);
+
+/* What was written. Paths are inside out_dir: seg.dcm, sr.dcm, gsps.dcm, sc.dcm. */
+typedef struct cxd_write_result {
+    int written;                     /* CXD_OUT_* mask of files actually written */
+    char seg_path[1024], sr_path[1024], gsps_path[1024], sc_path[1024];
+    char seg_sop_uid[CXD_STR], sr_sop_uid[CXD_STR], gsps_sop_uid[CXD_STR], sc_sop_uid[CXD_STR];
+    int n_segments;                  /* segments (= frames) in the SEG */
+    int n_regions;                   /* connected regions traced into SR contours */
+    int finding_present;             /* the qualitative result */
+    const char *spacing_used;        /* "PixelSpacing", "ImagerPixelSpacing" or "none" */
+    double spacing_mm[2];
+} cxd_write_result;
+
+/* Writes the requested outputs for one source image into out_dir (must exist). Files are written
+ * to a temporary name and renamed. Never keeps pointers to its arguments. */
+cxd_status cxd_results_write(const cxd_file *src, const cxd_finding *findings, size_t n_findings,
+                             const cxd_algorithm *alg, const cxd_write_options *opt,
+                             const char *out_dir, cxd_write_result *out, cxd_error *err);
+
+/* Deterministic UID: root + "." + decimal digits of SHA-256(source_uid | kind | model_sha256),
+ * at most 64 characters. kind names the output ("seg", "seg-series", "track/2", ...). */
+cxd_status cxd_derive_uid(const char *root, const char *source_uid, const char *kind,
+                          const char *model_sha256, char out[65], cxd_error *err);
+
+/* SHA-256 of a buffer as 64 lowercase hex digits + NUL (for model files and tests). */
+void cxd_sha256_hex(const void *data, size_t len, char out[65]);
+
+/* sRGB (0..255) -> DICOM scaled CIELab (L 0..65535 for 0..100, a/b 0..65535 for -128..127). */
+void cxd_rgb_to_dicom_lab(const uint8_t rgb[3], uint16_t lab[3]);
+
+/* Contours of the connected regions (8-connected) of a box-local mask, outer boundaries only,
+ * in source pixel coordinates of pixel centres (x + 0.5, y + 0.5). points: x,y pairs of every
+ * contour concatenated; starts[i] = first point of contour i; n_contours, n_points.
+ * Release with cxd_contours_clear. */
+typedef struct cxd_contours {
+    size_t n_contours, n_points;
+    size_t *starts;     /* n_contours + 1 entries; starts[n_contours] = n_points */
+    float *points;      /* 2 * n_points */
+    size_t *areas;      /* pixels of each region */
+} cxd_contours;
+cxd_status cxd_mask_contours(const cxd_finding *f, cxd_contours *out, cxd_error *err);
+void cxd_contours_clear(cxd_contours *c);
 
 #ifdef __cplusplus
 }

@@ -1,1 +1,21 @@
-# dicom: build fragment (owned by the module; see Makefile.am)
+# dicom: the C++17 layer over DCMTK behind dicom/cxdicom.h (reading/decoding here; writers in
+# write.mk and network roles in net.mk append to the same library with +=).
+# A program that links dicom/libcxdicom.la contains C++ objects and needs the C++ linker: in its
+# fragment add   nodist_EXTRA_<prog>_SOURCES = dummy.cxx   (automake then links with $(CXX)).
+noinst_LTLIBRARIES += dicom/libcxdicom.la
+dicom_libcxdicom_la_SOURCES = dicom/cxdicom.h dicom/read_internal.h \
+	dicom/read.cc dicom/read_decode.cc dicom/j2k.cc
+dicom_libcxdicom_la_CPPFLAGS = -I$(top_srcdir)/dicom $(OPENJPEG_CFLAGS)
+dicom_libcxdicom_la_CXXFLAGS = $(AM_CXXFLAGS)
+dicom_libcxdicom_la_LIBADD = $(DCMTK_LIBS) $(OPENJPEG_LIBS) -lz -lpthread
+
+# Unit tests of reading/decoding: real files in $CX_SHARED/data/dicom, synthetic files made with
+# DCMTK and GDCM command-line tools at run time, the broken-input corpus in tests/corpus, and
+# allocation failures (cxd allocator hook and a throwing global operator new in the test).
+check_PROGRAMS += tests/unit/test_dicom
+TESTS += tests/unit/test_dicom tests/dicom_valgrind.sh
+tests_unit_test_dicom_SOURCES = tests/unit/test_dicom.cc tests/unit/cx_test.h
+tests_unit_test_dicom_CPPFLAGS = $(CX_TEST_CPPFLAGS) -I$(top_srcdir)/dicom
+tests_unit_test_dicom_CXXFLAGS = $(AM_CXXFLAGS)
+tests_unit_test_dicom_LDADD = dicom/libcxdicom.la $(CUNIT_LIBS)
+EXTRA_DIST += tests/corpus tests/dicom_valgrind.sh docs/decoding.md

@@ -1,0 +1,318 @@
+/* Pixel decoding of a source image: validates the image pixel module against hard limits, then
+ * takes the stored values out of native pixel data, DCMTK's codecs (JPEG, JPEG-LS, RLE) or
+ * OpenJPEG (JPEG 2000, j2k.cc), and hands back one int32 per pixel, before any LUT. */
+#include "read_internal.h"
+
+#include <dcmtk/dcmdata/dcpixel.h>
+#include <dcmtk/dcmdata/dcpixseq.h>
+#include <dcmtk/dcmdata/dcpxitem.h>
+
+#include <cstring>
+#include <new>
+
+/* Largest accepted image side: twice the biggest detector in use (43 cm at 0.1 mm is ~4300),
+ * and small enough that rows*cols*4 cannot overflow 32 bits of DCMTK's frame-size arithmetic. */
+#define CXD_MAX_SIDE 32768u
+
+extern "C" void cxd_pixels_clear(cxd_pixels *px)
+{
+    if (!px)
+        return;
+    cxd_dealloc(px->data);
+    px->data = nullptr;
+}
+
+enum class path { native, dcmtk, j2k };
+
+static bool syntax_path(E_TransferSyntax x, path *p)
+{
+    switch (x) {
+    case EXS_LittleEndianImplicit:
+    case EXS_LittleEndianExplicit:
+    case EXS_BigEndianExplicit:
+    case EXS_DeflatedLittleEndianExplicit:
+        *p = path::native;
+        return true;
+    case EXS_JPEGProcess1:
+    case EXS_JPEGProcess2_4:
+    case EXS_JPEGProcess14:
+    case EXS_JPEGProcess14SV1:
+    case EXS_JPEGLSLossless:
+    case EXS_JPEGLSLossy:
+    case EXS_RLELossless:
+        *p = path::dcmtk;
+        return true;
+    case EXS_JPEG2000LosslessOnly:
+    case EXS_JPEG2000:
+        *p = path::j2k;
+        return true;
+    default:
+        return false;
+    }
+}
+
+/* Reads a required US attribute of the Image Pixel module. */
+static cxd_status need_us(DcmItem *ds, const DcmTagKey &tag, const char *name, unsigned *v, cxd_error *err)
+{
+    if (!ds->tagExistsWithValue(tag))
+        return cxd_set_error(err, CXD_ERR_MISSING, "decode: %s (%04X,%04X) is missing or empty", name,
+                             tag.getGroup(), tag.getElement());
+    Uint16 u;
+    if (ds->findAndGetUint16(tag, u).bad())
+        return cxd_set_error(err, CXD_ERR_MALFORMED, "decode: %s (%04X,%04X) is not a 2-byte US value", name,
+                             tag.getGroup(), tag.getElement());
+    *v = u;
+    return CXD_OK;
+}
+
+/* Stored value bits sit at HighBit..HighBit-BitsStored+1 of each allocated word. */
+static inline int32_t stored_value(uint32_t raw, const cxd_geometry &g)
+{
+    uint32_t mask = g.bits_stored >= 32 ? 0xFFFFFFFFu : ((1u << g.bits_stored) - 1u);
+    uint32_t v = (raw >> (g.high_bit + 1 - g.bits_stored)) & mask;
+    if (g.pixel_representation == 1 && g.bits_stored < 32 && (v >> (g.bits_stored - 1)) & 1u)
+        v |= ~mask;
+    return (int32_t)v;
+}
+
+static void convert_words(const void *src, const cxd_geometry &g, int32_t *out)
+{
+    size_t n = (size_t)g.rows * g.cols;
+    if (g.bits_allocated == 8) {
+        const uint8_t *s = (const uint8_t *)src;
+        for (size_t i = 0; i < n; i++)
+            out[i] = stored_value(s[i], g);
+    } else {
+        const uint16_t *s = (const uint16_t *)src;
+        for (size_t i = 0; i < n; i++)
+            out[i] = stored_value(s[i], g);
+    }
+}
+
+static cxd_status decode_native(DcmPixelData *pd, const cxd_geometry &g, size_t frame_bytes, int32_t *out,
+                                cxd_error *err)
+{
+    E_TransferSyntax rep;
+    const DcmRepresentationParameter *param = nullptr;
+    pd->getOriginalRepresentationKey(rep, param);
+    if (DcmXfer(rep).isEncapsulated())
+        return cxd_set_error(err, CXD_ERR_MALFORMED,
+                             "decode: the transfer syntax is native but Pixel Data is encapsulated");
+    Uint32 len = pd->getLength();
+    if ((size_t)len < frame_bytes)
+        return cxd_set_error(err, CXD_ERR_MALFORMED,
+                             "decode: Pixel Data has %u bytes, %ux%u pixels at %d bits need %zu", (unsigned)len,
+                             g.cols, g.rows, g.bits_allocated, frame_bytes);
+    OFCondition c;
+    if (g.bits_allocated == 8) {
+        Uint8 *b = nullptr;
+        c = pd->getUint8Array(b);
+        if (c.good() && b)
+            convert_words(b, g, out);
+    } else {
+        Uint16 *w = nullptr;
+        c = pd->getUint16Array(w);
+        if (c.good() && w)
+            convert_words(w, g, out);
+    }
+    if (c.bad())
+        return cxd_set_error(err, cxd_status_from_dcmtk(c, CXD_ERR_MALFORMED),
+                             "decode: cannot read native Pixel Data: %s", c.text());
+    return CXD_OK;
+}
+
+static cxd_status decode_dcmtk(DcmDataset *ds, DcmPixelData *pd, const cxd_geometry &g, size_t frame_bytes,
+                               const char *ts_name, int32_t *out, cxd_error *err)
+{
+    void *buf = cxd_alloc(frame_bytes);
+    if (!buf)
+        return cxd_set_error(err, CXD_ERR_NOMEM, "decode: out of memory for a %zu-byte frame", frame_bytes);
+    Uint32 start = 0;
+    OFString model;
+    OFCondition c;
+    try {
+        c = pd->getUncompressedFrame(ds, 0, start, buf, (Uint32)frame_bytes, model, nullptr);
+    } catch (...) {
+        cxd_dealloc(buf);
+        throw;
+    }
+    if (c.bad()) {
+        cxd_dealloc(buf);
+        if (c == EC_MemoryExhausted)
+            return cxd_set_error(err, CXD_ERR_NOMEM, "decode: out of memory in the %s decoder", ts_name);
+        return cxd_set_error(err, CXD_ERR_MALFORMED, "decode: the %s decoder failed on a %ux%u, %d-bit image: %s",
+                             ts_name, g.cols, g.rows, g.bits_stored, c.text());
+    }
+    convert_words(buf, g, out);
+    cxd_dealloc(buf);
+    return CXD_OK;
+}
+
+static cxd_status decode_j2k(DcmPixelData *pd, const cxd_geometry &g, int32_t *out, cxd_error *err)
+{
+    E_TransferSyntax rep;
+    const DcmRepresentationParameter *param = nullptr;
+    pd->getOriginalRepresentationKey(rep, param);
+    DcmPixelSequence *seq = nullptr;
+    if (!DcmXfer(rep).isEncapsulated() || pd->getEncapsulatedRepresentation(rep, param, seq).bad() || !seq)
+        return cxd_set_error(err, CXD_ERR_MALFORMED,
+                             "decode: the transfer syntax is JPEG 2000 but Pixel Data is not encapsulated");
+    unsigned long items = seq->card();
+    if (items < 2)
+        return cxd_set_error(err, CXD_ERR_MALFORMED,
+                             "decode: JPEG 2000 Pixel Data has no fragments (%lu items incl. the offset table)",
+                             items);
+    /* Item 0 is the Basic Offset Table; a single frame may span all remaining fragments. */
+    size_t total = 0;
+    for (unsigned long i = 1; i < items; i++) {
+        DcmPixelItem *it = nullptr;
+        if (seq->getItem(it, i).bad() || !it)
+            return cxd_set_error(err, CXD_ERR_MALFORMED, "decode: JPEG 2000 fragment %lu cannot be read", i);
+        total += it->getLength();
+    }
+    if (total == 0)
+        return cxd_set_error(err, CXD_ERR_MALFORMED, "decode: JPEG 2000 fragments are empty (%lu items)", items);
+    unsigned char *cs = (unsigned char *)cxd_alloc(total);
+    if (!cs)
+        return cxd_set_error(err, CXD_ERR_NOMEM, "decode: out of memory for a %zu-byte JPEG 2000 codestream",
+                             total);
+    size_t pos = 0;
+    for (unsigned long i = 1; i < items; i++) {
+        DcmPixelItem *it = nullptr;
+        Uint8 *b = nullptr;
+        seq->getItem(it, i);
+        Uint32 n = it->getLength();
+        if (n == 0)
+            continue;
+        OFCondition c = it->getUint8Array(b);
+        if (c.bad() || !b) {
+            cxd_dealloc(cs);
+            return cxd_set_error(err, cxd_status_from_dcmtk(c, CXD_ERR_MALFORMED),
+                                 "decode: JPEG 2000 fragment %lu (%u bytes) cannot be read: %s", i, (unsigned)n,
+                                 c.text());
+        }
+        memcpy(cs + pos, b, n);
+        pos += n;
+    }
+    cxd_status st = cxd_j2k_decode(cs, total, g, out, err);
+    cxd_dealloc(cs);
+    return st;
+}
+
+static cxd_status decode_locked(cxd_file *f, cxd_pixels *out, cxd_error *err)
+{
+    DcmDataset *ds = f->ff.getDataset();
+    cxd_status st;
+
+    /* Colour and multi-frame first: those are well-formed objects we decline, and saying so is
+     * more useful than a complaint about some other attribute. */
+    OFString pi;
+    ds->findAndGetOFString(DCM_PhotometricInterpretation, pi);
+    Uint16 spp = 1;
+    if (ds->tagExists(DCM_SamplesPerPixel) && ds->findAndGetUint16(DCM_SamplesPerPixel, spp).bad())
+        return cxd_set_error(err, CXD_ERR_MALFORMED, "decode: SamplesPerPixel (0028,0002) is not a US value");
+    if (spp != 1 || (pi != "MONOCHROME1" && pi != "MONOCHROME2"))
+        return cxd_set_error(err, CXD_ERR_UNSUPPORTED,
+                             "decode: only greyscale is supported; found PhotometricInterpretation '%s' with "
+                             "%u samples per pixel",
+                             pi.c_str(), (unsigned)spp);
+    if (ds->tagExists(DCM_NumberOfFrames)) {
+        Sint32 nf = 0;
+        OFString nfs;
+        ds->findAndGetOFString(DCM_NumberOfFrames, nfs);
+        if (ds->findAndGetSint32(DCM_NumberOfFrames, nf).bad() || nf < 0)
+            return cxd_set_error(err, CXD_ERR_MALFORMED, "decode: NumberOfFrames (0028,0008) '%s' is not a count",
+                                 nfs.c_str());
+        if (nf > 1)
+            return cxd_set_error(err, CXD_ERR_UNSUPPORTED,
+                                 "decode: multi-frame images are not supported (NumberOfFrames %d)", (int)nf);
+    }
+
+    const char *ts = f->ts_uid.c_str();
+    DcmXfer xfer(ts);
+    path p;
+    if (!syntax_path(xfer.getXfer(), &p)) {
+        const char *name = xfer.getXfer() == EXS_Unknown ? "unknown to DCMTK" : xfer.getXferName();
+        return cxd_set_error(err, CXD_ERR_UNSUPPORTED, "decode: transfer syntax %s (%s) is not supported",
+                             ts[0] ? ts : "(none)", name);
+    }
+
+    unsigned rows, cols, ba, bs, hb, pr;
+    if ((st = need_us(ds, DCM_Rows, "Rows", &rows, err)) != CXD_OK ||
+        (st = need_us(ds, DCM_Columns, "Columns", &cols, err)) != CXD_OK ||
+        (st = need_us(ds, DCM_BitsAllocated, "BitsAllocated", &ba, err)) != CXD_OK ||
+        (st = need_us(ds, DCM_BitsStored, "BitsStored", &bs, err)) != CXD_OK ||
+        (st = need_us(ds, DCM_HighBit, "HighBit", &hb, err)) != CXD_OK ||
+        (st = need_us(ds, DCM_PixelRepresentation, "PixelRepresentation", &pr, err)) != CXD_OK)
+        return st;
+    if (rows == 0 || cols == 0)
+        return cxd_set_error(err, CXD_ERR_MALFORMED, "decode: empty image (Rows %u, Columns %u)", rows, cols);
+    if (rows > CXD_MAX_SIDE || cols > CXD_MAX_SIDE)
+        return cxd_set_error(err, CXD_ERR_MALFORMED,
+                             "decode: image of %u rows x %u columns exceeds the %ux%u limit", rows, cols,
+                             CXD_MAX_SIDE, CXD_MAX_SIDE);
+    if (bs == 0)
+        return cxd_set_error(err, CXD_ERR_MALFORMED, "decode: BitsStored is 0");
+    if (bs > ba)
+        return cxd_set_error(err, CXD_ERR_MALFORMED, "decode: BitsStored %u > BitsAllocated %u", bs, ba);
+    if (hb >= ba || hb + 1 < bs)
+        return cxd_set_error(err, CXD_ERR_MALFORMED,
+                             "decode: HighBit %u is inconsistent with BitsStored %u and BitsAllocated %u "
+                             "(expected %u..%u)",
+                             hb, bs, ba, bs - 1, ba - 1);
+    if (pr > 1)
+        return cxd_set_error(err, CXD_ERR_MALFORMED, "decode: PixelRepresentation %u (0 or 1)", pr);
+    if (ba != 8 && ba != 16)
+        return cxd_set_error(err, CXD_ERR_UNSUPPORTED, "decode: BitsAllocated %u is not supported (8 or 16)", ba);
+
+    DcmElement *e = nullptr;
+    if (ds->findAndGetElement(DCM_PixelData, e).bad() || !e)
+        return cxd_set_error(err, CXD_ERR_MISSING, "decode: no Pixel Data (7FE0,0010)");
+    DcmPixelData *pd = dynamic_cast<DcmPixelData *>(e);
+    if (!pd)
+        return cxd_set_error(err, CXD_ERR_MALFORMED, "decode: Pixel Data (7FE0,0010) has an unexpected VR");
+
+    cxd_geometry g = {rows, cols, (int)ba, (int)bs, (int)hb, (int)pr};
+    size_t npix = (size_t)rows * cols;
+    size_t frame_bytes = npix * (ba / 8);
+    int32_t *data = (int32_t *)cxd_alloc(npix * sizeof(int32_t));
+    if (!data)
+        return cxd_set_error(err, CXD_ERR_NOMEM, "decode: out of memory for %ux%u decoded pixels", cols, rows);
+    try {
+        switch (p) {
+        case path::native: st = decode_native(pd, g, frame_bytes, data, err); break;
+        case path::dcmtk: st = decode_dcmtk(ds, pd, g, frame_bytes, xfer.getXferName(), data, err); break;
+        case path::j2k: st = decode_j2k(pd, g, data, err); break;
+        }
+    } catch (...) {
+        cxd_dealloc(data);
+        throw;
+    }
+    if (st != CXD_OK) {
+        cxd_dealloc(data);
+        return st;
+    }
+    out->rows = (int)rows;
+    out->columns = (int)cols;
+    out->bits_stored = (int)bs;
+    out->is_signed = (int)pr;
+    out->data = data;
+    return CXD_OK;
+}
+
+extern "C" cxd_status cxd_file_decode(const cxd_file *cf, cxd_pixels *out, cxd_error *err)
+{
+    if (!cf || !out)
+        return cxd_set_error(err, CXD_ERR_INVALID, "decode: NULL %s", cf ? "out" : "file");
+    cxd_file *f = const_cast<cxd_file *>(cf);
+    try {
+        std::lock_guard<std::mutex> lock(f->mu);
+        return decode_locked(f, out, err);
+    } catch (const std::bad_alloc &) {
+        return cxd_set_error(err, CXD_ERR_NOMEM, "decode: out of memory");
+    } catch (const std::exception &e) {
+        return cxd_set_error(err, CXD_ERR_INTERNAL, "decode: unexpected exception: %s", e.what());
+    } catch (...) {
+        return cxd_set_error(err, CXD_ERR_INTERNAL, "decode: unexpected exception");
+    }
+}
