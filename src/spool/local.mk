@@ -1,1 +1,11 @@
-# src/spool: build fragment (owned by the module; see Makefile.am)
+# src/spool: the node's durable folder queue. Depends on base only.
+noinst_LTLIBRARIES += src/spool/libcxspool.la
+src_spool_libcxspool_la_SOURCES = src/spool/cx_spool.c src/spool/cx_spool.h
+src_spool_libcxspool_la_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/src/spool
+src_spool_libcxspool_la_LIBADD = src/base/libcxbase.la -lpthread
+
+check_PROGRAMS += tests/unit/test_spool
+TESTS += tests/unit/test_spool
+tests_unit_test_spool_SOURCES = tests/unit/test_spool.c tests/unit/cx_test.h
+tests_unit_test_spool_CPPFLAGS = $(CX_TEST_CPPFLAGS) -I$(top_srcdir)/src/spool
+tests_unit_test_spool_LDADD = src/spool/libcxspool.la src/base/libcxbase.la $(CUNIT_LIBS) -lpthread
