@@ -1,0 +1,162 @@
+// DICOM Segmentation writer: one binary segment (= one full-size frame) per finding or lung that
+// has pixels, built with DCMTK's DcmSegmentation and shaped for a projection radiograph as
+// DICOM-NOTES.md describes (no Frame of Reference, 2D plane macros that OHIF reads).
+#include "write_internal.hh"
+
+#include <dcmtk/dcmfg/fgderimg.h>
+#include <dcmtk/dcmfg/fgfracon.h>
+#include <dcmtk/dcmfg/fgplanor.h>
+#include <dcmtk/dcmfg/fgplanpo.h>
+#include <dcmtk/dcmiod/iodreferences.h>
+#include <dcmtk/dcmseg/segdoc.h>
+#include <dcmtk/dcmseg/segment.h>
+
+#include <cstring>
+#include <memory>
+
+namespace cxdw {
+
+void write_seg(Context &ctx, const std::string &path, std::string &sop_uid, int &n_segments)
+{
+    const Source &s = ctx.src;
+    if (s.rows > 65535 || s.cols > 65535)
+        fail(CXD_ERR_UNSUPPORTED, "seg", "image %dx%d too large", s.cols, s.rows);
+    IODGeneralEquipmentModule::EquipmentInfo eq(ctx.text(ctx.opt.manufacturer), ctx.text(ctx.alg->name), "0",
+                                                ctx.text(ctx.opt.software_version));
+    ContentIdentificationMacro ci("1", "CXRSEG", ctx.text(std::string(ctx.alg->name) + " segmentation"),
+                                  ""); // ContentCreatorName (type 2): a device, not a person
+    DcmSegmentation *raw = nullptr;
+    check(DcmSegmentation::createBinarySegmentation(raw, (Uint16)s.rows, (Uint16)s.cols, eq, ci), "seg",
+          "createBinarySegmentation");
+    std::unique_ptr<DcmSegmentation> seg(raw);
+
+    // A CR/DX has no Frame of Reference: relax the rule DCMTK would otherwise enforce on write.
+    OFshared_ptr<IODRules> rules = seg->getRules();
+    if (IODRule *r = rules->getByTag(DCM_FrameOfReferenceUID))
+        r->setType("1C");
+    if (IODRule *r = rules->getByTag(DCM_PositionReferenceIndicator))
+        r->setType("2C");
+
+    check(seg->importFromSourceImage(*s.ds, OFTrue), "seg", "import patient/study from the source");
+
+    // Deterministic identity: redoing the same image with the same model replaces the object.
+    sop_uid = ctx.uid("seg");
+    check(seg->getSOPCommon().setSOPInstanceUID(sop_uid.c_str()), "seg", "SOPInstanceUID");
+    check(seg->getSeries().setSeriesInstanceUID(ctx.uid("seg-series").c_str()), "seg", "SeriesInstanceUID");
+    check(seg->getSeries().setSeriesNumber(std::to_string(ctx.opt.series_number).c_str()), "seg", "SeriesNumber");
+    check(seg->getSeries().setSeriesDescription(
+              ctx.text(std::string(ctx.opt.series_description) + " segmentation").c_str()),
+          "seg", "SeriesDescription");
+
+    // Shared 2D plane macros: OHIF reads ImageOrientationPatient without a guard.
+    std::unique_ptr<FGPlaneOrientationPatient> orient(FGPlaneOrientationPatient::createMinimal("1", "0", "0", "0", "1", "0"));
+    if (!orient)
+        fail(CXD_ERR_WRITE, "seg", "cannot create the plane orientation group");
+    check(seg->addForAllFrames(*orient), "seg", "shared PlaneOrientationSequence");
+
+    // Derivation reference per frame (Weasis and older OHIF read it only there).
+    OFVector<ImageSOPInstanceReferenceMacro> srcref(1);
+    check(srcref[0].setReferencedSOPClassUID(s.sop_class.c_str()), "seg", "ReferencedSOPClassUID");
+    check(srcref[0].setReferencedSOPInstanceUID(s.sop_uid.c_str()), "seg", "ReferencedSOPInstanceUID");
+    std::unique_ptr<FGDerivationImage> deriv(DcmSegmentation::createDerivationImageFG(
+        srcref, ctx.text(std::string("Segmented by ") + ctx.alg->name + " " + ctx.alg->version)));
+    if (!deriv)
+        fail(CXD_ERR_WRITE, "seg", "cannot create the derivation image group");
+    std::unique_ptr<FGPlanePosPatient> pos(FGPlanePosPatient::createMinimal("0", "0", "0"));
+    if (!pos)
+        fail(CXD_ERR_WRITE, "seg", "cannot create the plane position group");
+
+    AlgorithmIdentificationMacro algo;
+    algo.getAlgorithmFamilyCode().set("123110", "DCM", "Artificial Intelligence");
+    check(algo.setAlgorithmName(ctx.text(ctx.alg->name).c_str()), "seg", "AlgorithmName");
+    check(algo.setAlgorithmVersion(ctx.text(ctx.alg->version).c_str()), "seg", "AlgorithmVersion");
+    check(algo.setAlgorithmParameters((std::string("model_sha256=") + ctx.alg->model_sha256).c_str()), "seg",
+          "AlgorithmParameters");
+    check(algo.setAlgorithmSource("cxrseg"), "seg", "AlgorithmSource");
+
+    // One dimension, the segment number: each frame is one segment of one 2D image.
+    check(seg->getDimensions().addDimensionIndex(DCM_ReferencedSegmentNumber, ctx.uid("seg-dimension").c_str(),
+                                                 DCM_SegmentIdentificationSequence, "Segment Number"),
+          "seg", "dimension index");
+    FGFrameContent content;
+
+    std::vector<Uint8> frame((size_t)s.rows * s.cols);
+    n_segments = 0;
+    for (Prepared &p : ctx.items) {
+        const cxd_finding &f = *p.f;
+        DcmSegment *sg = nullptr;
+        CodeSequenceMacro cat(f.category.value, f.category.scheme, ctx.text(f.category.meaning));
+        CodeSequenceMacro typ(f.type.value, f.type.scheme, ctx.text(f.type.meaning));
+        check(DcmSegment::create(sg, p.label.c_str(), cat, typ, DcmSegTypes::SAT_AUTOMATIC, ctx.text(ctx.alg->name)),
+              "seg", "segment " + p.label);
+        std::unique_ptr<DcmSegment> own(sg);
+        if (!p.description.empty())
+            check(sg->setSegmentDescription(p.description.c_str()), "seg", "SegmentDescription of " + p.label);
+        if (f.type_modifier.value[0]) {
+            CodeSequenceMacro *m = new CodeSequenceMacro(f.type_modifier.value, f.type_modifier.scheme,
+                                                         ctx.text(f.type_modifier.meaning));
+            sg->getSegmentedPropertyTypeModifierCode().push_back(m);
+        }
+        check(sg->setSegmentationAlgorithmIdentification(algo), "seg", "algorithm identification of " + p.label);
+        uint16_t lab[3];
+        cxd_rgb_to_dicom_lab(f.rgb, lab);
+        check(sg->setRecommendedDisplayCIELabValue(lab[0], lab[1], lab[2]), "seg", "display colour of " + p.label);
+        check(sg->setTrackingID(p.tracking_id.c_str()), "seg", "TrackingID of " + p.label);
+        check(sg->setTrackingUID(p.tracking_uid.c_str()), "seg", "TrackingUID of " + p.label);
+        Uint16 num = 0;
+        check(seg->addSegment(sg, num), "seg", "add segment " + p.label);
+        own.release();
+        p.segment_number = num;
+
+        std::fill(frame.begin(), frame.end(), 0);
+        for (int y = 0; y < f.h; y++) {
+            const uint8_t *row = f.mask + (size_t)y * f.w;
+            Uint8 *dst = frame.data() + (size_t)(f.y0 + y) * s.cols + f.x0;
+            for (int x = 0; x < f.w; x++)
+                dst[x] = row[x] ? 1 : 0;
+        }
+        check(content.setDimensionIndexValues(num, 0), "seg", "DimensionIndexValues");
+        OFVector<FGBase *> perframe;
+        perframe.push_back(&content);
+        perframe.push_back(deriv.get());
+        perframe.push_back(pos.get());
+        check(seg->addFrame(frame.data(), num, perframe), "seg", "frame of segment " + p.label);
+        n_segments++;
+    }
+    if (!n_segments)
+        fail(CXD_ERR_INVALID, "seg", "no segment has any pixel: nothing to write");
+
+    // ReferencedSeriesSequence: OHIF and Weasis find the source through it.
+    IODReferences refs;
+    IODImageReference *ir = new IODImageReference(s.patient_id.c_str(), s.study_uid.c_str(), s.series_uid.c_str(),
+                                                  s.sop_uid.c_str(), s.sop_class.c_str());
+    if (!refs.add(ir)) {
+        delete ir;
+        fail(CXD_ERR_WRITE, "seg", "cannot build the reference to the source image");
+    }
+    if (seg->getCommonInstanceReference().addReferences(refs, s.study_uid.c_str()) != 1)
+        fail(CXD_ERR_WRITE, "seg", "cannot add the ReferencedSeriesSequence");
+
+    std::string da, tm;
+    now_da_tm(da, tm);
+    seg->getContentIdentification().setContentLabel("CXRSEG");
+    seg->getSeries().setSeriesDate(da.c_str());
+    seg->getSeries().setSeriesTime(tm.c_str());
+
+    DcmFileFormat ff;
+    DcmDataset &ds = *ff.getDataset();
+    check(seg->writeDataset(ds), "seg", "write dataset");
+    copy_patient_study(s, ds);
+    put(ds, DCM_ContentDate, da);
+    put(ds, DCM_ContentTime, tm);
+    put(ds, DCM_InstanceNumber, "1");
+    if (!s.patient_orientation.empty())
+        put(ds, DCM_PatientOrientation, s.patient_orientation);
+    if (!s.body_part.empty())
+        put(ds, DCM_BodyPartExamined, s.body_part);
+    // An empty Laterality is invalid for CHEST: write it only when the source has a value.
+    delete ds.remove(DCM_Laterality);
+    save_atomic(ff, path);
+}
+
+} // namespace cxdw

@@ -1,0 +1,237 @@
+// TID 1500 Imaging Measurement Report for a 2D image: image library, then per finding a TID 1410
+// measurement group (finding, SEG frame, source image, site, area, share of lung, score) and a
+// display group with the closed contour of every connected region, both carrying the SEG
+// segment's tracking ID/UID, plus a report-level present/absent result (DICOM-NOTES.md).
+#include "write_internal.hh"
+
+#include <dcmtk/dcmsr/dsrdoc.h>
+
+#include <map>
+
+namespace cxdw {
+
+namespace {
+
+typedef DSRCodedEntryValue Code;
+
+// Our own codes where DICOM has none; the 99 prefix marks a private coding scheme (PS3.3 8.2).
+const char *PRIV = "99CXRSEG";
+
+Code code(const cxd_code &c, const Context &ctx)
+{
+    return Code(c.value, c.scheme, ctx.text(c.meaning));
+}
+
+// Appends children in order under a parent, remembering the last child of every parent.
+struct Builder {
+    DSRDocumentTree &t;
+    std::map<size_t, size_t> last;
+    explicit Builder(DSRDocumentTree &tree) : t(tree) {}
+    size_t add(size_t parent, DSRTypes::E_RelationshipType rel, DSRTypes::E_ValueType vt, const Code &concept)
+    {
+        size_t id;
+        auto it = last.find(parent);
+        if (it == last.end()) {
+            if (!t.gotoNode(parent))
+                fail(CXD_ERR_INTERNAL, "sr", "node %zu vanished", parent);
+            id = t.addContentItem(rel, vt, DSRTypes::AM_belowCurrent);
+        } else {
+            if (!t.gotoNode(it->second))
+                fail(CXD_ERR_INTERNAL, "sr", "node %zu vanished", it->second);
+            id = t.addContentItem(rel, vt, DSRTypes::AM_afterCurrent);
+        }
+        if (!id)
+            fail(CXD_ERR_WRITE, "sr", "cannot add %s %s under node %zu (%s)", DSRTypes::valueTypeToDefinedTerm(vt),
+                 DSRTypes::relationshipTypeToDefinedTerm(rel), parent, concept.getCodeMeaning().c_str());
+        last[parent] = id;
+        check(t.getCurrentContentItem().setConceptName(concept), "sr",
+              std::string("concept ") + concept.getCodeMeaning().c_str());
+        return id;
+    }
+    DSRContentItem &cur() { return t.getCurrentContentItem(); }
+    size_t text(size_t parent, DSRTypes::E_RelationshipType rel, const Code &concept, const std::string &v)
+    {
+        size_t id = add(parent, rel, DSRTypes::VT_Text, concept);
+        check(cur().setStringValue(v.c_str()), "sr", "text " + v);
+        return id;
+    }
+    size_t uidref(size_t parent, DSRTypes::E_RelationshipType rel, const Code &concept, const std::string &v)
+    {
+        size_t id = add(parent, rel, DSRTypes::VT_UIDRef, concept);
+        check(cur().setStringValue(v.c_str()), "sr", "uid " + v);
+        return id;
+    }
+    size_t coded(size_t parent, DSRTypes::E_RelationshipType rel, const Code &concept, const Code &v)
+    {
+        size_t id = add(parent, rel, DSRTypes::VT_Code, concept);
+        check(cur().setCodeValue(v), "sr", std::string("code ") + v.getCodeMeaning().c_str());
+        return id;
+    }
+    size_t num(size_t parent, const Code &concept, const std::string &v, const Code &unit)
+    {
+        size_t id = add(parent, DSRTypes::RT_contains, DSRTypes::VT_Num, concept);
+        check(cur().setNumericValue(DSRNumericMeasurementValue(v.c_str(), unit)), "sr",
+              std::string("number ") + concept.getCodeMeaning().c_str());
+        return id;
+    }
+    size_t image(size_t parent, DSRTypes::E_RelationshipType rel, const Code *concept, const std::string &cls,
+                 const std::string &inst, int frame, int segment)
+    {
+        size_t id = add(parent, rel, DSRTypes::VT_Image, concept ? *concept : Code());
+        DSRImageReferenceValue v(cls.c_str(), inst.c_str());
+        if (frame > 0)
+            v.getFrameList().addItem((Sint32)frame);
+        if (segment > 0)
+            v.getSegmentList().addItem((Uint16)segment);
+        check(cur().setImageReference(v), "sr", "image reference " + inst);
+        return id;
+    }
+};
+
+const Code C_FINDING("121071", "DCM", "Finding");
+const Code C_TRACK_ID("112039", "DCM", "Tracking Identifier");
+const Code C_TRACK_UID("112040", "DCM", "Tracking Unique Identifier");
+const Code C_SITE("363698007", "SCT", "Finding Site");
+const Code C_LATERALITY("272741003", "SCT", "Laterality");
+const Code C_AREA("42798000", "SCT", "Area");
+const Code U_MM2("mm2", "UCUM", "square millimeter");
+const Code U_PCT("%", "UCUM", "Percent");
+const Code U_ONE("1", "UCUM", "no units");
+
+} // namespace
+
+void write_sr(Context &ctx, bool seg_written, const std::string &path, std::string &sop_uid)
+{
+    const Source &s = ctx.src;
+    DSRDocument doc(DSRTypes::DT_ComprehensiveSR);
+    check(doc.createNewSeriesInStudy(s.study_uid.c_str()), "sr", "study");
+    check(doc.setSeriesDescription(ctx.text(std::string(ctx.opt.series_description) + " measurements").c_str()),
+          "sr", "SeriesDescription");
+    check(doc.setSeriesNumber(std::to_string(ctx.opt.series_number + 1).c_str()), "sr", "SeriesNumber");
+    check(doc.setInstanceNumber("1"), "sr", "InstanceNumber");
+    check(doc.setManufacturer(ctx.text(ctx.opt.manufacturer).c_str()), "sr", "Manufacturer");
+    // Machine output, not signed by a physician.
+    check(doc.setPreliminaryFlag(DSRTypes::PF_Preliminary), "sr", "PreliminaryFlag");
+
+    DSRDocumentTree &tree = doc.getTree();
+    Builder b(tree);
+    size_t root = tree.addContentItem(DSRTypes::RT_isRoot, DSRTypes::VT_Container);
+    if (!root)
+        fail(CXD_ERR_WRITE, "sr", "cannot create the root container");
+    check(tree.getCurrentContentItem().setConceptName(Code("126000", "DCM", "Imaging Measurement Report")), "sr",
+          "root concept");
+    check(tree.getCurrentContentItem().setTemplateIdentification("1500", "DCMR"), "sr", "template id");
+
+    b.coded(root, DSRTypes::RT_hasConceptMod, Code("121049", "DCM", "Language of Content Item and Descendants"),
+            Code("en-US", "RFC5646", "English (United States)"));
+    b.coded(root, DSRTypes::RT_hasObsContext, Code("121005", "DCM", "Observer Type"), Code("121007", "DCM", "Device"));
+    b.uidref(root, DSRTypes::RT_hasObsContext, Code("121012", "DCM", "Device Observer UID"), ctx.uid("device"));
+    b.text(root, DSRTypes::RT_hasObsContext, Code("121013", "DCM", "Device Observer Name"), ctx.text(ctx.alg->name));
+    b.text(root, DSRTypes::RT_hasObsContext, Code("121015", "DCM", "Device Observer Model Name"),
+           ctx.text(std::string(ctx.alg->name) + " " + ctx.alg->version));
+    b.coded(root, DSRTypes::RT_hasConceptMod, Code("121058", "DCM", "Procedure reported"),
+            Code("363679005", "SCT", "Imaging procedure"));
+
+    size_t lib = b.add(root, DSRTypes::RT_contains, DSRTypes::VT_Container, Code("111028", "DCM", "Image Library"));
+    size_t grp = b.add(lib, DSRTypes::RT_contains, DSRTypes::VT_Container, Code("126200", "DCM", "Image Library Group"));
+    b.image(grp, DSRTypes::RT_contains, nullptr, s.sop_class, s.sop_uid, 0, 0);
+
+    std::string seg_uid = seg_written ? ctx.uid("seg") : std::string();
+    size_t meas = b.add(root, DSRTypes::RT_contains, DSRTypes::VT_Container, Code("126010", "DCM", "Imaging Measurements"));
+    std::string spacing_txt;
+    if (s.has_spacing) {
+        spacing_txt = std::string(s.spacing_which) + " " + fmt_ds(s.spacing[0], 6) + "\\" + fmt_ds(s.spacing[1], 6) + " mm";
+        if (std::string(s.spacing_which) == "ImagerPixelSpacing")
+            spacing_txt += " (at the detector plane: includes geometric magnification)";
+    }
+    const double px_area = s.spacing[0] * s.spacing[1];
+    for (const Prepared &p : ctx.items) {
+        const cxd_finding &f = *p.f;
+        Code finding = code(f.type, ctx);
+        // Measurement group: the numbers, tied to the SEG segment.
+        size_t g = b.add(meas, DSRTypes::RT_contains, DSRTypes::VT_Container, Code("125007", "DCM", "Measurement Group"));
+        check(tree.getCurrentContentItem().setTemplateIdentification("1410", "DCMR"), "sr", "TID 1410");
+        b.text(g, DSRTypes::RT_hasObsContext, C_TRACK_ID, p.tracking_id);
+        b.uidref(g, DSRTypes::RT_hasObsContext, C_TRACK_UID, p.tracking_uid);
+        b.coded(g, DSRTypes::RT_contains, C_FINDING, finding);
+        Code c_segframe("121214", "DCM", "Referenced Segmentation Frame");
+        Code c_srcimg("121233", "DCM", "Source image for segmentation");
+        if (seg_written && p.segment_number > 0)
+            b.image(g, DSRTypes::RT_contains, &c_segframe, UID_SegmentationStorage, seg_uid, 0, p.segment_number);
+        b.image(g, DSRTypes::RT_contains, &c_srcimg, s.sop_class, s.sop_uid, 0, 0);
+        if (f.finding_site.value[0]) {
+            size_t site = b.coded(g, DSRTypes::RT_hasConceptMod, C_SITE, code(f.finding_site, ctx));
+            if (f.site_laterality.value[0])
+                b.coded(site, DSRTypes::RT_hasConceptMod, C_LATERALITY, code(f.site_laterality, ctx));
+        }
+        if (s.has_spacing) {
+            size_t a = b.num(g, C_AREA, fmt_ds((double)p.pixels * px_area, 1), U_MM2);
+            b.text(a, DSRTypes::RT_hasConceptMod, Code("370129005", "SCT", "Measurement Method"),
+                   "pixel count x " + spacing_txt);
+        } else {
+            b.text(g, DSRTypes::RT_contains, Code("121106", "DCM", "Comment"),
+                   "Area not measured: no usable pixel spacing in the source (PixelSpacing absent or zero, "
+                   "no ImagerPixelSpacing)");
+        }
+        b.num(g, Code("PIXELS", PRIV, "Area in pixels"), std::to_string(p.pixels), Code("{pixels}", "UCUM", "pixels"));
+        for (int k = 0; k < f.n_shares; k++) {
+            size_t n = b.num(g, Code("LUNGPCT", PRIV, "Percentage of lung affected"), fmt_ds(f.shares[k].percent, 1),
+                             U_PCT);
+            b.coded(n, DSRTypes::RT_hasConceptMod, C_LATERALITY, code(f.shares[k].laterality, ctx));
+        }
+        if (f.score >= 0)
+            b.num(g, Code("SCORE", PRIV, "Model confidence score"), fmt_ds(f.score, 3), U_ONE);
+
+        // Display group: the contour of every connected region on the source image.
+        size_t d = b.add(meas, DSRTypes::RT_contains, DSRTypes::VT_Container, Code("125007", "DCM", "Measurement Group"));
+        check(tree.getCurrentContentItem().setTemplateIdentification("1410", "DCMR"), "sr", "TID 1410");
+        b.text(d, DSRTypes::RT_hasObsContext, C_TRACK_ID, p.tracking_id);
+        b.uidref(d, DSRTypes::RT_hasObsContext, C_TRACK_UID, p.tracking_uid);
+        b.coded(d, DSRTypes::RT_contains, C_FINDING, finding);
+        const cxd_contours &c = p.contours;
+        for (size_t r = 0; r < c.n_contours; r++) {
+            size_t sc = b.add(d, DSRTypes::RT_contains, DSRTypes::VT_SCoord, Code("111030", "DCM", "Image Region"));
+            DSRSpatialCoordinatesValue v(DSRTypes::GT_Polyline);
+            DSRGraphicDataList &gl = v.getGraphicDataList();
+            for (size_t k = c.starts[r]; k < c.starts[r + 1]; k++)
+                gl.addItem(c.points[2 * k], c.points[2 * k + 1]);
+            gl.addItem(c.points[2 * c.starts[r]], c.points[2 * c.starts[r] + 1]); // closed: first = last
+            check(tree.getCurrentContentItem().setSpatialCoordinates(v), "sr", "contour of " + p.label);
+            b.image(sc, DSRTypes::RT_selectedFrom, nullptr, s.sop_class, s.sop_uid, 0, 0);
+        }
+    }
+
+    // Report-level result, so that a worklist can be sorted on it.
+    size_t q = b.add(root, DSRTypes::RT_contains, DSRTypes::VT_Container, Code("C0034375", "UMLS", "Qualitative Evaluations"));
+    b.coded(q, DSRTypes::RT_contains, code(ctx.opt.qualitative, ctx),
+            ctx.finding_present ? Code("52101004", "SCT", "Present") : Code("2667000", "SCT", "Absent"));
+    if (!s.has_spacing)
+        b.text(q, DSRTypes::RT_contains, Code("121106", "DCM", "Comment"),
+               "Areas are not reported: the source image has no usable pixel spacing "
+               "(PixelSpacing absent or zero and no ImagerPixelSpacing).");
+
+    // Evidence: the source image and, when written, the SEG.
+    check(doc.getCurrentRequestedProcedureEvidence().addItem(s.study_uid.c_str(), s.series_uid.c_str(),
+                                                             s.sop_class.c_str(), s.sop_uid.c_str()),
+          "sr", "evidence (source)");
+    if (seg_written)
+        check(doc.getCurrentRequestedProcedureEvidence().addItem(s.study_uid.c_str(), ctx.uid("seg-series").c_str(),
+                                                                 UID_SegmentationStorage, seg_uid.c_str()),
+              "sr", "evidence (SEG)");
+
+    DSRCodingSchemeIdentificationList &csi = doc.getCodingSchemeIdentification();
+    check(csi.addItem(PRIV), "sr", "coding scheme identification");
+    check(csi.setCodingSchemeName("cxrseg private codes"), "sr", "coding scheme name");
+    check(csi.setCodingSchemeResponsibleOrganization("cxrseg project"), "sr", "coding scheme organisation");
+
+    DcmFileFormat ff;
+    DcmDataset &ds = *ff.getDataset();
+    check(doc.write(ds), "sr", "write dataset");
+    sop_uid = ctx.uid("sr");
+    put(ds, DCM_SOPInstanceUID, sop_uid);
+    put(ds, DCM_SeriesInstanceUID, ctx.uid("sr-series"));
+    copy_patient_study(s, ds);
+    save_atomic(ff, path);
+}
+
+} // namespace cxdw
