@@ -1,0 +1,1420 @@
+/* cx_config: loads conf/cxrseg.xml into the plain struct of cx_config.h that the node, the plugin
+ * and the CLI read. Three passes: libxml2 parse (no network, no entity expansion, no DOCTYPE),
+ * XSD validation (collects every error with its line), then the option table below (defaults,
+ * types, ranges) and the cross-field rules, each error naming the line of the offending element.
+ *
+ * How to add an option:
+ *   1. add the field to the struct in cx_config.h (with its default and unit in the comment);
+ *   2. add the element to conf/cxrseg.xsd (type, range, minOccurs="0");
+ *   3. add one row to `options[]` below: section path, element name, type, offsetof the field,
+ *      range (numbers: value; strings: length), default text (parsed like the file's text);
+ *   4. document it in conf/cxrseg.xml (a comment with default and unit) and docs/configuration.md;
+ *   5. a rule that involves several fields goes into check_rules(), with the element's line.
+ * Lists (repeated elements) and items with their own fields (destinations, senders) are read by
+ * code in fill_*(); their scalar fields still come from the table (base OB_DESTINATION/OB_SENDER).
+ */
+#include "config.h"
+#include "cx_config.h"
+
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <errno.h>
+#include <fnmatch.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <libxml/parser.h>
+#include <libxml/tree.h>
+#include <libxml/xmlerror.h>
+#include <libxml/xmlschemas.h>
+
+#ifndef CX_DATADIR
+#define CX_DATADIR "/usr/share/cxrseg"
+#endif
+
+/* Largest conf file we read; a real one is a few kB. */
+#define CONF_MAX_BYTES (4u << 20)
+
+/* Every syntax the decoder (dicom/) reads, in the default order of preference: uncompressed
+ * first (cheapest for both sides), then lossless, then lossy. */
+const cx_config_syntax cx_config_syntaxes[] = {
+    {"ExplicitVRLittleEndian", "1.2.840.10008.1.2.1"},
+    {"ImplicitVRLittleEndian", "1.2.840.10008.1.2"},
+    {"JPEG2000Lossless", "1.2.840.10008.1.2.4.90"},
+    {"JPEGLossless", "1.2.840.10008.1.2.4.57"},
+    {"JPEGLosslessSV1", "1.2.840.10008.1.2.4.70"},
+    {"JPEGLSLossless", "1.2.840.10008.1.2.4.80"},
+    {"RLELossless", "1.2.840.10008.1.2.5"},
+    {"DeflatedExplicitVRLittleEndian", "1.2.840.10008.1.2.1.99"},
+    {"ExplicitVRBigEndian", "1.2.840.10008.1.2.2"},
+    {"JPEG2000", "1.2.840.10008.1.2.4.91"},
+    {"JPEGLSNearLossless", "1.2.840.10008.1.2.4.81"},
+    {"JPEGBaseline8Bit", "1.2.840.10008.1.2.4.50"},
+    {"JPEGExtended12Bit", "1.2.840.10008.1.2.4.51"},
+    {NULL, NULL},
+};
+
+/* ------------------------------------------------------------------------------------------ */
+/* The option table                                                                            */
+
+typedef enum opt_type {
+    OT_INT, OT_LLONG, OT_DOUBLE, OT_BOOL, OT_STRING, OT_ACTION, OT_EMPTY_ACTION, OT_LEVEL, OT_OUTPUTS
+} opt_type;
+
+typedef enum opt_base { OB_CONFIG, OB_DESTINATION, OB_SENDER } opt_base;
+
+typedef struct opt {
+    const char *section; /* parent element below <cxrseg>, '/'-separated */
+    const char *name;    /* element name */
+    opt_type type;
+    opt_base base;       /* what `offset` is relative to */
+    size_t offset;
+    double min, max;     /* numbers: value range; strings: length range */
+    const char *def;     /* default as text; NULL: none (required, or computed later) */
+} opt;
+
+#define C(field) OB_CONFIG, offsetof(cx_config, field)
+#define D(field) OB_DESTINATION, offsetof(cx_config_destination, field)
+#define S(field) OB_SENDER, offsetof(cx_config_sender, field)
+#define ALL_OUTPUTS "seg sr gsps sc"
+
+static const opt options[] = {
+    {"listener", "ae-title", OT_STRING, C(listener.ae_title), 1, 16, "CXRSEG"},
+    {"listener", "bind-address", OT_STRING, C(listener.bind_address), 1, 253, "127.0.0.1"},
+    {"listener", "port", OT_INT, C(listener.port), 1, 65535, "11112"},
+    {"listener", "max-pdu-bytes", OT_INT, C(listener.max_pdu_bytes), 4096, 131072, "65536"},
+    {"listener", "acse-timeout-seconds", OT_INT, C(listener.acse_timeout_s), 1, 86400, "30"},
+    {"listener", "dimse-timeout-seconds", OT_INT, C(listener.dimse_timeout_s), 1, 86400, "60"},
+    {"listener", "idle-timeout-seconds", OT_INT, C(listener.idle_timeout_s), 1, 86400, "300"},
+    {"listener", "max-associations", OT_INT, C(listener.max_associations), 1, 256, "16"},
+
+    {"filters/modality", "otherwise", OT_ACTION, C(filters.modality.otherwise), 0, 0, "skip"},
+    {"filters/modality", "when-empty", OT_EMPTY_ACTION, C(filters.modality.when_empty), 0, 0, "skip"},
+    {"filters/body-part", "otherwise", OT_ACTION, C(filters.body_part.otherwise), 0, 0, "skip"},
+    {"filters/body-part", "when-empty", OT_EMPTY_ACTION, C(filters.body_part.when_empty), 0, 0, "process"},
+    {"filters/view-position", "otherwise", OT_ACTION, C(filters.view_position.otherwise), 0, 0, "skip"},
+    {"filters/view-position", "when-empty", OT_EMPTY_ACTION, C(filters.view_position.when_empty), 0, 0,
+     "process"},
+    {"filters/minimum-size", "rows", OT_INT, C(filters.min_rows), 0, 65535, "512"},
+    {"filters/minimum-size", "columns", OT_INT, C(filters.min_columns), 0, 65535, "512"},
+    {"filters/minimum-size", "otherwise", OT_ACTION, C(filters.size_otherwise), 0, 0, "skip"},
+    {"filters/series-description", "otherwise", OT_ACTION, C(filters.series_otherwise), 0, 0, "skip"},
+
+    {"destinations/destination", "ae-title", OT_STRING, D(ae_title), 1, 16, NULL},
+    {"destinations/destination", "host", OT_STRING, D(host), 1, 253, NULL},
+    {"destinations/destination", "port", OT_INT, D(port), 1, 65535, NULL},
+    {"destinations/destination", "calling-ae-title", OT_STRING, D(calling_ae_title), 1, 16, NULL},
+    {"destinations/destination", "outputs", OT_OUTPUTS, D(outputs), 0, 0, ALL_OUTPUTS},
+    {"destinations/destination", "connect-timeout-seconds", OT_INT, D(connect_timeout_s), 1, 86400, "10"},
+    {"destinations/destination", "dimse-timeout-seconds", OT_INT, D(dimse_timeout_s), 1, 86400, "60"},
+    {"destinations/return-to-sender/sender", "calling-ae-title", OT_STRING, S(calling_ae_title), 1, 16, NULL},
+    {"destinations/return-to-sender/sender", "host", OT_STRING, S(host), 1, 253, NULL},
+    {"destinations/return-to-sender/sender", "port", OT_INT, S(port), 1, 65535, NULL},
+    {"destinations/return-to-sender/sender", "ae-title", OT_STRING, S(ae_title), 1, 16, NULL},
+    {"destinations/return-to-sender/sender", "outputs", OT_OUTPUTS, S(outputs), 0, 0, ALL_OUTPUTS},
+    {"destinations/retry", "initial-delay-seconds", OT_INT, C(destinations.retry.initial_delay_s), 1, 86400,
+     "10"},
+    {"destinations/retry", "factor", OT_DOUBLE, C(destinations.retry.factor), 1, 10, "2.0"},
+    {"destinations/retry", "max-delay-seconds", OT_INT, C(destinations.retry.max_delay_s), 1, 604800, "600"},
+    {"destinations/retry", "max-attempts", OT_INT, C(destinations.retry.max_attempts), 1, 10000, "20"},
+
+    {"spool", "directory", OT_STRING, C(spool.directory), 1, 4096, "/var/spool/cxrseg"},
+    {"spool", "quota-mb", OT_LLONG, C(spool.quota_mb), 0, 1e9, "10240"},
+    {"spool", "min-free-disk-mb", OT_LLONG, C(spool.min_free_disk_mb), 0, 1e9, "1024"},
+    {"spool", "max-queued-items", OT_INT, C(spool.max_queued_items), 1, 1000000, "10000"},
+    {"spool", "keep-sent-days", OT_INT, C(spool.keep_sent_days), 0, 3650, "7"},
+    {"spool", "keep-failed-days", OT_INT, C(spool.keep_failed_days), 0, 3650, "30"},
+
+    {"workers", "count", OT_INT, C(workers.count), 1, 64, "2"},
+    {"workers", "threads-per-worker", OT_INT, C(workers.threads_per_worker), 1, 64, "1"},
+    {"workers", "job-timeout-seconds", OT_INT, C(workers.job_timeout_s), 1, 86400, "120"},
+
+    {"model", "file", OT_STRING, C(model.file), 1, 4096, NULL},
+
+    {"outputs", "uid-root", OT_STRING, C(outputs.uid_root), 1, 64, "2.25"},
+    {"outputs/segmentation", "enabled", OT_BOOL, C(outputs.seg.enabled), 0, 0, "true"},
+    {"outputs/segmentation", "write-when-nothing-found", OT_BOOL, C(outputs.seg_when_nothing_found), 0, 0,
+     "true"},
+    {"outputs/segmentation", "series-number", OT_INT, C(outputs.seg.series_number), 1, INT_MAX, "9901"},
+    {"outputs/segmentation", "series-description", OT_STRING, C(outputs.seg.series_description), 1, 64,
+     "CXRSEG Segmentation"},
+    {"outputs/structured-report", "enabled", OT_BOOL, C(outputs.sr.enabled), 0, 0, "true"},
+    {"outputs/structured-report", "series-number", OT_INT, C(outputs.sr.series_number), 1, INT_MAX, "9902"},
+    {"outputs/structured-report", "series-description", OT_STRING, C(outputs.sr.series_description), 1, 64,
+     "CXRSEG Report"},
+    {"outputs/presentation-state", "enabled", OT_BOOL, C(outputs.gsps.enabled), 0, 0, "false"},
+    {"outputs/presentation-state", "series-number", OT_INT, C(outputs.gsps.series_number), 1, INT_MAX,
+     "9903"},
+    {"outputs/presentation-state", "series-description", OT_STRING, C(outputs.gsps.series_description), 1,
+     64, "CXRSEG Annotations"},
+    {"outputs/secondary-capture", "enabled", OT_BOOL, C(outputs.sc.enabled), 0, 0, "false"},
+    {"outputs/secondary-capture", "series-number", OT_INT, C(outputs.sc.series_number), 1, INT_MAX, "9904"},
+    {"outputs/secondary-capture", "series-description", OT_STRING, C(outputs.sc.series_description), 1, 64,
+     "CXRSEG Overlay (not for diagnosis)"},
+    {"outputs", "manufacturer", OT_STRING, C(outputs.manufacturer), 1, 64, "cxrseg project"},
+    {"outputs", "manufacturer-model-name", OT_STRING, C(outputs.model_name), 1, 64, "cxrseg"},
+
+    {"logging", "level", OT_LEVEL, C(logging.level), 0, 0, "info"},
+    {"logging", "write-to", OT_STRING, C(logging.file), 1, 4096, "stderr"},
+
+    {"orthanc", "enabled", OT_BOOL, C(orthanc.enabled), 0, 0, "true"},
+    {"orthanc", "workers", OT_INT, C(orthanc.workers), 1, 64, "1"},
+};
+#define N_OPTIONS (sizeof options / sizeof options[0])
+
+/* ------------------------------------------------------------------------------------------ */
+/* Errors                                                                                      */
+
+void cx_config_errors_clear(cx_config_errors *errs)
+{
+    if (errs) {
+        errs->count = 0;
+        errs->dropped = 0;
+    }
+}
+
+static void errs_addv(cx_config_errors *errs, const char *file, int line, const char *fmt, va_list ap)
+{
+    if (!errs)
+        return;
+    if (errs->count >= CX_CONFIG_MAX_ERRORS) {
+        errs->dropped++;
+        return;
+    }
+    cx_config_error_entry *e = &errs->items[errs->count++];
+    int n;
+    e->line = line > 0 ? line : 0;
+    if (line > 0)
+        n = snprintf(e->text, sizeof e->text, "%s:%d: ", file, line);
+    else
+        n = snprintf(e->text, sizeof e->text, "%s: ", file);
+    if (n < 0 || (size_t)n >= sizeof e->text)
+        n = 0;
+    vsnprintf(e->text + n, sizeof e->text - (size_t)n, fmt, ap);
+}
+
+static void errs_add(cx_config_errors *errs, const char *file, int line, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static void errs_add(cx_config_errors *errs, const char *file, int line, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    errs_addv(errs, file, line, fmt, ap);
+    va_end(ap);
+}
+
+/* Loader state. */
+typedef struct ld {
+    const char *file;        /* the conf path as given, for messages */
+    cx_config_errors *errs;
+    size_t nerr;             /* errors this load added (errs may be shared or full) */
+    int nomem;
+    int parse_errors;        /* well-formedness errors seen (only the first is reported) */
+    int last_schema_line;    /* line of the last schema error (to drop libxml2's echo) */
+    cx_config *cfg;
+    xmlNode *root;
+} ld;
+
+static void ld_err(ld *l, int line, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void ld_err(ld *l, int line, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    errs_addv(l->errs, l->file, line, fmt, ap);
+    va_end(ap);
+    l->nerr++;
+}
+
+static void ld_nomem(ld *l)
+{
+    if (!l->nomem)
+        ld_err(l, 0, "config: out of memory while loading");
+    l->nomem = 1;
+}
+
+static char *ld_strdup(ld *l, const char *s)
+{
+    char *d = cx_strdup(s);
+    if (!d)
+        ld_nomem(l);
+    return d;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* libxml2 error collection                                                                    */
+
+/* Element names whose XSD pattern message is replaced by a sentence IT staff can act on. */
+static const struct { const char *element, *hint; } pattern_hints[] = {
+    {"ae-title", "is not a valid AE title: 1 to 16 characters, no backslash, no leading or trailing space"},
+    {"calling-ae-title",
+     "is not a valid AE title: 1 to 16 characters, no backslash, no leading or trailing space"},
+    {"accept", "is not a DICOM code string: 1 to 16 characters A-Z, 0-9, space or _ (upper case)"},
+    {"host", "is not a host name or address (letters, digits, '.', ':', '-'; networks as address/prefix)"},
+    {"bind-address", "is not an IP address"},
+    {"include", "is not a valid pattern: 1 to 64 characters, no backslash or control characters"},
+    {"exclude", "is not a valid pattern: 1 to 64 characters, no backslash or control characters"},
+    {"series-description", "is too long or has a backslash or control character (DICOM LO: 1 to 64)"},
+    {"manufacturer", "is too long or has a backslash or control character (DICOM LO: 1 to 64)"},
+    {"manufacturer-model-name", "is too long or has a backslash or control character (DICOM LO: 1 to 64)"},
+    {"name", "is not a valid name: 1 to 64 letters, digits, '_', '.' or '-'"},
+    {"send-results-to", "is not a valid destination name: 1 to 64 letters, digits, '_', '.' or '-'"},
+};
+
+static void xml_error_cb(void *user, xmlErrorPtr e)
+{
+    ld *l = user;
+    if (!e || e->level == XML_ERR_WARNING)
+        return;
+    /* After the first well-formedness error the parser's further complaints are consequences of
+     * it (every enclosing tag "mismatches"): report the cause only, like a compiler's first error. */
+    if (e->domain == XML_FROM_PARSER && l->parse_errors++ > 0)
+        return;
+    /* A bad item in a list ("seg pdf") gives the item's error and then the same problem again
+     * for the whole list: keep the first. */
+    if (e->domain == XML_FROM_SCHEMASV && e->line == l->last_schema_line && e->message &&
+        strstr(e->message, "is not a valid value of the list type"))
+        return;
+    if (e->domain == XML_FROM_SCHEMASV)
+        l->last_schema_line = e->line;
+    char msg[560];
+    snprintf(msg, sizeof msg, "%s", e->message ? e->message : "unknown XML error");
+    size_t n = strlen(msg);
+    while (n && (msg[n - 1] == '\n' || msg[n - 1] == ' '))
+        msg[--n] = 0;
+    /* "Element 'x': [facet 'pattern'] The value 'v' is not accepted by the pattern '...'." and the
+     * same for attributes ("Element 'x', attribute 'name': ..."). */
+    const char *facet = strstr(msg, "[facet 'pattern'] The value '");
+    if (facet) {
+        char elem[64] = "", value[300] = "";
+        const char *a = strstr(msg, "attribute '");
+        const char *s = a && a < facet ? a + 11 : (strncmp(msg, "Element '", 9) == 0 ? msg + 9 : NULL);
+        const char *v = facet + strlen("[facet 'pattern'] The value '");
+        const char *ve = strstr(v, "' is not accepted");
+        if (s && ve) {
+            snprintf(elem, sizeof elem, "%.*s", (int)(strcspn(s, "'")), s);
+            snprintf(value, sizeof value, "%.*s", (int)(ve - v), v);
+            for (size_t i = 0; i < sizeof pattern_hints / sizeof pattern_hints[0]; i++)
+                if (strcmp(elem, pattern_hints[i].element) == 0) {
+                    char prefix[200];
+                    snprintf(prefix, sizeof prefix, "%.*s", (int)(facet - msg), msg);
+                    snprintf(msg, sizeof msg, "%s'%s' %s", prefix, value, pattern_hints[i].hint);
+                    break;
+                }
+        }
+    }
+    const char *file = e->file ? e->file : l->file;
+    errs_add(l->errs, file, e->line, "%s", msg);
+    l->nerr++;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Tree helpers                                                                                */
+
+static int is_elem(const xmlNode *n, const char *name)
+{
+    return n && n->type == XML_ELEMENT_NODE && strcmp((const char *)n->name, name) == 0;
+}
+
+static xmlNode *child(xmlNode *parent, const char *name)
+{
+    if (!parent)
+        return NULL;
+    for (xmlNode *c = parent->children; c; c = c->next)
+        if (is_elem(c, name))
+            return c;
+    return NULL;
+}
+
+/* Follows a '/'-separated path of element names from `from`; NULL when any step is absent. */
+static xmlNode *find_path(xmlNode *from, const char *path)
+{
+    char step[64];
+    xmlNode *n = from;
+    while (n && *path) {
+        size_t k = strcspn(path, "/");
+        if (k >= sizeof step)
+            return NULL;
+        memcpy(step, path, k);
+        step[k] = 0;
+        n = child(n, step);
+        path += k + (path[k] == '/');
+    }
+    return n;
+}
+
+static int line_of(const xmlNode *n)
+{
+    long line = n ? xmlGetLineNo(n) : 0;
+    return line > 0 && line < INT_MAX ? (int)line : 0;
+}
+
+/* Line of the element at `path` below the root, or of its nearest present ancestor. */
+static int line_at(ld *l, const char *path)
+{
+    char buf[200];
+    snprintf(buf, sizeof buf, "%s", path);
+    for (;;) {
+        xmlNode *n = find_path(l->root, buf);
+        if (n)
+            return line_of(n);
+        char *slash = strrchr(buf, '/');
+        if (!slash)
+            return line_of(l->root);
+        *slash = 0;
+    }
+}
+
+/* Trimmed text content of an element, copied into buf (NUL-terminated, truncated). */
+static void text_of(xmlNode *n, char *buf, size_t size)
+{
+    buf[0] = 0;
+    xmlChar *t = xmlNodeGetContent(n);
+    if (!t)
+        return;
+    const char *s = (const char *)t;
+    while (isspace((unsigned char)*s))
+        s++;
+    size_t len = strlen(s);
+    while (len && isspace((unsigned char)s[len - 1]))
+        len--;
+    if (len >= size)
+        len = size - 1;
+    memcpy(buf, s, len);
+    buf[len] = 0;
+    xmlFree(t);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Values                                                                                      */
+
+static int parse_action(const char *s, int allow_process, cx_config_action *out)
+{
+    if (strcmp(s, "skip") == 0)
+        *out = CX_ACTION_SKIP;
+    else if (strcmp(s, "reject") == 0)
+        *out = CX_ACTION_REJECT;
+    else if (allow_process && strcmp(s, "process") == 0)
+        *out = CX_ACTION_PROCESS;
+    else
+        return -1;
+    return 0;
+}
+
+static int parse_outputs(const char *s, unsigned *out)
+{
+    unsigned bits = 0;
+    while (*s) {
+        while (isspace((unsigned char)*s))
+            s++;
+        size_t k = 0;
+        while (s[k] && !isspace((unsigned char)s[k]))
+            k++;
+        if (!k)
+            break;
+        if (k == 3 && strncmp(s, "seg", 3) == 0)
+            bits |= CX_OUTPUT_SEG;
+        else if (k == 2 && strncmp(s, "sr", 2) == 0)
+            bits |= CX_OUTPUT_SR;
+        else if (k == 4 && strncmp(s, "gsps", 4) == 0)
+            bits |= CX_OUTPUT_GSPS;
+        else if (k == 2 && strncmp(s, "sc", 2) == 0)
+            bits |= CX_OUTPUT_SC;
+        else
+            return -1;
+        s += k;
+    }
+    if (!bits)
+        return -1;
+    *out = bits;
+    return 0;
+}
+
+/* Sets one option from text (the file's or the default). Returns 0, or -1 after an error. */
+static int set_option(ld *l, const opt *o, void *base, const char *text, int line)
+{
+    char *field = (char *)base + o->offset;
+    char *end = NULL;
+    errno = 0;
+    switch (o->type) {
+    case OT_INT:
+    case OT_LLONG: {
+        long long v = strtoll(text, &end, 10);
+        if (!*text || *end || errno) {
+            ld_err(l, line, "%s/%s: '%s' is not a whole number", o->section, o->name, text);
+            return -1;
+        }
+        if ((double)v < o->min || (double)v > o->max) {
+            ld_err(l, line, "%s/%s: %lld is out of range %.0f..%.0f", o->section, o->name, v, o->min, o->max);
+            return -1;
+        }
+        if (o->type == OT_INT)
+            *(int *)field = (int)v;
+        else
+            *(long long *)field = v;
+        return 0;
+    }
+    case OT_DOUBLE: {
+        double v = strtod(text, &end);
+        if (!*text || *end || errno) {
+            ld_err(l, line, "%s/%s: '%s' is not a number", o->section, o->name, text);
+            return -1;
+        }
+        if (v < o->min || v > o->max) {
+            ld_err(l, line, "%s/%s: %g is out of range %g..%g", o->section, o->name, v, o->min, o->max);
+            return -1;
+        }
+        *(double *)field = v;
+        return 0;
+    }
+    case OT_BOOL:
+        if (strcmp(text, "true") == 0 || strcmp(text, "1") == 0)
+            *(int *)field = 1;
+        else if (strcmp(text, "false") == 0 || strcmp(text, "0") == 0)
+            *(int *)field = 0;
+        else {
+            ld_err(l, line, "%s/%s: '%s' is not true or false", o->section, o->name, text);
+            return -1;
+        }
+        return 0;
+    case OT_STRING: {
+        size_t len = strlen(text);
+        if ((double)len < o->min || (double)len > o->max) {
+            ld_err(l, line, "%s/%s: '%s' has %zu characters, allowed %.0f..%.0f", o->section, o->name, text,
+                   len, o->min, o->max);
+            return -1;
+        }
+        char *d = ld_strdup(l, text);
+        if (!d)
+            return -1;
+        cx_free(*(char **)field);
+        *(char **)field = d;
+        return 0;
+    }
+    case OT_ACTION:
+    case OT_EMPTY_ACTION:
+        if (parse_action(text, o->type == OT_EMPTY_ACTION, (cx_config_action *)field) != 0) {
+            ld_err(l, line, "%s/%s: '%s' is not %s", o->section, o->name, text,
+                   o->type == OT_EMPTY_ACTION ? "process, skip or reject" : "skip or reject");
+            return -1;
+        }
+        return 0;
+    case OT_LEVEL:
+        if (cx_log_level_parse(text, (cx_log_level *)field) != 0) {
+            ld_err(l, line, "%s/%s: '%s' is not error, warn, info or debug", o->section, o->name, text);
+            return -1;
+        }
+        return 0;
+    case OT_OUTPUTS:
+        if (parse_outputs(text, (unsigned *)field) != 0) {
+            ld_err(l, line, "%s/%s: '%s' is not a list of seg, sr, gsps, sc", o->section, o->name, text);
+            return -1;
+        }
+        return 0;
+    }
+    return -1;
+}
+
+/* Fills every option of `section` from the element `node` (NULL: section absent, all defaults). */
+static void apply_section(ld *l, const char *section, xmlNode *node, void *base)
+{
+    char text[4200];
+    for (size_t i = 0; i < N_OPTIONS && !l->nomem; i++) {
+        const opt *o = &options[i];
+        if (strcmp(o->section, section) != 0)
+            continue;
+        xmlNode *e = child(node, o->name);
+        if (e) {
+            text_of(e, text, sizeof text);
+            set_option(l, o, base, text, line_of(e));
+        } else if (o->def) {
+            set_option(l, o, base, o->def, line_of(node));
+        }
+    }
+}
+
+static int strings_add(ld *l, cx_config_strings *s, const char *v)
+{
+    char *d = ld_strdup(l, v);
+    if (!d)
+        return -1;
+    char **items = cx_realloc(s->items, (s->count + 1) * sizeof *items);
+    if (!items) {
+        cx_free(d);
+        ld_nomem(l);
+        return -1;
+    }
+    items[s->count++] = d;
+    s->items = items;
+    return 0;
+}
+
+/* Appends the text of every child element named `name` of `parent` to `s`. */
+static void collect(ld *l, xmlNode *parent, const char *name, cx_config_strings *s)
+{
+    char text[4200];
+    if (!parent)
+        return;
+    for (xmlNode *c = parent->children; c && !l->nomem; c = c->next)
+        if (is_elem(c, name)) {
+            text_of(c, text, sizeof text);
+            strings_add(l, s, text);
+        }
+}
+
+static void strings_free(cx_config_strings *s)
+{
+    for (size_t i = 0; i < s->count; i++)
+        cx_free(s->items[i]);
+    cx_free(s->items);
+    s->items = NULL;
+    s->count = 0;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Sections with lists or items                                                                */
+
+static void fill_listener(ld *l)
+{
+    cx_config_listener *li = &l->cfg->listener;
+    xmlNode *sec = child(l->root, "listener");
+    apply_section(l, "listener", sec, l->cfg);
+    xmlNode *ts = child(sec, "transfer-syntaxes");
+    char text[200];
+    if (ts) {
+        for (xmlNode *c = ts->children; c && !l->nomem; c = c->next) {
+            if (!is_elem(c, "transfer-syntax"))
+                continue;
+            text_of(c, text, sizeof text);
+            const cx_config_syntax *sy = cx_config_syntaxes;
+            while (sy->keyword && strcmp(sy->keyword, text) != 0)
+                sy++;
+            if (!sy->keyword)
+                ld_err(l, line_of(c), "listener/transfer-syntax: '%s' is not a transfer syntax cxrseg decodes",
+                       text);
+            else
+                strings_add(l, &li->transfer_syntaxes, sy->uid);
+        }
+    } else {
+        for (const cx_config_syntax *sy = cx_config_syntaxes; sy->keyword && !l->nomem; sy++)
+            strings_add(l, &li->transfer_syntaxes, sy->uid);
+    }
+    collect(l, child(sec, "allowed-calling-ae-titles"), "ae-title", &li->allowed_calling_ae_titles);
+    collect(l, child(sec, "allowed-hosts"), "host", &li->allowed_hosts);
+}
+
+static void fill_rule(ld *l, const char *path, cx_config_value_rule *r, const char *const *defaults)
+{
+    xmlNode *node = find_path(l->root, path);
+    apply_section(l, path, node, l->cfg);
+    if (node)
+        collect(l, node, "accept", &r->accept);
+    else
+        for (const char *const *d = defaults; *d && !l->nomem; d++)
+            strings_add(l, &r->accept, *d);
+}
+
+static void fill_filters(ld *l)
+{
+    static const char *const modalities[] = {"CR", "DX", NULL};
+    static const char *const body_parts[] = {"CHEST", NULL};
+    static const char *const views[] = {"PA", "AP", NULL};
+    cx_config_filters *f = &l->cfg->filters;
+    fill_rule(l, "filters/modality", &f->modality, modalities);
+    fill_rule(l, "filters/body-part", &f->body_part, body_parts);
+    fill_rule(l, "filters/view-position", &f->view_position, views);
+    apply_section(l, "filters/minimum-size", find_path(l->root, "filters/minimum-size"), l->cfg);
+    xmlNode *sd = find_path(l->root, "filters/series-description");
+    apply_section(l, "filters/series-description", sd, l->cfg);
+    collect(l, sd, "include", &f->series_include);
+    collect(l, sd, "exclude", &f->series_exclude);
+}
+
+static size_t count_children(xmlNode *parent, const char *name)
+{
+    size_t n = 0;
+    if (parent)
+        for (xmlNode *c = parent->children; c; c = c->next)
+            n += is_elem(c, name);
+    return n;
+}
+
+static void fill_destinations(ld *l)
+{
+    cx_config_destinations *ds = &l->cfg->destinations;
+    xmlNode *sec = child(l->root, "destinations");
+    apply_section(l, "destinations/retry", child(sec, "retry"), l->cfg);
+
+    size_t n = count_children(sec, "destination");
+    if (n) {
+        ds->items = cx_calloc(n, sizeof *ds->items);
+        if (!ds->items) {
+            ld_nomem(l);
+            return;
+        }
+    }
+    for (xmlNode *c = sec ? sec->children : NULL; c && !l->nomem; c = c->next) {
+        if (!is_elem(c, "destination"))
+            continue;
+        cx_config_destination *d = &ds->items[ds->count++];
+        d->line = line_of(c);
+        d->send_results = 1;
+        xmlChar *name = xmlGetProp(c, (const xmlChar *)"name");
+        d->name = ld_strdup(l, name ? (const char *)name : "");
+        xmlFree(name);
+        apply_section(l, "destinations/destination", c, d);
+        if (!d->calling_ae_title && l->cfg->listener.ae_title)
+            d->calling_ae_title = ld_strdup(l, l->cfg->listener.ae_title);
+    }
+
+    xmlNode *rts = child(sec, "return-to-sender");
+    n = count_children(rts, "sender");
+    if (n) {
+        ds->senders = cx_calloc(n, sizeof *ds->senders);
+        if (!ds->senders) {
+            ld_nomem(l);
+            return;
+        }
+    }
+    for (xmlNode *c = rts ? rts->children : NULL; c && !l->nomem; c = c->next) {
+        if (!is_elem(c, "sender"))
+            continue;
+        cx_config_sender *s = &ds->senders[ds->sender_count++];
+        s->line = line_of(c);
+        apply_section(l, "destinations/return-to-sender/sender", c, s);
+        if (!s->ae_title && s->calling_ae_title)
+            s->ae_title = ld_strdup(l, s->calling_ae_title);
+    }
+}
+
+static char *path_join(ld *l, const char *dir, const char *name)
+{
+    if (name[0] == '/')
+        return ld_strdup(l, name);
+    size_t n = strlen(dir) + strlen(name) + 2;
+    char *p = cx_malloc(n);
+    if (!p) {
+        ld_nomem(l);
+        return NULL;
+    }
+    snprintf(p, n, "%s/%s", dir, name);
+    return p;
+}
+
+static void fill_model(ld *l)
+{
+    cx_config_model *m = &l->cfg->model;
+    xmlNode *sec = child(l->root, "model");
+    apply_section(l, "model", sec, l->cfg);
+    if (l->nomem)
+        return;
+    if (m->file) {
+        char *abs = path_join(l, l->cfg->dir, m->file);
+        cx_free(m->file);
+        m->file = abs;
+    }
+    size_t n = count_children(sec, "score-threshold");
+    if (n) {
+        m->thresholds = cx_calloc(n, sizeof *m->thresholds);
+        if (!m->thresholds) {
+            ld_nomem(l);
+            return;
+        }
+    }
+    char text[200];
+    for (xmlNode *c = sec ? sec->children : NULL; c && !l->nomem; c = c->next) {
+        if (!is_elem(c, "score-threshold"))
+            continue;
+        cx_config_threshold *t = &m->thresholds[m->threshold_count++];
+        xmlChar *cls = xmlGetProp(c, (const xmlChar *)"class");
+        t->class_name = ld_strdup(l, cls ? (const char *)cls : "");
+        xmlFree(cls);
+        text_of(c, text, sizeof text);
+        char *end;
+        t->score = strtod(text, &end);
+        if (!*text || *end || t->score < 0 || t->score > 1)
+            ld_err(l, line_of(c), "model/score-threshold: '%s' is not a score between 0 and 1", text);
+    }
+}
+
+/* Looks for the shipped model when <model><file> is absent. */
+static void default_model(ld *l)
+{
+    cx_config_model *m = &l->cfg->model;
+    if (m->file || l->nomem)
+        return;
+    char *candidates[2];
+    candidates[0] = path_join(l, l->cfg->dir, "../models/" CX_CONFIG_DEFAULT_MODEL);
+    candidates[1] = path_join(l, CX_DATADIR, "models/" CX_CONFIG_DEFAULT_MODEL);
+    if (!candidates[0] || !candidates[1]) {
+        cx_free(candidates[0]);
+        cx_free(candidates[1]);
+        return;
+    }
+    int pick = access(candidates[0], F_OK) == 0 ? 0 : access(candidates[1], F_OK) == 0 ? 1 : -1;
+    if (pick < 0) {
+        ld_err(l, line_at(l, "model"),
+               "model: no <file> given and the shipped model " CX_CONFIG_DEFAULT_MODEL
+               " is neither in %s nor in %s/models; set <model><file>",
+               l->cfg->dir, CX_DATADIR);
+    } else {
+        m->file = candidates[pick];
+        candidates[pick] = NULL;
+    }
+    cx_free(candidates[0]);
+    cx_free(candidates[1]);
+}
+
+static void fill_outputs_logging_orthanc(ld *l)
+{
+    static const char *const paths[] = {"outputs", "outputs/segmentation", "outputs/structured-report",
+                                        "outputs/presentation-state", "outputs/secondary-capture",
+                                        "spool", "workers", "logging", "orthanc"};
+    for (size_t i = 0; i < sizeof paths / sizeof paths[0]; i++)
+        apply_section(l, paths[i], find_path(l->root, paths[i]), l->cfg);
+    if (l->nomem)
+        return;
+    cx_config_logging *lg = &l->cfg->logging;
+    if (lg->file && strcmp(lg->file, "stderr") == 0) {
+        lg->target = CX_LOG_TO_STDERR;
+    } else if (lg->file && strcmp(lg->file, "syslog") == 0) {
+        lg->target = CX_LOG_TO_SYSLOG;
+    } else if (lg->file) {
+        lg->target = CX_LOG_TO_FILE;
+    }
+    if (lg->target != CX_LOG_TO_FILE) {
+        cx_free(lg->file);
+        lg->file = NULL;
+    }
+    xmlNode *o = child(l->root, "orthanc");
+    collect(l, o, "forward-to-modality", &l->cfg->orthanc.forward_to_modalities);
+    collect(l, o, "forward-to-peer", &l->cfg->orthanc.forward_to_peers);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Cross-field rules                                                                           */
+
+/* A UID root: components of digits without leading zeros, separated by single dots, first
+ * component 0, 1 or 2, at most 40 characters so that root + "." + 23 digits fits in 64. */
+static int check_uid_root(const char *r, char *why, size_t why_size)
+{
+    size_t len = strlen(r);
+    if (len > 40) {
+        snprintf(why, why_size, "is %zu characters long, at most 40 leave room for the derived part", len);
+        return -1;
+    }
+    int comp = 1;
+    const char *s = r;
+    while (1) {
+        size_t k = strspn(s, "0123456789");
+        if (k == 0) {
+            snprintf(why, why_size, "component %d is %s (only digits separated by single dots)", comp,
+                     *s && *s != '.' ? "not a number" : "empty");
+            return -1;
+        }
+        if (k > 1 && s[0] == '0') {
+            snprintf(why, why_size, "component %d '%.*s' has a leading zero", comp, (int)k, s);
+            return -1;
+        }
+        if (comp == 1 && (k != 1 || s[0] > '2')) {
+            snprintf(why, why_size, "the first component must be 0, 1 or 2");
+            return -1;
+        }
+        s += k;
+        if (!*s)
+            return 0;
+        if (*s != '.') {
+            snprintf(why, why_size, "character '%c' is not a digit or a dot", *s);
+            return -1;
+        }
+        s++;
+        comp++;
+    }
+}
+
+static int is_ip(const char *s)
+{
+    unsigned char buf[16];
+    return inet_pton(AF_INET, s, buf) == 1 || inet_pton(AF_INET6, s, buf) == 1;
+}
+
+static void check_hosts(ld *l)
+{
+    const cx_config_listener *li = &l->cfg->listener;
+    if (li->bind_address && !is_ip(li->bind_address))
+        ld_err(l, line_at(l, "listener/bind-address"),
+               "listener/bind-address: '%s' is not an IPv4 or IPv6 address (use 0.0.0.0 for every network card)",
+               li->bind_address);
+    xmlNode *ah = find_path(l->root, "listener/allowed-hosts");
+    size_t i = 0;
+    for (xmlNode *c = ah ? ah->children : NULL; c && i < li->allowed_hosts.count; c = c->next) {
+        if (!is_elem(c, "host"))
+            continue;
+        const char *h = li->allowed_hosts.items[i++];
+        const char *slash = strchr(h, '/');
+        if (!slash)
+            continue;
+        char addr[256];
+        snprintf(addr, sizeof addr, "%.*s", (int)(slash - h), h);
+        unsigned char buf[16];
+        int max = inet_pton(AF_INET, addr, buf) == 1 ? 32 : inet_pton(AF_INET6, addr, buf) == 1 ? 128 : -1;
+        long prefix = strtol(slash + 1, NULL, 10);
+        if (max < 0)
+            ld_err(l, line_of(c), "listener/allowed-hosts: '%s': a network needs an IP address before the '/'", h);
+        else if (prefix > max)
+            ld_err(l, line_of(c), "listener/allowed-hosts: '%s': prefix length %ld is larger than %d", h, prefix,
+                   max);
+    }
+}
+
+static int is_local_host(const char *h)
+{
+    return strcmp(h, "127.0.0.1") == 0 || strcmp(h, "localhost") == 0 || strcmp(h, "::1") == 0;
+}
+
+static void check_destinations(ld *l)
+{
+    cx_config *cfg = l->cfg;
+    cx_config_destinations *ds = &cfg->destinations;
+    unsigned enabled = (cfg->outputs.seg.enabled ? CX_OUTPUT_SEG : 0) | (cfg->outputs.sr.enabled ? CX_OUTPUT_SR : 0) |
+                       (cfg->outputs.gsps.enabled ? CX_OUTPUT_GSPS : 0) | (cfg->outputs.sc.enabled ? CX_OUTPUT_SC : 0);
+    static const struct { unsigned bit; const char *name, *element; } outs[] = {
+        {CX_OUTPUT_SEG, "seg", "segmentation"}, {CX_OUTPUT_SR, "sr", "structured-report"},
+        {CX_OUTPUT_GSPS, "gsps", "presentation-state"}, {CX_OUTPUT_SC, "sc", "secondary-capture"}};
+
+    xmlNode *sec = child(l->root, "destinations");
+    xmlNode *dn = sec ? sec->children : NULL;
+    for (size_t i = 0; i < ds->count; i++) {
+        cx_config_destination *d = &ds->items[i];
+        while (dn && !is_elem(dn, "destination"))
+            dn = dn->next;
+        for (size_t j = 0; j < i; j++)
+            if (strcmp(ds->items[j].name, d->name) == 0) {
+                ld_err(l, d->line, "destinations: the name '%s' is already used by the destination on line %d",
+                       d->name, ds->items[j].line);
+                break;
+            }
+        /* Outputs named explicitly but switched off are a contradiction; the default (all) is not. */
+        xmlNode *on = child(dn, "outputs");
+        for (size_t k = 0; on && k < 4; k++)
+            if ((d->outputs & outs[k].bit) && !(enabled & outs[k].bit))
+                ld_err(l, line_of(on), "destinations: destination '%s' asks for %s, but outputs/%s is not enabled",
+                       d->name, outs[k].name, outs[k].element);
+        d->outputs &= enabled;
+        if (cfg->listener.ae_title && d->port == cfg->listener.port && is_local_host(d->host) &&
+            strcmp(d->ae_title, cfg->listener.ae_title) == 0)
+            ld_err(l, d->line, "destinations: destination '%s' is this node itself (%s@%s:%d): results would loop",
+                   d->name, d->ae_title, d->host, d->port);
+        if (dn)
+            dn = dn->next;
+    }
+
+    /* <send-results-to>: names must exist; when present, only the named destinations get results. */
+    int any = 0;
+    for (xmlNode *c = sec ? sec->children : NULL; c; c = c->next) {
+        if (!is_elem(c, "send-results-to"))
+            continue;
+        if (!any)
+            for (size_t i = 0; i < ds->count; i++)
+                ds->items[i].send_results = 0;
+        any = 1;
+        char name[200];
+        text_of(c, name, sizeof name);
+        size_t i = 0;
+        while (i < ds->count && strcmp(ds->items[i].name, name) != 0)
+            i++;
+        if (i == ds->count)
+            ld_err(l, line_of(c), "destinations/send-results-to: there is no destination named '%s'%s", name,
+                   ds->count ? "" : " (no <destination> is defined)");
+        else
+            ds->items[i].send_results = 1;
+    }
+
+    xmlNode *rts = child(sec, "return-to-sender");
+    xmlNode *sn = rts ? rts->children : NULL;
+    for (size_t i = 0; i < ds->sender_count; i++) {
+        cx_config_sender *s = &ds->senders[i];
+        while (sn && !is_elem(sn, "sender"))
+            sn = sn->next;
+        for (size_t j = 0; j < i; j++)
+            if (strcmp(ds->senders[j].calling_ae_title, s->calling_ae_title) == 0) {
+                ld_err(l, s->line,
+                       "destinations/return-to-sender: calling AE title '%s' is already mapped on line %d",
+                       s->calling_ae_title, ds->senders[j].line);
+                break;
+            }
+        xmlNode *on = child(sn, "outputs");
+        for (size_t k = 0; on && k < 4; k++)
+            if ((s->outputs & outs[k].bit) && !(enabled & outs[k].bit))
+                ld_err(l, line_of(on),
+                       "destinations/return-to-sender: sender '%s' asks for %s, but outputs/%s is not enabled",
+                       s->calling_ae_title, outs[k].name, outs[k].element);
+        s->outputs &= enabled;
+        if (sn)
+            sn = sn->next;
+    }
+
+    const cx_config_retry *r = &ds->retry;
+    if (r->max_delay_s < r->initial_delay_s)
+        ld_err(l, line_at(l, "destinations/retry/max-delay-seconds"),
+               "destinations/retry: max-delay-seconds %d is smaller than initial-delay-seconds %d",
+               r->max_delay_s, r->initial_delay_s);
+}
+
+static void check_rules(ld *l)
+{
+    cx_config *cfg = l->cfg;
+    char why[200];
+
+    check_hosts(l);
+    check_destinations(l);
+
+    if (cfg->spool.directory && cfg->spool.directory[0] != '/')
+        ld_err(l, line_at(l, "spool/directory"),
+               "spool/directory: '%s' is not an absolute path (it must start with /)", cfg->spool.directory);
+    if (cfg->spool.quota_mb > 0 && cfg->spool.min_free_disk_mb > cfg->spool.quota_mb)
+        ld_err(l, line_at(l, "spool/min-free-disk-mb"),
+               "spool: min-free-disk-mb %lld is larger than quota-mb %lld", cfg->spool.min_free_disk_mb,
+               cfg->spool.quota_mb);
+    if (cfg->spool.quota_mb == 0)
+        ld_err(l, line_at(l, "spool/quota-mb"), "spool/quota-mb: 0 leaves no room for a single image");
+
+    long threads = (long)cfg->workers.count * cfg->workers.threads_per_worker;
+    if (threads > 64)
+        ld_err(l, line_at(l, "workers/threads-per-worker"),
+               "workers: count %d x threads-per-worker %d = %ld threads, at most 64", cfg->workers.count,
+               cfg->workers.threads_per_worker, threads);
+
+    if (cfg->outputs.uid_root && check_uid_root(cfg->outputs.uid_root, why, sizeof why) != 0)
+        ld_err(l, line_at(l, "outputs/uid-root"), "outputs/uid-root: '%s' is not a valid UID root: %s",
+               cfg->outputs.uid_root, why);
+
+    const cx_config_series *series[4] = {&cfg->outputs.seg, &cfg->outputs.sr, &cfg->outputs.gsps,
+                                         &cfg->outputs.sc};
+    static const char *const series_el[4] = {"segmentation", "structured-report", "presentation-state",
+                                             "secondary-capture"};
+    int any = 0;
+    for (int i = 0; i < 4; i++) {
+        any |= series[i]->enabled;
+        for (int j = 0; j < i; j++)
+            if (series[i]->enabled && series[j]->enabled && series[i]->series_number == series[j]->series_number) {
+                char p[80];
+                snprintf(p, sizeof p, "outputs/%s/series-number", series_el[i]);
+                ld_err(l, line_at(l, p), "outputs/%s: series number %d is already used by outputs/%s",
+                       series_el[i], series[i]->series_number, series_el[j]);
+            }
+    }
+    if (!any)
+        ld_err(l, line_at(l, "outputs"), "outputs: every result object is switched off, nothing would be made");
+
+    if (cfg->logging.target == CX_LOG_TO_FILE && cfg->logging.file[0] != '/')
+        ld_err(l, line_at(l, "logging/write-to"),
+               "logging/write-to: '%s' is not stderr, syslog or an absolute file path", cfg->logging.file);
+
+    for (size_t i = 0; i < cfg->model.threshold_count; i++)
+        for (size_t j = 0; j < i; j++)
+            if (strcmp(cfg->model.thresholds[i].class_name, cfg->model.thresholds[j].class_name) == 0)
+                ld_err(l, line_at(l, "model"), "model/score-threshold: class '%s' is given twice",
+                       cfg->model.thresholds[i].class_name);
+
+    default_model(l);
+    if (cfg->model.file) {
+        struct stat st;
+        int line = line_at(l, "model/file");
+        if (stat(cfg->model.file, &st) != 0)
+            ld_err(l, line, "model/file: %s: %s", cfg->model.file, strerror(errno));
+        else if (!S_ISREG(st.st_mode))
+            ld_err(l, line, "model/file: %s is not a regular file", cfg->model.file);
+        else if (access(cfg->model.file, R_OK) != 0)
+            ld_err(l, line, "model/file: %s is not readable: %s", cfg->model.file, strerror(errno));
+    }
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Loading                                                                                     */
+
+void cx_config_free(cx_config *cfg)
+{
+    if (!cfg)
+        return;
+    cx_free(cfg->path);
+    cx_free(cfg->dir);
+    cx_config_listener *li = &cfg->listener;
+    cx_free(li->ae_title);
+    cx_free(li->bind_address);
+    strings_free(&li->transfer_syntaxes);
+    strings_free(&li->allowed_calling_ae_titles);
+    strings_free(&li->allowed_hosts);
+    strings_free(&cfg->filters.modality.accept);
+    strings_free(&cfg->filters.body_part.accept);
+    strings_free(&cfg->filters.view_position.accept);
+    strings_free(&cfg->filters.series_include);
+    strings_free(&cfg->filters.series_exclude);
+    for (size_t i = 0; i < cfg->destinations.count; i++) {
+        cx_config_destination *d = &cfg->destinations.items[i];
+        cx_free(d->name);
+        cx_free(d->ae_title);
+        cx_free(d->host);
+        cx_free(d->calling_ae_title);
+    }
+    cx_free(cfg->destinations.items);
+    for (size_t i = 0; i < cfg->destinations.sender_count; i++) {
+        cx_config_sender *s = &cfg->destinations.senders[i];
+        cx_free(s->calling_ae_title);
+        cx_free(s->ae_title);
+        cx_free(s->host);
+    }
+    cx_free(cfg->destinations.senders);
+    cx_free(cfg->spool.directory);
+    cx_free(cfg->model.file);
+    for (size_t i = 0; i < cfg->model.threshold_count; i++)
+        cx_free(cfg->model.thresholds[i].class_name);
+    cx_free(cfg->model.thresholds);
+    cx_free(cfg->outputs.uid_root);
+    cx_free(cfg->outputs.seg.series_description);
+    cx_free(cfg->outputs.sr.series_description);
+    cx_free(cfg->outputs.gsps.series_description);
+    cx_free(cfg->outputs.sc.series_description);
+    cx_free(cfg->outputs.manufacturer);
+    cx_free(cfg->outputs.model_name);
+    cx_free(cfg->logging.file);
+    strings_free(&cfg->orthanc.forward_to_modalities);
+    strings_free(&cfg->orthanc.forward_to_peers);
+    cx_free(cfg);
+}
+
+/* Reads the whole file into a cx_malloc'ed buffer. */
+static cx_status read_file(ld *l, const char *path, char **buf, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        ld_err(l, 0, "cannot open: %s", strerror(errno));
+        return CX_ERR_IO;
+    }
+    struct stat st;
+    if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
+        fclose(f);
+        ld_err(l, 0, "not a regular file");
+        return CX_ERR_IO;
+    }
+    if ((unsigned long long)st.st_size > CONF_MAX_BYTES) {
+        fclose(f);
+        ld_err(l, 0, "file is %lld bytes, a configuration file is at most %u", (long long)st.st_size,
+               CONF_MAX_BYTES);
+        return CX_ERR_CONFIG;
+    }
+    size_t n = (size_t)st.st_size;
+    char *b = cx_malloc(n + 1);
+    if (!b) {
+        fclose(f);
+        ld_nomem(l);
+        return CX_ERR_NOMEM;
+    }
+    size_t got = fread(b, 1, n, f);
+    int rerr = ferror(f);
+    fclose(f);
+    if (got != n || rerr) {
+        cx_free(b);
+        ld_err(l, 0, "read error (%zu of %zu bytes)", got, n);
+        return CX_ERR_IO;
+    }
+    b[n] = 0;
+    *buf = b;
+    *len = n;
+    return CX_OK;
+}
+
+/* The XSD to use: explicit, $CXRSEG_XSD, installed, next to the conf file. */
+static char *find_xsd(ld *l, const char *xsd_path, const char *conf_dir)
+{
+    if (xsd_path)
+        return ld_strdup(l, xsd_path);
+    const char *env = getenv("CXRSEG_XSD");
+    if (env && *env)
+        return ld_strdup(l, env);
+    char *p = path_join(l, CX_DATADIR, "cxrseg.xsd");
+    if (!p || access(p, R_OK) == 0)
+        return p;
+    cx_free(p);
+    p = path_join(l, conf_dir, "cxrseg.xsd");
+    if (!p || access(p, R_OK) == 0)
+        return p;
+    ld_err(l, 0, "schema cxrseg.xsd not found in %s nor in %s (set CXRSEG_XSD)", CX_DATADIR, conf_dir);
+    cx_free(p);
+    return NULL;
+}
+
+/* Absolute folder of `path`. */
+static char *dir_of(ld *l, const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    char rel[4096];
+    if (!slash)
+        snprintf(rel, sizeof rel, ".");
+    else if (slash == path)
+        snprintf(rel, sizeof rel, "/");
+    else
+        snprintf(rel, sizeof rel, "%.*s", (int)(slash - path), path);
+    char *real = realpath(rel, NULL);
+    if (!real) {
+        if (errno == ENOMEM)
+            ld_nomem(l);
+        else
+            ld_err(l, 0, "cannot resolve folder %s: %s", rel, strerror(errno));
+        return NULL;
+    }
+    char *d = ld_strdup(l, real);
+    free(real); /* realpath allocates with libc malloc */
+    return d;
+}
+
+static int validate(ld *l, xmlDocPtr doc, const char *xsd)
+{
+    int ok = 0;
+    xmlSchemaParserCtxtPtr pctx = xmlSchemaNewParserCtxt(xsd);
+    xmlSchemaPtr schema = NULL;
+    xmlSchemaValidCtxtPtr vctx = NULL;
+    if (access(xsd, R_OK) != 0) {
+        ld_err(l, 0, "cannot read the schema %s: %s", xsd, strerror(errno));
+        goto out;
+    }
+    if (!pctx) {
+        ld_err(l, 0, "cannot read the schema %s", xsd);
+        goto out;
+    }
+    xmlSchemaSetParserStructuredErrors(pctx, xml_error_cb, l);
+    schema = xmlSchemaParse(pctx);
+    if (!schema) {
+        ld_err(l, 0, "the schema %s is not usable", xsd);
+        goto out;
+    }
+    vctx = xmlSchemaNewValidCtxt(schema);
+    if (!vctx) {
+        ld_nomem(l);
+        goto out;
+    }
+    xmlSchemaSetValidStructuredErrors(vctx, xml_error_cb, l);
+    size_t before = l->nerr;
+    int rc = xmlSchemaValidateDoc(vctx, doc);
+    if (rc != 0 && l->nerr == before)
+        ld_err(l, 0, "schema validation failed (libxml2 code %d)", rc);
+    ok = rc == 0;
+out:
+    xmlSchemaFreeValidCtxt(vctx);
+    xmlSchemaFree(schema);
+    xmlSchemaFreeParserCtxt(pctx);
+    return ok;
+}
+
+cx_status cx_config_load(const char *path, const char *xsd_path, cx_config **out, cx_config_errors *errs)
+{
+    ld l = {0};
+    l.file = path ? path : "(null)";
+    l.errs = errs;
+    if (!path || !out) {
+        ld_err(&l, 0, "config: no file given");
+        return CX_ERR_INVALID;
+    }
+
+    char *buf = NULL, *xsd = NULL;
+    size_t len = 0;
+    xmlDocPtr doc = NULL;
+    cx_status st = read_file(&l, path, &buf, &len);
+    if (st != CX_OK)
+        return st;
+
+    cx_config *cfg = cx_calloc(1, sizeof *cfg);
+    if (!cfg) {
+        ld_nomem(&l);
+        cx_free(buf);
+        return CX_ERR_NOMEM;
+    }
+    l.cfg = cfg;
+    cfg->path = ld_strdup(&l, path);
+    cfg->dir = cfg->path ? dir_of(&l, path) : NULL;
+    if (!cfg->dir)
+        goto done;
+    xsd = find_xsd(&l, xsd_path, cfg->dir);
+    if (!xsd)
+        goto done;
+    if (len > INT_MAX) /* cannot happen below CONF_MAX_BYTES; xmlReadMemory takes an int */
+        goto done;
+
+    /* libxml2 keeps its error handler per thread: install ours for parse and validation (it also
+     * catches messages the schema code sends to the generic handler), restore it after. */
+    int valid = 0;
+    xmlStructuredErrorFunc old_fn = xmlStructuredError;
+    void *old_ctx = xmlStructuredErrorContext;
+    xmlSetStructuredErrorFunc(&l, xml_error_cb);
+    doc = xmlReadMemory(buf, (int)len, path, NULL, XML_PARSE_NONET | XML_PARSE_BIG_LINES);
+    if (!doc) {
+        if (l.nerr == 0)
+            ld_err(&l, 0, "not a well-formed XML file");
+        goto restore;
+    }
+    if (doc->intSubset || doc->extSubset) {
+        /* A DTD can declare entities (billion laughs, external files): configuration has no use
+         * for one, so refuse it rather than reason about what libxml2 would expand. libxml2 keeps
+         * no line for the DTD node: count the lines up to the declaration. */
+        int line = 1;
+        for (const char *c = buf; *c && strncmp(c, "<!DOCTYPE", 9) != 0; c++) {
+            if (strncmp(c, "<!--", 4) == 0) { /* a comment may mention DOCTYPE */
+                const char *end = strstr(c + 4, "-->");
+                for (; *c && c != end; c++)
+                    line += *c == '\n';
+                if (!*c)
+                    break;
+            }
+            line += *c == '\n';
+        }
+        ld_err(&l, line, "a <!DOCTYPE> declaration is not allowed in a configuration file");
+        goto restore;
+    }
+    l.root = xmlDocGetRootElement(doc);
+    valid = validate(&l, doc, xsd);
+restore:
+    xmlSetStructuredErrorFunc(old_ctx, old_fn);
+    if (!doc || !valid)
+        goto done;
+
+    fill_listener(&l);
+    fill_filters(&l);
+    fill_destinations(&l);
+    fill_model(&l);
+    fill_outputs_logging_orthanc(&l);
+    if (!l.nomem && l.nerr == 0)
+        check_rules(&l);
+
+done:
+    xmlFreeDoc(doc);
+    cx_free(buf);
+    int have_xsd = xsd != NULL;
+    cx_free(xsd);
+    if (l.nomem) {
+        cx_config_free(cfg);
+        return CX_ERR_NOMEM;
+    }
+    if (l.nerr) {
+        /* No folder or no schema: the file could not be checked at all. */
+        cx_status code = (cfg->dir == NULL || !have_xsd) ? CX_ERR_IO : CX_ERR_CONFIG;
+        cx_config_free(cfg);
+        return code;
+    }
+    *out = cfg;
+    return CX_OK;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Filters                                                                                     */
+
+const char *cx_config_action_name(cx_config_action a)
+{
+    switch (a) {
+    case CX_ACTION_PROCESS: return "process";
+    case CX_ACTION_SKIP: return "skip";
+    case CX_ACTION_REJECT: return "reject";
+    }
+    return "unknown";
+}
+
+/* Copies a DICOM string value without leading/trailing spaces. */
+static void trim_copy(const char *s, char *buf, size_t size)
+{
+    buf[0] = 0;
+    if (!s)
+        return;
+    while (*s == ' ')
+        s++;
+    size_t n = strlen(s);
+    while (n && s[n - 1] == ' ')
+        n--;
+    if (n >= size)
+        n = size - 1;
+    memcpy(buf, s, n);
+    buf[n] = 0;
+}
+
+static void list_text(const cx_config_strings *s, char *buf, size_t size)
+{
+    size_t used = 0;
+    buf[0] = 0;
+    for (size_t i = 0; i < s->count && used < size; i++) {
+        int n = snprintf(buf + used, size - used, "%s%s", i ? ", " : "", s->items[i]);
+        if (n < 0)
+            break;
+        used += (size_t)n;
+    }
+}
+
+static cx_config_action rule_check(const cx_config_value_rule *r, const char *what, const char *element,
+                                   const char *value, char *why, size_t why_size)
+{
+    char v[80], list[200];
+    if (!r->accept.count)
+        return CX_ACTION_PROCESS;
+    trim_copy(value, v, sizeof v);
+    if (!v[0]) {
+        if (r->when_empty != CX_ACTION_PROCESS && why)
+            snprintf(why, why_size, "%s is empty (filters/%s/when-empty)", what, element);
+        return r->when_empty;
+    }
+    for (size_t i = 0; i < r->accept.count; i++)
+        if (strcasecmp(r->accept.items[i], v) == 0)
+            return CX_ACTION_PROCESS;
+    if (why) {
+        list_text(&r->accept, list, sizeof list);
+        snprintf(why, why_size, "%s '%s' not in %s (filters/%s)", what, v, list, element);
+    }
+    return r->otherwise;
+}
+
+cx_config_action cx_config_filter(const cx_config_filters *f, const cx_config_object *obj, char *why,
+                                  size_t why_size)
+{
+    if (why && why_size)
+        why[0] = 0;
+    else
+        why = NULL;
+    cx_config_action a;
+    if ((a = rule_check(&f->modality, "modality", "modality", obj->modality, why, why_size)) != CX_ACTION_PROCESS)
+        return a;
+    if ((a = rule_check(&f->body_part, "body part", "body-part", obj->body_part, why, why_size)) !=
+        CX_ACTION_PROCESS)
+        return a;
+    if ((a = rule_check(&f->view_position, "view position", "view-position", obj->view_position, why,
+                        why_size)) != CX_ACTION_PROCESS)
+        return a;
+    if (obj->rows > 0 && obj->columns > 0 && (obj->rows < f->min_rows || obj->columns < f->min_columns)) {
+        if (why)
+            snprintf(why, why_size, "image %d x %d (rows x columns) smaller than %d x %d (filters/minimum-size)",
+                     obj->rows, obj->columns, f->min_rows, f->min_columns);
+        return f->size_otherwise;
+    }
+    if (f->series_include.count || f->series_exclude.count) {
+        char d[80];
+        trim_copy(obj->series_description, d, sizeof d);
+        int included = f->series_include.count == 0;
+        for (size_t i = 0; i < f->series_include.count && !included; i++)
+            included = fnmatch(f->series_include.items[i], d, FNM_CASEFOLD) == 0;
+        if (!included) {
+            if (why)
+                snprintf(why, why_size, "series description '%s' matches no <include> (filters/series-description)",
+                         d);
+            return f->series_otherwise;
+        }
+        for (size_t i = 0; i < f->series_exclude.count; i++)
+            if (fnmatch(f->series_exclude.items[i], d, FNM_CASEFOLD) == 0) {
+                if (why)
+                    snprintf(why, why_size, "series description '%s' matches <exclude> '%s' "
+                             "(filters/series-description)", d, f->series_exclude.items[i]);
+                return f->series_otherwise;
+            }
+    }
+    return CX_ACTION_PROCESS;
+}
