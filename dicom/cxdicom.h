@@ -259,6 +259,120 @@ typedef struct cxd_contours {
 cxd_status cxd_mask_contours(const cxd_finding *f, cxd_contours *out, cxd_error *err);
 void cxd_contours_clear(cxd_contours *c);
 
+/* ---- network: C-STORE/C-ECHO listener and C-STORE sender (dicom/net*.cc) ----
+ * The listener binds its port in cxd_listener_open (so "port in use" is a start-up error), then
+ * cxd_listener_run accepts associations, one thread each, up to max_associations (more are
+ * rejected "transient, local limit exceeded"). Unknown called AE titles are rejected "called AE
+ * title not recognized", calling AE titles outside the allow-list "calling AE title not
+ * recognized", hosts outside the allow-list "no reason given" (the standard has no host reason).
+ * Each C-STORE is received directly into the file the store_begin callback names; the callbacks
+ * decide the DIMSE status, so the durability rules stay with the caller. Callbacks run on
+ * association threads, concurrently. */
+#define CXD_STATUS_SUCCESS 0x0000u
+#define CXD_STATUS_OUT_OF_RESOURCES 0xA700u   /* Refused: Out of Resources */
+#define CXD_STATUS_NOT_AUTHORIZED 0x0124u     /* Refused: Not Authorized (a filter rule said reject) */
+#define CXD_STATUS_CANNOT_UNDERSTAND 0xC000u  /* Error: Cannot understand */
+#define CXD_STATUS_NOT_SENT 0xFFFFu           /* cxd_send_files: the file was not transferred */
+
+typedef struct cxd_listener cxd_listener;
+
+typedef struct cxd_listener_params {
+    const char *ae_title;           /* our AE title; associations to another called AE are rejected */
+    int port;                       /* 0 = a free port chosen by the system (see cxd_listener_port) */
+    unsigned max_pdu;               /* bytes, 4096..131072 (0 = 65536) */
+    unsigned acse_timeout_s;        /* association negotiation (0 = 30) */
+    unsigned dimse_timeout_s;       /* wait for the next message on an open association (0 = 60) */
+    unsigned max_associations;      /* concurrent (0 = 8) */
+    const char *const *transfer_syntaxes; /* accepted for storage; NULL = every syntax the decoder reads */
+    size_t n_transfer_syntaxes;
+    const char *const *calling_aes; /* allow-list; n = 0 accepts any calling AE */
+    size_t n_calling_aes;
+    const char *const *hosts;       /* allow-list of IP addresses; n = 0 accepts any host */
+    size_t n_hosts;
+    int accept_any_called_ae;       /* 1: do not check the called AE title */
+} cxd_listener_params;
+
+/* The association a callback is called for. */
+typedef struct cxd_peer {
+    char calling_ae[17];
+    char called_ae[17];
+    char host[64];                  /* IP address */
+    unsigned assoc_id;              /* 1, 2, ... per listener, for log lines */
+} cxd_peer;
+
+/* What the listener parsed from a received object (header up to the pixel data). */
+typedef struct cxd_object_info {
+    int parsed;                     /* 0: the header could not be read; parse_error says why */
+    char parse_error[256];
+    char sop_class_uid[CXD_STR];    /* from the data set (or the C-STORE request when not parsed) */
+    char sop_instance_uid[CXD_STR];
+    char transfer_syntax_uid[CXD_STR];
+    char modality[CXD_STR];
+    char body_part_examined[CXD_STR];
+    char view_position[CXD_STR];
+    char series_description[CXD_LSTR];
+    char study_instance_uid[CXD_STR];
+    int rows, columns;              /* 0 when absent */
+    long long file_size;
+} cxd_object_info;
+
+typedef struct cxd_listener_callbacks {
+    void *user;
+    /* Before the data set is received: write the file path to receive into and return
+     * CXD_STATUS_SUCCESS, or return a refusal status (e.g. CXD_STATUS_OUT_OF_RESOURCES; the data set
+     * is then read and discarded). *token is passed back to store_end. comment: optional text for
+     * the response's Error Comment (max 64 chars). */
+    uint16_t (*store_begin)(void *user, const cxd_peer *peer, const char *sop_class_uid,
+                            const char *sop_instance_uid, char *path, size_t path_len, void **token,
+                            char *comment, size_t comment_len);
+    /* After the data set was written to path (received = 1) or the transfer failed (received = 0,
+     * obj NULL; the return value is then ignored). Returns the status sent to the SCU. */
+    uint16_t (*store_end)(void *user, void *token, const cxd_peer *peer, int received, const cxd_object_info *obj,
+                          char *comment, size_t comment_len);
+    /* Association events for the log: "accepted", "rejected: <reason>", "released", "aborted",
+     * "echo". May be NULL. */
+    void (*event)(void *user, const cxd_peer *peer, const char *what);
+} cxd_listener_callbacks;
+
+/* Binds the port and prepares the accepted presentation contexts (CR, DX for presentation and
+ * processing, Verification). Errors: CXD_ERR_NETWORK "listener: cannot listen on port N: ..." */
+cxd_status cxd_listener_open(const cxd_listener_params *p, const cxd_listener_callbacks *cb, cxd_listener **out,
+                             cxd_error *err);
+int cxd_listener_port(const cxd_listener *l);
+/* Replaces the allow-lists and timeouts (SIGHUP); the port and AE title stay. Thread-safe. */
+cxd_status cxd_listener_update(cxd_listener *l, const cxd_listener_params *p, cxd_error *err);
+/* Accepts associations until cxd_listener_stop; then waits for the open associations to finish. */
+cxd_status cxd_listener_run(cxd_listener *l, cxd_error *err);
+/* Thread-safe and async-signal-unsafe; run returns within about a second. */
+void cxd_listener_stop(cxd_listener *l);
+unsigned cxd_listener_active(cxd_listener *l);
+void cxd_listener_free(cxd_listener *l);
+
+/* Reads the header of a DICOM file (up to the pixel data) into *out. */
+cxd_status cxd_object_peek(const char *path, cxd_object_info *out, cxd_error *err);
+
+typedef struct cxd_send_params {
+    const char *calling_ae;         /* our AE title as SCU */
+    const char *called_ae;          /* the destination's AE title */
+    const char *host;
+    int port;
+    unsigned max_pdu;               /* 0 = 65536 */
+    unsigned connect_timeout_s;     /* 0 = 10 */
+    unsigned acse_timeout_s;        /* 0 = 30 */
+    unsigned dimse_timeout_s;       /* 0 = 60 */
+} cxd_send_params;
+
+/* Sends the files over one association, proposing each file's SOP class with its own transfer
+ * syntax and with explicit/implicit little endian. statuses[i] receives the C-STORE response status
+ * of file i (CXD_STATUS_NOT_SENT when it could not be sent). Returns CXD_OK when the association
+ * worked (individual files may still have failed: check statuses), CXD_ERR_NETWORK when it could
+ * not be opened ("send: association with AE@host:port rejected/failed: ..."). */
+cxd_status cxd_send_files(const cxd_send_params *p, const char *const *paths, size_t n, uint16_t *statuses,
+                          cxd_error *err);
+
+/* C-ECHO (for `cxrseg-node -t` checks and tests). */
+cxd_status cxd_echo(const cxd_send_params *p, cxd_error *err);
+
 #ifdef __cplusplus
 }
 #endif

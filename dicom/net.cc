@@ -1,0 +1,688 @@
+// dicom/net.cc: the node's network roles over DCMTK dcmnet, behind the C functions of the
+// "network" section of cxdicom.h: the C-STORE/C-ECHO listener (own accept loop + one DcmThreadSCP
+// per association) and the C-STORE sender (DcmSCU). No DCMTK type or exception leaves this file.
+#include "cxdicom.h"
+
+#include <dcmtk/config/osconfig.h>
+#include <dcmtk/dcmdata/dctk.h>
+#include <dcmtk/dcmnet/assoc.h>
+#include <dcmtk/dcmnet/diutil.h>
+#include <dcmtk/dcmnet/scpthrd.h>
+#include <dcmtk/dcmnet/scu.h>
+#include <dcmtk/oflog/oflog.h>
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdarg>
+#include <cstdio>
+#include <cstring>
+#include <map>
+#include <mutex>
+#include <new>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace {
+
+void set_err(cxd_error *err, cxd_status code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+void set_err(cxd_error *err, cxd_status code, const char *fmt, ...)
+{
+    if (!err)
+        return;
+    err->code = code;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err->msg, sizeof err->msg, fmt, ap);
+    va_end(ap);
+}
+
+void copy_str(char *dst, size_t cap, const char *src)
+{
+    if (!cap)
+        return;
+    size_t n = src ? strlen(src) : 0;
+    if (n >= cap)
+        n = cap - 1;
+    if (n)
+        memcpy(dst, src, n);
+    dst[n] = 0;
+}
+
+// dcmnet logs to stderr by default; a library never prints (the node logs through cx_log).
+void quiet_dcmtk()
+{
+    static std::once_flag once;
+    std::call_once(once, [] { OFLog::configure(OFLogger::OFF_LOG_LEVEL); });
+}
+
+// Storage classes the node processes (chest radiographs) and what the decoder reads.
+const char *const k_storage_classes[] = {
+    UID_ComputedRadiographyImageStorage,
+    UID_DigitalXRayImageStorageForPresentation,
+    UID_DigitalXRayImageStorageForProcessing,
+};
+
+// Lossless and uncompressed first: the SCP picks from this order when one context offers several.
+const char *const k_default_syntaxes[] = {
+    UID_LittleEndianExplicitTransferSyntax,
+    UID_JPEG2000LosslessOnlyTransferSyntax,
+    UID_JPEGLSLosslessTransferSyntax,
+    UID_JPEGProcess14SV1TransferSyntax,
+    UID_JPEGProcess14TransferSyntax,
+    UID_RLELosslessTransferSyntax,
+    UID_DeflatedExplicitVRLittleEndianTransferSyntax,
+    UID_JPEG2000TransferSyntax,
+    UID_JPEGLSLossyTransferSyntax,
+    UID_JPEGProcess1TransferSyntax,
+    UID_JPEGProcess2_4TransferSyntax,
+    UID_BigEndianExplicitTransferSyntax,
+    UID_LittleEndianImplicitTransferSyntax,
+};
+
+std::string trim(const char *s)
+{
+    std::string r = s ? s : "";
+    while (!r.empty() && (r.back() == ' ' || r.back() == '\0'))
+        r.pop_back();
+    size_t i = 0;
+    while (i < r.size() && r[i] == ' ')
+        i++;
+    return r.substr(i);
+}
+
+// The host part of a DUL presentation address ("host:port" or "host").
+std::string host_of(const char *addr)
+{
+    std::string a = addr ? addr : "";
+    size_t c = a.rfind(':');
+    if (c != std::string::npos && a.find(':') == c)
+        a = a.substr(0, c);
+    return a;
+}
+
+void get_str(DcmItem *ds, const DcmTagKey &tag, char *dst, size_t cap)
+{
+    OFString v;
+    if (ds->findAndGetOFStringArray(tag, v).good())
+        copy_str(dst, cap, trim(v.c_str()).c_str());
+    else
+        copy_str(dst, cap, "");
+}
+
+cxd_status peek(const char *path, cxd_object_info *o, cxd_error *err)
+{
+    memset(o, 0, sizeof *o);
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        set_err(err, CXD_ERR_IO, "peek: cannot open %s: %s", path, strerror(errno));
+        return CXD_ERR_IO;
+    }
+    fseek(f, 0, SEEK_END);
+    o->file_size = ftell(f);
+    fclose(f);
+    DcmFileFormat ff;
+    OFCondition c = ff.loadFileUntilTag(path, EXS_Unknown, EGL_noChange, DCM_MaxReadLength, ERM_autoDetect,
+                                        DCM_PixelData);
+    if (c.bad()) {
+        copy_str(o->parse_error, sizeof o->parse_error, c.text());
+        set_err(err, CXD_ERR_MALFORMED, "peek: %s: %s", path, c.text());
+        return CXD_ERR_MALFORMED;
+    }
+    DcmDataset *ds = ff.getDataset();
+    DcmMetaInfo *mi = ff.getMetaInfo();
+    get_str(ds, DCM_SOPClassUID, o->sop_class_uid, sizeof o->sop_class_uid);
+    get_str(ds, DCM_SOPInstanceUID, o->sop_instance_uid, sizeof o->sop_instance_uid);
+    if (mi)
+        get_str(mi, DCM_TransferSyntaxUID, o->transfer_syntax_uid, sizeof o->transfer_syntax_uid);
+    if (!o->transfer_syntax_uid[0]) {
+        DcmXfer x(ds->getOriginalXfer());
+        copy_str(o->transfer_syntax_uid, sizeof o->transfer_syntax_uid, x.getXferID());
+    }
+    get_str(ds, DCM_Modality, o->modality, sizeof o->modality);
+    get_str(ds, DCM_BodyPartExamined, o->body_part_examined, sizeof o->body_part_examined);
+    get_str(ds, DCM_ViewPosition, o->view_position, sizeof o->view_position);
+    get_str(ds, DCM_SeriesDescription, o->series_description, sizeof o->series_description);
+    get_str(ds, DCM_StudyInstanceUID, o->study_instance_uid, sizeof o->study_instance_uid);
+    Uint16 v = 0;
+    if (ds->findAndGetUint16(DCM_Rows, v).good())
+        o->rows = v;
+    v = 0;
+    if (ds->findAndGetUint16(DCM_Columns, v).good())
+        o->columns = v;
+    if (!o->sop_instance_uid[0]) {
+        copy_str(o->parse_error, sizeof o->parse_error, "no SOP Instance UID in the data set");
+        set_err(err, CXD_ERR_MISSING, "peek: %s: no SOP Instance UID", path);
+        return CXD_ERR_MISSING;
+    }
+    o->parsed = 1;
+    return CXD_OK;
+}
+
+} // namespace
+
+// ---------------------------------------------------------------------------------------------
+// Listener
+
+struct cxd_listener {
+    cxd_listener_callbacks cb{};
+    std::string ae;
+    int port = 0;
+    unsigned max_assoc = 8;
+    int any_called = 0;
+    DcmSharedSCPConfig cfg;
+    T_ASC_Network *net = nullptr;
+    std::mutex mu; // guards the allow-lists and the counters below
+    std::condition_variable cv;
+    std::set<std::string> calling_aes, hosts;
+    unsigned active = 0;
+    unsigned next_id = 0;
+    std::atomic<bool> stop{false};
+};
+
+namespace {
+
+class NodeSCP : public DcmThreadSCP {
+  public:
+    NodeSCP(cxd_listener *l, unsigned id) : m_l(l) { m_peer.assoc_id = id; }
+
+  protected:
+    void event(const char *what)
+    {
+        if (m_l->cb.event)
+            m_l->cb.event(m_l->cb.user, &m_peer, what);
+    }
+
+    void notifyAssociationRequest(const T_ASC_Parameters &params, DcmSCPActionType &action) override
+    {
+        copy_str(m_peer.calling_ae, sizeof m_peer.calling_ae, trim(params.DULparams.callingAPTitle).c_str());
+        copy_str(m_peer.called_ae, sizeof m_peer.called_ae, trim(params.DULparams.calledAPTitle).c_str());
+        copy_str(m_peer.host, sizeof m_peer.host, host_of(params.DULparams.callingPresentationAddress).c_str());
+        std::lock_guard<std::mutex> g(m_l->mu);
+        if (!m_l->hosts.empty() && !m_l->hosts.count(m_peer.host)) {
+            m_rejected = "rejected: calling host not allowed (A-ASSOCIATE-RJ permanent, no reason given)";
+            action = DCMSCP_ACTION_REFUSE_ASSOCIATION;
+        }
+    }
+
+    OFBool checkCalledAETitleAccepted(const OFString &called) override
+    {
+        if (m_l->any_called || trim(called.c_str()) == m_l->ae)
+            return OFTrue;
+        m_rejected = "rejected: called AE title not recognized (A-ASSOCIATE-RJ permanent)";
+        return OFFalse;
+    }
+
+    OFBool checkCallingAETitleAccepted(const OFString &calling) override
+    {
+        std::lock_guard<std::mutex> g(m_l->mu);
+        if (m_l->calling_aes.empty() || m_l->calling_aes.count(trim(calling.c_str())))
+            return OFTrue;
+        m_rejected = "rejected: calling AE title not recognized (A-ASSOCIATE-RJ permanent)";
+        return OFFalse;
+    }
+
+    void notifyAssociationAcknowledge() override
+    {
+        m_accepted = true;
+        event("accepted");
+    }
+    void notifyReleaseRequest() override { event("released"); }
+    void notifyAbortRequest() override { event("aborted by the peer"); }
+    void notifyDIMSEError(const OFCondition &cond) override
+    {
+        std::string w = std::string("aborted: ") + cond.text();
+        event(w.c_str());
+    }
+    void notifyAssociationTermination() override {}
+
+    OFCondition handleIncomingCommand(T_DIMSE_Message *msg, const DcmPresentationContextInfo &info) override
+    {
+        if (msg->CommandField == DIMSE_C_ECHO_RQ) {
+            event("echo");
+            return DcmThreadSCP::handleIncomingCommand(msg, info);
+        }
+        if (msg->CommandField != DIMSE_C_STORE_RQ)
+            return DcmThreadSCP::handleIncomingCommand(msg, info);
+        T_DIMSE_C_StoreRQ &req = msg->msg.CStoreRQ;
+        T_ASC_PresentationContextID pc = info.presentationContextID;
+        char path[4096] = "";
+        char comment[65] = "";
+        void *token = nullptr;
+        uint16_t st = CXD_STATUS_OUT_OF_RESOURCES;
+        if (m_l->cb.store_begin)
+            st = m_l->cb.store_begin(m_l->cb.user, &m_peer, req.AffectedSOPClassUID, req.AffectedSOPInstanceUID,
+                                     path, sizeof path, &token, comment, sizeof comment);
+        if (st != CXD_STATUS_SUCCESS || !path[0]) {
+            // Refused before the data arrived: read it and throw it away, then answer.
+            OFCondition c = receiveSTORERequest(req, pc, OFString("/dev/null"));
+            if (c.bad())
+                return c;
+            return respond(pc, req, st == CXD_STATUS_SUCCESS ? CXD_STATUS_OUT_OF_RESOURCES : st, comment);
+        }
+        OFCondition c = receiveSTORERequest(req, pc, OFString(path));
+        if (c.bad()) {
+            if (m_l->cb.store_end)
+                m_l->cb.store_end(m_l->cb.user, token, &m_peer, 0, nullptr, comment, sizeof comment);
+            return c;
+        }
+        cxd_object_info obj;
+        cxd_error e{};
+        if (peek(path, &obj, &e) != CXD_OK) {
+            // Keep the request's identifiers so a corrupt object can still be tracked.
+            copy_str(obj.sop_class_uid, sizeof obj.sop_class_uid, req.AffectedSOPClassUID);
+            copy_str(obj.sop_instance_uid, sizeof obj.sop_instance_uid, req.AffectedSOPInstanceUID);
+            obj.parsed = 0;
+        }
+        st = m_l->cb.store_end ? m_l->cb.store_end(m_l->cb.user, token, &m_peer, 1, &obj, comment, sizeof comment)
+                               : CXD_STATUS_OUT_OF_RESOURCES;
+        return respond(pc, req, st, comment);
+    }
+
+  public:
+    OFCondition go(T_ASC_Association *a)
+    {
+        OFCondition c = run(a);
+        if (!m_accepted)
+            event(m_rejected.empty() ? "rejected: no acceptable presentation context or bad request" : m_rejected.c_str());
+        return c;
+    }
+
+  private:
+    OFCondition respond(T_ASC_PresentationContextID pc, const T_DIMSE_C_StoreRQ &req, uint16_t st, const char *comment)
+    {
+        DcmDataset *detail = nullptr;
+        if (st != CXD_STATUS_SUCCESS && comment && comment[0]) {
+            detail = new DcmDataset;
+            detail->putAndInsertString(DCM_ErrorComment, comment);
+        }
+        OFCondition c = sendSTOREResponse(pc, req.MessageID, req.AffectedSOPClassUID, req.AffectedSOPInstanceUID, st,
+                                          detail);
+        delete detail;
+        return c;
+    }
+
+    cxd_listener *m_l;
+    cxd_peer m_peer{};
+    bool m_accepted = false;
+    std::string m_rejected;
+};
+
+void apply_lists(cxd_listener *l, const cxd_listener_params *p)
+{
+    std::lock_guard<std::mutex> g(l->mu);
+    l->calling_aes.clear();
+    l->hosts.clear();
+    for (size_t i = 0; i < p->n_calling_aes; i++)
+        if (p->calling_aes[i])
+            l->calling_aes.insert(trim(p->calling_aes[i]));
+    for (size_t i = 0; i < p->n_hosts; i++)
+        if (p->hosts[i])
+            l->hosts.insert(trim(p->hosts[i]));
+}
+
+} // namespace
+
+extern "C" cxd_status cxd_listener_open(const cxd_listener_params *p, const cxd_listener_callbacks *cb,
+                                        cxd_listener **out, cxd_error *err)
+{
+    try {
+        if (!p || !cb || !out || !p->ae_title || !p->ae_title[0] || strlen(p->ae_title) > 16) {
+            set_err(err, CXD_ERR_INVALID, "listener: an AE title of 1 to 16 characters is required");
+            return CXD_ERR_INVALID;
+        }
+        if (p->port < 0 || p->port > 65535) {
+            set_err(err, CXD_ERR_INVALID, "listener: port %d out of range 0..65535", p->port);
+            return CXD_ERR_INVALID;
+        }
+        unsigned pdu = p->max_pdu ? p->max_pdu : 65536;
+        if (pdu < ASC_MINIMUMPDUSIZE || pdu > ASC_MAXIMUMPDUSIZE) {
+            set_err(err, CXD_ERR_INVALID, "listener: max PDU %u out of range %u..%u", pdu, (unsigned)ASC_MINIMUMPDUSIZE,
+                    (unsigned)ASC_MAXIMUMPDUSIZE);
+            return CXD_ERR_INVALID;
+        }
+        quiet_dcmtk();
+        std::unique_ptr<cxd_listener> l(new cxd_listener);
+        l->cb = *cb;
+        l->ae = trim(p->ae_title);
+        l->max_assoc = p->max_associations ? p->max_associations : 8;
+        l->any_called = p->accept_any_called_ae;
+        apply_lists(l.get(), p);
+        DcmSCPConfig &c = *l->cfg;
+        c.setAETitle(l->ae.c_str());
+        c.setMaxReceivePDULength(pdu);
+        c.setACSETimeout(p->acse_timeout_s ? p->acse_timeout_s : 30);
+        c.setDIMSETimeout(p->dimse_timeout_s ? p->dimse_timeout_s : 60);
+        c.setDIMSEBlockingMode(DIMSE_NONBLOCKING);
+        c.setHostLookupEnabled(OFFalse);
+        OFList<OFString> xfers;
+        if (p->transfer_syntaxes && p->n_transfer_syntaxes) {
+            for (size_t i = 0; i < p->n_transfer_syntaxes; i++) {
+                DcmXfer x(p->transfer_syntaxes[i]);
+                if (x.getXfer() == EXS_Unknown) {
+                    set_err(err, CXD_ERR_INVALID, "listener: unknown transfer syntax UID \"%s\"", p->transfer_syntaxes[i]);
+                    return CXD_ERR_INVALID;
+                }
+                xfers.push_back(p->transfer_syntaxes[i]);
+            }
+        } else {
+            for (const char *t : k_default_syntaxes)
+                xfers.push_back(t);
+        }
+        for (const char *sc : k_storage_classes) {
+            OFCondition r = c.addPresentationContext(sc, xfers, ASC_SC_ROLE_DEFAULT);
+            if (r.bad()) {
+                set_err(err, CXD_ERR_INTERNAL, "listener: cannot add presentation context %s: %s", sc, r.text());
+                return CXD_ERR_INTERNAL;
+            }
+        }
+        OFList<OFString> echo_x;
+        echo_x.push_back(UID_LittleEndianExplicitTransferSyntax);
+        echo_x.push_back(UID_BigEndianExplicitTransferSyntax);
+        echo_x.push_back(UID_LittleEndianImplicitTransferSyntax);
+        c.addPresentationContext(UID_VerificationSOPClass, echo_x, ASC_SC_ROLE_DEFAULT);
+
+        // Binding here, not in run(): a port in use must stop the daemon at start-up.
+        OFCondition r = ASC_initializeNetwork(NET_ACCEPTOR, p->port, (int)c.getACSETimeout(), &l->net);
+        if (r.bad()) {
+            l->net = nullptr;
+            set_err(err, CXD_ERR_NETWORK, "listener: cannot listen on port %d: %s", p->port, r.text());
+            return CXD_ERR_NETWORK;
+        }
+        l->port = p->port ? p->port : (int)l->net->acceptorPort;
+        *out = l.release();
+        return CXD_OK;
+    } catch (const std::bad_alloc &) {
+        set_err(err, CXD_ERR_NOMEM, "listener: out of memory");
+        return CXD_ERR_NOMEM;
+    } catch (const std::exception &e) {
+        set_err(err, CXD_ERR_INTERNAL, "listener: %s", e.what());
+        return CXD_ERR_INTERNAL;
+    } catch (...) {
+        set_err(err, CXD_ERR_INTERNAL, "listener: unknown exception");
+        return CXD_ERR_INTERNAL;
+    }
+}
+
+extern "C" int cxd_listener_port(const cxd_listener *l) { return l ? l->port : 0; }
+
+extern "C" cxd_status cxd_listener_update(cxd_listener *l, const cxd_listener_params *p, cxd_error *err)
+{
+    try {
+        if (!l || !p) {
+            set_err(err, CXD_ERR_INVALID, "listener: update without a listener or parameters");
+            return CXD_ERR_INVALID;
+        }
+        apply_lists(l, p);
+        std::lock_guard<std::mutex> g(l->mu);
+        if (p->max_associations)
+            l->max_assoc = p->max_associations;
+        return CXD_OK;
+    } catch (...) {
+        set_err(err, CXD_ERR_NOMEM, "listener: out of memory updating the allow-lists");
+        return CXD_ERR_NOMEM;
+    }
+}
+
+extern "C" cxd_status cxd_listener_run(cxd_listener *l, cxd_error *err)
+{
+    if (!l || !l->net) {
+        set_err(err, CXD_ERR_INVALID, "listener: not open");
+        return CXD_ERR_INVALID;
+    }
+    try {
+        while (!l->stop.load()) {
+            T_ASC_Association *assoc = nullptr;
+            // Poll once a second so cxd_listener_stop takes effect promptly.
+            OFCondition c = ASC_receiveAssociation(l->net, &assoc, l->cfg->getMaxReceivePDULength(), nullptr, nullptr,
+                                                   OFFalse, DUL_NOBLOCK, 1);
+            if (c == DUL_NOASSOCIATIONREQUEST || c.bad()) {
+                if (assoc) {
+                    ASC_dropSCPAssociation(assoc);
+                    ASC_destroyAssociation(&assoc);
+                }
+                continue;
+            }
+            unsigned id;
+            bool full;
+            {
+                std::lock_guard<std::mutex> g(l->mu);
+                id = ++l->next_id;
+                full = l->active >= l->max_assoc;
+                if (!full)
+                    l->active++;
+            }
+            if (full) {
+                T_ASC_RejectParameters rej;
+                rej.result = ASC_RESULT_REJECTEDTRANSIENT;
+                rej.source = ASC_SOURCE_SERVICEPROVIDER_PRESENTATION_RELATED;
+                rej.reason = ASC_REASON_SP_PRES_LOCALLIMITEXCEEDED;
+                ASC_rejectAssociation(assoc, &rej);
+                if (l->cb.event) {
+                    cxd_peer peer{};
+                    peer.assoc_id = id;
+                    copy_str(peer.calling_ae, sizeof peer.calling_ae, trim(assoc->params->DULparams.callingAPTitle).c_str());
+                    copy_str(peer.host, sizeof peer.host, host_of(assoc->params->DULparams.callingPresentationAddress).c_str());
+                    l->cb.event(l->cb.user, &peer, "rejected: too many associations (A-ASSOCIATE-RJ transient, local limit exceeded)");
+                }
+                ASC_dropSCPAssociation(assoc);
+                ASC_destroyAssociation(&assoc);
+                continue;
+            }
+            try {
+                std::thread([l, assoc, id]() {
+                    try {
+                        NodeSCP scp(l, id);
+                        scp.setSharedConfig(l->cfg);
+                        scp.go(assoc); // takes over the association, frees it
+                    } catch (...) {
+                    }
+                    std::lock_guard<std::mutex> g(l->mu);
+                    l->active--;
+                    l->cv.notify_all();
+                }).detach();
+            } catch (...) {
+                std::lock_guard<std::mutex> g(l->mu);
+                l->active--;
+                ASC_dropSCPAssociation(assoc);
+                ASC_destroyAssociation(&assoc);
+            }
+        }
+        // Drain: let the open associations finish (their objects are being made durable).
+        std::unique_lock<std::mutex> g(l->mu);
+        l->cv.wait_for(g, std::chrono::seconds(120), [l] { return l->active == 0; });
+        return CXD_OK;
+    } catch (const std::bad_alloc &) {
+        set_err(err, CXD_ERR_NOMEM, "listener: out of memory");
+        return CXD_ERR_NOMEM;
+    } catch (...) {
+        set_err(err, CXD_ERR_INTERNAL, "listener: unexpected exception in the accept loop");
+        return CXD_ERR_INTERNAL;
+    }
+}
+
+extern "C" void cxd_listener_stop(cxd_listener *l)
+{
+    if (l)
+        l->stop.store(true);
+}
+
+extern "C" unsigned cxd_listener_active(cxd_listener *l)
+{
+    if (!l)
+        return 0;
+    std::lock_guard<std::mutex> g(l->mu);
+    return l->active;
+}
+
+extern "C" void cxd_listener_free(cxd_listener *l)
+{
+    if (!l)
+        return;
+    {
+        // Association threads still hold the pointer until they finish.
+        std::unique_lock<std::mutex> g(l->mu);
+        l->cv.wait_for(g, std::chrono::seconds(10), [l] { return l->active == 0; });
+    }
+    if (l->net)
+        ASC_dropNetwork(&l->net);
+    delete l;
+}
+
+extern "C" cxd_status cxd_object_peek(const char *path, cxd_object_info *out, cxd_error *err)
+{
+    try {
+        if (!path || !out) {
+            set_err(err, CXD_ERR_INVALID, "peek: no path");
+            return CXD_ERR_INVALID;
+        }
+        cxd_object_info o;
+        cxd_status st = peek(path, &o, err);
+        if (st == CXD_OK)
+            *out = o;
+        return st;
+    } catch (const std::bad_alloc &) {
+        set_err(err, CXD_ERR_NOMEM, "peek: out of memory");
+        return CXD_ERR_NOMEM;
+    } catch (...) {
+        set_err(err, CXD_ERR_INTERNAL, "peek: unexpected exception");
+        return CXD_ERR_INTERNAL;
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Sender
+
+namespace {
+
+bool setup_scu(DcmSCU &scu, const cxd_send_params *p, cxd_error *err)
+{
+    if (!p || !p->calling_ae || !p->called_ae || !p->host || !p->calling_ae[0] || !p->called_ae[0] ||
+        strlen(p->calling_ae) > 16 || strlen(p->called_ae) > 16 || p->port <= 0 || p->port > 65535) {
+        set_err(err, CXD_ERR_INVALID, "send: destination needs AE titles (1..16 chars), a host and a port 1..65535");
+        return false;
+    }
+    quiet_dcmtk();
+    scu.setAETitle(p->calling_ae);
+    scu.setPeerAETitle(p->called_ae);
+    scu.setPeerHostName(p->host);
+    scu.setPeerPort((Uint16)p->port);
+    scu.setMaxReceivePDULength(p->max_pdu ? p->max_pdu : 65536);
+    scu.setConnectionTimeout((Sint32)(p->connect_timeout_s ? p->connect_timeout_s : 10));
+    scu.setACSETimeout(p->acse_timeout_s ? p->acse_timeout_s : 30);
+    scu.setDIMSETimeout(p->dimse_timeout_s ? p->dimse_timeout_s : 60);
+    scu.setDIMSEBlockingMode(DIMSE_NONBLOCKING);
+    return true;
+}
+
+bool open_assoc(DcmSCU &scu, const cxd_send_params *p, cxd_error *err)
+{
+    OFCondition c = scu.initNetwork();
+    if (c.good())
+        c = scu.negotiateAssociation();
+    if (c.bad()) {
+        set_err(err, CXD_ERR_NETWORK, "send: association with %s@%s:%d failed: %s", p->called_ae, p->host, p->port,
+                c.text());
+        return false;
+    }
+    return true;
+}
+
+} // namespace
+
+extern "C" cxd_status cxd_send_files(const cxd_send_params *p, const char *const *paths, size_t n, uint16_t *statuses,
+                                     cxd_error *err)
+{
+    try {
+        for (size_t i = 0; i < n; i++)
+            statuses[i] = CXD_STATUS_NOT_SENT;
+        DcmSCU scu;
+        if (!setup_scu(scu, p, err))
+            return CXD_ERR_INVALID;
+        if (n == 0)
+            return CXD_OK;
+        std::vector<cxd_object_info> info(n);
+        std::map<std::string, std::set<std::string>> contexts; // SOP class -> transfer syntaxes
+        for (size_t i = 0; i < n; i++) {
+            cxd_error e{};
+            if (peek(paths[i], &info[i], &e) != CXD_OK) {
+                set_err(err, CXD_ERR_MALFORMED, "send: %s", e.msg);
+                return CXD_ERR_MALFORMED;
+            }
+            contexts[info[i].sop_class_uid].insert(info[i].transfer_syntax_uid);
+        }
+        for (auto &kv : contexts) {
+            for (const std::string &ts : kv.second) {
+                if (ts == UID_LittleEndianExplicitTransferSyntax || ts == UID_LittleEndianImplicitTransferSyntax)
+                    continue;
+                OFList<OFString> x;
+                x.push_back(ts.c_str());
+                scu.addPresentationContext(kv.first.c_str(), x);
+            }
+            OFList<OFString> x;
+            x.push_back(UID_LittleEndianExplicitTransferSyntax);
+            x.push_back(UID_LittleEndianImplicitTransferSyntax);
+            scu.addPresentationContext(kv.first.c_str(), x);
+        }
+        if (!open_assoc(scu, p, err))
+            return CXD_ERR_NETWORK;
+        std::string failures;
+        for (size_t i = 0; i < n; i++) {
+            T_ASC_PresentationContextID pc = scu.findPresentationContextID(info[i].sop_class_uid, info[i].transfer_syntax_uid);
+            if (pc == 0)
+                pc = scu.findAnyPresentationContextID(info[i].sop_class_uid, UID_LittleEndianExplicitTransferSyntax);
+            if (pc == 0) {
+                failures += std::string(" ") + info[i].sop_instance_uid + ": SOP class " + info[i].sop_class_uid +
+                            " not accepted by the destination;";
+                continue;
+            }
+            Uint16 rsp = 0;
+            OFCondition c = scu.sendSTORERequest(pc, paths[i], nullptr, rsp);
+            if (c.bad()) {
+                failures += std::string(" ") + info[i].sop_instance_uid + ": " + c.text() + ";";
+                if (!scu.isConnected())
+                    break;
+                continue;
+            }
+            statuses[i] = rsp;
+        }
+        if (scu.isConnected())
+            scu.releaseAssociation();
+        if (!failures.empty())
+            set_err(err, CXD_ERR_NETWORK, "send: to %s@%s:%d:%s", p->called_ae, p->host, p->port, failures.c_str());
+        return CXD_OK;
+    } catch (const std::bad_alloc &) {
+        set_err(err, CXD_ERR_NOMEM, "send: out of memory");
+        return CXD_ERR_NOMEM;
+    } catch (...) {
+        set_err(err, CXD_ERR_INTERNAL, "send: unexpected exception");
+        return CXD_ERR_INTERNAL;
+    }
+}
+
+extern "C" cxd_status cxd_echo(const cxd_send_params *p, cxd_error *err)
+{
+    try {
+        DcmSCU scu;
+        if (!setup_scu(scu, p, err))
+            return CXD_ERR_INVALID;
+        OFList<OFString> x;
+        x.push_back(UID_LittleEndianExplicitTransferSyntax);
+        x.push_back(UID_LittleEndianImplicitTransferSyntax);
+        scu.addPresentationContext(UID_VerificationSOPClass, x);
+        if (!open_assoc(scu, p, err))
+            return CXD_ERR_NETWORK;
+        OFCondition c = scu.sendECHORequest(0);
+        scu.releaseAssociation();
+        if (c.bad()) {
+            set_err(err, CXD_ERR_NETWORK, "echo: %s@%s:%d: %s", p->called_ae, p->host, p->port, c.text());
+            return CXD_ERR_NETWORK;
+        }
+        return CXD_OK;
+    } catch (...) {
+        set_err(err, CXD_ERR_INTERNAL, "echo: unexpected exception");
+        return CXD_ERR_INTERNAL;
+    }
+}
