@@ -1,1 +1,19 @@
-# src/cli: build fragment (owned by the module; see Makefile.am)
+# src/cli: the `cxrseg` command-line program. main() and the dispatch table are in cxrseg.c; each
+# subcommand is a cmd_*.c file. The program contains C++ (the DICOM layer): link with $(CXX).
+#
+# Adding a subcommand from another module (its file defines `int cx_cli_NAME(int argc, char **argv)`,
+# declared weak in cli.h, so the program builds with or without it):
+#   cxrseg_SOURCES += src/cli/cmd_config.c
+#   cxrseg_LDADD += src/config/libcxconfig.la $(XML_LIBS)
+# (append such lines at the end of this file; keep $(CUNIT_LIBS) out of it).
+bin_PROGRAMS += cxrseg
+cxrseg_SOURCES = src/cli/cxrseg.c src/cli/cli.h src/cli/cmd_info.c src/cli/cmd_render.c
+cxrseg_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/src/cli -I$(top_srcdir)/src/pipeline \
+	-I$(top_srcdir)/src/image -I$(top_srcdir)/dicom
+cxrseg_LDADD = src/pipeline/libcxpipeline.la src/image/libcximage.la dicom/libcxdicom.la \
+	src/base/libcxbase.la -lm
+nodist_EXTRA_cxrseg_SOURCES = dummy.cxx
+
+# Tests that run the real binary and match its messages and exit codes.
+TESTS += tests/cli_usage.sh tests/cli_render.sh
+EXTRA_DIST += tests/cli_usage.sh tests/cli_render.sh docs/cli.md

@@ -1,1 +1,25 @@
-# src/pipeline: build fragment (owned by the module; see Makefile.am)
+# src/pipeline: the only module that knows every stage. Load/render (this file's first part);
+# later stages append their sources with  src_pipeline_libcxpipeline_la_SOURCES += ...  and the
+# modules they call with  src_pipeline_libcxpipeline_la_LIBADD += ...
+noinst_LTLIBRARIES += src/pipeline/libcxpipeline.la
+src_pipeline_libcxpipeline_la_SOURCES = src/pipeline/cx_pipe.h src/pipeline/cx_pipe_load.c
+src_pipeline_libcxpipeline_la_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/src/pipeline \
+	-I$(top_srcdir)/src/image -I$(top_srcdir)/dicom
+src_pipeline_libcxpipeline_la_LIBADD = src/image/libcximage.la dicom/libcxdicom.la src/base/libcxbase.la
+
+# Mapping rules on synthetic attributes (no files needed).
+check_PROGRAMS += tests/unit/test_pipeline
+TESTS += tests/unit/test_pipeline
+tests_unit_test_pipeline_SOURCES = tests/unit/test_pipeline.c tests/unit/cx_test.h
+tests_unit_test_pipeline_CPPFLAGS = $(CX_TEST_CPPFLAGS) -I$(top_srcdir)/src/pipeline \
+	-I$(top_srcdir)/src/image -I$(top_srcdir)/dicom
+tests_unit_test_pipeline_LDADD = src/pipeline/libcxpipeline.la $(CUNIT_LIBS)
+nodist_EXTRA_tests_unit_test_pipeline_SOURCES = dummy.cxx
+
+# Real files from $CX_SHARED/data/dicom against DCMTK's dcm2pnm (skips when either is absent).
+check_PROGRAMS += tests/unit/test_pipeline_files
+TESTS += tests/unit/test_pipeline_files
+tests_unit_test_pipeline_files_SOURCES = tests/unit/test_pipeline_files.c tests/unit/cx_test.h
+tests_unit_test_pipeline_files_CPPFLAGS = $(tests_unit_test_pipeline_CPPFLAGS)
+tests_unit_test_pipeline_files_LDADD = src/pipeline/libcxpipeline.la $(CUNIT_LIBS)
+nodist_EXTRA_tests_unit_test_pipeline_files_SOURCES = dummy.cxx

@@ -1,0 +1,252 @@
+/* cxrseg: the command-line program. main() only parses the global options and dispatches to the
+ * subcommand table below; each subcommand is a cmd_*.c file. exit() is called here only, with the
+ * exit codes documented in --help and docs/cli.md. */
+#include "config.h"
+#include "cli.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct cli_command {
+    const char *name;
+    int (*fn)(int argc, char **argv); /* NULL when the command is not built into this binary */
+    const char *args;
+    const char *summary;
+} cli_command;
+
+static const char *const HELP_TAIL =
+    "\n"
+    "Global options (before the command):\n"
+    "  -v, --verbose     log debug messages on stderr\n"
+    "  -q, --quiet       log errors only\n"
+    "  -h, --help        this help;  cxrseg COMMAND --help: help on one command\n"
+    "  -V, --version     print the version\n"
+    "\n"
+    "Exit codes:\n"
+    "  0  success\n"
+    "  1  usage error (bad command line or option value)\n"
+    "  2  input or I/O error (file missing, unreadable, malformed, or output not writable)\n"
+    "  3  unsupported input (colour, multi-frame, unknown transfer syntax) or command not built\n"
+    "  4  configuration error\n"
+    "  5  model error\n"
+    "  6  internal error (out of memory, or a bug)\n"
+    "\n"
+    "Environment: DCMDICTPATH (DCMTK data dictionary; Debian: /usr/share/libdcmtk17/dicom.dic).\n"
+    "See docs/cli.md for details and examples.\n";
+
+static int cmd_help(int argc, char **argv);
+
+static const cli_command commands[] = {
+    {"info", NULL, "FILE [--json]", "show the attributes of a DICOM file (or size of a PNG/JPEG)"},
+    {"render", NULL, "FILE -o OUT.png [--size N] [...]", "write the windowed image (as the engine sees it)"},
+    {"check-config", NULL, "FILE", "validate a configuration file, report errors as file:line"},
+    {"detect", NULL, "FILE ...", "run the model on an image and report the findings"},
+    {"help", cmd_help, "[COMMAND]", "show help"},
+};
+#define N_COMMANDS (sizeof commands / sizeof commands[0])
+
+/* The table above cannot hold weak symbols in a constant initialiser portably; resolve here. */
+static int (*command_fn(const cli_command *c))(int, char **)
+{
+    if (strcmp(c->name, "info") == 0)
+        return cx_cli_info;
+    if (strcmp(c->name, "render") == 0)
+        return cx_cli_render;
+    if (strcmp(c->name, "check-config") == 0)
+        return cx_cli_check_config; /* NULL unless src/cli/cmd_config.c is linked */
+    if (strcmp(c->name, "detect") == 0)
+        return cx_cli_detect;       /* NULL unless src/cli/cmd_detect.c is linked */
+    return c->fn;
+}
+
+static void print_help(FILE *out)
+{
+    fprintf(out, "Usage: cxrseg [GLOBAL OPTIONS] COMMAND [ARGS]\n"
+                 "cxrseg %s: chest X-ray ground-glass opacity segmentation, DICOM in, SEG/SR out.\n\n"
+                 "Commands:\n",
+            PACKAGE_VERSION);
+    for (size_t i = 0; i < N_COMMANDS; i++) {
+        const cli_command *c = &commands[i];
+        char head[64];
+        snprintf(head, sizeof head, "%s %s", c->name, c->args);
+        fprintf(out, "  %-40s %s%s\n", head, c->summary, command_fn(c) ? "" : " (not built)");
+    }
+    fputs(HELP_TAIL, out);
+}
+
+static const cli_command *find_command(const char *name)
+{
+    for (size_t i = 0; i < N_COMMANDS; i++)
+        if (strcmp(commands[i].name, name) == 0)
+            return &commands[i];
+    return NULL;
+}
+
+static int cmd_help(int argc, char **argv)
+{
+    if (argc < 2) {
+        print_help(stdout);
+        return CX_EXIT_OK;
+    }
+    const cli_command *c = find_command(argv[1]);
+    int (*fn)(int, char **) = c ? command_fn(c) : NULL;
+    if (!c)
+        return cx_cli_usage("help", "unknown command '%s'", argv[1]);
+    if (!fn || fn == cmd_help) {
+        print_help(stdout);
+        return CX_EXIT_OK;
+    }
+    char *sub[] = {argv[1], (char *)"--help", NULL};
+    return fn(2, sub);
+}
+
+int cx_cli_exit_code(cx_status s)
+{
+    switch (s) {
+    case CX_OK: return CX_EXIT_OK;
+    case CX_ERR_IO:
+    case CX_ERR_FORMAT:
+    case CX_ERR_DICOM:
+    case CX_ERR_NETWORK:
+    case CX_ERR_TIMEOUT:
+    case CX_ERR_FULL: return CX_EXIT_INPUT;
+    case CX_ERR_UNSUPPORTED: return CX_EXIT_UNSUPPORTED;
+    case CX_ERR_CONFIG: return CX_EXIT_CONFIG;
+    case CX_ERR_MODEL: return CX_EXIT_MODEL;
+    case CX_ERR_INVALID: return CX_EXIT_USAGE;
+    case CX_ERR_NOMEM:
+    case CX_ERR_INTERNAL: return CX_EXIT_INTERNAL;
+    }
+    return CX_EXIT_INTERNAL;
+}
+
+int cx_cli_fail(const char *cmd, const cx_error *e)
+{
+    fprintf(stderr, "cxrseg %s: %s\n", cmd, e->msg[0] ? e->msg : cx_status_name(e->code));
+    return cx_cli_exit_code(e->code);
+}
+
+int cx_cli_usage(const char *cmd, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "cxrseg %s: ", cmd);
+    vfprintf(stderr, fmt, ap);
+    fprintf(stderr, " (see: cxrseg %s --help)\n", cmd);
+    va_end(ap);
+    return CX_EXIT_USAGE;
+}
+
+int cx_cli_parse_int(const char *s, long lo, long hi, long *out)
+{
+    if (!s || !*s)
+        return -1;
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno || *end || v < lo || v > hi)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+int cx_cli_parse_double(const char *s, double *out)
+{
+    if (!s || !*s)
+        return -1;
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno || *end || !isfinite(v))
+        return -1;
+    *out = v;
+    return 0;
+}
+
+/* Length of a valid UTF-8 sequence at p (1..4), or 0 if invalid. */
+static int utf8_len(const unsigned char *p)
+{
+    if (p[0] < 0x80)
+        return 1;
+    int n = (p[0] & 0xE0) == 0xC0 ? 2 : (p[0] & 0xF0) == 0xE0 ? 3 : (p[0] & 0xF8) == 0xF0 ? 4 : 0;
+    if (n == 0 || (n == 2 && p[0] < 0xC2))
+        return 0;
+    for (int i = 1; i < n; i++)
+        if ((p[i] & 0xC0) != 0x80)
+            return 0;
+    return n;
+}
+
+void cx_cli_json_string(FILE *out, const char *s)
+{
+    const unsigned char *p = (const unsigned char *)(s ? s : "");
+    fputc('"', out);
+    while (*p) {
+        unsigned char ch = *p;
+        if (ch == '"' || ch == '\\') {
+            fputc('\\', out);
+            fputc(ch, out);
+            p++;
+        } else if (ch == '\n') {
+            fputs("\\n", out);
+            p++;
+        } else if (ch == '\t') {
+            fputs("\\t", out);
+            p++;
+        } else if (ch < 0x20) {
+            fprintf(out, "\\u%04x", ch);
+            p++;
+        } else {
+            int n = utf8_len(p);
+            if (n == 0) {
+                fprintf(out, "\\u%04x", ch); /* Latin-1 byte: its code point */
+                p++;
+            } else {
+                fwrite(p, 1, (size_t)n, out);
+                p += n;
+            }
+        }
+    }
+    fputc('"', out);
+}
+
+int main(int argc, char **argv)
+{
+    int i = 1;
+    cx_log_set_level(CX_LOG_WARN);
+    for (; i < argc && argv[i][0] == '-'; i++) {
+        const char *a = argv[i];
+        if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
+            print_help(stdout);
+            return CX_EXIT_OK;
+        } else if (strcmp(a, "-V") == 0 || strcmp(a, "--version") == 0) {
+            printf("cxrseg %s\n", PACKAGE_VERSION);
+            return CX_EXIT_OK;
+        } else if (strcmp(a, "-v") == 0 || strcmp(a, "--verbose") == 0) {
+            cx_log_set_level(CX_LOG_DEBUG);
+        } else if (strcmp(a, "-q") == 0 || strcmp(a, "--quiet") == 0) {
+            cx_log_set_level(CX_LOG_ERROR);
+        } else {
+            fprintf(stderr, "cxrseg: unknown option '%s' (see: cxrseg --help)\n", a);
+            return CX_EXIT_USAGE;
+        }
+    }
+    if (i >= argc) {
+        print_help(stderr);
+        return CX_EXIT_USAGE;
+    }
+    const cli_command *c = find_command(argv[i]);
+    if (!c) {
+        fprintf(stderr, "cxrseg: unknown command '%s' (see: cxrseg --help)\n", argv[i]);
+        return CX_EXIT_USAGE;
+    }
+    int (*fn)(int, char **) = command_fn(c);
+    if (!fn) {
+        fprintf(stderr, "cxrseg: command '%s' is not built into this binary\n", c->name);
+        return CX_EXIT_UNSUPPORTED;
+    }
+    return fn(argc - i, argv + i);
+}
