@@ -760,9 +760,8 @@ static void default_model(ld *l)
     int pick = access(candidates[0], F_OK) == 0 ? 0 : access(candidates[1], F_OK) == 0 ? 1 : -1;
     if (pick < 0) {
         ld_err(l, line_at(l, "model"),
-               "model: no <file> given and the shipped model " CX_CONFIG_DEFAULT_MODEL
-               " is neither in %s nor in %s/models; set <model><file>",
-               l->cfg->dir, CX_DATADIR);
+               "model: no <file> given, and the shipped model is neither %s nor %s; set <model><file>",
+               candidates[0], candidates[1]);
     } else {
         m->file = candidates[pick];
         candidates[pick] = NULL;
@@ -1033,6 +1032,16 @@ static void check_rules(ld *l)
             ld_err(l, line, "model/file: %s is not a regular file", cfg->model.file);
         else if (access(cfg->model.file, R_OK) != 0)
             ld_err(l, line, "model/file: %s is not readable: %s", cfg->model.file, strerror(errno));
+        else {
+            /* Logs and the SEG/SR provenance read better without "conf/../models". */
+            char *real = realpath(cfg->model.file, NULL);
+            char *copy = real ? ld_strdup(l, real) : NULL;
+            free(real); /* realpath allocates with libc malloc */
+            if (copy) {
+                cx_free(cfg->model.file);
+                cfg->model.file = copy;
+            }
+        }
     }
 }
 

@@ -5,7 +5,7 @@ src_config_libcxconfig_la_CPPFLAGS = $(AM_CPPFLAGS) $(XML_CFLAGS)
 src_config_libcxconfig_la_LIBADD = src/base/libcxbase.la $(XML_LIBS)
 
 check_PROGRAMS += tests/unit/test_config
-TESTS += tests/unit/test_config tests/config/xmllint.sh
+TESTS += tests/unit/test_config tests/config/xmllint.sh tests/config/check_config.sh
 tests_unit_test_config_SOURCES = tests/unit/test_config.c tests/unit/cx_test.h
 tests_unit_test_config_CPPFLAGS = $(CX_TEST_CPPFLAGS) -I$(top_srcdir)/src/config $(XML_CFLAGS)
 tests_unit_test_config_LDADD = src/config/libcxconfig.la src/base/libcxbase.la $(XML_LIBS) $(CUNIT_LIBS)
