@@ -1,0 +1,323 @@
+"""Trains cxrseg's Mask R-CNN from scratch on the CPU within a wall-clock budget.
+
+The network is models/tools/cxr_arch.py build_model(arch) (what the C engine computes). The LR
+schedule is a function of elapsed training time (linear warm-up, then cosine to ~0 at the budget), so
+a run ends on time on a shared 2-core machine whatever its speed. Checkpoints every --ckpt-min
+minutes (and on SIGTERM/SIGINT) can be resumed with --resume.
+
+  /usr/bin/python3 models/train/train.py --data ../shared/data/cxr-covid-seg \
+      --out models/train/runs/r18 --hours 1.5
+"""
+import argparse
+import json
+import math
+import os
+import random
+import signal
+import sys
+import time
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+sys.path.insert(0, os.path.join(HERE, "..", "tools"))
+import cxrdata  # noqa: E402
+from cxr_arch import build_model, full_arch  # noqa: E402
+
+# What the model file says about each label (DICOM codes for the SEG/SR writers).
+CLASSES = [
+    {"name": "ggo", "meaning": "Ground glass opacity",
+     "code": ["112120", "DCM", "Ground glass opacity"],
+     "category": ["49755003", "SCT", "Morphologically Abnormal Structure"],
+     "modifier": None, "color": [255, 160, 0]},
+    {"name": "right_lung", "meaning": "Right lung",
+     "code": ["39607008", "SCT", "Lung"],
+     "category": ["123037004", "SCT", "Anatomical Structure"],
+     "modifier": ["24028007", "SCT", "Right"], "color": [0, 160, 255]},
+    {"name": "left_lung", "meaning": "Left lung",
+     "code": ["39607008", "SCT", "Lung"],
+     "category": ["123037004", "SCT", "Anatomical Structure"],
+     "modifier": ["7771000", "SCT", "Left"], "color": [0, 220, 120]},
+]
+
+ARCH = {
+    "backbone": "resnet18", "norm": "batchnorm", "in_channels": 1, "fpn_channels": 64,
+    "representation_size": 192, "mask_layers": [96, 96, 96, 96], "mask_dim_reduced": 96,
+    "num_classes": 4, "min_size": 512, "max_size": 512, "box_batch_size_per_image": 128,
+    "box_detections_per_img": 20,
+    "rpn_pre_nms_top_n_train": 1000, "rpn_post_nms_top_n_train": 1000,
+}
+
+
+def log(msg):
+    print(time.strftime("%H:%M:%S ") + msg, flush=True)
+
+
+# ---------------------------------------------------------------- augmentation (DTL spirit)
+def augment(img_u8, planes, rng):
+    """Random geometric + intensity augmentation of one cached image.
+
+    Geometry: rotation +-7 deg, scale 0.85-1.15, shift +-6%, applied to image and label planes with
+    the same affine grid (image bilinear, masks bilinear then >= 0.5).  No left-right flip: it would
+    put the heart on the wrong side and swap the meaning of the lung labels.
+    Intensity: simulated windowing (clip a random low/high range and stretch), contrast/brightness
+    around mid-grey, gamma, Gaussian noise, then back to 8-bit steps like the C pipeline's input.
+    Returns (float32 1xHxW tensor in [0,1], uint8 planes HxW).
+    """
+    h, w = img_u8.shape
+    ang = math.radians(rng.uniform(-7, 7))
+    sc = rng.uniform(0.85, 1.15)
+    tx, ty = rng.uniform(-0.06, 0.06) * 2, rng.uniform(-0.06, 0.06) * 2
+    # affine_grid maps output coords -> input coords in [-1,1]; keep pixel aspect with w/h factors.
+    ca, sa = math.cos(ang) / sc, math.sin(ang) / sc
+    theta = torch.tensor([[ca, -sa * h / w, tx], [sa * w / h, ca, ty]], dtype=torch.float32)[None]
+    bits = [1, 2, 4]
+    stack = np.stack([img_u8.astype(np.float32) / 255.0] +
+                     [((planes & b) > 0).astype(np.float32) for b in bits])
+    t = torch.from_numpy(stack)[None]
+    grid = F.affine_grid(theta, (1, 4, h, w), align_corners=False)
+    out = F.grid_sample(t, grid, mode="bilinear", padding_mode="zeros", align_corners=False)[0]
+    x = out[0]
+    newp = np.zeros((h, w), dtype=np.uint8)
+    for i, b in enumerate(bits):
+        newp |= (out[i + 1].numpy() >= 0.5).astype(np.uint8) * b
+    if rng.random() < 0.5:  # windowing differences between sites/modalities
+        lo, hi = rng.uniform(0.0, 0.15), rng.uniform(0.85, 1.0)
+        x = ((x - lo) / (hi - lo)).clamp(0, 1)
+    if rng.random() < 0.8:  # contrast/brightness, DTL formula around mid-grey
+        x = ((x - 0.5) * rng.uniform(0.75, 1.3) + 0.5 + rng.uniform(-0.1, 0.1)).clamp(0, 1)
+    if rng.random() < 0.5:
+        x = x.clamp(1e-6, 1) ** math.exp(rng.uniform(-0.4, 0.4))
+    if rng.random() < 0.5:
+        g = torch.Generator().manual_seed(rng.randrange(1 << 30))
+        x = (x + torch.randn(x.shape, generator=g) * rng.uniform(0.005, 0.03)).clamp(0, 1)
+    x = torch.round(x * 255) / 255
+    return x[None].contiguous(), newp
+
+
+def make_target(planes):
+    inst = cxrdata.instances_from_planes(planes)
+    if not inst:
+        return None
+    masks = np.stack([m for _, m in inst]).astype(np.uint8)
+    boxes = []
+    for _, m in inst:
+        ys, xs = np.nonzero(m)
+        boxes.append([xs.min(), ys.min(), xs.max() + 1, ys.max() + 1])
+    return {"boxes": torch.tensor(boxes, dtype=torch.float32),
+            "labels": torch.tensor([l for l, _ in inst], dtype=torch.int64),
+            "masks": torch.from_numpy(masks)}
+
+
+# ---------------------------------------------------------------- checkpoints
+def model_payload(model, arch, args, extra):
+    return {
+        "model": model.state_dict(), "arch": arch, "classes": CLASSES,
+        "thresholds": {"score": args.score_thresh, "mask": 0.5},
+        "provenance": dict({
+            "data": "cxr-covid-seg (General Blockchain COVID-19 CXR segmentations over Cohen et al. "
+                    "COVID-19 image data collection); research use only, not for diagnosis",
+            "split": os.path.relpath(args.split, os.path.join(HERE, "..", "..")),
+            "recipe": "models/train/train.py", "seed": args.seed, "lr": args.lr,
+            "batch": args.batch, "budget_hours": args.hours, "torch": torch.__version__,
+        }, **extra),
+    }
+
+
+def save_atomic(obj, path):
+    tmp = path + ".tmp"
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+@torch.no_grad()
+def precise_bn(model, images, mean, std):
+    """Re-estimate the backbone's BatchNorm running statistics on clean training images (cumulative
+    average), so inference sees statistics of un-augmented 512 images, not a momentum trail."""
+    bns = [m for m in model.backbone.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    saved = [(m.momentum,) for m in bns]
+    for m in bns:
+        m.reset_running_stats()
+        m.momentum = None
+    model.backbone.train()
+    for img in images:
+        x = (torch.from_numpy(img).float()[None, None] / 255.0 - mean) / std
+        model.backbone(x)
+    for m, (mom,) in zip(bns, saved):
+        m.momentum = mom
+    model.eval()
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data", required=True, help="dataset folder in the shared form")
+    ap.add_argument("--out", required=True, help="run directory (checkpoints, log, curves)")
+    ap.add_argument("--split", default=os.path.join(HERE, "split.json"))
+    ap.add_argument("--cache", default=os.path.join(HERE, "runs", "cache"))
+    ap.add_argument("--hours", type=float, default=1.5, help="training wall-clock budget")
+    ap.add_argument("--deadline", type=float, default=0,
+                    help="absolute stop time (Unix seconds); 0 = none")
+    ap.add_argument("--lr", type=float, default=0.02)
+    ap.add_argument("--warmup", type=int, default=150, help="warm-up iterations")
+    ap.add_argument("--batch", type=int, default=2)
+    ap.add_argument("--wd", type=float, default=1e-4)
+    ap.add_argument("--clip", type=float, default=10.0)
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--ckpt-min", type=float, default=10.0)
+    ap.add_argument("--score-thresh", type=float, default=0.5)
+    ap.add_argument("--arch", default="", help="JSON overriding keys of the default arch")
+    ap.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
+    args = ap.parse_args()
+
+    torch.set_num_threads(args.threads)
+    random.seed(args.seed)
+    np.random.seed(args.seed)
+    torch.manual_seed(args.seed)
+    os.makedirs(args.out, exist_ok=True)
+
+    with open(args.split) as f:
+        split = json.load(f)
+    index = {it["file"]: it for it in cxrdata.build_cache(args.data, args.cache, log=log)}
+    missing = [fn for fn in split["train"] if fn not in index]
+    if missing:
+        sys.exit(f"train: {len(missing)} split images not in the dataset, e.g. {missing[0]}")
+    overlap = set(split["train"]) & set(split["val"])
+    if overlap:
+        sys.exit(f"train: {len(overlap)} images in both train and val")
+    train = [cxrdata.load_cached(index[fn]["cache"]) for fn in split["train"]]
+    allpix = np.concatenate([im.ravel() for im, _, _ in train]).astype(np.float64) / 255.0
+    mean, std = round(float(allpix.mean()), 4), round(float(allpix.std()), 4)
+
+    arch = dict(ARCH, image_mean=[mean], image_std=[std])
+    if args.arch:
+        arch.update(json.loads(args.arch))
+    full_arch(arch)  # validates keys
+    model = build_model(arch)
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.SGD(params, lr=args.lr, momentum=0.9, weight_decay=args.wd)
+
+    state = {"iter": 0, "elapsed": 0.0, "epoch": 0, "pos": 0}
+    rng = random.Random(args.seed)
+    last = os.path.join(args.out, "last.pt")
+    if args.resume and os.path.exists(last):
+        ck = torch.load(last, map_location="cpu")
+        arch = ck["arch"]
+        model = build_model(arch)
+        model.load_state_dict(ck["model"])
+        params = [p for p in model.parameters() if p.requires_grad]
+        opt = torch.optim.SGD(params, lr=args.lr, momentum=0.9, weight_decay=args.wd)
+        opt.load_state_dict(ck["optimizer"])
+        state = ck["state"]
+        rng.setstate(ck["rng"])
+        torch.set_rng_state(ck["torch_rng"])
+        log(f"resumed at iteration {state['iter']}, {state['elapsed'] / 60:.1f} min trained")
+    model.train()
+
+    budget = args.hours * 3600.0
+    log(f"arch {json.dumps(arch)}")
+    log(f"{len(train)} training images, batch {args.batch}, budget {budget / 3600:.2f} h, "
+        f"lr {args.lr}, mean/std {mean}/{std}, threads {torch.get_num_threads()}")
+
+    stop = {"flag": False}
+
+    def on_signal(signum, frame):
+        stop["flag"] = True
+        log(f"signal {signum}: saving and stopping after this iteration")
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+
+    def checkpoint(path):
+        extra = {"iterations": state["iter"], "train_minutes": round(state["elapsed"] / 60, 1)}
+        obj = model_payload(model, arch, args, extra)
+        obj.update(optimizer=opt.state_dict(), state=dict(state), rng=rng.getstate(),
+                   torch_rng=torch.get_rng_state())
+        save_atomic(obj, path)
+
+    order = list(range(len(train)))
+    rng_order = random.Random(args.seed * 1000 + state["epoch"])
+    rng_order.shuffle(order)
+    logf = open(os.path.join(args.out, "log.jsonl"), "a")
+    t_ckpt = time.time()
+    win_t, win_n = time.time(), 0
+    while True:
+        if state["elapsed"] >= budget or stop["flag"] or (args.deadline and time.time() >= args.deadline):
+            break
+        t0 = time.time()
+        it = state["iter"]
+        frac = state["elapsed"] / budget
+        if args.deadline:  # whichever runs out first sets the schedule's position
+            state.setdefault("wall_start", time.time())
+            frac = max(frac, (time.time() - state["wall_start"]) /
+                       max(args.deadline - state["wall_start"], 1.0))
+        frac = min(frac, 1.0)
+        if it < args.warmup:
+            lr = args.lr * (0.001 + 0.999 * it / args.warmup)
+        else:
+            lr = args.lr * (0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * frac)))
+        for g in opt.param_groups:
+            g["lr"] = lr
+        images, targets = [], []
+        while len(images) < args.batch:
+            if state["pos"] >= len(order):
+                state["epoch"] += 1
+                state["pos"] = 0
+                rng_order = random.Random(args.seed * 1000 + state["epoch"])
+                order = list(range(len(train)))
+                rng_order.shuffle(order)
+            img, planes, _ = train[order[state["pos"]]]
+            state["pos"] += 1
+            x, p = augment(img, planes, rng)
+            tg = make_target(p)
+            if tg is None:
+                continue
+            images.append(x)
+            targets.append(tg)
+        losses = model(images, targets)
+        loss = sum(losses.values())
+        if not torch.isfinite(loss):
+            log(f"iteration {it}: non-finite loss {loss.item()} ({ {k: v.item() for k, v in losses.items()} }); skipped")
+            opt.zero_grad()
+            state["iter"] += 1
+            continue
+        opt.zero_grad()
+        loss.backward()
+        gn = float(torch.nn.utils.clip_grad_norm_(params, args.clip))
+        opt.step()
+        dt = time.time() - t0
+        state["elapsed"] += dt
+        state["iter"] += 1
+        win_n += len(images)
+        rec = {"iter": state["iter"], "epoch": state["epoch"], "lr": lr, "loss": loss.item(),
+               "grad_norm": gn, "s_iter": dt, "elapsed": state["elapsed"]}
+        rec.update({k: v.item() for k, v in losses.items()})
+        logf.write(json.dumps(rec) + "\n")
+        if state["iter"] % 10 == 0 or state["iter"] <= 3:
+            logf.flush()
+            ips = win_n / max(time.time() - win_t, 1e-6)
+            win_t, win_n = time.time(), 0
+            eta = budget - state["elapsed"]
+            if args.deadline:
+                eta = min(eta, args.deadline - time.time())
+            parts = " ".join(f"{k.replace('loss_', '')} {v.item():.3f}" for k, v in losses.items())
+            log(f"it {state['iter']} ep {state['epoch']} loss {loss.item():.3f} ({parts}) "
+                f"lr {lr:.4f} gn {gn:.1f} {dt:.2f} s/it {ips:.2f} img/s ETA {eta / 60:.1f} min")
+        if time.time() - t_ckpt >= args.ckpt_min * 60:
+            checkpoint(last)
+            t_ckpt = time.time()
+            log(f"checkpoint {last} at iteration {state['iter']}")
+    checkpoint(last)
+    precise_bn(model, [im for im, _, _ in train], mean, std)
+    final = os.path.join(args.out, "final.pt")
+    extra = {"iterations": state["iter"], "train_minutes": round(state["elapsed"] / 60, 1),
+             "epochs": state["epoch"], "precise_bn": True}
+    save_atomic(model_payload(model, arch, args, extra), final)
+    log(f"done: {state['iter']} iterations, {state['epoch']} epochs, "
+        f"{state['elapsed'] / 60:.1f} min; wrote {final}")
+
+
+if __name__ == "__main__":
+    main()
