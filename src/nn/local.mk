@@ -1,1 +1,11 @@
-# src/nn: build fragment (owned by the module; see Makefile.am)
+# src/nn: tensor ops on OpenBLAS and the worker thread pool. Calls base only.
+noinst_LTLIBRARIES += src/nn/libcxnn.la
+src_nn_libcxnn_la_SOURCES = src/nn/cx_nn.h src/nn/cx_nn.c src/nn/cx_pool.c
+src_nn_libcxnn_la_CPPFLAGS = $(AM_CPPFLAGS) $(OPENBLAS_CFLAGS)
+src_nn_libcxnn_la_LIBADD = src/base/libcxbase.la $(OPENBLAS_LIBS) -lpthread -lm
+
+check_PROGRAMS += tests/unit/test_nn
+TESTS += tests/unit/test_nn
+tests_unit_test_nn_SOURCES = tests/unit/test_nn.c tests/unit/cx_test.h
+tests_unit_test_nn_CPPFLAGS = $(CX_TEST_CPPFLAGS) -I$(top_srcdir)/src/nn $(OPENBLAS_CFLAGS)
+tests_unit_test_nn_LDADD = src/nn/libcxnn.la $(CUNIT_LIBS)

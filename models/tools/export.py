@@ -1,0 +1,162 @@
+#!/usr/bin/python3
+"""Exports a trained torchvision Mask R-CNN (built by cxr_arch.build_model) to a cxrseg model file.
+
+Input: a training checkpoint (torch.save dict with 'model', 'arch', 'classes', 'thresholds',
+'provenance') or a bare state_dict plus --arch JSON. BatchNorm/FrozenBatchNorm is folded into the
+preceding convolution here, so the C engine (src/mrcnn) never sees a normalisation layer.
+Usage: export.py CHECKPOINT -o MODEL.cxm [--arch arch.json] [--classes classes.json] [--name N] [--version V]
+"""
+import argparse
+import json
+import os
+import sys
+
+import numpy as np
+import torch
+from torch import nn
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import cxm  # noqa: E402
+import cxr_arch  # noqa: E402
+from torchvision.ops import misc as misc_nn_ops  # noqa: E402
+
+
+def _bn_of(conv_name):
+    """Name of the norm layer that follows a ResNet body conv (torchvision's naming)."""
+    if conv_name.endswith("downsample.0"):
+        return conv_name[:-1] + "1"
+    head, _, last = conv_name.rpartition(".")
+    assert last.startswith("conv")
+    return (head + "." if head else "") + "bn" + last[4:]
+
+
+def fold_state(model):
+    """Returns [(name, float32 array)] with every body conv's norm folded into weight/bias."""
+    body = model.backbone.body
+    mods = dict(body.named_modules())
+    out = []
+    folded = set()
+    for name, m in body.named_modules():
+        if not isinstance(m, nn.Conv2d):
+            continue
+        bn = mods[_bn_of(name)]
+        if not isinstance(bn, (nn.BatchNorm2d, misc_nn_ops.FrozenBatchNorm2d)):
+            raise ValueError(f"{name}: expected a BatchNorm after the conv, found {type(bn).__name__}")
+        w = m.weight.detach().double()
+        mean, var = bn.running_mean.double(), bn.running_var.double()
+        gamma, beta = bn.weight.detach().double(), bn.bias.detach().double()
+        scale = gamma / torch.sqrt(var + bn.eps)
+        b = beta - mean * scale
+        if m.bias is not None:
+            b = b + m.bias.detach().double() * scale
+        out.append((f"backbone.body.{name}.weight", (w * scale[:, None, None, None]).float().numpy()))
+        out.append((f"backbone.body.{name}.bias", b.float().numpy()))
+        folded.add(name)
+    for k, v in model.state_dict().items():
+        if k.startswith("backbone.body."):
+            continue
+        out.append((k, v.detach().float().numpy()))
+    return out
+
+
+def _meta_value(v):
+    if isinstance(v, (list, tuple)) and v and isinstance(v[0], (list, tuple)):
+        raise TypeError("nested")
+    return list(v) if isinstance(v, tuple) else v
+
+
+def build_meta(arch, classes, thresholds, provenance, name, version):
+    a = cxr_arch.full_arch(arch)
+    k = a["num_classes"] - 1
+    if len(classes) != k:
+        raise ValueError(f"{len(classes)} classes given, arch num_classes {a['num_classes']} needs {k}")
+    meta = [("format.kind", "cxrseg-model"), ("model.name", name), ("model.version", version)]
+    for key, v in a.items():
+        if key == "anchor_sizes":
+            per = {len(s) for s in v}
+            if len(per) != 1:
+                raise ValueError("anchor_sizes: every level needs the same number of sizes")
+            meta.append(("arch.anchor_sizes", [float(x) for s in v for x in s]))
+            meta.append(("arch.anchor_sizes_per_level", per.pop()))
+        elif key in ("image_mean", "image_std", "aspect_ratios", "bbox_reg_weights"):
+            meta.append((f"arch.{key}", [float(x) for x in v]))
+        elif key in ("mask_layers",):
+            meta.append((f"arch.{key}", [int(x) for x in v]))
+        elif key.endswith("_thresh"):
+            meta.append((f"arch.{key}", float(v)))
+        else:
+            meta.append((f"arch.{key}", _meta_value(v)))
+    thresholds = dict(thresholds or {})
+    score = float(thresholds.get("score", 0.5))
+    mask = float(thresholds.get("mask", 0.5))
+    meta += [("thresholds.score", score), ("thresholds.mask", mask), ("classes.count", k)]
+    for i, c in enumerate(classes, 1):
+        p = f"class.{i}."
+        meta.append((p + "name", str(c["name"])))
+        meta.append((p + "meaning", str(c.get("meaning") or c["name"])))
+        for f in ("code", "category"):
+            t = c.get(f)
+            if not t or len(t) != 3:
+                raise ValueError(f"class {c['name']}: '{f}' must be a (value, scheme, meaning) triple")
+            meta.append((p + f, [str(x) for x in t]))
+        if c.get("modifier"):
+            if len(c["modifier"]) != 3:
+                raise ValueError(f"class {c['name']}: 'modifier' must be a triple or None")
+            meta.append((p + "modifier", [str(x) for x in c["modifier"]]))
+        col = c.get("color") or [255, 0, 0]
+        meta.append((p + "color", [int(x) for x in col]))
+        per = thresholds.get(c["name"], thresholds.get("per_class", {}).get(c["name"]))
+        cs, cm = score, mask
+        if isinstance(per, (int, float)):
+            cs = float(per)
+        elif isinstance(per, dict):
+            cs, cm = float(per.get("score", score)), float(per.get("mask", mask))
+        meta += [(p + "score_thresh", cs), (p + "mask_thresh", cm)]
+    for key, v in sorted((provenance or {}).items()):
+        meta.append((f"provenance.{key}", v if isinstance(v, str) else json.dumps(v)))
+    return meta
+
+
+def export(state_dict, arch, classes, thresholds, provenance, name, version, out_path):
+    model = cxr_arch.build_model(arch)
+    model.load_state_dict(state_dict, strict=True)
+    model.eval()
+    meta = build_meta(arch, classes, thresholds, provenance, name, version)
+    cxm.write(out_path, meta, fold_state(model))
+    return model
+
+
+def default_classes(n):
+    return [{"name": f"class{i}", "meaning": f"class {i}", "code": [f"C{i}", "99CXR", f"class {i}"],
+             "category": ["49755003", "SCT", "Morphologically Abnormal Structure"], "modifier": None,
+             "color": [[255, 64, 64], [64, 255, 64], [64, 64, 255], [255, 255, 64]][(i - 1) % 4]}
+            for i in range(1, n + 1)]
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("checkpoint")
+    ap.add_argument("-o", "--output", required=True)
+    ap.add_argument("--arch", help="JSON file or string (for a bare state_dict)")
+    ap.add_argument("--classes", help="JSON file with the class list (for a bare state_dict)")
+    ap.add_argument("--name", default="cxrseg")
+    ap.add_argument("--version", default="0")
+    a = ap.parse_args()
+    ck = torch.load(a.checkpoint, map_location="cpu")
+    if isinstance(ck, dict) and "model" in ck and isinstance(ck["model"], dict):
+        sd, arch = ck["model"], ck.get("arch", {})
+        classes, thr, prov = ck.get("classes"), ck.get("thresholds"), ck.get("provenance", {})
+    else:
+        sd, arch, classes, thr, prov = ck, {}, None, None, {}
+    if a.arch:
+        arch = json.load(open(a.arch)) if os.path.exists(a.arch) else json.loads(a.arch)
+    if a.classes:
+        classes = json.load(open(a.classes))
+    if classes is None:
+        classes = default_classes(cxr_arch.full_arch(arch)["num_classes"] - 1)
+    export(sd, arch, classes, thr, prov, a.name, a.version, a.output)
+    print(f"wrote {a.output} ({os.path.getsize(a.output)} bytes)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,474 @@
+/* cx_mfile: parses the model container from an mmapped file. The header and tables are copied
+ * into owned structures after every length is checked; tensor data stays in the mapping. */
+#include <config.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cx_mfile.h"
+
+#define MAGIC "CXSEGMDL"
+#define HEADER_SIZE 64
+#define MAX_ENTRIES 1000000u
+#define MAX_NAME 4096u
+
+struct cx_mfile {
+    char *path;
+    const unsigned char *map;
+    size_t size;
+    int n_meta, n_tensors;
+    cx_meta *meta;
+    cx_tensor_ref *tensors;
+    char sha[65];
+};
+
+/* Bounded little-endian cursor over [pos, end). */
+typedef struct cur {
+    const unsigned char *p;
+    size_t pos, end;
+} cur;
+
+static int rd(cur *c, void *dst, size_t n)
+{
+    if (n > c->end - c->pos)
+        return 0;
+    memcpy(dst, c->p + c->pos, n);
+    c->pos += n;
+    return 1;
+}
+
+static int rd_u32(cur *c, uint32_t *v)
+{
+    unsigned char b[4];
+    if (!rd(c, b, 4))
+        return 0;
+    *v = (uint32_t)b[0] | (uint32_t)b[1] << 8 | (uint32_t)b[2] << 16 | (uint32_t)b[3] << 24;
+    return 1;
+}
+
+static int rd_u64(cur *c, uint64_t *v)
+{
+    uint32_t lo, hi;
+    if (!rd_u32(c, &lo) || !rd_u32(c, &hi))
+        return 0;
+    *v = (uint64_t)hi << 32 | lo;
+    return 1;
+}
+
+/* Reads a u32-length-prefixed string into a fresh NUL-terminated copy. 0 = truncated/too long,
+ * -1 = out of memory. */
+static int rd_str(cur *c, char **out, uint32_t max)
+{
+    uint32_t n;
+    if (!rd_u32(c, &n) || n > max || n > c->end - c->pos)
+        return 0;
+    char *s = cx_malloc((size_t)n + 1);
+    if (!s)
+        return -1;
+    memcpy(s, c->p + c->pos, n);
+    s[n] = 0;
+    c->pos += n;
+    if (strlen(s) != n) {   /* embedded NUL */
+        cx_free(s);
+        return 0;
+    }
+    *out = s;
+    return 1;
+}
+
+void cx_mfile_free(cx_mfile *mf)
+{
+    if (!mf)
+        return;
+    for (int i = 0; i < mf->n_meta; i++) {
+        cx_meta *m = &mf->meta[i];
+        cx_free(m->key);
+        cx_free(m->i);
+        cx_free(m->f);
+        if (m->s)
+            for (int j = 0; j < m->count; j++)
+                cx_free(m->s[j]);
+        cx_free(m->s);
+    }
+    cx_free(mf->meta);
+    for (int i = 0; i < mf->n_tensors; i++)
+        cx_free(mf->tensors[i].name);
+    cx_free(mf->tensors);
+    if (mf->map)
+        munmap((void *)mf->map, mf->size);
+    cx_free(mf->path);
+    cx_free(mf);
+}
+
+#define FAIL(code, ...) do { st = cx_error_set(err, code, "model", __VA_ARGS__); goto fail; } while (0)
+
+static cx_status parse_meta(cx_mfile *mf, cur *c, cx_error *err)
+{
+    cx_status st = CX_OK;
+    for (int i = 0; i < mf->n_meta; i++) {
+        cx_meta *m = &mf->meta[i];
+        size_t at = c->pos;
+        int r = rd_str(c, &m->key, 255);
+        if (r < 0)
+            FAIL(CX_ERR_NOMEM, "out of memory");
+        if (r == 0)
+            FAIL(CX_ERR_MODEL, "%s: metadata entry %d of %d at byte %zu: key truncated or longer than 255",
+                 mf->path, i + 1, mf->n_meta, at);
+        for (int j = 0; j < i; j++)
+            if (!strcmp(mf->meta[j].key, m->key))
+                FAIL(CX_ERR_MODEL, "%s: metadata key '%s' appears twice", mf->path, m->key);
+        uint32_t type, n = 1;
+        if (!rd_u32(c, &type))
+            FAIL(CX_ERR_MODEL, "%s: metadata '%s': type truncated at byte %zu", mf->path, m->key, c->pos);
+        if (type < CX_META_I64 || type > CX_META_STR_ARRAY)
+            FAIL(CX_ERR_MODEL, "%s: metadata '%s': unknown type %u (expected 1..6)", mf->path, m->key, type);
+        m->type = (cx_meta_type)type;
+        if (type >= CX_META_I64_ARRAY && !rd_u32(c, &n))
+            FAIL(CX_ERR_MODEL, "%s: metadata '%s': array length truncated", mf->path, m->key);
+        if (n > (c->end - c->pos) / (type == CX_META_STR_ARRAY ? 4 : 8))
+            FAIL(CX_ERR_MODEL, "%s: metadata '%s': %u elements do not fit in the %zu bytes left", mf->path,
+                 m->key, n, c->end - c->pos);
+        m->count = (int)n;
+        if (type == CX_META_STR || type == CX_META_STR_ARRAY) {
+            m->s = cx_calloc(n ? n : 1, sizeof(char *));
+            if (!m->s)
+                FAIL(CX_ERR_NOMEM, "out of memory");
+            for (uint32_t j = 0; j < n; j++) {
+                r = rd_str(c, &m->s[j], 1u << 20);
+                if (r < 0)
+                    FAIL(CX_ERR_NOMEM, "out of memory");
+                if (r == 0)
+                    FAIL(CX_ERR_MODEL, "%s: metadata '%s': string %u truncated or invalid", mf->path, m->key, j);
+            }
+        } else {
+            m->i = cx_calloc(n ? n : 1, sizeof(int64_t));
+            m->f = cx_calloc(n ? n : 1, sizeof(double));
+            if (!m->i || !m->f)
+                FAIL(CX_ERR_NOMEM, "out of memory");
+            for (uint32_t j = 0; j < n; j++) {
+                uint64_t v;
+                if (!rd_u64(c, &v))
+                    FAIL(CX_ERR_MODEL, "%s: metadata '%s': value %u truncated", mf->path, m->key, j);
+                if (type == CX_META_I64 || type == CX_META_I64_ARRAY) {
+                    m->i[j] = (int64_t)v;
+                    m->f[j] = (double)m->i[j];
+                } else {
+                    memcpy(&m->f[j], &v, 8);
+                    double d = m->f[j];
+                    m->i[j] = (isfinite(d) && fabs(d) < 9e18) ? (int64_t)d : 0;
+                }
+            }
+        }
+    }
+fail:
+    return st;
+}
+
+static cx_status parse_tensors(cx_mfile *mf, cur *c, uint64_t data_off, uint64_t data_size, cx_error *err)
+{
+    cx_status st = CX_OK;
+    for (int i = 0; i < mf->n_tensors; i++) {
+        cx_tensor_ref *t = &mf->tensors[i];
+        int r = rd_str(c, &t->name, MAX_NAME);
+        if (r < 0)
+            FAIL(CX_ERR_NOMEM, "out of memory");
+        if (r == 0)
+            FAIL(CX_ERR_MODEL, "%s: tensor entry %d of %d: name truncated", mf->path, i + 1, mf->n_tensors);
+        uint32_t dt, nd;
+        if (!rd_u32(c, &dt) || !rd_u32(c, &nd))
+            FAIL(CX_ERR_MODEL, "%s: tensor '%s': entry truncated", mf->path, t->name);
+        if (dt > CX_DT_I32)
+            FAIL(CX_ERR_MODEL, "%s: tensor '%s': unknown dtype %u", mf->path, t->name, dt);
+        if (nd > CX_MFILE_MAX_DIMS)
+            FAIL(CX_ERR_MODEL, "%s: tensor '%s': %u dimensions (at most %d)", mf->path, t->name, nd,
+                 CX_MFILE_MAX_DIMS);
+        t->dtype = (cx_dtype)dt;
+        t->ndim = (int)nd;
+        size_t elems = 1;
+        for (uint32_t d = 0; d < nd; d++) {
+            uint64_t v;
+            if (!rd_u64(c, &v))
+                FAIL(CX_ERR_MODEL, "%s: tensor '%s': shape truncated", mf->path, t->name);
+            if (v > (1u << 31) || !cx_size_mul(elems, (size_t)v, &elems))
+                FAIL(CX_ERR_MODEL, "%s: tensor '%s': dimension %u = %llu too large", mf->path, t->name, d,
+                     (unsigned long long)v);
+            t->dims[d] = (int64_t)v;
+        }
+        uint64_t off, nb;
+        if (!rd_u64(c, &off) || !rd_u64(c, &nb))
+            FAIL(CX_ERR_MODEL, "%s: tensor '%s': offset/size truncated", mf->path, t->name);
+        size_t es = t->dtype == CX_DT_U8 ? 1 : 4, want;
+        if (!cx_size_mul(elems, es, &want) || want != nb)
+            FAIL(CX_ERR_MODEL, "%s: tensor '%s': %llu bytes stored, shape needs %zu", mf->path, t->name,
+                 (unsigned long long)nb, elems * es);
+        if (off % 64)
+            FAIL(CX_ERR_MODEL, "%s: tensor '%s': offset %llu not 64-byte aligned", mf->path, t->name,
+                 (unsigned long long)off);
+        if (off > data_size || nb > data_size - off)
+            FAIL(CX_ERR_MODEL, "%s: tensor '%s': offset %llu + %llu bytes beyond data size %llu", mf->path,
+                 t->name, (unsigned long long)off, (unsigned long long)nb, (unsigned long long)data_size);
+        for (int j = 0; j < i; j++)
+            if (!strcmp(mf->tensors[j].name, t->name))
+                FAIL(CX_ERR_MODEL, "%s: tensor '%s' appears twice", mf->path, t->name);
+        t->nbytes = (size_t)nb;
+        t->data = mf->map + data_off + off;
+    }
+fail:
+    return st;
+}
+
+cx_status cx_mfile_open(const char *path, cx_mfile **out, cx_error *err)
+{
+    cx_status st = CX_OK;
+    if (!path || !out)
+        return cx_error_set(err, CX_ERR_INVALID, "model", "NULL argument");
+    cx_mfile *mf = cx_calloc(1, sizeof *mf);
+    if (!mf || !(mf->path = cx_strdup(path))) {
+        cx_free(mf);
+        return cx_error_set(err, CX_ERR_NOMEM, "model", "out of memory");
+    }
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        FAIL(CX_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    struct stat sb;
+    if (fstat(fd, &sb) != 0) {
+        close(fd);
+        FAIL(CX_ERR_IO, "%s: cannot stat: %s", path, strerror(errno));
+    }
+    if (!S_ISREG(sb.st_mode)) {
+        close(fd);
+        FAIL(CX_ERR_IO, "%s: not a regular file", path);
+    }
+    if (sb.st_size < HEADER_SIZE) {
+        close(fd);
+        FAIL(CX_ERR_MODEL, "%s: %lld bytes, shorter than the %d-byte header (truncated?)", path,
+             (long long)sb.st_size, HEADER_SIZE);
+    }
+    mf->size = (size_t)sb.st_size;
+    void *map = mmap(NULL, mf->size, PROT_READ, MAP_PRIVATE, fd, 0);
+    close(fd);
+    if (map == MAP_FAILED)
+        FAIL(CX_ERR_IO, "%s: mmap of %zu bytes failed: %s", path, mf->size, strerror(errno));
+    mf->map = map;
+    if (memcmp(mf->map, MAGIC, 8) != 0)
+        FAIL(CX_ERR_MODEL, "%s: bad magic (not a cxrseg model file; expected \"%s\")", path, MAGIC);
+    cur c = {mf->map, 8, HEADER_SIZE};
+    uint32_t version, n_meta, n_tensors, reserved;
+    uint64_t data_off, data_size;
+    rd_u32(&c, &version);
+    rd_u32(&c, &n_meta);
+    rd_u32(&c, &n_tensors);
+    rd_u32(&c, &reserved);
+    rd_u64(&c, &data_off);
+    rd_u64(&c, &data_size);
+    if (version != CX_MFILE_VERSION)
+        FAIL(CX_ERR_MODEL, "%s: format version %u, this build reads version %d", path, version, CX_MFILE_VERSION);
+    if (n_meta > MAX_ENTRIES || n_tensors > MAX_ENTRIES)
+        FAIL(CX_ERR_MODEL, "%s: %u metadata entries / %u tensors (limit %u)", path, n_meta, n_tensors, MAX_ENTRIES);
+    if (data_off % 64 || data_off < HEADER_SIZE || data_off > mf->size)
+        FAIL(CX_ERR_MODEL, "%s: data offset %llu invalid (file is %zu bytes, must be 64-aligned)", path,
+             (unsigned long long)data_off, mf->size);
+    if (data_size != mf->size - data_off)
+        FAIL(CX_ERR_MODEL, "%s: header says %llu data bytes at %llu, the file has %zu (truncated?)", path,
+             (unsigned long long)data_size, (unsigned long long)data_off, mf->size - (size_t)data_off);
+    mf->meta = cx_calloc(n_meta ? n_meta : 1, sizeof(cx_meta));
+    mf->tensors = cx_calloc(n_tensors ? n_tensors : 1, sizeof(cx_tensor_ref));
+    if (!mf->meta || !mf->tensors)
+        FAIL(CX_ERR_NOMEM, "out of memory");
+    mf->n_meta = (int)n_meta;
+    mf->n_tensors = (int)n_tensors;
+    c.pos = HEADER_SIZE;
+    c.end = (size_t)data_off;
+    if ((st = parse_meta(mf, &c, err)) != CX_OK)
+        goto fail;
+    if ((st = parse_tensors(mf, &c, data_off, data_size, err)) != CX_OK)
+        goto fail;
+    unsigned char h[32];
+    cx_sha256(mf->map, mf->size, h);
+    for (int i = 0; i < 32; i++)
+        snprintf(mf->sha + 2 * i, 3, "%02x", h[i]);
+    *out = mf;
+    return CX_OK;
+fail:
+    cx_mfile_free(mf);
+    return st;
+}
+
+const char *cx_mfile_path(const cx_mfile *mf) { return mf->path; }
+const char *cx_mfile_sha256(const cx_mfile *mf) { return mf->sha; }
+size_t cx_mfile_size(const cx_mfile *mf) { return mf->size; }
+int cx_mfile_meta_count(const cx_mfile *mf) { return mf->n_meta; }
+const cx_meta *cx_mfile_meta_at(const cx_mfile *mf, int i) { return (i >= 0 && i < mf->n_meta) ? &mf->meta[i] : NULL; }
+int cx_mfile_tensor_count(const cx_mfile *mf) { return mf->n_tensors; }
+cx_tensor_ref *cx_mfile_tensor_at(cx_mfile *mf, int i) { return (i >= 0 && i < mf->n_tensors) ? &mf->tensors[i] : NULL; }
+
+const cx_meta *cx_mfile_meta(const cx_mfile *mf, const char *key)
+{
+    for (int i = 0; i < mf->n_meta; i++)
+        if (!strcmp(mf->meta[i].key, key))
+            return &mf->meta[i];
+    return NULL;
+}
+
+cx_tensor_ref *cx_mfile_tensor(cx_mfile *mf, const char *name)
+{
+    for (int i = 0; i < mf->n_tensors; i++)
+        if (!strcmp(mf->tensors[i].name, name)) {
+            mf->tensors[i].used = 1;
+            return &mf->tensors[i];
+        }
+    return NULL;
+}
+
+static const char *type_name(cx_meta_type t)
+{
+    static const char *n[] = {"?", "int", "float", "string", "int array", "float array", "string array"};
+    return (t >= 1 && t <= 6) ? n[t] : "?";
+}
+
+cx_status cx_mfile_get_i64(const cx_mfile *mf, const char *key, int64_t *out, cx_error *err)
+{
+    const cx_meta *m = cx_mfile_meta(mf, key);
+    if (!m)
+        return cx_error_set(err, CX_ERR_MODEL, "model", "%s: metadata '%s' missing", mf->path, key);
+    if (m->type == CX_META_F64 && m->f[0] == floor(m->f[0]) && fabs(m->f[0]) < 9e15) {
+        *out = (int64_t)m->f[0];
+        return CX_OK;
+    }
+    if (m->type != CX_META_I64)
+        return cx_error_set(err, CX_ERR_MODEL, "model", "%s: metadata '%s' is a %s, expected an int", mf->path,
+                            key, type_name(m->type));
+    *out = m->i[0];
+    return CX_OK;
+}
+
+cx_status cx_mfile_get_f64(const cx_mfile *mf, const char *key, double *out, cx_error *err)
+{
+    const cx_meta *m = cx_mfile_meta(mf, key);
+    if (!m)
+        return cx_error_set(err, CX_ERR_MODEL, "model", "%s: metadata '%s' missing", mf->path, key);
+    if (m->type != CX_META_F64 && m->type != CX_META_I64)
+        return cx_error_set(err, CX_ERR_MODEL, "model", "%s: metadata '%s' is a %s, expected a number",
+                            mf->path, key, type_name(m->type));
+    *out = m->f[0];
+    return CX_OK;
+}
+
+cx_status cx_mfile_get_str(const cx_mfile *mf, const char *key, const char **out, cx_error *err)
+{
+    const cx_meta *m = cx_mfile_meta(mf, key);
+    if (!m)
+        return cx_error_set(err, CX_ERR_MODEL, "model", "%s: metadata '%s' missing", mf->path, key);
+    if (m->type != CX_META_STR)
+        return cx_error_set(err, CX_ERR_MODEL, "model", "%s: metadata '%s' is a %s, expected a string",
+                            mf->path, key, type_name(m->type));
+    *out = m->s[0];
+    return CX_OK;
+}
+
+cx_status cx_mfile_get_f64s(const cx_mfile *mf, const char *key, int n, const double **out, int *count,
+                            cx_error *err)
+{
+    const cx_meta *m = cx_mfile_meta(mf, key);
+    if (!m)
+        return cx_error_set(err, CX_ERR_MODEL, "model", "%s: metadata '%s' missing", mf->path, key);
+    if (m->type != CX_META_F64_ARRAY && m->type != CX_META_I64_ARRAY)
+        return cx_error_set(err, CX_ERR_MODEL, "model", "%s: metadata '%s' is a %s, expected a number array",
+                            mf->path, key, type_name(m->type));
+    if ((n >= 0 && m->count != n) || m->count == 0)
+        return cx_error_set(err, CX_ERR_MODEL, "model", "%s: metadata '%s' has %d values, expected %d",
+                            mf->path, key, m->count, n < 0 ? 1 : n);
+    *out = m->f;
+    if (count)
+        *count = m->count;
+    return CX_OK;
+}
+
+cx_status cx_mfile_get_tensor(cx_mfile *mf, const char *name, cx_dtype dtype, int ndim, const int64_t *dims,
+                              const void **data, cx_error *err)
+{
+    cx_tensor_ref *t = cx_mfile_tensor(mf, name);
+    if (!t)
+        return cx_error_set(err, CX_ERR_MODEL, "model", "%s: tensor '%s' missing", mf->path, name);
+    char want[128] = "", got[128] = "";
+    size_t wl = 0, gl = 0;
+    for (int d = 0; d < ndim && wl < sizeof want - 24; d++)
+        wl += (size_t)snprintf(want + wl, sizeof want - wl, d ? " x %lld" : "%lld", (long long)dims[d]);
+    for (int d = 0; d < t->ndim && gl < sizeof got - 24; d++)
+        gl += (size_t)snprintf(got + gl, sizeof got - gl, d ? " x %lld" : "%lld", (long long)t->dims[d]);
+    if (t->dtype != dtype)
+        return cx_error_set(err, CX_ERR_MODEL, "model", "%s: tensor '%s' has dtype %d, expected %d", mf->path,
+                            name, (int)t->dtype, (int)dtype);
+    int ok = t->ndim == ndim;
+    for (int d = 0; ok && d < ndim; d++)
+        ok = t->dims[d] == dims[d];
+    if (!ok)
+        return cx_error_set(err, CX_ERR_MODEL, "model", "%s: tensor '%s' has shape [%s], expected [%s]",
+                            mf->path, name, got, want);
+    *data = t->data;
+    return CX_OK;
+}
+
+/* ---- SHA-256 (FIPS 180-4), for the "model file hash" recorded in results. ---- */
+static const uint32_t K256[64] = {
+    0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5,
+    0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe, 0x9bdc06a7, 0xc19bf174,
+    0xe49b69c1, 0xefbe4786, 0x0fc19dc6, 0x240ca1cc, 0x2de92c6f, 0x4a7484aa, 0x5cb0a9dc, 0x76f988da,
+    0x983e5152, 0xa831c66d, 0xb00327c8, 0xbf597fc7, 0xc6e00bf3, 0xd5a79147, 0x06ca6351, 0x14292967,
+    0x27b70a85, 0x2e1b2138, 0x4d2c6dfc, 0x53380d13, 0x650a7354, 0x766a0abb, 0x81c2c92e, 0x92722c85,
+    0xa2bfe8a1, 0xa81a664b, 0xc24b8b70, 0xc76c51a3, 0xd192e819, 0xd6990624, 0xf40e3585, 0x106aa070,
+    0x19a4c116, 0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a, 0x5b9cca4f, 0x682e6ff3,
+    0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7, 0xc67178f2};
+
+#define ROR(x, n) (((x) >> (n)) | ((x) << (32 - (n))))
+
+static void sha_block(uint32_t h[8], const unsigned char *b)
+{
+    uint32_t w[64];
+    for (int i = 0; i < 16; i++)
+        w[i] = (uint32_t)b[4 * i] << 24 | (uint32_t)b[4 * i + 1] << 16 | (uint32_t)b[4 * i + 2] << 8 | b[4 * i + 3];
+    for (int i = 16; i < 64; i++) {
+        uint32_t s0 = ROR(w[i - 15], 7) ^ ROR(w[i - 15], 18) ^ (w[i - 15] >> 3);
+        uint32_t s1 = ROR(w[i - 2], 17) ^ ROR(w[i - 2], 19) ^ (w[i - 2] >> 10);
+        w[i] = w[i - 16] + s0 + w[i - 7] + s1;
+    }
+    uint32_t a = h[0], bb = h[1], c = h[2], d = h[3], e = h[4], f = h[5], g = h[6], hh = h[7];
+    for (int i = 0; i < 64; i++) {
+        uint32_t t1 = hh + (ROR(e, 6) ^ ROR(e, 11) ^ ROR(e, 25)) + ((e & f) ^ (~e & g)) + K256[i] + w[i];
+        uint32_t t2 = (ROR(a, 2) ^ ROR(a, 13) ^ ROR(a, 22)) + ((a & bb) ^ (a & c) ^ (bb & c));
+        hh = g; g = f; f = e; e = d + t1; d = c; c = bb; bb = a; a = t1 + t2;
+    }
+    h[0] += a; h[1] += bb; h[2] += c; h[3] += d; h[4] += e; h[5] += f; h[6] += g; h[7] += hh;
+}
+
+void cx_sha256(const void *data, size_t n, unsigned char out[32])
+{
+    uint32_t h[8] = {0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19};
+    const unsigned char *p = data;
+    size_t i = 0;
+    for (; i + 64 <= n; i += 64)
+        sha_block(h, p + i);
+    unsigned char tail[128] = {0};
+    size_t r = n - i;
+    memcpy(tail, p + i, r);
+    tail[r] = 0x80;
+    size_t tl = r + 1 + 8 <= 64 ? 64 : 128;
+    uint64_t bits = (uint64_t)n * 8;
+    for (int k = 0; k < 8; k++)
+        tail[tl - 1 - k] = (unsigned char)(bits >> (8 * k));
+    sha_block(h, tail);
+    if (tl == 128)
+        sha_block(h, tail + 64);
+    for (int k = 0; k < 8; k++) {
+        out[4 * k] = (unsigned char)(h[k] >> 24);
+        out[4 * k + 1] = (unsigned char)(h[k] >> 16);
+        out[4 * k + 2] = (unsigned char)(h[k] >> 8);
+        out[4 * k + 3] = (unsigned char)h[k];
+    }
+}

@@ -1,0 +1,976 @@
+/* cx_mrcnn: the forward pass of torchvision 0.14's MaskRCNN (eval mode, one image), rule for rule:
+ * GeneralizedRCNNTransform (normalise, resize, pad to 32), ResNet body + FPN, AnchorGenerator + RPN
+ * proposal filtering, MultiScaleRoIAlign, TwoMLPHead + FastRCNNPredictor post-processing, mask head
+ * and paste_masks_in_image. Where torchvision's arithmetic order matters for exact parity (box
+ * decoding, RoIAlign sampling, NMS tie-breaking, integer box rounding) it is mirrored and commented.
+ * All scratch memory comes from the worker's arena: after the first image at the largest size,
+ * a detect allocates nothing but the result masks. */
+#include <config.h>
+
+#include <math.h>
+#include <string.h>
+
+#include "cx_mrcnn_impl.h"
+
+#define STAGE "mrcnn"
+#define MAX_CHUNKS 32
+#define CHUNK_MIN ((size_t)64 << 20)
+
+typedef struct chunk {
+    char *base;
+    size_t cap, used;
+} chunk;
+
+typedef struct mark {
+    int cur;
+    size_t used;
+} mark;
+
+struct cx_mrcnn {
+    const cx_model *m;
+    cx_pool *pool;
+    int n_threads;
+    chunk chunks[MAX_CHUNKS];
+    int nchunks, cur;
+    /* last run, for the parity tests */
+    float *fpn[MR_LEVELS];
+    int fh[MR_LEVELS], fw[MR_LEVELS];
+    float *props;
+    int nprops, rh, rw;
+    double t[4];
+};
+
+/* ---------------------------------------------------------------- arena */
+
+static void *arena_alloc(cx_mrcnn *s, size_t bytes)
+{
+    bytes = (bytes + 63) & ~(size_t)63;
+    if (bytes == 0)
+        bytes = 64;
+    for (;;) {
+        if (s->cur < s->nchunks) {
+            chunk *c = &s->chunks[s->cur];
+            if (c->cap - c->used >= bytes) {
+                void *p = c->base + c->used;
+                c->used += bytes;
+                return p;
+            }
+            if (s->cur + 1 < s->nchunks) {
+                s->cur++;
+                s->chunks[s->cur].used = 0;
+                if (s->chunks[s->cur].cap >= bytes)
+                    continue;
+                /* too small: replace it (chunks after cur are unused) */
+                cx_aligned_free(s->chunks[s->cur].base);
+                size_t cap = bytes > CHUNK_MIN ? bytes : CHUNK_MIN;
+                s->chunks[s->cur].base = cx_aligned_alloc(cap);
+                s->chunks[s->cur].cap = s->chunks[s->cur].base ? cap : 0;
+                if (!s->chunks[s->cur].base)
+                    return NULL;
+                continue;
+            }
+        }
+        if (s->nchunks == MAX_CHUNKS)
+            return NULL;
+        size_t cap = bytes > CHUNK_MIN ? bytes : CHUNK_MIN;
+        char *b = cx_aligned_alloc(cap);
+        if (!b)
+            return NULL;
+        cx_log(CX_LOG_DEBUG, STAGE, NULL, "arena grows by %zu MB (chunk %d)", cap >> 20, s->nchunks + 1);
+        s->chunks[s->nchunks++] = (chunk){b, cap, 0};
+        s->cur = s->nchunks - 1;
+    }
+}
+
+static mark arena_mark(const cx_mrcnn *s)
+{
+    mark mk = {s->cur, s->nchunks ? s->chunks[s->cur].used : 0};
+    return mk;
+}
+
+static void arena_release(cx_mrcnn *s, mark mk)
+{
+    for (int i = mk.cur + 1; i < s->nchunks; i++)
+        s->chunks[i].used = 0;
+    s->cur = mk.cur;
+    if (s->nchunks)
+        s->chunks[s->cur].used = mk.used;
+}
+
+/* One chunk holding everything the last run needed, so steady state is a single block. */
+static cx_status arena_reset(cx_mrcnn *s, cx_error *err)
+{
+    if (s->nchunks > 1) {
+        size_t total = 0;
+        for (int i = 0; i < s->nchunks; i++) {
+            total += s->chunks[i].cap;
+            cx_aligned_free(s->chunks[i].base);
+        }
+        s->nchunks = 0;
+        s->chunks[0].base = cx_aligned_alloc(total);
+        if (!s->chunks[0].base)
+            return cx_error_set(err, CX_ERR_NOMEM, STAGE, "arena of %zu MB", total >> 20);
+        s->chunks[0].cap = total;
+        s->nchunks = 1;
+    }
+    s->cur = 0;
+    if (s->nchunks)
+        s->chunks[0].used = 0;
+    return CX_OK;
+}
+
+#define ALLOCF(ptr, nfloats) do { \
+        if (!((ptr) = arena_alloc(s, (size_t)(nfloats) * sizeof(float)))) { \
+            st = cx_error_set(err, CX_ERR_NOMEM, STAGE, "scratch arena: %zu MB more", \
+                              ((size_t)(nfloats) * sizeof(float)) >> 20); goto fail; } } while (0)
+#define ALLOCB(ptr, nbytes) do { \
+        if (!((ptr) = arena_alloc(s, (size_t)(nbytes)))) { \
+            st = cx_error_set(err, CX_ERR_NOMEM, STAGE, "scratch arena: %zu MB more", \
+                              ((size_t)(nbytes)) >> 20); goto fail; } } while (0)
+#define TRY(x) do { if ((st = (x)) != CX_OK) goto fail; } while (0)
+
+/* ---------------------------------------------------------------- state */
+
+cx_status cx_mrcnn_new(const cx_model *m, int n_threads, cx_mrcnn **out, cx_error *err)
+{
+    if (!m || !out)
+        return cx_error_set(err, CX_ERR_INVALID, STAGE, "NULL argument");
+    if (n_threads < 1 || n_threads > 256)
+        return cx_error_set(err, CX_ERR_INVALID, STAGE, "thread count %d outside 1..256", n_threads);
+    cx_mrcnn *s = cx_calloc(1, sizeof *s);
+    if (!s)
+        return cx_error_set(err, CX_ERR_NOMEM, STAGE, "out of memory");
+    s->m = m;
+    s->n_threads = n_threads;
+    cx_status st = cx_pool_new(n_threads, &s->pool, err);
+    if (st) {
+        cx_free(s);
+        return st;
+    }
+    cx_nn_blas_setup(n_threads);
+    /* Size the arena for the largest padded input up front (an estimate: a first run that needs
+     * more grows it once and the next run consolidates). */
+    size_t P = (size_t)((m->arch.max_size + 31) / 32 * 32);
+    int e = m->bottleneck ? 4 : 1;
+    size_t C = (size_t)m->arch.fpn_channels, K1 = (size_t)m->arch.num_classes;
+    double f = (double)P * P * (C * 0.12 + m->width * e * 0.45 + m->width * 0.3 + 3)
+             + (double)(1 << 22) + (double)m->post_nms * (C * 49 + 2 * m->rep + 5 * K1 + 16)
+             + (double)m->arch.detections_per_img * (C * 196 * 2 + m->mask_dim * 784 * 6 + K1 * 784);
+    size_t bytes = (size_t)(f * sizeof(float) * 1.1);
+    s->chunks[0].base = cx_aligned_alloc(bytes);
+    if (!s->chunks[0].base) {
+        cx_mrcnn_free(s);
+        return cx_error_set(err, CX_ERR_NOMEM, STAGE, "scratch arena of %zu MB", bytes >> 20);
+    }
+    s->chunks[0].cap = bytes;
+    s->nchunks = 1;
+    *out = s;
+    return CX_OK;
+}
+
+void cx_mrcnn_free(cx_mrcnn *s)
+{
+    if (!s)
+        return;
+    for (int i = 0; i < s->nchunks; i++)
+        cx_aligned_free(s->chunks[i].base);
+    cx_pool_free(s->pool);
+    cx_free(s);
+}
+
+void cx_detections_clear(cx_detections *d)
+{
+    if (!d)
+        return;
+    for (int i = 0; i < d->count; i++)
+        cx_free(d->items[i].mask);
+    cx_free(d->items);
+    d->items = NULL;
+    d->count = d->capacity = 0;
+}
+
+/* ---------------------------------------------------------------- helpers */
+
+static cx_status conv(cx_mrcnn *s, const cx_conv *c, const float *in, int n, int h, int w, float *out,
+                      const float *add, int relu, cx_error *err)
+{
+    cx_status st = CX_OK;
+    mark mk = arena_mark(s);
+    float *scratch = NULL;
+    size_t need = cx_conv_scratch_floats(c, n, h, w);
+    if (need)
+        ALLOCF(scratch, need);
+    cx_conv2d(s->pool, c, in, n, h, w, out, add, relu, scratch);
+fail:
+    arena_release(s, mk);
+    return st;
+}
+
+/* Stable sort of idx[0..n) by key descending (ties keep index order), merge sort with tmp[n]. */
+static void sort_desc(int *idx, int *tmp, int n, const float *key)
+{
+    for (int width = 1; width < n; width *= 2) {
+        for (int lo = 0; lo < n; lo += 2 * width) {
+            int mid = lo + width < n ? lo + width : n, hi = lo + 2 * width < n ? lo + 2 * width : n;
+            int i = lo, j = mid, k = lo;
+            while (i < mid && j < hi)
+                tmp[k++] = (key[idx[j]] > key[idx[i]]) ? idx[j++] : idx[i++];
+            while (i < mid)
+                tmp[k++] = idx[i++];
+            while (j < hi)
+                tmp[k++] = idx[j++];
+        }
+        memcpy(idx, tmp, (size_t)n * sizeof(int));
+    }
+}
+
+/* torchvision.ops.nms (CPU kernel): boxes [n][4]; returns the kept indices in decreasing score order
+ * (stable sort); IoU compared in double against the threshold as the kernel does. */
+static int nms(const float *b, const float *score, int n, double thr, int *keep, int *order, int *tmp,
+               unsigned char *sup, float *area)
+{
+    for (int i = 0; i < n; i++) {
+        order[i] = i;
+        sup[i] = 0;
+        area[i] = (b[4 * i + 2] - b[4 * i]) * (b[4 * i + 3] - b[4 * i + 1]);
+    }
+    sort_desc(order, tmp, n, score);
+    int nk = 0;
+    for (int a = 0; a < n; a++) {
+        int i = order[a];
+        if (sup[i])
+            continue;
+        keep[nk++] = i;
+        float ix1 = b[4 * i], iy1 = b[4 * i + 1], ix2 = b[4 * i + 2], iy2 = b[4 * i + 3], ia = area[i];
+        for (int c = a + 1; c < n; c++) {
+            int j = order[c];
+            if (sup[j])
+                continue;
+            float xx1 = fmaxf(ix1, b[4 * j]), yy1 = fmaxf(iy1, b[4 * j + 1]);
+            float xx2 = fminf(ix2, b[4 * j + 2]), yy2 = fminf(iy2, b[4 * j + 3]);
+            float w = fmaxf(0.0f, xx2 - xx1), h = fmaxf(0.0f, yy2 - yy1);
+            float inter = w * h;
+            float ovr = inter / (ia + area[j] - inter);
+            if ((double)ovr > thr)
+                sup[j] = 1;
+        }
+    }
+    return nk;
+}
+
+/* torchvision.ops.batched_nms: per-class NMS, result sorted by decreasing score. Like torchvision,
+ * small inputs (<= 1000 boxes) use the coordinate-offset trick and larger ones the per-class loop;
+ * the two can differ in the last bit of IoU, so the same choice is made here. */
+static cx_status batched_nms(cx_mrcnn *s, const float *boxes, const float *scores, const int *cls, int n,
+                             double thr, int *keep, int *nkeep, cx_error *err)
+{
+    cx_status st = CX_OK;
+    mark mk = arena_mark(s);
+    int *order, *tmp, *sub_idx, *sub_keep;
+    unsigned char *sup;
+    float *area, *sb, *ss;
+    *nkeep = 0;
+    if (n == 0)
+        goto fail;
+    ALLOCB(order, (size_t)n * sizeof(int));
+    ALLOCB(tmp, (size_t)n * sizeof(int));
+    ALLOCB(sub_idx, (size_t)n * sizeof(int));
+    ALLOCB(sub_keep, (size_t)n * sizeof(int));
+    ALLOCB(sup, (size_t)n);
+    ALLOCF(area, n);
+    ALLOCF(sb, (size_t)n * 4);
+    ALLOCF(ss, n);
+    if ((size_t)n * 4 > 4000) {
+        unsigned char *kmask;
+        ALLOCB(kmask, (size_t)n);
+        memset(kmask, 0, (size_t)n);
+        int cmin = cls[0], cmax = cls[0];
+        for (int i = 1; i < n; i++) {
+            cmin = cls[i] < cmin ? cls[i] : cmin;
+            cmax = cls[i] > cmax ? cls[i] : cmax;
+        }
+        for (int c = cmin; c <= cmax; c++) {
+            int m = 0;
+            for (int i = 0; i < n; i++)
+                if (cls[i] == c) {
+                    sub_idx[m] = i;
+                    memcpy(sb + 4 * m, boxes + 4 * i, 4 * sizeof(float));
+                    ss[m++] = scores[i];
+                }
+            if (!m)
+                continue;
+            int nk = nms(sb, ss, m, thr, sub_keep, order, tmp, sup, area);
+            for (int k = 0; k < nk; k++)
+                kmask[sub_idx[sub_keep[k]]] = 1;
+        }
+        int m = 0;
+        for (int i = 0; i < n; i++)
+            if (kmask[i])
+                keep[m++] = i;
+        sort_desc(keep, tmp, m, scores);
+        *nkeep = m;
+    } else {
+        float mx = boxes[0];
+        for (int i = 1; i < 4 * n; i++)
+            mx = boxes[i] > mx ? boxes[i] : mx;
+        for (int i = 0; i < n; i++) {
+            float off = (float)cls[i] * (mx + 1.0f);
+            for (int k = 0; k < 4; k++)
+                sb[4 * i + k] = boxes[4 * i + k] + off;
+        }
+        *nkeep = nms(sb, scores, n, thr, keep, order, tmp, sup, area);
+    }
+fail:
+    arena_release(s, mk);
+    return st;
+}
+
+/* ---------------------------------------------------------------- RoIAlign */
+
+typedef struct roi_job {
+    const float *feat[4];
+    int fh[4], fw[4];
+    float scale[4];
+    const int *level;
+    const float *boxes;
+    int C, P;          /* channels, output size */
+    float *out;
+    size_t roi_stride, ch_stride;
+    int n;
+} roi_job;
+
+/* torchvision roi_align CPU kernel, aligned=False, sampling_ratio=2, for one RoI. */
+static void roi_align_one(const float *feat, int C, int H, int W, float scale, const float *box, int P,
+                          float *out, size_t ch_stride)
+{
+    enum { G = 2 };
+    float rsw = box[0] * scale, rsh = box[1] * scale, rew = box[2] * scale, reh = box[3] * scale;
+    float rw = fmaxf(rew - rsw, 1.0f), rh = fmaxf(reh - rsh, 1.0f);
+    float bw = rw / (float)P, bh = rh / (float)P;
+    /* Sample positions and weights, shared by all channels (the kernel's pre_calc). */
+    int pos[28 * 28 * G * G][4];
+    float wt[28 * 28 * G * G][4];
+    int q = 0;
+    for (int ph = 0; ph < P; ph++)
+        for (int pw = 0; pw < P; pw++)
+            for (int iy = 0; iy < G; iy++) {
+                float y = rsh + (float)ph * bh + (float)(iy + .5f) * bh / (float)G;
+                for (int ix = 0; ix < G; ix++, q++) {
+                    float x = rsw + (float)pw * bw + (float)(ix + .5f) * bw / (float)G;
+                    if (y < -1.0f || y > (float)H || x < -1.0f || x > (float)W) {
+                        memset(pos[q], 0, sizeof pos[q]);
+                        memset(wt[q], 0, sizeof wt[q]);
+                        continue;
+                    }
+                    float yy = y <= 0 ? 0 : y, xx = x <= 0 ? 0 : x;
+                    int yl = (int)yy, xl = (int)xx, yh, xh;
+                    if (yl >= H - 1) {
+                        yh = yl = H - 1;
+                        yy = (float)yl;
+                    } else
+                        yh = yl + 1;
+                    if (xl >= W - 1) {
+                        xh = xl = W - 1;
+                        xx = (float)xl;
+                    } else
+                        xh = xl + 1;
+                    float ly = yy - (float)yl, lx = xx - (float)xl, hy = 1.0f - ly, hx = 1.0f - lx;
+                    pos[q][0] = yl * W + xl;
+                    pos[q][1] = yl * W + xh;
+                    pos[q][2] = yh * W + xl;
+                    pos[q][3] = yh * W + xh;
+                    wt[q][0] = hy * hx;
+                    wt[q][1] = hy * lx;
+                    wt[q][2] = ly * hx;
+                    wt[q][3] = ly * lx;
+                }
+            }
+    const float count = (float)(G * G);
+    for (int c = 0; c < C; c++) {
+        const float *f = feat + (size_t)c * H * W;
+        float *o = out + (size_t)c * ch_stride;
+        q = 0;
+        for (int b = 0; b < P * P; b++) {
+            float v = 0.0f;
+            for (int k = 0; k < G * G; k++, q++)
+                v += wt[q][0] * f[pos[q][0]] + wt[q][1] * f[pos[q][1]] + wt[q][2] * f[pos[q][2]] +
+                     wt[q][3] * f[pos[q][3]];
+            o[b] = v / count;
+        }
+    }
+}
+
+static void roi_task(void *ctx, int t)
+{
+    const roi_job *j = ctx;
+    int l = j->level[t];
+    roi_align_one(j->feat[l], j->C, j->fh[l], j->fw[l], j->scale[l], j->boxes + 4 * t, j->P,
+                  j->out + (size_t)t * j->roi_stride, j->ch_stride);
+}
+
+/* poolers.LevelMapper: k0 = 4, canonical size 224, eps 1e-6, in float32. */
+static void map_levels(const float *boxes, int n, int kmin, int kmax, int *level)
+{
+    for (int i = 0; i < n; i++) {
+        const float *b = boxes + 4 * i;
+        float sq = sqrtf((b[2] - b[0]) * (b[3] - b[1]));
+        float t = 4.0f + log2f(sq / 224.0f);
+        t = floorf(t + 1e-6f);
+        t = t < (float)kmin ? (float)kmin : (t > (float)kmax ? (float)kmax : t);
+        level[i] = (int)t - kmin;
+    }
+}
+
+static void multiscale_roi_align(cx_mrcnn *s, const float *boxes, const int *level, int n, int P, float *out,
+                                 size_t roi_stride, size_t ch_stride)
+{
+    roi_job j;
+    for (int l = 0; l < 4; l++) {
+        j.feat[l] = s->fpn[l];
+        j.fh[l] = s->fh[l];
+        j.fw[l] = s->fw[l];
+        /* poolers._infer_scale: 2 ** round(log2(feature height / image height)) */
+        float approx = (float)((double)s->fh[l] / (double)s->rh);
+        j.scale[l] = ldexpf(1.0f, (int)rintf(log2f(approx)));
+    }
+    j.level = level;
+    j.boxes = boxes;
+    j.C = s->m->arch.fpn_channels;
+    j.P = P;
+    j.out = out;
+    j.roi_stride = roi_stride;
+    j.ch_stride = ch_stride;
+    j.n = n;
+    cx_pool_run(s->pool, n, roi_task, &j);
+}
+
+static void level_range(const cx_mrcnn *s, int *kmin, int *kmax)
+{
+    float a0 = (float)((double)s->fh[0] / (double)s->rh), a3 = (float)((double)s->fh[3] / (double)s->rh);
+    *kmin = -(int)rintf(log2f(a0));
+    *kmax = -(int)rintf(log2f(a3));
+}
+
+/* ---------------------------------------------------------------- paste */
+
+typedef struct paste_job {
+    const float *prob;      /* [D][28][28] */
+    const float *boxes;     /* [D][4] in output pixels */
+    cx_detection *det;
+    const float *thr;       /* [D] */
+    int M, out_h, out_w;
+} paste_job;
+
+static void lin_idx(int o, int in, float scale, int *i0, int *i1, float *l0, float *l1)
+{
+    /* PyTorch's CPU bilinear kernel: float scale, but the source index and the lambdas are
+     * computed in double (checked against torch 1.13 with impulse inputs). */
+    double sd = (double)scale * ((double)o + 0.5) - 0.5;
+    if (sd < 0)
+        sd = 0;
+    int i = (int)sd;
+    *i0 = i;
+    *i1 = i + (i < in - 1 ? 1 : 0);
+    double l = sd - (double)i;
+    l = l < 0 ? 0 : (l > 1 ? 1 : l);
+    *l1 = (float)l;
+    *l0 = 1.0f - *l1;
+}
+
+/* Box geometry of paste_masks_in_image: expand by (M+2)/M, truncate to int64, clip. */
+static void paste_geometry(const float *b, int M, int out_h, int out_w, long long ib[4], int *x0, int *y0,
+                           int *x1, int *y1)
+{
+    float scale = (float)((double)(M + 2) / M);
+    float wh = (b[2] - b[0]) * 0.5f, hh = (b[3] - b[1]) * 0.5f;
+    float xc = (b[2] + b[0]) * 0.5f, yc = (b[3] + b[1]) * 0.5f;
+    wh *= scale;
+    hh *= scale;
+    ib[0] = (long long)(xc - wh);
+    ib[2] = (long long)(xc + wh);
+    ib[1] = (long long)(yc - hh);
+    ib[3] = (long long)(yc + hh);
+    long long a = ib[0] > 0 ? ib[0] : 0, c = ib[2] + 1 < out_w ? ib[2] + 1 : out_w;
+    long long bq = ib[1] > 0 ? ib[1] : 0, d = ib[3] + 1 < out_h ? ib[3] + 1 : out_h;
+    *x0 = (int)a;
+    *x1 = (int)(c > a ? c : a);
+    *y0 = (int)bq;
+    *y1 = (int)(d > bq ? d : bq);
+}
+
+static void paste_task(void *ctx, int t)
+{
+    const paste_job *j = ctx;
+    cx_detection *d = &j->det[t];
+    if (!d->mask_w || !d->mask_h)
+        return;
+    int M = j->M, MP = M + 2;
+    long long ib[4];
+    int x0, y0, x1, y1;
+    paste_geometry(j->boxes + 4 * t, M, j->out_h, j->out_w, ib, &x0, &y0, &x1, &y1);
+    long long w = ib[2] - ib[0] + 1, h = ib[3] - ib[1] + 1;
+    w = w > 1 ? w : 1;
+    h = h > 1 ? h : 1;
+    /* The padded (M+2)^2 mask, bilinearly resized to h x w (align_corners=False), read only inside
+     * the clipped box. */
+    float pad[(28 + 2) * (28 + 2)];
+    const float *p = j->prob + (size_t)t * M * M;
+    memset(pad, 0, sizeof(float) * MP * MP);
+    for (int y = 0; y < M; y++)
+        memcpy(pad + (y + 1) * MP + 1, p + y * M, sizeof(float) * M);
+    float sy = (float)MP / (float)h, sx = (float)MP / (float)w, thr = j->thr[t];
+    for (int Y = y0; Y < y1; Y++) {
+        int a0, a1;
+        float la0, la1;
+        lin_idx((int)(Y - ib[1]), MP, sy, &a0, &a1, &la0, &la1);
+        uint8_t *row = d->mask + (size_t)(Y - y0) * d->mask_w;
+        for (int X = x0; X < x1; X++) {
+            int b0, b1;
+            float lb0, lb1;
+            lin_idx((int)(X - ib[0]), MP, sx, &b0, &b1, &lb0, &lb1);
+            /* a (1, 1, M+2, M+2) tensor: PyTorch's channels-last bilinear kernel */
+            float v = pad[a0 * MP + b0] * (la0 * lb0) + pad[a0 * MP + b1] * (la0 * lb1) +
+                      pad[a1 * MP + b0] * (la1 * lb0) + pad[a1 * MP + b1] * (la1 * lb1);
+            row[X - x0] = v > thr;
+        }
+    }
+}
+
+/* ---------------------------------------------------------------- forward */
+
+typedef struct shape {
+    int c, h, w;
+} shape;
+
+static cx_status run_block(cx_mrcnn *s, const mr_block *B, int bottleneck, const float *in, shape si, float *out,
+                           shape *so, cx_error *err)
+{
+    cx_status st = CX_OK;
+    mark mk = arena_mark(s);
+    const cx_conv *mid = bottleneck ? &B->c2 : &B->c1;
+    int oh = cx_conv_out(si.h, mid->kh, mid->stride, mid->pad, 1), ow = cx_conv_out(si.w, mid->kw, mid->stride, mid->pad, 1);
+    const cx_conv *last = bottleneck ? &B->c3 : &B->c2;
+    const float *ident = in;
+    float *t1, *t2, *dn;
+    if (B->has_down) {
+        ALLOCF(dn, (size_t)B->down.cout * oh * ow);
+        TRY(conv(s, &B->down, in, 1, si.h, si.w, dn, NULL, 0, err));
+        ident = dn;
+    }
+    if (bottleneck) {
+        ALLOCF(t1, (size_t)B->c1.cout * si.h * si.w);
+        TRY(conv(s, &B->c1, in, 1, si.h, si.w, t1, NULL, 1, err));
+        ALLOCF(t2, (size_t)B->c2.cout * oh * ow);
+        TRY(conv(s, &B->c2, t1, 1, si.h, si.w, t2, NULL, 1, err));
+    } else {
+        ALLOCF(t2, (size_t)B->c1.cout * oh * ow);
+        TRY(conv(s, &B->c1, in, 1, si.h, si.w, t2, NULL, 1, err));
+    }
+    TRY(conv(s, last, t2, 1, oh, ow, out, ident, 1, err));
+    *so = (shape){last->cout, oh, ow};
+fail:
+    arena_release(s, mk);
+    return st;
+}
+
+static cx_status backbone_fpn(cx_mrcnn *s, const float *x, int Hp, int Wp, cx_error *err)
+{
+    const cx_model *m = s->m;
+    cx_status st = CX_OK;
+    int C = m->arch.fpn_channels, e = m->bottleneck ? 4 : 1;
+    /* sizes */
+    int h1 = cx_conv_out(Hp, 7, 2, 3, 1), w1 = cx_conv_out(Wp, 7, 2, 3, 1);
+    int hs[4], ws[4];
+    hs[0] = cx_conv_out(h1, 3, 2, 1, 1);
+    ws[0] = cx_conv_out(w1, 3, 2, 1, 1);
+    for (int l = 1; l < 4; l++) {
+        hs[l] = cx_conv_out(hs[l - 1], 3, 2, 1, 1);
+        ws[l] = cx_conv_out(ws[l - 1], 3, 2, 1, 1);
+    }
+    for (int l = 0; l < 4; l++) {
+        s->fh[l] = hs[l];
+        s->fw[l] = ws[l];
+        ALLOCF(s->fpn[l], (size_t)C * hs[l] * ws[l]);
+    }
+    s->fh[4] = cx_conv_out(hs[3], 1, 2, 0, 1);
+    s->fw[4] = cx_conv_out(ws[3], 1, 2, 0, 1);
+    ALLOCF(s->fpn[4], (size_t)C * s->fh[4] * s->fw[4]);
+    mark m0 = arena_mark(s);
+    float *cl[4];
+    for (int l = 0; l < 4; l++)
+        ALLOCF(cl[l], (size_t)(m->width << l) * e * hs[l] * ws[l]);
+    mark m1 = arena_mark(s);
+    float *stem, *pool;
+    ALLOCF(stem, (size_t)m->width * h1 * w1);
+    TRY(conv(s, &m->conv1, x, 1, Hp, Wp, stem, NULL, 1, err));
+    ALLOCF(pool, (size_t)m->width * hs[0] * ws[0]);
+    cx_maxpool2d(s->pool, stem, m->width, h1, w1, 3, 2, 1, pool, hs[0], ws[0]);
+    const float *in = pool;
+    shape si = {m->width, hs[0], ws[0]};
+    for (int l = 0; l < 4; l++) {
+        mark ml = arena_mark(s);
+        size_t outsz = (size_t)(m->width << l) * e * hs[l] * ws[l];
+        float *pp[2];
+        ALLOCF(pp[0], outsz);
+        ALLOCF(pp[1], outsz);
+        for (int b = 0; b < m->nblocks[l]; b++) {
+            float *o = (b == m->nblocks[l] - 1) ? cl[l] : pp[b & 1];
+            shape so;
+            TRY(run_block(s, &m->blocks[l][b], m->bottleneck, in, si, o, &so, err));
+            in = o;
+            si = so;
+        }
+        arena_release(s, l == 0 ? m1 : ml);
+    }
+    /* FPN top-down */
+    float *last;
+    ALLOCF(last, (size_t)C * hs[3] * ws[3]);
+    TRY(conv(s, &m->fpn_inner[3], cl[3], 1, hs[3], ws[3], last, NULL, 0, err));
+    TRY(conv(s, &m->fpn_layer[3], last, 1, hs[3], ws[3], s->fpn[3], NULL, 0, err));
+    for (int l = 2; l >= 0; l--) {
+        float *lat;
+        ALLOCF(lat, (size_t)C * hs[l] * ws[l]);
+        TRY(conv(s, &m->fpn_inner[l], cl[l], 1, hs[l], ws[l], lat, NULL, 0, err));
+        cx_upsample_nearest_add(s->pool, lat, C, hs[l], ws[l], last, hs[l + 1], ws[l + 1]);
+        TRY(conv(s, &m->fpn_layer[l], lat, 1, hs[l], ws[l], s->fpn[l], NULL, 0, err));
+        last = lat;
+    }
+    /* LastLevelMaxPool: max_pool2d(P5, kernel 1, stride 2) */
+    cx_maxpool2d(s->pool, s->fpn[3], C, hs[3], ws[3], 1, 2, 0, s->fpn[4], s->fh[4], s->fw[4]);
+    arena_release(s, m0);
+fail:
+    return st;
+}
+
+/* RPN head + AnchorGenerator + RegionProposalNetwork.filter_proposals. Leaves s->props/nprops
+ * (allocated from the arena by the caller's frame). */
+static cx_status rpn(cx_mrcnn *s, int Hp, int Wp, cx_error *err)
+{
+    const cx_model *m = s->m;
+    cx_status st = CX_OK;
+    int A = m->A, C = m->arch.fpn_channels;
+    size_t ntot = 0, ktot = 0;
+    int kl[MR_LEVELS];
+    for (int l = 0; l < MR_LEVELS; l++) {
+        size_t n = (size_t)A * s->fh[l] * s->fw[l];
+        kl[l] = n < (size_t)m->pre_nms ? (int)n : m->pre_nms;
+        ntot += n;
+        ktot += (size_t)kl[l];
+    }
+    float *props;
+    ALLOCF(props, ktot * 4);    /* final proposals land here (kept after release) */
+    mark mk = arena_mark(s);
+    float *cb, *cs;
+    int *clv, *idx, *tmp;
+    ALLOCF(cb, ktot * 4);
+    ALLOCF(cs, ktot);
+    ALLOCB(clv, ktot * sizeof(int));
+    size_t maxn = 0;
+    for (int l = 0; l < MR_LEVELS; l++) {
+        size_t n = (size_t)A * s->fh[l] * s->fw[l];
+        maxn = n > maxn ? n : maxn;
+    }
+    ALLOCB(idx, maxn * sizeof(int));
+    ALLOCB(tmp, maxn * sizeof(int));
+    float *obj;
+    ALLOCF(obj, maxn);
+    int nc = 0;
+    const float clip = (float)log(1000.0 / 16);
+    for (int l = 0; l < MR_LEVELS; l++) {
+        mark ml = arena_mark(s);
+        int H = s->fh[l], W = s->fw[l];
+        size_t HW = (size_t)H * W;
+        float *t, *hd;
+        ALLOCF(t, (size_t)C * HW);
+        ALLOCF(hd, (size_t)5 * A * HW);
+        TRY(conv(s, &m->rpn_conv, s->fpn[l], 1, H, W, t, NULL, 1, err));
+        TRY(conv(s, &m->rpn_head, t, 1, H, W, hd, NULL, 0, err));
+        int n = (int)(A * HW);
+        for (int i = 0; i < n; i++) {
+            obj[i] = hd[(size_t)(i % A) * HW + i / A];
+            idx[i] = i;
+        }
+        sort_desc(idx, tmp, n, obj);   /* topk(pre_nms_top_n), sorted */
+        int sh = Hp / H, sw = Wp / W;
+        for (int k = 0; k < kl[l]; k++) {
+            int i = idx[k], a = i % A, pos = i / A, y = pos / W, x = pos % W;
+            const float *ba = m->base_anchors[l][a];
+            float ax1 = (float)(x * sw) + ba[0], ay1 = (float)(y * sh) + ba[1];
+            float ax2 = (float)(x * sw) + ba[2], ay2 = (float)(y * sh) + ba[3];
+            const float *d = hd + (size_t)(A + 4 * a) * HW + pos;
+            /* BoxCoder.decode_single, weights (1, 1, 1, 1) */
+            float wd = ax2 - ax1, ht = ay2 - ay1, cx = ax1 + 0.5f * wd, cy = ay1 + 0.5f * ht;
+            float dx = d[0] / 1.0f, dy = d[HW] / 1.0f, dw = d[2 * HW] / 1.0f, dh = d[3 * HW] / 1.0f;
+            dw = fminf(dw, clip);
+            dh = fminf(dh, clip);
+            float pcx = dx * wd + cx, pcy = dy * ht + cy, pw = expf(dw) * wd, ph = expf(dh) * ht;
+            float hw2 = 0.5f * pw, hh2 = 0.5f * ph;
+            float x1 = pcx - hw2, y1 = pcy - hh2, x2 = pcx + hw2, y2 = pcy + hh2;
+            /* clip_boxes_to_image (resized, unpadded size) */
+            x1 = fminf(fmaxf(x1, 0.0f), (float)s->rw);
+            x2 = fminf(fmaxf(x2, 0.0f), (float)s->rw);
+            y1 = fminf(fmaxf(y1, 0.0f), (float)s->rh);
+            y2 = fminf(fmaxf(y2, 0.0f), (float)s->rh);
+            float sc = cx_sigmoidf(obj[i]);
+            if (!(x2 - x1 >= 1e-3f && y2 - y1 >= 1e-3f))   /* remove_small_boxes */
+                continue;
+            if (!(sc >= m->rpn_score))
+                continue;
+            cb[4 * nc] = x1;
+            cb[4 * nc + 1] = y1;
+            cb[4 * nc + 2] = x2;
+            cb[4 * nc + 3] = y2;
+            cs[nc] = sc;
+            clv[nc++] = l;
+        }
+        arena_release(s, ml);
+    }
+    int *keep, nk;
+    ALLOCB(keep, (size_t)(nc ? nc : 1) * sizeof(int));
+    TRY(batched_nms(s, cb, cs, clv, nc, m->rpn_nms, keep, &nk, err));
+    if (nk > m->post_nms)
+        nk = m->post_nms;
+    for (int i = 0; i < nk; i++)
+        memcpy(props + 4 * i, cb + 4 * keep[i], 4 * sizeof(float));
+    s->props = props;
+    s->nprops = nk;
+    arena_release(s, mk);
+fail:
+    return st;
+}
+
+cx_status cx_mrcnn_detect(cx_mrcnn *s, const float *img, int h, int w, int out_h, int out_w, cx_detections *out,
+                          cx_error *err)
+{
+    cx_status st = CX_OK;
+    if (!s || !img || !out)
+        return cx_error_set(err, CX_ERR_INVALID, STAGE, "NULL argument");
+    if (h < 1 || w < 1 || h > 32768 || w > 32768 || out_h < 1 || out_w < 1 || out_h > 65536 || out_w > 65536)
+        return cx_error_set(err, CX_ERR_INVALID, STAGE, "image %d x %d -> %d x %d outside 1..32768", w, h, out_w,
+                            out_h);
+    cx_detections_clear(out);
+    const cx_model *m = s->m;
+    TRY(arena_reset(s, err));
+    double t0 = cx_now_ms();
+    memset(s->t, 0, sizeof s->t);
+    s->props = NULL;
+    s->nprops = 0;
+
+    /* ---- GeneralizedRCNNTransform: normalise, then resize by torchvision's rule, pad to 32 ---- */
+    int IC = m->arch.in_channels;
+    float mn = (float)(h < w ? h : w), mx = (float)(h > w ? h : w);
+    float s1 = (float)m->arch.min_size / mn, s2 = (float)m->arch.max_size / mx;
+    float sc = s1 < s2 ? s1 : s2;
+    int rh = (int)floor((double)h * (double)sc), rw = (int)floor((double)w * (double)sc);
+    if (rh < 1 || rw < 1 || rh > 16384 || rw > 16384) {
+        st = cx_error_set(err, CX_ERR_INVALID, STAGE, "image %d x %d resizes to %d x %d", w, h, rw, rh);
+        goto fail;
+    }
+    s->rh = rh;
+    s->rw = rw;
+    int Hp = (int)(ceil((double)rh / 32.0) * 32), Wp = (int)(ceil((double)rw / 32.0) * 32);
+    float *x, *norm;
+    ALLOCF(x, (size_t)IC * Hp * Wp);
+    memset(x, 0, sizeof(float) * IC * Hp * Wp);
+    {
+        mark mk = arena_mark(s);
+        ALLOCF(norm, (size_t)h * w);
+        float *rs = NULL;
+        if (rh != h || rw != w)
+            ALLOCF(rs, (size_t)rh * rw);
+        for (int c = 0; c < IC; c++) {
+            for (size_t i = 0; i < (size_t)h * w; i++)
+                norm[i] = (img[i] - m->mean[c]) / m->std[c];
+            const float *src = norm;
+            if (rs) {
+                cx_resize_bilinear(norm, h, w, rs, rh, rw, IC == 1);
+                src = rs;
+            }
+            for (int y = 0; y < rh; y++)
+                memcpy(x + ((size_t)c * Hp + y) * Wp, src + (size_t)y * rw, sizeof(float) * rw);
+        }
+        arena_release(s, mk);
+    }
+    /* ---- backbone + FPN ---- */
+    TRY(backbone_fpn(s, x, Hp, Wp, err));
+    double t1 = cx_now_ms();
+    s->t[0] = t1 - t0;
+    /* ---- RPN ---- */
+    TRY(rpn(s, Hp, Wp, err));
+    double t2 = cx_now_ms();
+    s->t[1] = t2 - t1;
+
+    /* ---- box branch ---- */
+    int C = m->arch.fpn_channels, K1 = m->arch.num_classes, R = m->rep, P = s->nprops;
+    int kmin, kmax;
+    level_range(s, &kmin, &kmax);
+    int D = 0;
+    float *dbox = NULL, *dscore = NULL;
+    int *dlabel = NULL;
+    if (P > 0) {
+        float *feat, *f6, *f7, *pred, *cand_b, *cand_s;
+        int *lv, *cand_l, *keep, nk, nc = 0;
+        ALLOCB(dbox, (size_t)m->arch.detections_per_img * 4 * sizeof(float));
+        ALLOCF(dscore, m->arch.detections_per_img);
+        ALLOCB(dlabel, (size_t)m->arch.detections_per_img * sizeof(int));
+        mark mk = arena_mark(s);
+        ALLOCB(lv, (size_t)P * sizeof(int));
+        ALLOCF(feat, (size_t)P * C * 49);
+        map_levels(s->props, P, kmin, kmax, lv);
+        multiscale_roi_align(s, s->props, lv, P, 7, feat, (size_t)C * 49, 49);
+        ALLOCF(f6, (size_t)P * R);
+        ALLOCF(f7, (size_t)P * R);
+        ALLOCF(pred, (size_t)P * 5 * K1);
+        cx_linear(feat, P, C * 49, m->fc6_w, m->fc6_b, R, f6, 1);
+        cx_linear(f6, P, R, m->fc7_w, m->fc7_b, R, f7, 1);
+        cx_linear(f7, P, R, m->pred_w, m->pred_b, 5 * K1, pred, 0);
+        size_t ncand = (size_t)P * (K1 - 1);
+        ALLOCF(cand_b, ncand * 4);
+        ALLOCF(cand_s, ncand);
+        ALLOCB(cand_l, ncand * sizeof(int));
+        ALLOCB(keep, ncand * sizeof(int));
+        const float clip = (float)log(1000.0 / 16);
+        for (int i = 0; i < P; i++) {
+            float *row = pred + (size_t)i * 5 * K1;
+            cx_softmax_rows(row, 1, K1);
+            const float *pb = s->props + 4 * i;
+            float wd = pb[2] - pb[0], ht = pb[3] - pb[1], cx = pb[0] + 0.5f * wd, cy = pb[1] + 0.5f * ht;
+            for (int k = 1; k < K1; k++) {
+                const float *d = row + K1 + 4 * k;
+                float dx = d[0] / m->bbox_w[0], dy = d[1] / m->bbox_w[1];
+                float dw = fminf(d[2] / m->bbox_w[2], clip), dh = fminf(d[3] / m->bbox_w[3], clip);
+                float pcx = dx * wd + cx, pcy = dy * ht + cy, pw = expf(dw) * wd, ph = expf(dh) * ht;
+                float hw2 = 0.5f * pw, hh2 = 0.5f * ph;
+                float x1 = fminf(fmaxf(pcx - hw2, 0.0f), (float)rw), x2 = fminf(fmaxf(pcx + hw2, 0.0f), (float)rw);
+                float y1 = fminf(fmaxf(pcy - hh2, 0.0f), (float)rh), y2 = fminf(fmaxf(pcy + hh2, 0.0f), (float)rh);
+                float score = row[k];
+                if (!(score > m->box_score))
+                    continue;
+                if (!(x2 - x1 >= 1e-2f && y2 - y1 >= 1e-2f))
+                    continue;
+                cand_b[4 * nc] = x1;
+                cand_b[4 * nc + 1] = y1;
+                cand_b[4 * nc + 2] = x2;
+                cand_b[4 * nc + 3] = y2;
+                cand_s[nc] = score;
+                cand_l[nc++] = k;
+            }
+        }
+        TRY(batched_nms(s, cand_b, cand_s, cand_l, nc, m->box_nms, keep, &nk, err));
+        D = nk < m->arch.detections_per_img ? nk : m->arch.detections_per_img;
+        for (int i = 0; i < D; i++) {
+            memcpy(dbox + 4 * i, cand_b + 4 * keep[i], 4 * sizeof(float));
+            dscore[i] = cand_s[keep[i]];
+            dlabel[i] = cand_l[keep[i]];
+        }
+        arena_release(s, mk);
+    }
+    double t3 = cx_now_ms();
+    s->t[2] = t3 - t2;
+
+    /* ---- mask branch ---- */
+    if (D > 0) {
+        out->items = cx_calloc((size_t)D, sizeof(cx_detection));
+        if (!out->items) {
+            st = cx_error_set(err, CX_ERR_NOMEM, STAGE, "%d detections", D);
+            goto fail;
+        }
+        out->capacity = D;
+        mark mk = arena_mark(s);
+        int *lv;
+        float *a, *b, *prob, *obox, *thr;
+        ALLOCB(lv, (size_t)D * sizeof(int));
+        size_t maxc = (size_t)C;
+        for (int i = 0; i < m->n_mask_layers; i++)
+            maxc = (size_t)m->mask_conv[i].cout > maxc ? (size_t)m->mask_conv[i].cout : maxc;
+        ALLOCF(a, maxc * D * 196);
+        ALLOCF(b, maxc * D * 196);
+        map_levels(dbox, D, kmin, kmax, lv);
+        multiscale_roi_align(s, dbox, lv, D, 14, a, 196, (size_t)D * 196);
+        for (int i = 0; i < m->n_mask_layers; i++) {
+            TRY(conv(s, &m->mask_conv[i], a, D, 14, 14, b, NULL, 1, err));
+            float *t = a;
+            a = b;
+            b = t;
+        }
+        float *up, *lg, *scr;
+        int cin = m->n_mask_layers ? m->mask_conv[m->n_mask_layers - 1].cout : C;
+        ALLOCF(up, (size_t)m->mask_dim * D * 784);
+        ALLOCF(scr, (size_t)4 * m->mask_dim * D * 196);
+        cx_deconv2x2(s->pool, cin, m->mask_dim, m->deconv_w, m->deconv_b, a, D, 14, 14, up, 1, scr);
+        ALLOCF(lg, (size_t)K1 * D * 784);
+        TRY(conv(s, &m->mask_logits, up, D, 28, 28, lg, NULL, 0, err));
+        ALLOCF(prob, (size_t)D * 784);
+        ALLOCF(obox, (size_t)D * 4);
+        ALLOCF(thr, D);
+        float rth = (float)out_h / (float)rh, rtw = (float)out_w / (float)rw;   /* transform.resize_boxes */
+        for (int i = 0; i < D; i++) {
+            const float *src = lg + ((size_t)dlabel[i] * D + i) * 784;
+            for (int q = 0; q < 784; q++)
+                prob[(size_t)i * 784 + q] = cx_sigmoidf(src[q]);
+            float *ob = obox + 4 * i;
+            ob[0] = dbox[4 * i] * rtw;
+            ob[1] = dbox[4 * i + 1] * rth;
+            ob[2] = dbox[4 * i + 2] * rtw;
+            ob[3] = dbox[4 * i + 3] * rth;
+            cx_detection *d = &out->items[i];
+            d->label = dlabel[i];
+            d->score = dscore[i];
+            memcpy(d->box, ob, sizeof d->box);
+            long long ib[4];
+            int x0, y0, x1, y1;
+            paste_geometry(ob, 28, out_h, out_w, ib, &x0, &y0, &x1, &y1);
+            d->mask_x0 = x0;
+            d->mask_y0 = y0;
+            d->mask_w = x1 - x0;
+            d->mask_h = y1 - y0;
+            if (d->mask_w > 0 && d->mask_h > 0) {
+                d->mask = cx_malloc((size_t)d->mask_w * d->mask_h);
+                if (!d->mask) {
+                    out->count = i + 1;
+                    st = cx_error_set(err, CX_ERR_NOMEM, STAGE, "mask of %d x %d", d->mask_w, d->mask_h);
+                    goto fail;
+                }
+            } else {
+                d->mask_w = d->mask_h = 0;
+            }
+            thr[i] = m->classes[dlabel[i] - 1].mask_thresh;
+            out->count = i + 1;
+        }
+        paste_job pj = {prob, obox, out->items, thr, 28, out_h, out_w};
+        cx_pool_run(s->pool, D, paste_task, &pj);
+        arena_release(s, mk);
+    }
+    s->t[3] = cx_now_ms() - t3;
+    return CX_OK;
+fail:
+    cx_detections_clear(out);
+    return st;
+}
+
+const float *cx_mrcnn_debug_fpn(const cx_mrcnn *s, int level, int *c, int *h, int *w)
+{
+    if (level < 0 || level >= MR_LEVELS || !s->fpn[level])
+        return NULL;
+    *c = s->m->arch.fpn_channels;
+    *h = s->fh[level];
+    *w = s->fw[level];
+    return s->fpn[level];
+}
+
+const float *cx_mrcnn_debug_proposals(const cx_mrcnn *s, int *n)
+{
+    *n = s->nprops;
+    return s->props;
+}
+
+void cx_mrcnn_debug_resized(const cx_mrcnn *s, int *h, int *w)
+{
+    *h = s->rh;
+    *w = s->rw;
+}
+
+void cx_mrcnn_debug_times(const cx_mrcnn *s, double t[4])
+{
+    memcpy(t, s->t, sizeof s->t);
+}

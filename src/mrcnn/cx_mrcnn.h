@@ -1,0 +1,106 @@
+/* cx_mrcnn: the Mask R-CNN engine the pipeline calls. An immutable cx_model (weights mmapped from a
+ * model file, see models/FORMAT.md) is shared by any number of workers; each worker owns a
+ * cx_mrcnn state (thread pool + scratch arena) and runs cx_mrcnn_detect, which computes what
+ * torchvision 0.14's MaskRCNN computes for the same weights (checked by tests/unit/test_mrcnn). */
+#ifndef CX_MRCNN_H
+#define CX_MRCNN_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "cx_base.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct cx_model cx_model;
+typedef struct cx_mrcnn cx_mrcnn;
+
+/* A coded concept: (code value, coding scheme designator, code meaning), e.g. ("24028007","SCT","Right"). */
+typedef struct cx_code {
+    const char *value, *scheme, *meaning;
+} cx_code;
+
+typedef struct cx_class_info {
+    const char *name;      /* short name, e.g. "ggo" */
+    const char *meaning;   /* human-readable, e.g. "Ground-glass opacity" */
+    cx_code code;          /* segmented property type */
+    cx_code category;      /* segmented property category */
+    int has_modifier;
+    cx_code modifier;      /* valid when has_modifier */
+    unsigned char color[3];
+    float score_thresh;    /* reporting thresholds (the engine itself applies arch.box_score_thresh) */
+    float mask_thresh;
+} cx_class_info;
+
+typedef struct cx_arch_info {
+    const char *backbone;  /* "resnet18" | "resnet34" | "resnet50" */
+    int in_channels, fpn_channels, num_classes; /* num_classes includes background */
+    int min_size, max_size;
+    int detections_per_img;
+    float box_score_thresh;
+} cx_arch_info;
+
+/* Loads and checks a model file. The model keeps the file mapped until cx_model_free.
+ * Errors (CX_ERR_MODEL/IO/NOMEM) name the tensor or key and the numbers. */
+cx_status cx_model_load(const char *path, cx_model **out, cx_error *err);
+void cx_model_free(cx_model *m);
+
+const char *cx_model_name(const cx_model *m);
+const char *cx_model_version(const cx_model *m);
+const char *cx_model_sha256(const cx_model *m);   /* SHA-256 of the file, 64 hex digits */
+const char *cx_model_path(const cx_model *m);
+const cx_arch_info *cx_model_arch(const cx_model *m);
+int cx_model_num_classes(const cx_model *m);      /* foreground classes K (labels 1..K) */
+const cx_class_info *cx_model_class(const cx_model *m, int label);  /* label 1..K, else NULL */
+float cx_model_score_thresh(const cx_model *m);
+float cx_model_mask_thresh(const cx_model *m);
+/* Provenance strings ("provenance.<key>" in the file); i in [0, count). */
+int cx_model_provenance_count(const cx_model *m);
+int cx_model_provenance_at(const cx_model *m, int i, const char **key, const char **value);
+/* Any metadata string by full key ("model.name", "provenance.data"), or NULL. */
+const char *cx_model_meta_str(const cx_model *m, const char *key);
+
+/* One instance. The mask is box-local at output resolution: mask[y * mask_w + x] (0/1) covers
+ * pixels (mask_x0 + x, mask_y0 + y); mask_w or mask_h may be 0 for a box outside the image. */
+typedef struct cx_detection {
+    int label;             /* 1..K */
+    float score;
+    float box[4];          /* x1, y1, x2, y2 in output pixels */
+    int mask_x0, mask_y0, mask_w, mask_h;
+    uint8_t *mask;
+} cx_detection;
+
+typedef struct cx_detections {
+    int count;
+    cx_detection *items;   /* sorted by decreasing score, as torchvision */
+    int capacity;
+} cx_detections;
+
+/* Releases the masks and the array; leaves an empty, reusable list. */
+void cx_detections_clear(cx_detections *d);
+
+/* Per-worker state: n_threads for OpenBLAS and the worker's pool (>= 1). */
+cx_status cx_mrcnn_new(const cx_model *m, int n_threads, cx_mrcnn **out, cx_error *err);
+void cx_mrcnn_free(cx_mrcnn *s);
+
+/* Runs the network on a grey image img[h][w] with values in [0, 1] (replicated when the model
+ * has 3 input channels) and returns the detections mapped to an out_h x out_w image, as torchvision's
+ * postprocess does with original_image_sizes = (out_h, out_w). out is cleared first, then filled. */
+cx_status cx_mrcnn_detect(cx_mrcnn *s, const float *img, int h, int w, int out_h, int out_w,
+                          cx_detections *out, cx_error *err);
+
+/* ---- Introspection for the parity tests (valid after the last detect, until the next). ---- */
+/* FPN level l (0..4 = P2..P6): pointer to [C][H][W], sizes in *c, *h, *w. */
+const float *cx_mrcnn_debug_fpn(const cx_mrcnn *s, int level, int *c, int *h, int *w);
+/* Proposals (x1,y1,x2,y2 in resized-image pixels), count in *n. */
+const float *cx_mrcnn_debug_proposals(const cx_mrcnn *s, int *n);
+/* Size after the transform's resize (before padding). */
+void cx_mrcnn_debug_resized(const cx_mrcnn *s, int *h, int *w);
+/* Timing of the last detect in ms: backbone+FPN, RPN, box branch, mask branch + paste. */
+void cx_mrcnn_debug_times(const cx_mrcnn *s, double t[4]);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
