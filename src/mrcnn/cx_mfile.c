@@ -271,7 +271,10 @@ cx_status cx_mfile_open(const char *path, cx_mfile **out, cx_error *err)
         FAIL(CX_ERR_MODEL, "%s: format version %u, this build reads version %d", path, version, CX_MFILE_VERSION);
     if (n_meta > MAX_ENTRIES || n_tensors > MAX_ENTRIES)
         FAIL(CX_ERR_MODEL, "%s: %u metadata entries / %u tensors (limit %u)", path, n_meta, n_tensors, MAX_ENTRIES);
-    if (data_off % 64 || data_off < HEADER_SIZE || data_off > mf->size)
+    if (data_off > mf->size)
+        FAIL(CX_ERR_MODEL, "%s: header says the data starts at byte %llu, the file has %zu bytes (truncated?)",
+             path, (unsigned long long)data_off, mf->size);
+    if (data_off % 64 || data_off < HEADER_SIZE)
         FAIL(CX_ERR_MODEL, "%s: data offset %llu invalid (file is %zu bytes, must be 64-aligned)", path,
              (unsigned long long)data_off, mf->size);
     if (data_size != mf->size - data_off)
