@@ -42,5 +42,6 @@ int cx_cli_info(int argc, char **argv);
 int cx_cli_render(int argc, char **argv);
 int cx_cli_check_config(int argc, char **argv) __attribute__((weak)); /* src/cli/cmd_config.c */
 int cx_cli_detect(int argc, char **argv) __attribute__((weak));       /* src/cli/cmd_detect.c */
+int cx_cli_eval(int argc, char **argv) __attribute__((weak));         /* src/cli/cmd_eval.c */
 
 #endif

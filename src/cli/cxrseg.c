@@ -39,28 +39,17 @@ static const char *const HELP_TAIL =
 
 static int cmd_help(int argc, char **argv);
 
+/* The dispatch table. Optional commands are weak symbols (cli.h): NULL when their file is not
+ * linked in, and then listed as "(not built)". */
 static const cli_command commands[] = {
-    {"info", NULL, "FILE [--json]", "show the attributes of a DICOM file (or size of a PNG/JPEG)"},
-    {"render", NULL, "FILE -o OUT.png [--size N] [...]", "write the windowed image (as the engine sees it)"},
-    {"check-config", NULL, "FILE", "validate a configuration file, report errors as file:line"},
-    {"detect", NULL, "FILE ...", "run the model on an image and report the findings"},
+    {"info", cx_cli_info, "FILE [--json]", "show the attributes of a DICOM file (or size of a PNG/JPEG)"},
+    {"render", cx_cli_render, "FILE -o OUT.png [--size N] [...]", "write the windowed image (as the engine sees it)"},
+    {"check-config", cx_cli_check_config, "FILE", "validate a configuration file, report errors as file:line"},
+    {"detect", cx_cli_detect, "FILE ...", "run the model on an image and report the findings"},
+    {"eval", cx_cli_eval, "--model M --data DIR ...", "validation figures of a model on an annotated dataset"},
     {"help", cmd_help, "[COMMAND]", "show help"},
 };
 #define N_COMMANDS (sizeof commands / sizeof commands[0])
-
-/* The table above cannot hold weak symbols in a constant initialiser portably; resolve here. */
-static int (*command_fn(const cli_command *c))(int, char **)
-{
-    if (strcmp(c->name, "info") == 0)
-        return cx_cli_info;
-    if (strcmp(c->name, "render") == 0)
-        return cx_cli_render;
-    if (strcmp(c->name, "check-config") == 0)
-        return cx_cli_check_config; /* NULL unless src/cli/cmd_config.c is linked */
-    if (strcmp(c->name, "detect") == 0)
-        return cx_cli_detect;       /* NULL unless src/cli/cmd_detect.c is linked */
-    return c->fn;
-}
 
 static void print_help(FILE *out)
 {
@@ -72,7 +61,7 @@ static void print_help(FILE *out)
         const cli_command *c = &commands[i];
         char head[64];
         snprintf(head, sizeof head, "%s %s", c->name, c->args);
-        fprintf(out, "  %-40s %s%s\n", head, c->summary, command_fn(c) ? "" : " (not built)");
+        fprintf(out, "  %-40s %s%s\n", head, c->summary, c->fn ? "" : " (not built)");
     }
     fputs(HELP_TAIL, out);
 }
@@ -92,7 +81,7 @@ static int cmd_help(int argc, char **argv)
         return CX_EXIT_OK;
     }
     const cli_command *c = find_command(argv[1]);
-    int (*fn)(int, char **) = c ? command_fn(c) : NULL;
+    int (*fn)(int, char **) = c ? c->fn : NULL;
     if (!c)
         return cx_cli_usage("help", "unknown command '%s'", argv[1]);
     if (!fn || fn == cmd_help) {
@@ -243,7 +232,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "cxrseg: unknown command '%s' (see: cxrseg --help)\n", argv[i]);
         return CX_EXIT_USAGE;
     }
-    int (*fn)(int, char **) = command_fn(c);
+    int (*fn)(int, char **) = c->fn;
     if (!fn) {
         fprintf(stderr, "cxrseg: command '%s' is not built into this binary\n", c->name);
         return CX_EXIT_UNSUPPORTED;
