@@ -39,6 +39,9 @@ const char *cxd_status_name(cxd_status s);
 /* Library set-up: registers the JPEG/JPEG-LS/RLE decoders and checks the data dictionary.
  * Idempotent and thread-safe; every other entry point calls it implicitly. */
 cxd_status cxd_init(cxd_error *err);
+/* Optional, once at process end after every other cxd call has returned (no thread may still be
+ * decoding): deregisters the codecs cxd_init registered, so leak checkers see nothing left. */
+void cxd_shutdown(void);
 
 /* Allocation hook for buffers the layer hands out (decoded pixels, copied strings): tests make
  * the Nth allocation fail. NULL restores malloc/free. */
@@ -278,6 +281,7 @@ typedef struct cxd_listener cxd_listener;
 
 typedef struct cxd_listener_params {
     const char *ae_title;           /* our AE title; associations to another called AE are rejected */
+    const char *bind_address;       /* IPv4 address to listen on; NULL, "" or "0.0.0.0": all */
     int port;                       /* 0 = a free port chosen by the system (see cxd_listener_port) */
     unsigned max_pdu;               /* bytes, 4096..131072 (0 = 65536) */
     unsigned acse_timeout_s;        /* association negotiation (0 = 30) */
@@ -287,7 +291,8 @@ typedef struct cxd_listener_params {
     size_t n_transfer_syntaxes;
     const char *const *calling_aes; /* allow-list; n = 0 accepts any calling AE */
     size_t n_calling_aes;
-    const char *const *hosts;       /* allow-list of IP addresses; n = 0 accepts any host */
+    const char *const *hosts;       /* allow-list: IPv4 addresses, a.b.c.d/prefix networks or host names
+                                     * (resolved when the list is set); n = 0 accepts any host */
     size_t n_hosts;
     int accept_any_called_ae;       /* 1: do not check the called AE title */
 } cxd_listener_params;
@@ -372,6 +377,12 @@ cxd_status cxd_send_files(const cxd_send_params *p, const char *const *paths, si
 
 /* C-ECHO (for `cxrseg-node -t` checks and tests). */
 cxd_status cxd_echo(const cxd_send_params *p, cxd_error *err);
+
+/* Transport test fixture, NOT a result: copies src to dst with a new SOP Instance UID and Series
+ * Instance UID derived deterministically from the source's (2.25.<decimal hash>) and Series
+ * Description "CXRSEG TRANSPORT TEST (not a result)". Lets the node's delivery guarantees be
+ * tested without a model. out_uid receives the new SOP Instance UID. */
+cxd_status cxd_transport_test_copy(const char *src, const char *dst, char *out_uid, size_t out_len, cxd_error *err);
 
 #ifdef __cplusplus
 }

@@ -7,9 +7,16 @@
 #include <dcmtk/dcmdata/dctk.h>
 #include <dcmtk/dcmnet/assoc.h>
 #include <dcmtk/dcmnet/diutil.h>
+#include <dcmtk/dcmnet/dulstruc.h>
 #include <dcmtk/dcmnet/scpthrd.h>
 #include <dcmtk/dcmnet/scu.h>
 #include <dcmtk/oflog/oflog.h>
+
+#include <arpa/inet.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <chrono>
@@ -176,13 +183,30 @@ struct cxd_listener {
     T_ASC_Network *net = nullptr;
     std::mutex mu; // guards the allow-lists and the counters below
     std::condition_variable cv;
-    std::set<std::string> calling_aes, hosts;
+    std::set<std::string> calling_aes;
+    std::vector<std::pair<uint32_t, uint32_t>> nets; // host allow-list as (address, mask), host order
+    bool any_host = true;
     unsigned active = 0;
     unsigned next_id = 0;
     std::atomic<bool> stop{false};
 };
 
 namespace {
+
+bool host_allowed(cxd_listener *l, const char *host)
+{
+    // Called with l->mu held.
+    if (l->any_host)
+        return true;
+    in_addr a;
+    if (inet_pton(AF_INET, host, &a) != 1)
+        return false;
+    uint32_t ip = ntohl(a.s_addr);
+    for (auto &n : l->nets)
+        if ((ip & n.second) == n.first)
+            return true;
+    return false;
+}
 
 class NodeSCP : public DcmThreadSCP {
   public:
@@ -201,7 +225,7 @@ class NodeSCP : public DcmThreadSCP {
         copy_str(m_peer.called_ae, sizeof m_peer.called_ae, trim(params.DULparams.calledAPTitle).c_str());
         copy_str(m_peer.host, sizeof m_peer.host, host_of(params.DULparams.callingPresentationAddress).c_str());
         std::lock_guard<std::mutex> g(m_l->mu);
-        if (!m_l->hosts.empty() && !m_l->hosts.count(m_peer.host)) {
+        if (!host_allowed(m_l, m_peer.host)) {
             m_rejected = "rejected: calling host not allowed (A-ASSOCIATE-RJ permanent, no reason given)";
             action = DCMSCP_ACTION_REFUSE_ASSOCIATION;
         }
@@ -310,17 +334,95 @@ class NodeSCP : public DcmThreadSCP {
     std::string m_rejected;
 };
 
-void apply_lists(cxd_listener *l, const cxd_listener_params *p)
+// Parses the host allow-list into networks; names are resolved now (at start-up or reload),
+// not per association, so a slow DNS never delays a C-STORE.
+bool parse_hosts(const cxd_listener_params *p, std::vector<std::pair<uint32_t, uint32_t>> &nets, cxd_error *err)
 {
+    for (size_t i = 0; i < p->n_hosts; i++) {
+        std::string h = trim(p->hosts[i]);
+        if (h.empty())
+            continue;
+        size_t slash = h.find('/');
+        in_addr a;
+        if (slash != std::string::npos) {
+            std::string addr = h.substr(0, slash), pre = h.substr(slash + 1);
+            char *end = nullptr;
+            long bits = strtol(pre.c_str(), &end, 10);
+            if (inet_pton(AF_INET, addr.c_str(), &a) != 1 || !end || *end || pre.empty() || bits < 0 || bits > 32) {
+                set_err(err, CXD_ERR_INVALID, "listener: allowed host \"%s\" is not an IPv4 network a.b.c.d/0..32",
+                        h.c_str());
+                return false;
+            }
+            uint32_t mask = bits == 0 ? 0u : 0xFFFFFFFFu << (32 - bits);
+            nets.emplace_back(ntohl(a.s_addr) & mask, mask);
+        } else if (inet_pton(AF_INET, h.c_str(), &a) == 1) {
+            nets.emplace_back(ntohl(a.s_addr), 0xFFFFFFFFu);
+        } else {
+            addrinfo hints{}, *res = nullptr;
+            hints.ai_family = AF_INET;
+            int r = getaddrinfo(h.c_str(), nullptr, &hints, &res);
+            if (r != 0 || !res) {
+                set_err(err, CXD_ERR_INVALID, "listener: allowed host \"%s\" cannot be resolved: %s", h.c_str(),
+                        gai_strerror(r));
+                return false;
+            }
+            for (addrinfo *ai = res; ai; ai = ai->ai_next)
+                nets.emplace_back(ntohl(((sockaddr_in *)ai->ai_addr)->sin_addr.s_addr), 0xFFFFFFFFu);
+            freeaddrinfo(res);
+        }
+    }
+    return true;
+}
+
+bool apply_lists(cxd_listener *l, const cxd_listener_params *p, cxd_error *err)
+{
+    std::vector<std::pair<uint32_t, uint32_t>> nets;
+    if (!parse_hosts(p, nets, err))
+        return false;
     std::lock_guard<std::mutex> g(l->mu);
     l->calling_aes.clear();
-    l->hosts.clear();
     for (size_t i = 0; i < p->n_calling_aes; i++)
         if (p->calling_aes[i])
             l->calling_aes.insert(trim(p->calling_aes[i]));
-    for (size_t i = 0; i < p->n_hosts; i++)
-        if (p->hosts[i])
-            l->hosts.insert(trim(p->hosts[i]));
+    l->nets = nets;
+    l->any_host = p->n_hosts == 0;
+    return true;
+}
+
+// DCMTK 3.6.7 always binds INADDR_ANY: replace its listening socket by one bound to the
+// configured address, on the same descriptor number so DCMTK keeps using it.
+bool rebind(T_ASC_Network *net, const char *addr, int port, cxd_error *err)
+{
+    in_addr a;
+    if (inet_pton(AF_INET, addr, &a) != 1) {
+        set_err(err, CXD_ERR_INVALID, "listener: bind address \"%s\" is not an IPv4 address", addr);
+        return false;
+    }
+    int old = (int)static_cast<PRIVATE_NETWORKKEY *>(net->network)->networkSpecific.TCP.listenSocket;
+    int s = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (s < 0) {
+        set_err(err, CXD_ERR_NETWORK, "listener: socket: %s", strerror(errno));
+        return false;
+    }
+    int one = 1;
+    setsockopt(s, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    sockaddr_in sa{};
+    sa.sin_family = AF_INET;
+    sa.sin_port = htons((uint16_t)port);
+    sa.sin_addr = a;
+    close(old); // frees the port for the new bind; the number is reused by dup2 below
+    if (bind(s, (sockaddr *)&sa, sizeof sa) != 0 || listen(s, 64) != 0) {
+        set_err(err, CXD_ERR_NETWORK, "listener: cannot listen on %s:%d: %s", addr, port, strerror(errno));
+        close(s);
+        return false;
+    }
+    if (dup2(s, old) < 0) {
+        set_err(err, CXD_ERR_NETWORK, "listener: dup2: %s", strerror(errno));
+        close(s);
+        return false;
+    }
+    close(s);
+    return true;
 }
 
 } // namespace
@@ -349,7 +451,8 @@ extern "C" cxd_status cxd_listener_open(const cxd_listener_params *p, const cxd_
         l->ae = trim(p->ae_title);
         l->max_assoc = p->max_associations ? p->max_associations : 8;
         l->any_called = p->accept_any_called_ae;
-        apply_lists(l.get(), p);
+        if (!apply_lists(l.get(), p, err))
+            return CXD_ERR_INVALID;
         DcmSCPConfig &c = *l->cfg;
         c.setAETitle(l->ae.c_str());
         c.setMaxReceivePDULength(pdu);
@@ -392,6 +495,11 @@ extern "C" cxd_status cxd_listener_open(const cxd_listener_params *p, const cxd_
             return CXD_ERR_NETWORK;
         }
         l->port = p->port ? p->port : (int)l->net->acceptorPort;
+        if (p->bind_address && p->bind_address[0] && strcmp(p->bind_address, "0.0.0.0") != 0 &&
+            !rebind(l->net, p->bind_address, l->port, err)) {
+            ASC_dropNetwork(&l->net);
+            return err ? err->code : CXD_ERR_NETWORK;
+        }
         *out = l.release();
         return CXD_OK;
     } catch (const std::bad_alloc &) {
@@ -415,7 +523,8 @@ extern "C" cxd_status cxd_listener_update(cxd_listener *l, const cxd_listener_pa
             set_err(err, CXD_ERR_INVALID, "listener: update without a listener or parameters");
             return CXD_ERR_INVALID;
         }
-        apply_lists(l, p);
+        if (!apply_lists(l, p, err))
+            return CXD_ERR_INVALID;
         std::lock_guard<std::mutex> g(l->mu);
         if (p->max_associations)
             l->max_assoc = p->max_associations;
@@ -683,6 +792,72 @@ extern "C" cxd_status cxd_echo(const cxd_send_params *p, cxd_error *err)
         return CXD_OK;
     } catch (...) {
         set_err(err, CXD_ERR_INTERNAL, "echo: unexpected exception");
+        return CXD_ERR_INTERNAL;
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Transport test fixture
+
+namespace {
+
+std::string derived_uid(const std::string &src, const char *salt)
+{
+    // FNV-1a 64: stable across runs and platforms, so a redo derives the same UID.
+    uint64_t h = 1469598103934665603ull;
+    std::string in = src + salt;
+    for (unsigned char c : in) {
+        h ^= c;
+        h *= 1099511628211ull;
+    }
+    char buf[40];
+    snprintf(buf, sizeof buf, "2.25.%llu", (unsigned long long)h);
+    return buf;
+}
+
+} // namespace
+
+extern "C" cxd_status cxd_transport_test_copy(const char *src, const char *dst, char *out_uid, size_t out_len,
+                                              cxd_error *err)
+{
+    try {
+        if (!src || !dst || !out_uid || out_len < 65) {
+            set_err(err, CXD_ERR_INVALID, "transport copy: bad arguments");
+            return CXD_ERR_INVALID;
+        }
+        DcmFileFormat ff;
+        OFCondition c = ff.loadFile(src);
+        if (c.bad()) {
+            set_err(err, CXD_ERR_MALFORMED, "transport copy: cannot read %s: %s", src, c.text());
+            return CXD_ERR_MALFORMED;
+        }
+        DcmDataset *ds = ff.getDataset();
+        OFString sop, series;
+        ds->findAndGetOFString(DCM_SOPInstanceUID, sop);
+        ds->findAndGetOFString(DCM_SeriesInstanceUID, series);
+        if (sop.empty()) {
+            set_err(err, CXD_ERR_MISSING, "transport copy: %s has no SOP Instance UID", src);
+            return CXD_ERR_MISSING;
+        }
+        std::string nsop = derived_uid(sop.c_str(), "#transport-test-instance");
+        std::string nser = derived_uid(series.c_str(), "#transport-test-series");
+        ds->putAndInsertString(DCM_SOPInstanceUID, nsop.c_str());
+        ds->putAndInsertString(DCM_SeriesInstanceUID, nser.c_str());
+        ds->putAndInsertString(DCM_SeriesDescription, "CXRSEG TRANSPORT TEST (not a result)");
+        ds->putAndInsertString(DCM_SeriesNumber, "9999");
+        ff.getMetaInfo()->putAndInsertString(DCM_MediaStorageSOPInstanceUID, nsop.c_str());
+        c = ff.saveFile(dst, ds->getOriginalXfer());
+        if (c.bad()) {
+            set_err(err, CXD_ERR_WRITE, "transport copy: cannot write %s: %s", dst, c.text());
+            return CXD_ERR_WRITE;
+        }
+        copy_str(out_uid, out_len, nsop.c_str());
+        return CXD_OK;
+    } catch (const std::bad_alloc &) {
+        set_err(err, CXD_ERR_NOMEM, "transport copy: out of memory");
+        return CXD_ERR_NOMEM;
+    } catch (...) {
+        set_err(err, CXD_ERR_INTERNAL, "transport copy: unexpected exception");
         return CXD_ERR_INTERNAL;
     }
 }

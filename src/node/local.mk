@@ -1,1 +1,20 @@
-# src/node: build fragment (owned by the module; see Makefile.am)
+# src/node: the cxrseg-node daemon (listener + spool + workers + senders). Links the C++ DICOM
+# layer, hence the C++ linker (nodist_EXTRA_..._SOURCES = dummy.cxx).
+bin_PROGRAMS += cxrseg-node
+cxrseg_node_SOURCES = src/node/node.h src/node/node_main.c src/node/node_config.c src/node/node_ingest.c \
+	src/node/node_work.c src/node/node_process.c src/node/node_send.c src/node/node_log.c \
+	src/node/node_status.c
+nodist_EXTRA_cxrseg_node_SOURCES = dummy.cxx
+cxrseg_node_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/src/node -I$(top_srcdir)/src/spool \
+	-I$(top_srcdir)/src/config -I$(top_srcdir)/dicom $(XML_CFLAGS)
+cxrseg_node_LDADD = src/spool/libcxspool.la src/config/libcxconfig.la dicom/libcxdicom.la \
+	src/base/libcxbase.la $(XML_LIBS) -lpthread -lm
+
+# The systemd unit (runs as the unprivileged user "cxrseg").
+systemdunitdir = $(prefix)/lib/systemd/system
+dist_systemdunit_DATA = conf/cxrseg-node.service
+
+# Integration tests with real DCMTK peers on 127.0.0.1 (skip, exit 77, when a tool is missing).
+#TESTS_PENDING
+EXTRA_DIST += \
+	docs/conformance.md docs/operations.md

@@ -869,7 +869,7 @@ static void job_finished(cx_spool *s)
 }
 
 cx_status cx_spool_job_done(cx_spool *s, const cx_spool_job *job, const cx_spool_result *results, size_t n,
-                            const char *const *dests, size_t ndest, cx_error *err)
+                            const char *const *dests, const unsigned *dest_masks, size_t ndest, cx_error *err)
 {
     char a[CX_SPOOL_PATH_MAX], b[CX_SPOOL_PATH_MAX], t[CX_SPOOL_PATH_MAX];
     uint64_t added = 0;
@@ -894,6 +894,8 @@ cx_status cx_spool_job_done(cx_spool *s, const cx_spool_job *job, const cx_spool
             return cx_error_set(err, io_status(errno), "spool", "cannot create %s: %s", a, strerror(errno));
         for (size_t i = 0; i < n; i++) {
             char name[CX_SPOOL_UID_MAX + 8], tname[CX_SPOOL_UID_MAX + 64];
+            if (dest_masks && !(dest_masks[d] & results[i].kind))
+                continue;
             snprintf(name, sizeof name, "%s.dcm", results[i].sop_instance_uid);
             if (cx_spool_was_sent(s, dests[d], results[i].sop_instance_uid)) {
                 cx_log(CX_LOG_INFO, "spool", job->id, "%s already delivered to %s: not queued again",

@@ -94,13 +94,15 @@ void cx_spool_shutdown(cx_spool *s);
 typedef struct cx_spool_result {
     const char *path;             /* a result file, normally inside job->out_dir */
     const char *sop_instance_uid; /* its SOP Instance UID (names the outbox item) */
+    unsigned kind;                /* a bit (e.g. SEG, SR) matched against dest_masks */
 } cx_spool_result;
 
-/* Queues each result for each destination (outbox/<dest>/<uid>.dcm, fsynced), skipping pairs that
+/* Queues each result for each destination whose mask has the result's kind bit (dest_masks NULL:
+ * every result to every destination) as outbox/<dest>/<uid>.dcm (fsynced), skipping pairs that
  * were already delivered (sent/<dest>/<uid>.dcm exists), then retires the job (processing -> done).
  * Safe to repeat after a crash: an existing outbox item with the same UID is replaced. */
 cx_status cx_spool_job_done(cx_spool *s, const cx_spool_job *job, const cx_spool_result *results, size_t n,
-                            const char *const *dests, size_t ndest, cx_error *err);
+                            const char *const *dests, const unsigned *dest_masks, size_t ndest, cx_error *err);
 /* Moves the job to failed/<id>/ with reason.txt. */
 cx_status cx_spool_job_fail(cx_spool *s, const cx_spool_job *job, const char *reason, cx_error *err);
 

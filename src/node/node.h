@@ -1,0 +1,109 @@
+/* node.h: internal interfaces of the cxrseg-node daemon (src/node). The daemon wires the listener
+ * (dicom/ network section), the spool (src/spool), the workers (processing step: node_process.c)
+ * and one sender thread per destination. Nothing outside src/node includes this header. */
+#ifndef CX_NODE_H
+#define CX_NODE_H
+
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE /* pthread_rwlock_t, sigtimedwait, clock_gettime */
+#endif
+
+#include <pthread.h>
+#include <stdint.h>
+
+#include "cx_base.h"
+#include "cx_config.h"
+#include "cx_spool.h"
+#include "cxdicom.h"
+
+/* Exit codes of cxrseg-node (documented in docs/operations.md). */
+enum {
+    CX_NODE_EXIT_OK = 0,
+    CX_NODE_EXIT_USAGE = 1,
+    CX_NODE_EXIT_SPOOL = 3,   /* the spool cannot be opened or recovered */
+    CX_NODE_EXIT_CONFIG = 4,  /* the configuration is invalid */
+    CX_NODE_EXIT_LISTEN = 5,  /* the port cannot be bound (in use, no permission) */
+    CX_NODE_EXIT_INTERNAL = 6
+};
+
+/* Result kinds (the same bits as the configuration's CX_OUTPUT_*). */
+#define CX_NODE_MAX_RESULTS 8
+
+typedef struct cx_node_result {
+    char path[CX_SPOOL_PATH_MAX];
+    char sop_instance_uid[CX_SPOOL_UID_MAX];
+    unsigned kind;        /* CX_OUTPUT_SEG, CX_OUTPUT_SR, CX_OUTPUT_GSPS or CX_OUTPUT_SC */
+} cx_node_result;
+
+typedef struct cx_node_outcome {
+    size_t n;
+    cx_node_result results[CX_NODE_MAX_RESULTS];
+    char summary[512];    /* findings for the log line, e.g. "GGO 2 regions, 1234 mm2" */
+} cx_node_outcome;
+
+typedef struct cx_node cx_node;
+
+/* One destination as the sender threads see it (copied out of the configuration). */
+typedef struct cx_node_dest {
+    char name[CX_SPOOL_NAME_MAX];
+    char ae_title[17], calling_ae[17];
+    char host[256];
+    int port;
+    unsigned outputs;
+    int connect_timeout_s, dimse_timeout_s;
+    char return_for_ae[17]; /* return-to-sender: the calling AE it serves; "" otherwise */
+} cx_node_dest;
+
+struct cx_node {
+    cx_config *cfg;              /* current configuration; swap under cfg_lock */
+    pthread_rwlock_t cfg_lock;
+    cx_spool *spool;
+    cxd_listener *listener;
+    volatile int stopping;       /* SIGTERM: drain */
+    pthread_mutex_t mu;          /* guards sender threads list, wake-up */
+    pthread_cond_t send_cv;      /* signalled when results are queued */
+    unsigned send_gen;
+    /* workers */
+    pthread_t *workers;
+    int n_workers;
+    /* senders: one thread per destination name */
+    struct cx_node_sender *senders;
+    size_t n_senders;
+    int relay_test_mode;         /* CXRSEG_NODE_TEST_RELAY=1: see node_process.c */
+};
+
+/* node_config.c: destinations of the current configuration (return-to-sender ones named
+ * "return-<AE>"); *out is cx_malloc'ed. */
+cx_status cx_node_dests(const cx_config *cfg, cx_node_dest **out, size_t *n, cx_error *err);
+/* Fills listener / spool parameters from the configuration; the arrays are cx_malloc'ed and
+ * released with cx_node_listener_params_clear. */
+void cx_node_listener_params(const cx_config *cfg, cxd_listener_params *p);
+void cx_node_listener_params_clear(cxd_listener_params *p);
+cx_spool_params cx_node_spool_params(const cx_config *cfg);
+/* "return-<sanitised AE>" */
+void cx_node_return_name(const char *ae, char out[CX_SPOOL_NAME_MAX]);
+
+/* node_ingest.c: the listener callbacks (filters, spool). */
+extern const cxd_listener_callbacks cx_node_ingest_callbacks_template;
+
+/* node_work.c */
+cx_status cx_node_workers_start(cx_node *node, int n, cx_error *err);
+void cx_node_workers_join(cx_node *node);
+
+/* node_process.c: THE processing step (source file -> result files). */
+cx_status cx_node_process(cx_node *node, const cx_spool_job *job, const volatile int *cancel, cx_node_outcome *out,
+                          cx_error *err);
+
+/* node_send.c */
+cx_status cx_node_senders_sync(cx_node *node, cx_error *err); /* start threads for new destinations */
+void cx_node_senders_wake(cx_node *node);
+void cx_node_senders_join(cx_node *node);
+
+/* node_log.c */
+cx_status cx_node_log_setup(const cx_config *cfg, cx_error *err);
+void cx_node_log_close(void);
+
+/* node_status.c */
+int cx_node_status_main(const char *conf_path);
+
+#endif

@@ -1,0 +1,133 @@
+/* node_ingest.c: what happens to each C-STORE. Before the data arrives the spool reserves a
+ * staging slot (queue/quota/free-disk checked, else "Out of Resources"); after it arrived the
+ * filters decide (skip = acknowledge without processing, reject = failure status), and only a
+ * durable commit to the spool answers Success. Runs on association threads. */
+#include "node.h"
+
+#include <stdio.h>
+#include <string.h>
+
+static const char *class_name(const char *uid)
+{
+    if (!strcmp(uid, "1.2.840.10008.5.1.4.1.1.1"))
+        return "CR";
+    if (!strcmp(uid, "1.2.840.10008.5.1.4.1.1.1.1"))
+        return "DX for presentation";
+    if (!strcmp(uid, "1.2.840.10008.5.1.4.1.1.1.1.1"))
+        return "DX for processing";
+    return "other";
+}
+
+static void assoc_job(const cxd_peer *peer, char out[24])
+{
+    snprintf(out, 24, "a%u", peer ? peer->assoc_id : 0u);
+}
+
+static uint16_t store_begin(void *user, const cxd_peer *peer, const char *sop_class_uid, const char *sop_instance_uid,
+                            char *path, size_t path_len, void **token, char *comment, size_t comment_len)
+{
+    cx_node *node = user;
+    char aj[24];
+    assoc_job(peer, aj);
+    if (node->stopping) {
+        snprintf(comment, comment_len, "cxrseg: shutting down");
+        cx_log(CX_LOG_WARN, "ingest", aj, "refused %s from %s@%s: node is shutting down (Out of Resources)",
+               sop_instance_uid, peer->calling_ae, peer->host);
+        return CXD_STATUS_OUT_OF_RESOURCES;
+    }
+    char id[CX_SPOOL_ID_MAX];
+    cx_error err = {0};
+    cx_status st = cx_spool_ingest_begin(node->spool, id, path, path_len, &err);
+    if (st != CX_OK) {
+        snprintf(comment, comment_len, "cxrseg: %s", st == CX_ERR_FULL ? "spool full" : "spool error");
+        cx_log(CX_LOG_WARN, "ingest", aj, "refused %s (%s) from %s@%s with Out of Resources (0xA700): %s",
+               sop_instance_uid, class_name(sop_class_uid), peer->calling_ae, peer->host, err.msg);
+        return CXD_STATUS_OUT_OF_RESOURCES;
+    }
+    char *t = cx_strdup(id);
+    if (!t) {
+        cx_spool_ingest_abort(node->spool, id);
+        snprintf(comment, comment_len, "cxrseg: out of memory");
+        return CXD_STATUS_OUT_OF_RESOURCES;
+    }
+    *token = t;
+    return CXD_STATUS_SUCCESS;
+}
+
+static uint16_t store_end(void *user, void *token, const cxd_peer *peer, int received, const cxd_object_info *obj,
+                          char *comment, size_t comment_len)
+{
+    cx_node *node = user;
+    char *id = token;
+    if (!received) {
+        cx_log(CX_LOG_WARN, "ingest", id, "transfer from %s@%s broke off before the object was complete: discarded "
+               "(not acknowledged)", peer->calling_ae, peer->host);
+        cx_spool_ingest_abort(node->spool, id);
+        cx_free(id);
+        return CXD_STATUS_OUT_OF_RESOURCES;
+    }
+    if (obj->parsed) {
+        char why[400] = "";
+        cx_config_object o = {obj->modality, obj->body_part_examined, obj->view_position, obj->series_description,
+                              obj->rows, obj->columns};
+        pthread_rwlock_rdlock(&node->cfg_lock);
+        cx_config_action a = cx_config_filter(&node->cfg->filters, &o, why, sizeof why);
+        pthread_rwlock_unlock(&node->cfg_lock);
+        if (a != CX_ACTION_PROCESS) {
+            cx_spool_ingest_abort(node->spool, id);
+            if (a == CX_ACTION_SKIP) {
+                cx_log(CX_LOG_INFO, "ingest", id, "skipped %s from %s@%s (acknowledged, not processed): %s",
+                       obj->sop_instance_uid, peer->calling_ae, peer->host, why);
+                cx_free(id);
+                return CXD_STATUS_SUCCESS;
+            }
+            cx_log(CX_LOG_INFO, "ingest", id, "rejected %s from %s@%s with 0x0124 (Not Authorized): %s",
+                   obj->sop_instance_uid, peer->calling_ae, peer->host, why);
+            snprintf(comment, comment_len, "%.60s", why);
+            cx_free(id);
+            return CXD_STATUS_NOT_AUTHORIZED;
+        }
+    }
+    cx_spool_meta m;
+    memset(&m, 0, sizeof m);
+    snprintf(m.calling_ae, sizeof m.calling_ae, "%s", peer->calling_ae);
+    snprintf(m.called_ae, sizeof m.called_ae, "%s", peer->called_ae);
+    snprintf(m.peer, sizeof m.peer, "%s", peer->host);
+    snprintf(m.sop_class_uid, sizeof m.sop_class_uid, "%.64s", obj->sop_class_uid);
+    snprintf(m.sop_instance_uid, sizeof m.sop_instance_uid, "%.64s", obj->sop_instance_uid);
+    cx_error err = {0};
+    cx_status st = cx_spool_ingest_commit(node->spool, id, &m, &err);
+    if (st != CX_OK) {
+        snprintf(comment, comment_len, "cxrseg: %s", st == CX_ERR_FULL ? "spool full" : "spool error");
+        cx_log(CX_LOG_WARN, "ingest", id, "refused %s from %s@%s with Out of Resources (0xA700): %s",
+               obj->sop_instance_uid, peer->calling_ae, peer->host, err.msg);
+        cx_free(id);
+        return CXD_STATUS_OUT_OF_RESOURCES;
+    }
+    if (obj->parsed)
+        cx_log(CX_LOG_INFO, "ingest", id, "received %s (%s %s, %dx%d, %s, %lld bytes) from %s@%s: queued",
+               obj->sop_instance_uid, class_name(obj->sop_class_uid), obj->modality, obj->columns, obj->rows,
+               obj->transfer_syntax_uid, obj->file_size, peer->calling_ae, peer->host);
+    else
+        cx_log(CX_LOG_WARN, "ingest", id,
+               "received %s from %s@%s but its header is unreadable (%s): queued, the worker records the failure",
+               obj->sop_instance_uid, peer->calling_ae, peer->host, obj->parse_error);
+    cx_free(id);
+    return CXD_STATUS_SUCCESS;
+}
+
+static void event(void *user, const cxd_peer *peer, const char *what)
+{
+    (void)user;
+    char aj[24];
+    assoc_job(peer, aj);
+    cx_log_level lvl = !strncmp(what, "rejected", 8) || !strncmp(what, "aborted", 7) ? CX_LOG_WARN
+                       : !strcmp(what, "echo") || !strcmp(what, "released")          ? CX_LOG_DEBUG
+                                                                                      : CX_LOG_INFO;
+    if (!strcmp(what, "echo"))
+        lvl = CX_LOG_INFO;
+    cx_log(lvl, "listener", aj, "association from %s@%s to %s: %s", peer->calling_ae[0] ? peer->calling_ae : "?",
+           peer->host[0] ? peer->host : "?", peer->called_ae[0] ? peer->called_ae : "?", what);
+}
+
+const cxd_listener_callbacks cx_node_ingest_callbacks_template = {NULL, store_begin, store_end, event};

@@ -1,0 +1,236 @@
+/* node_main.c: cxrseg-node, the DICOM node daemon. Start-up order matters: configuration, log,
+ * spool recovery, then the port is bound (a busy port is a start-up error with its own exit
+ * code), then senders, workers and the accept loop start. Signals are taken synchronously by the
+ * main thread (sigtimedwait): SIGHUP reloads the configuration (the old one stays when the new
+ * one is invalid), SIGTERM/SIGINT drain (no new associations, open ones and running jobs finish,
+ * queued work stays in the spool for the next start). */
+#define _GNU_SOURCE
+#include "config.h"
+#include "node.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: cxrseg-node -c FILE          run the node with configuration FILE\n"
+            "       cxrseg-node -t -c FILE       check the configuration and exit\n"
+            "       cxrseg-node status -c FILE   show the spool: counts per state and destination\n"
+            "exit codes: 0 ok, 1 usage, 3 spool error, 4 invalid configuration, 5 cannot listen (port in use),\n"
+            "            6 internal error\n");
+}
+
+static cx_config *load(const char *path, int to_log)
+{
+    cx_config *cfg = NULL;
+    cx_config_errors *errs = cx_calloc(1, sizeof *errs);
+    if (!errs)
+        return NULL;
+    if (cx_config_load(path, NULL, &cfg, errs) != CX_OK) {
+        for (size_t i = 0; i < errs->count; i++) {
+            if (to_log)
+                cx_log(CX_LOG_ERROR, "config", NULL, "%s", errs->items[i].text);
+            else
+                fprintf(stderr, "%s\n", errs->items[i].text);
+        }
+        if (errs->dropped) {
+            if (to_log)
+                cx_log(CX_LOG_ERROR, "config", NULL, "(%zu more errors)", errs->dropped);
+            else
+                fprintf(stderr, "(%zu more errors)\n", errs->dropped);
+        }
+        cfg = NULL;
+    }
+    cx_free(errs);
+    return cfg;
+}
+
+static void *listener_main(void *arg)
+{
+    cx_node *node = arg;
+    cxd_error err = {0};
+    if (cxd_listener_run(node->listener, &err) != CXD_OK)
+        cx_log(CX_LOG_ERROR, "listener", NULL, "%s", err.msg);
+    return NULL;
+}
+
+static void reload(cx_node *node, const char *path)
+{
+    cx_log(CX_LOG_INFO, "config", NULL, "SIGHUP: reloading %s", path);
+    cx_config *n = load(path, 1);
+    if (!n) {
+        cx_log(CX_LOG_ERROR, "config", NULL, "reload failed: keeping the running configuration (see the errors above)");
+        return;
+    }
+    cx_config *old = node->cfg;
+    if (strcmp(n->listener.ae_title, old->listener.ae_title) != 0 || n->listener.port != old->listener.port ||
+        strcmp(n->listener.bind_address ? n->listener.bind_address : "", old->listener.bind_address ? old->listener.bind_address : "") != 0 ||
+        strcmp(n->spool.directory, old->spool.directory) != 0)
+        cx_log(CX_LOG_WARN, "config", NULL,
+               "listener AE title/address/port and the spool directory change only at restart; the rest is applied now");
+    cxd_listener_params lp;
+    cx_node_listener_params(n, &lp);
+    cxd_error de = {0};
+    if (cxd_listener_update(node->listener, &lp, &de) != CXD_OK) {
+        cx_log(CX_LOG_ERROR, "config", NULL, "reload failed: %s; keeping the running configuration", de.msg);
+        cx_config_free(n);
+        return;
+    }
+    cx_spool_params sp = cx_node_spool_params(n);
+    cx_spool_set_limits(node->spool, &sp);
+    pthread_rwlock_wrlock(&node->cfg_lock);
+    node->cfg = n;
+    pthread_rwlock_unlock(&node->cfg_lock);
+    cx_config_free(old);
+    cx_error err = {0};
+    if (cx_node_log_setup(n, &err) != CX_OK)
+        cx_log(CX_LOG_ERROR, "config", NULL, "%s", err.msg);
+    if (cx_node_senders_sync(node, &err) != CX_OK)
+        cx_log(CX_LOG_ERROR, "config", NULL, "%s", err.msg);
+    cx_log(CX_LOG_INFO, "config", NULL, "configuration reloaded: %zu destinations, %zu return-to-sender mappings",
+           n->destinations.count, n->destinations.sender_count);
+}
+
+int main(int argc, char **argv)
+{
+    const char *conf = NULL;
+    int check_only = 0, status = 0;
+    int i = 1;
+    if (i < argc && !strcmp(argv[i], "status")) {
+        status = 1;
+        i++;
+    }
+    for (; i < argc; i++) {
+        if (!strcmp(argv[i], "-c") && i + 1 < argc)
+            conf = argv[++i];
+        else if (!strcmp(argv[i], "-t"))
+            check_only = 1;
+        else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
+            usage(stdout);
+            return CX_NODE_EXIT_OK;
+        } else if (!strcmp(argv[i], "--version")) {
+            printf("cxrseg-node " PACKAGE_VERSION "\n");
+            return CX_NODE_EXIT_OK;
+        } else {
+            fprintf(stderr, "cxrseg-node: unknown argument '%s'\n", argv[i]);
+            usage(stderr);
+            return CX_NODE_EXIT_USAGE;
+        }
+    }
+    if (!conf) {
+        usage(stderr);
+        return CX_NODE_EXIT_USAGE;
+    }
+    if (status)
+        return cx_node_status_main(conf);
+
+    cx_config *cfg = load(conf, 0);
+    if (!cfg)
+        return CX_NODE_EXIT_CONFIG;
+    if (check_only) {
+        printf("%s: OK (listener %s port %d, %zu destinations, spool %s, %d workers)\n", conf, cfg->listener.ae_title,
+               cfg->listener.port, cfg->destinations.count, cfg->spool.directory, cfg->workers.count);
+        cx_config_free(cfg);
+        return CX_NODE_EXIT_OK;
+    }
+
+    /* Signals are handled by this thread only: block them before any other thread exists. */
+    sigset_t sigs;
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGTERM);
+    sigaddset(&sigs, SIGINT);
+    sigaddset(&sigs, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    static cx_node node;
+    node.cfg = cfg;
+    pthread_rwlock_init(&node.cfg_lock, NULL);
+    pthread_mutex_init(&node.mu, NULL);
+    pthread_cond_init(&node.send_cv, NULL);
+    const char *relay = getenv("CXRSEG_NODE_TEST_RELAY");
+    node.relay_test_mode = relay && !strcmp(relay, "1");
+
+    cx_error err = {0};
+    if (cx_node_log_setup(cfg, &err) != CX_OK) {
+        fprintf(stderr, "cxrseg-node: %s\n", err.msg);
+        return CX_NODE_EXIT_CONFIG;
+    }
+    if (node.relay_test_mode)
+        cx_log(CX_LOG_WARN, "node", NULL, "CXRSEG_NODE_TEST_RELAY=1: transport-test copies are sent instead of results");
+
+    cx_spool_params sp = cx_node_spool_params(cfg);
+    cx_spool_recovery rec;
+    if (cx_spool_open(&sp, &node.spool, &rec, &err) != CX_OK) {
+        cx_log(CX_LOG_ERROR, "spool", NULL, "%s", err.msg);
+        return CX_NODE_EXIT_SPOOL;
+    }
+    cx_log(CX_LOG_INFO, "spool", NULL,
+           "%s: %u waiting (%u re-queued after an interrupted run), %u results to send, %u unacknowledged partial "
+           "receives removed, %u already-delivered duplicates dropped, %u broken jobs moved to failed",
+           cfg->spool.directory, rec.queued, rec.requeued, rec.outbox, rec.tmp_removed, rec.outbox_dups, rec.broken);
+
+    cxd_listener_params lp;
+    cx_node_listener_params(cfg, &lp);
+    cxd_listener_callbacks cb = cx_node_ingest_callbacks_template;
+    cb.user = &node;
+    cxd_error de = {0};
+    if (cxd_listener_open(&lp, &cb, &node.listener, &de) != CXD_OK) {
+        cx_log(CX_LOG_ERROR, "listener", NULL, "%s", de.msg);
+        cx_spool_free(node.spool);
+        return de.code == CXD_ERR_NETWORK ? CX_NODE_EXIT_LISTEN : CX_NODE_EXIT_CONFIG;
+    }
+    if (cx_node_senders_sync(&node, &err) != CX_OK || cx_node_workers_start(&node, cfg->workers.count, &err) != CX_OK) {
+        cx_log(CX_LOG_ERROR, "node", NULL, "%s", err.msg);
+        return CX_NODE_EXIT_INTERNAL;
+    }
+    pthread_t lt;
+    if (pthread_create(&lt, NULL, listener_main, &node) != 0) {
+        cx_log(CX_LOG_ERROR, "node", NULL, "cannot start the listener thread");
+        return CX_NODE_EXIT_INTERNAL;
+    }
+    cx_log(CX_LOG_INFO, "node", NULL, "cxrseg-node %s ready: AE %s on %s:%d, %d workers, %zu destinations, spool %s",
+           PACKAGE_VERSION, cfg->listener.ae_title, cfg->listener.bind_address ? cfg->listener.bind_address : "0.0.0.0",
+           cxd_listener_port(node.listener), cfg->workers.count, cfg->destinations.count, cfg->spool.directory);
+
+    double last_cleanup = 0;
+    for (;;) {
+        struct timespec to = {1, 0};
+        siginfo_t si;
+        int sig = sigtimedwait(&sigs, &si, &to);
+        if (sig == SIGHUP) {
+            reload(&node, conf);
+        } else if (sig == SIGTERM || sig == SIGINT) {
+            cx_log(CX_LOG_INFO, "node", NULL, "%s: draining (no new associations; running jobs and transfers finish)",
+                   sig == SIGTERM ? "SIGTERM" : "SIGINT");
+            break;
+        }
+        double now = cx_now_ms();
+        if (now - last_cleanup > 600000.0) {
+            last_cleanup = now;
+            unsigned removed = cx_spool_cleanup(node.spool);
+            if (removed)
+                cx_log(CX_LOG_INFO, "spool", NULL, "retention: %u old entries removed", removed);
+        }
+    }
+    node.stopping = 1;
+    cxd_listener_stop(node.listener);
+    pthread_join(lt, NULL);
+    cx_spool_shutdown(node.spool);
+    cx_node_workers_join(&node);
+    cx_node_senders_join(&node);
+    cxd_listener_free(node.listener);
+    cx_spool_free(node.spool);
+    cx_log(CX_LOG_INFO, "node", NULL, "stopped");
+    cx_node_log_close();
+    pthread_rwlock_wrlock(&node.cfg_lock);
+    cx_config_free(node.cfg);
+    pthread_rwlock_unlock(&node.cfg_lock);
+    return CX_NODE_EXIT_OK;
+}
