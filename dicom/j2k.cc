@@ -115,6 +115,8 @@ cxd_status cxd_j2k_decode(const unsigned char *data, size_t len, const cxd_geome
     opj_set_info_handler(o.codec, on_quiet, nullptr);
     if (!opj_setup_decoder(o.codec, &params))
         return cxd_set_error(err, CXD_ERR_INTERNAL, "decode: OpenJPEG decoder set-up failed: %s", msgs.error);
+    /* Strict: a truncated codestream is an error, not a silently blurred image. */
+    opj_decoder_set_strict_mode(o.codec, OPJ_TRUE);
     if (!(o.stream = opj_stream_create(64 * 1024, OPJ_TRUE)))
         return cxd_set_error(err, CXD_ERR_NOMEM, "decode: OpenJPEG could not create a stream");
     opj_stream_set_user_data(o.stream, &ms, nullptr);

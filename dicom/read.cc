@@ -121,36 +121,31 @@ extern "C" void cxd_set_log(cxd_log_fn fn, void *user)
 
 /* ---------------------------------------------------------------- init */
 
-static std::once_flag g_init_once;
-static bool g_dict_ok = false;
-static bool g_init_nomem = false;
-
-static void init_once()
-{
-    try {
-        dcmtk::log4cplus::Logger root = dcmtk::log4cplus::Logger::getRoot();
-        root.removeAllAppenders();
-        root.addAppender(dcmtk::log4cplus::SharedAppenderPtr(new cxd_appender()));
-        root.setLogLevel(dcmtk::log4cplus::WARN_LOG_LEVEL);
-        DJDecoderRegistration::registerCodecs();
-        DJLSDecoderRegistration::registerCodecs();
-        DcmRLEDecoderRegistration::registerCodecs();
-        g_dict_ok = dcmDataDict.isDictionaryLoaded();
-    } catch (const std::bad_alloc &) {
-        g_init_nomem = true;
-    }
-}
+/* Registration is retried after a failure (an allocation failure at start-up must not disable
+ * the library for the life of the process); DCMTK's registerCodecs are no-ops once done. */
+static std::mutex g_init_mu;
+static bool g_init_done = false;
 
 extern "C" cxd_status cxd_init(cxd_error *err)
 {
     try {
-        std::call_once(g_init_once, init_once);
-    } catch (...) {
-        return cxd_set_error(err, CXD_ERR_INTERNAL, "init: thread set-up failed");
-    }
-    if (g_init_nomem)
+        std::lock_guard<std::mutex> lock(g_init_mu);
+        if (!g_init_done) {
+            dcmtk::log4cplus::Logger root = dcmtk::log4cplus::Logger::getRoot();
+            root.removeAllAppenders();
+            root.addAppender(dcmtk::log4cplus::SharedAppenderPtr(new cxd_appender()));
+            root.setLogLevel(dcmtk::log4cplus::WARN_LOG_LEVEL);
+            DJDecoderRegistration::registerCodecs();
+            DJLSDecoderRegistration::registerCodecs();
+            DcmRLEDecoderRegistration::registerCodecs();
+            g_init_done = true;
+        }
+    } catch (const std::bad_alloc &) {
         return cxd_set_error(err, CXD_ERR_NOMEM, "init: out of memory while registering the DICOM codecs");
-    if (!g_dict_ok) {
+    } catch (...) {
+        return cxd_set_error(err, CXD_ERR_INTERNAL, "init: unexpected exception while registering the codecs");
+    }
+    if (!dcmDataDict.isDictionaryLoaded()) {
         const char *p = getenv("DCMDICTPATH");
         return cxd_set_error(err, CXD_ERR_INTERNAL,
                              "init: the DICOM data dictionary is not loaded (DCMDICTPATH=%s); install "
@@ -158,6 +153,17 @@ extern "C" cxd_status cxd_init(cxd_error *err)
                              p ? p : "(unset)");
     }
     return CXD_OK;
+}
+
+extern "C" void cxd_shutdown(void)
+{
+    std::lock_guard<std::mutex> lock(g_init_mu);
+    if (!g_init_done)
+        return;
+    DJDecoderRegistration::cleanup();
+    DJLSDecoderRegistration::cleanup();
+    DcmRLEDecoderRegistration::cleanup();
+    g_init_done = false;
 }
 
 /* ---------------------------------------------------------------- open */
@@ -197,14 +203,17 @@ static void fill_ts(cxd_file *f)
         f->ts_uid = DcmXfer(f->ff.getDataset()->getOriginalXfer()).getXferID();
 }
 
-static cxd_status load_error(const OFCondition &c, const char *what, cxd_error *err)
+static cxd_status load_error(const OFCondition &c, const char *what, size_t size, cxd_error *err)
 {
     if (c == EC_MemoryExhausted)
         return cxd_set_error(err, CXD_ERR_NOMEM, "open: out of memory while parsing %s", what);
-    if (c == EC_StreamNotifyClient || c == EC_EndOfStream)
+    /* DCMTK reports an element running past the end of the data with these conditions. */
+    if (c == EC_StreamNotifyClient || c == EC_EndOfStream || c == EC_InvalidStream)
         return cxd_set_error(err, CXD_ERR_MALFORMED,
-                             "open: %s is truncated (the data ends inside an element): %s", what, c.text());
-    return cxd_set_error(err, CXD_ERR_MALFORMED, "open: %s cannot be parsed: %s", what, c.text());
+                             "open: %s (%zu bytes) is truncated or an element length runs past its end (%s)",
+                             what, size, c.text());
+    return cxd_set_error(err, CXD_ERR_MALFORMED, "open: %s (%zu bytes) cannot be parsed: %s", what, size,
+                         c.text());
 }
 
 extern "C" cxd_status cxd_file_open(const char *path, cxd_file **out, cxd_error *err)
@@ -220,11 +229,13 @@ extern "C" cxd_status cxd_file_open(const char *path, cxd_file **out, cxd_error 
     unsigned char head[132];
     size_t n = fread(head, 1, sizeof head, fp);
     int rerr = ferror(fp);
+    long fsize = fseek(fp, 0, SEEK_END) == 0 ? ftell(fp) : -1;
     fclose(fp);
     if (rerr)
         return cxd_set_error(err, CXD_ERR_IO, "open: cannot read '%s'", path);
-    std::string what = std::string("'") + path + "'";
-    if ((st = sniff(head, n, what.c_str(), err)) != CXD_OK)
+    char what[300];
+    snprintf(what, sizeof what, "'%s'", path);
+    if ((st = sniff(head, n, what, err)) != CXD_OK)
         return st;
     cxd_file *f = nullptr;
     try {
@@ -233,20 +244,20 @@ extern "C" cxd_status cxd_file_open(const char *path, cxd_file **out, cxd_error 
         if (c.good())
             c = f->ff.loadAllDataIntoMemory(); /* no lazy reads later: the file may be gone */
         if (c.bad()) {
-            st = load_error(c, what.c_str(), err);
+            st = load_error(c, what, fsize < 0 ? 0 : (size_t)fsize, err);
             delete f;
             return st;
         }
         fill_ts(f);
     } catch (const std::bad_alloc &) {
         delete f;
-        return cxd_set_error(err, CXD_ERR_NOMEM, "open: out of memory while reading %s", what.c_str());
+        return cxd_set_error(err, CXD_ERR_NOMEM, "open: out of memory while reading %s", what);
     } catch (const std::exception &e) {
         delete f;
-        return cxd_set_error(err, CXD_ERR_INTERNAL, "open: %s: %s", what.c_str(), e.what());
+        return cxd_set_error(err, CXD_ERR_INTERNAL, "open: %s: %s", what, e.what());
     } catch (...) {
         delete f;
-        return cxd_set_error(err, CXD_ERR_INTERNAL, "open: %s: unknown exception", what.c_str());
+        return cxd_set_error(err, CXD_ERR_INTERNAL, "open: %s: unknown exception", what);
     }
     *out = f;
     return CXD_OK;
@@ -276,7 +287,7 @@ extern "C" cxd_status cxd_file_open_memory(const void *buf, size_t len, cxd_file
             c = f->ff.loadAllDataIntoMemory();
         is.releaseBuffer();
         if (c.bad()) {
-            st = load_error(c, "the buffer", err);
+            st = load_error(c, "the buffer", len, err);
             delete f;
             return st;
         }

@@ -57,7 +57,13 @@ static cxd_status need_us(DcmItem *ds, const DcmTagKey &tag, const char *name, u
     if (!ds->tagExistsWithValue(tag))
         return cxd_set_error(err, CXD_ERR_MISSING, "decode: %s (%04X,%04X) is missing or empty", name,
                              tag.getGroup(), tag.getElement());
+    DcmElement *e = nullptr;
     Uint16 u;
+    /* DCMTK pads an odd-length US and reads on; a pixel-module value of the wrong length means
+     * the header cannot be trusted for a buffer size. */
+    if (ds->findAndGetElement(tag, e).good() && e && e->getLength() != 2)
+        return cxd_set_error(err, CXD_ERR_MALFORMED, "decode: %s (%04X,%04X) has a %u-byte value, US needs 2", name,
+                             tag.getGroup(), tag.getElement(), (unsigned)e->getLength());
     if (ds->findAndGetUint16(tag, u).bad())
         return cxd_set_error(err, CXD_ERR_MALFORMED, "decode: %s (%04X,%04X) is not a 2-byte US value", name,
                              tag.getGroup(), tag.getElement());
@@ -124,14 +130,17 @@ static cxd_status decode_native(DcmPixelData *pd, const cxd_geometry &g, size_t 
 static cxd_status decode_dcmtk(DcmDataset *ds, DcmPixelData *pd, const cxd_geometry &g, size_t frame_bytes,
                                const char *ts_name, int32_t *out, cxd_error *err)
 {
-    void *buf = cxd_alloc(frame_bytes);
+    /* DCMTK's decoders refuse a buffer of odd size (an 8-bit image with an odd pixel count):
+     * give them the frame rounded up to even. */
+    Uint32 want = (Uint32)(frame_bytes + (frame_bytes & 1));
+    void *buf = cxd_alloc(want);
     if (!buf)
-        return cxd_set_error(err, CXD_ERR_NOMEM, "decode: out of memory for a %zu-byte frame", frame_bytes);
+        return cxd_set_error(err, CXD_ERR_NOMEM, "decode: out of memory for a %u-byte frame", (unsigned)want);
     Uint32 start = 0;
     OFString model;
     OFCondition c;
     try {
-        c = pd->getUncompressedFrame(ds, 0, start, buf, (Uint32)frame_bytes, model, nullptr);
+        c = pd->getUncompressedFrame(ds, 0, start, buf, want, model, nullptr);
     } catch (...) {
         cxd_dealloc(buf);
         throw;
