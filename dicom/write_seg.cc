@@ -16,6 +16,15 @@
 
 namespace cxdw {
 
+static std::string ascii(const std::string &s)
+{
+    std::string r = s;
+    for (auto &c : r)
+        if ((unsigned char)c >= 0x80)
+            c = '?';
+    return r;
+}
+
 void write_seg(Context &ctx, const std::string &path, std::string &sop_uid, int &n_segments)
 {
     const Source &s = ctx.src;
@@ -87,11 +96,13 @@ void write_seg(Context &ctx, const std::string &path, std::string &sop_uid, int 
         DcmSegment *sg = nullptr;
         CodeSequenceMacro cat(f.category.value, f.category.scheme, ctx.text(f.category.meaning));
         CodeSequenceMacro typ(f.type.value, f.type.scheme, ctx.text(f.type.meaning));
-        check(DcmSegment::create(sg, p.label.c_str(), cat, typ, DcmSegTypes::SAT_AUTOMATIC, ctx.text(ctx.alg->name)),
+        // DCMTK's value check on write only knows ASCII: the segment gets ASCII stand-ins here and
+        // the real strings (already safe for the source's character set) are patched in after.
+        check(DcmSegment::create(sg, ascii(p.label), cat, typ, DcmSegTypes::SAT_AUTOMATIC, ctx.text(ctx.alg->name)),
               "seg", "segment " + p.label);
         std::unique_ptr<DcmSegment> own(sg);
         if (!p.description.empty())
-            check(sg->setSegmentDescription(p.description.c_str()), "seg", "SegmentDescription of " + p.label);
+            check(sg->setSegmentDescription(ascii(p.description).c_str()), "seg", "SegmentDescription of " + p.label);
         if (f.type_modifier.value[0]) {
             CodeSequenceMacro *m = new CodeSequenceMacro(f.type_modifier.value, f.type_modifier.scheme,
                                                          ctx.text(f.type_modifier.meaning));
@@ -101,7 +112,7 @@ void write_seg(Context &ctx, const std::string &path, std::string &sop_uid, int 
         uint16_t lab[3];
         cxd_rgb_to_dicom_lab(f.rgb, lab);
         check(sg->setRecommendedDisplayCIELabValue(lab[0], lab[1], lab[2]), "seg", "display colour of " + p.label);
-        check(sg->setTrackingID(p.tracking_id.c_str()), "seg", "TrackingID of " + p.label);
+        check(sg->setTrackingID(ascii(p.tracking_id).c_str()), "seg", "TrackingID of " + p.label);
         check(sg->setTrackingUID(p.tracking_uid.c_str()), "seg", "TrackingUID of " + p.label);
         Uint16 num = 0;
         check(seg->addSegment(sg, num), "seg", "add segment " + p.label);
@@ -147,6 +158,15 @@ void write_seg(Context &ctx, const std::string &path, std::string &sop_uid, int 
     DcmDataset &ds = *ff.getDataset();
     check(seg->writeDataset(ds), "seg", "write dataset");
     copy_patient_study(s, ds);
+    for (const Prepared &p : ctx.items) {
+        DcmItem *it = nullptr;
+        if (ds.findAndGetSequenceItem(DCM_SegmentSequence, it, p.segment_number - 1).bad() || !it)
+            fail(CXD_ERR_INTERNAL, "seg", "segment %d missing in the written SegmentSequence", p.segment_number);
+        put(*it, DCM_SegmentLabel, p.label);
+        put(*it, DCM_TrackingID, p.tracking_id);
+        if (!p.description.empty())
+            put(*it, DCM_SegmentDescription, p.description);
+    }
     put(ds, DCM_ContentDate, da);
     put(ds, DCM_ContentTime, tm);
     put(ds, DCM_InstanceNumber, "1");

@@ -10,10 +10,7 @@
 #include <cstdio>
 #include <cstring>
 #include <ctime>
-#include <mutex>
 #include <unistd.h>
-
-#include <dcmtk/oflog/oflog.h>
 
 namespace cxdw {
 
@@ -343,8 +340,8 @@ extern "C" cxd_status cxd_mask_contours(const cxd_finding *f, cxd_contours *out,
             int x = x1, y = y1, d = d1;
             size_t guard = 4 * areas[c] + 16;
             while (guard--) {
-                int nx, ny, nd;
-                t.next(x, y, d, nx, ny, nd);
+                int nx = x, ny = y, nd = d;
+                t.next(x, y, d, nx, ny, nd); // cannot fail: the region has >= 2 pixels
                 if (x == x0 && y == y0 && nx == x1 && ny == y1)
                     break; // Jacob's criterion: back at the start about to repeat the first step
                 ring.push_back({x, y});
@@ -475,10 +472,11 @@ std::string Context::uid(const std::string &kind) const
 std::string Context::text(const std::string &s) const
 {
     std::string r = s;
-    if (!src.utf8)
-        for (auto &ch : r)
-            if ((unsigned char)ch >= 0x80 || (unsigned char)ch < 0x20)
-                ch = '?';
+    for (auto &ch : r)
+        if ((!src.utf8 && (unsigned char)ch >= 0x80) || (unsigned char)ch < 0x20)
+            ch = '?';
+        else if (ch == '\\')
+            ch = '/'; // the value separator
     return r;
 }
 
@@ -630,10 +628,10 @@ cxd_status results_write_dataset(DcmItem &srcds, const cxd_finding *findings, si
 {
     Context ctx;
     try {
-        // Libraries never print: DCMTK's own logger would write its warnings to stderr. Our
-        // messages carry what matters (the failing condition's text).
-        static std::once_flag quiet;
-        std::call_once(quiet, [] { OFLog::configure(OFLogger::OFF_LOG_LEVEL); });
+        // Registers codecs and routes DCMTK's logger to the caller's sink (libraries never print).
+        cxd_status ist = cxd_init(err);
+        if (ist != CXD_OK)
+            return ist;
         if (!alg || !opt || !out_dir || !*out_dir)
             fail(CXD_ERR_INVALID, "write", "algorithm, options and output directory are required");
         if (strlen(alg->model_sha256) != 64)
