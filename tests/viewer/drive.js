@@ -1,0 +1,342 @@
+#!/usr/bin/env node
+// Drives OHIF in Debian's headless Chromium (puppeteer-core) the way a radiologist would: open
+// the study, double-click the SEG, then the SR, and check from the page what is on screen.
+// Called by tests/viewer.sh; exits 0 when every check passed, 1 when one failed, 2 on bad usage.
+//
+// Usage: node drive.js --base http://127.0.0.1:PORT --study UID --out DIR
+//          --labels '["Right lung", ...]' [--chromium /usr/bin/chromium] [--timeout SECONDS]
+// Writes DIR/01-image.png, 02-seg.png, 03-seg-hidden.png, 04-sr.png, console.log, result.json.
+'use strict';
+
+const fs = require('fs');
+const os = require('os');
+const path = require('path');
+const puppeteer = require('puppeteer-core');
+
+function parseArgs(argv) {
+  const a = { chromium: '/usr/bin/chromium', timeout: 90 };
+  for (let i = 2; i < argv.length; i += 2) {
+    const k = argv[i].replace(/^--/, '');
+    if (argv[i + 1] === undefined) throw new Error(`drive: option --${k} needs a value`);
+    a[k] = argv[i + 1];
+  }
+  for (const k of ['base', 'study', 'out', 'labels']) {
+    if (!a[k]) throw new Error(`drive: --${k} is required`);
+  }
+  a.labels = JSON.parse(a.labels);
+  if (!Array.isArray(a.labels) || a.labels.length === 0) {
+    throw new Error('drive: --labels must be a non-empty JSON array of segment labels');
+  }
+  a.timeout = Number(a.timeout);
+  return a;
+}
+
+const sleep = ms => new Promise(r => setTimeout(r, ms));
+
+// Polls fn (evaluated in the page) until it returns a truthy value or the deadline passes;
+// returns the last value so a failure message can say what was seen instead.
+async function waitInPage(page, what, fn, arg, timeoutMs) {
+  const end = Date.now() + timeoutMs;
+  let last;
+  for (;;) {
+    try {
+      last = await page.evaluate(fn, arg);
+    } catch (e) {
+      last = { error: e.message };
+    }
+    if (last && last.ok) return last;
+    if (Date.now() > end) {
+      throw new Error(`${what}: not reached within ${timeoutMs / 1000} s; last state ${JSON.stringify(last)}`);
+    }
+    await sleep(250);
+  }
+}
+
+// In the page: statistics of the active viewport's canvas, sampled on a coarse grid.
+function canvasStats() {
+  const cs = window.cornerstone;
+  if (!cs || !cs.getEnabledElements) return { ok: false, why: 'cornerstone not loaded' };
+  const ee = cs.getEnabledElements();
+  if (!ee.length) return { ok: false, why: 'no enabled viewport' };
+  const vp = ee[0].viewport;
+  const c = vp.canvas;
+  const ctx = c.getContext('2d');
+  if (!ctx || !c.width || !c.height) return { ok: false, why: 'viewport canvas has no 2D context' };
+  const d = ctx.getImageData(0, 0, c.width, c.height).data;
+  let lit = 0;
+  let n = 0;
+  for (let y = 0; y < c.height; y += 7) {
+    for (let x = 0; x < c.width; x += 7) {
+      const i = 4 * (y * c.width + x);
+      n++;
+      if (d[i] + d[i + 1] + d[i + 2] > 60) lit++;
+    }
+  }
+  const imageId = vp.getCurrentImageId ? vp.getCurrentImageId() : null;
+  return { ok: lit / n > 0.05, litFraction: +(lit / n).toFixed(3), imageId, canvas: [c.width, c.height] };
+}
+
+// In the page: the loaded segmentations as OHIF's segmentation service holds them.
+function segmentationState() {
+  const s = window.services && window.services.segmentationService;
+  if (!s) return { ok: false, why: 'no segmentation service' };
+  const segs = s.getSegmentations().map(x => ({
+    id: x.segmentationId,
+    label: x.label,
+    segments: Object.entries(x.segments || {})
+      .filter(([, g]) => g)
+      .map(([k, g]) => ({ index: Number(k), label: g.label, color: g.color })),
+  }));
+  const ee = window.cornerstone.getEnabledElements();
+  const vpId = ee.length ? ee[0].viewport.id : null;
+  const reps = vpId ? s.getSegmentationRepresentations(vpId) : [];
+  return { ok: segs.length > 0 && reps.length > 0, segmentations: segs, representations: reps.length, viewportId: vpId };
+}
+
+// In the page: the canvas RGB at sample points of the labelmap. Samples every step-th image
+// pixel, keeps at most maxPerClass per class (each lung segment, and background = no segment),
+// and returns their canvas positions so that two renders can be compared point by point.
+function labelmapSamples(arg) {
+  const { segmentationId, step, maxPerClass } = arg;
+  const cs = window.cornerstone;
+  const ct = window.cornerstoneTools;
+  const vp = cs.getEnabledElements()[0].viewport;
+  const seg = ct.segmentation.state.getSegmentation(segmentationId);
+  if (!seg) return { ok: false, why: `segmentation ${segmentationId} not in cornerstone state` };
+  const lm = seg.representationData && seg.representationData.Labelmap;
+  if (!lm) return { ok: false, why: 'segmentation has no labelmap representation' };
+  const sourceId = vp.getCurrentImageId();
+  let labelImage = null;
+  // A stack labelmap has one label image per source image; find the one for this image.
+  if (lm.imageIds && lm.imageIds.length) {
+    for (const id of lm.imageIds) {
+      const im = cs.cache.getImage(id);
+      if (im && (im.referencedImageId === sourceId || lm.imageIds.length === 1)) { labelImage = im; break; }
+    }
+  }
+  if (!labelImage) return { ok: false, why: `no label image for ${sourceId}`, imageIds: lm.imageIds && lm.imageIds.length };
+  const labels = labelImage.getPixelData();
+  const W = labelImage.columns || labelImage.width;
+  const H = labelImage.rows || labelImage.height;
+  const c = vp.canvas;
+  const sx = c.width / c.clientWidth;
+  const sy = c.height / c.clientHeight;
+  const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+  const perClass = {};
+  const counts = {};
+  for (let y = Math.floor(step / 2); y < H; y += step) {
+    for (let x = Math.floor(step / 2); x < W; x += step) {
+      const v = labels[y * W + x];
+      counts[v] = (counts[v] || 0) + 1;
+      const list = perClass[v] || (perClass[v] = []);
+      if (list.length >= maxPerClass) continue;
+      const world = cs.utilities.imageToWorldCoords(sourceId, [x + 0.5, y + 0.5]);
+      const cp = vp.worldToCanvas(world);
+      const px = Math.round(cp[0] * sx);
+      const py = Math.round(cp[1] * sy);
+      if (px < 0 || py < 0 || px >= c.width || py >= c.height) continue;
+      const i = 4 * (py * c.width + px);
+      list.push([x, y, d[i], d[i + 1], d[i + 2]]);
+    }
+  }
+  return { ok: true, width: W, height: H, counts, perClass };
+}
+
+// In the page: what the SR display set holds and what the viewport's SVG layer shows as text.
+function srState() {
+  const ds = window.services.displaySetService.getActiveDisplaySets().filter(d => d.Modality === 'SR');
+  const measurements = [];
+  for (const d of ds) {
+    for (const m of d.measurements || []) {
+      measurements.push({
+        trackingId: m.TrackingIdentifier,
+        trackingUid: m.TrackingUniqueIdentifier,
+        graphicType: m.graphicType,
+        points: m.coords && m.coords[0] && m.coords[0].GraphicData ? m.coords[0].GraphicData.length / 2 : null,
+        labels: (m.labels || []).map(l => `${l.label}: ${l.value}`),
+      });
+    }
+  }
+  const svgText = [...document.querySelectorAll('[data-cy=viewport-pane] svg text')]
+    .map(t => t.textContent.trim()).filter(Boolean);
+  const tracked = window.services.measurementService.getMeasurements().map(m => ({
+    label: m.label, displayText: m.displayText,
+  }));
+  const areaOnScreen = svgText.filter(t => /area/i.test(t) && /mm(2|²)/.test(t));
+  // OHIF draws a loaded SR's annotations on the next annotation render, which in a headless
+  // run with no mouse movement may not come: ask for one (SVG only, the image is not redrawn).
+  if (!areaOnScreen.length && ds.length && ds.every(d => d.isLoaded)) {
+    const ee = window.cornerstone.getEnabledElements();
+    if (ee.length) window.cornerstoneTools.utilities.triggerAnnotationRenderForViewportIds([ee[0].viewport.id]);
+  }
+  return {
+    ok: ds.length > 0 && ds.every(d => d.isLoaded) && areaOnScreen.length > 0,
+    srDisplaySets: ds.length,
+    rehydratable: ds.map(d => d.isRehydratable),
+    measurements, svgText, areaOnScreen, tracked,
+  };
+}
+
+async function doubleClickSeries(page, modality) {
+  const handles = await page.$$('[data-cy=series-modality-label]');
+  const matches = [];
+  for (const h of handles) {
+    if ((await h.evaluate(e => e.textContent.trim())) === modality) matches.push(h);
+  }
+  if (matches.length !== 1) {
+    throw new Error(`study browser: expected one ${modality} series, found ${matches.length}`);
+  }
+  await matches[0].click({ count: 2 });
+}
+
+function compareSamples(on, off, segIndexes) {
+  // A sample "changed" when the overlay moved its colour by more than 12 of 765 RGB levels.
+  const changed = (a, b) => Math.abs(a[2] - b[2]) + Math.abs(a[3] - b[3]) + Math.abs(a[4] - b[4]) > 12;
+  const frac = cls => {
+    const A = on.perClass[cls] || [];
+    const B = off.perClass[cls] || [];
+    const n = Math.min(A.length, B.length);
+    let k = 0;
+    for (let i = 0; i < n; i++) if (changed(A[i], B[i])) k++;
+    return { samples: n, changed: k, fraction: n ? +(k / n).toFixed(3) : 0 };
+  };
+  const out = { background: frac('0') };
+  for (const s of segIndexes) out[s] = frac(String(s));
+  return out;
+}
+
+async function main() {
+  const args = parseArgs(process.argv);
+  fs.mkdirSync(args.out, { recursive: true });
+  const consoleLog = fs.createWriteStream(path.join(args.out, 'console.log'));
+  const result = { checks: [], timings: {} };
+  const t0 = Date.now();
+  const check = (name, ok, detail) => {
+    result.checks.push({ name, ok: !!ok, detail });
+    process.stdout.write(`${ok ? 'PASS' : 'FAIL'}: [${((Date.now() - t0) / 1000).toFixed(1)} s] ${name}${detail ? ' — ' + (typeof detail === 'string' ? detail : JSON.stringify(detail)) : ''}\n`);
+  };
+  const profile = fs.mkdtempSync(path.join(os.tmpdir(), 'cxrseg-chromium-'));
+  const browser = await puppeteer.launch({
+    executablePath: args.chromium,
+    headless: true,
+    userDataDir: profile,
+    defaultViewport: { width: 1400, height: 900 },
+    args: [
+      '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+      '--disable-background-networking', '--disable-component-update', '--disable-sync',
+      // WebGL through SwiftShader: Chromium >= 137 needs the opt-in, and OHIF's SEG overlay
+      // needs WebGL (its CPU fallback fails on labelmaps with "actors.filter is not a function").
+      '--enable-unsafe-swiftshader', '--use-angle=swiftshader',
+      '--window-size=1400,900',
+    ],
+  });
+  const timeoutMs = args.timeout * 1000;
+  try {
+    const page = await browser.newPage();
+    const pageErrors = [];
+    page.on('console', m => consoleLog.write(`console.${m.type()}: ${m.text()}\n`));
+    page.on('pageerror', e => { pageErrors.push(e.message); consoleLog.write(`pageerror: ${e.message}\n`); });
+    page.on('requestfailed', r => consoleLog.write(`requestfailed: ${r.url()} ${r.failure() && r.failure().errorText}\n`));
+
+    // 1. The study opens and the radiograph is painted.
+    const url = `${args.base}/viewer?StudyInstanceUIDs=${encodeURIComponent(args.study)}`;
+    await page.goto(url, { waitUntil: 'domcontentloaded', timeout: timeoutMs });
+    const painted = await waitInPage(page, 'image painted', canvasStats, null, timeoutMs);
+    result.timings.imagePainted = (Date.now() - t0) / 1000;
+    await sleep(500);
+    await page.screenshot({ path: path.join(args.out, '01-image.png') });
+    check('radiograph painted in the viewport', painted.ok, `${(painted.litFraction * 100).toFixed(1)}% of the canvas lit`);
+
+    // 2. The SEG loads: its segments are in OHIF's state and listed in the segmentation panel.
+    await doubleClickSeries(page, 'SEG');
+    const segState = await waitInPage(page, 'SEG loaded', segmentationState, null, timeoutMs);
+    result.timings.segLoaded = (Date.now() - t0) / 1000;
+    result.segmentation = segState;
+    const segmentation = segState.segmentations[0];
+    const gotLabels = segmentation.segments.map(s => s.label);
+    const missing = args.labels.filter(l => !gotLabels.includes(l));
+    check('SEG segments loaded with the expected labels', missing.length === 0,
+      missing.length ? `missing ${JSON.stringify(missing)}, OHIF has ${JSON.stringify(gotLabels)}` : gotLabels.join(', '));
+
+    if (!(await page.$('[data-cy=panelSegmentation-btn]'))) throw new Error('no segmentation panel button');
+    const panelOpen = await page.evaluate(() => /Segmentation/i.test(
+      (document.querySelector('[data-cy=side-panel-header-right]') || {}).textContent || ''));
+    if (!panelOpen) await page.click('[data-cy=panelSegmentation-btn]');
+    const listed = await waitInPage(page, 'segment labels listed in the panel', labels => {
+      const rows = [...document.querySelectorAll('[data-cy=data-row-title]')].map(e => e.textContent.trim());
+      return { ok: labels.every(l => rows.includes(l)), rows };
+    }, args.labels, timeoutMs);
+    check('segment labels listed in the segmentation panel', listed.ok, listed.rows.join(', '));
+    await sleep(1500); // let the labelmap actor render before sampling
+    await page.screenshot({ path: path.join(args.out, '02-seg.png') });
+
+    // 3. The overlay is on screen over the lungs: canvas colours at labelmap sample points with
+    //    the segments shown, then hidden, must differ inside the lungs and not outside.
+    const lungIdx = segmentation.segments.filter(s => /lung/i.test(s.label)).map(s => s.index);
+    check('SEG has lung segments', lungIdx.length > 0, `lung segment numbers ${JSON.stringify(lungIdx)}`);
+    const sampleArg = { segmentationId: segmentation.id, step: 8, maxPerClass: 4000 };
+    const on = await page.evaluate(labelmapSamples, sampleArg);
+    if (!on.ok) throw new Error(`labelmap sampling: ${on.why}`);
+    const vpId = segState.viewportId;
+    await page.evaluate((vp, id, idx) => {
+      for (const i of idx) window.services.segmentationService.setSegmentVisibility(vp, id, i, false);
+    }, vpId, segmentation.id, segmentation.segments.map(s => s.index));
+    await sleep(1500);
+    const off = await page.evaluate(labelmapSamples, sampleArg);
+    await page.screenshot({ path: path.join(args.out, '03-seg-hidden.png') });
+    await page.evaluate((vp, id, idx) => {
+      for (const i of idx) window.services.segmentationService.setSegmentVisibility(vp, id, i, true);
+    }, vpId, segmentation.id, segmentation.segments.map(s => s.index));
+    const cmp = compareSamples(on, off, segmentation.segments.map(s => s.index));
+    result.overlay = { labelCounts: on.counts, compare: cmp, labelmapSize: [on.width, on.height] };
+    const total = Object.values(on.counts).reduce((a, b) => a + b, 0);
+    for (const i of lungIdx) {
+      const share = (on.counts[i] || 0) / total;
+      const c = cmp[i];
+      check(`overlay drawn over "${segmentation.segments.find(s => s.index === i).label}"`,
+        c.samples >= 50 && c.fraction >= 0.9 && share > 0.01,
+        `${c.changed}/${c.samples} sample pixels changed colour; segment covers ${(share * 100).toFixed(1)}% of the image`);
+    }
+    check('no overlay outside the segments', cmp.background.samples >= 50 && cmp.background.fraction <= 0.02,
+      `${cmp.background.changed}/${cmp.background.samples} background sample pixels changed`);
+
+    // 4. The SR loads: its measurements are drawn with their area text.
+    await doubleClickSeries(page, 'SR');
+    const sr = await waitInPage(page, 'SR measurements drawn with area text', srState, null, timeoutMs);
+    result.timings.srLoaded = (Date.now() - t0) / 1000;
+    result.sr = sr;
+    check('SR measurements parsed by OHIF', sr.measurements.length > 0,
+      sr.measurements.map(m => `${m.trackingId} [${m.labels.join('; ')}]`).join(' | '));
+    check('SR area text shown on the image', sr.areaOnScreen.length > 0, sr.areaOnScreen.join(' | '));
+    const withArea = sr.measurements.filter(m => m.labels.some(l => /area/i.test(l) && /mm(2|²)/.test(l)));
+    check('every SR finding with a contour carries its area', withArea.length > 0 &&
+      sr.measurements.filter(m => m.graphicType).every(m => withArea.includes(m) ||
+        sr.measurements.some(o => o.trackingUid === m.trackingUid && withArea.includes(o))),
+    `${withArea.length} of ${sr.measurements.length} measurements have an area`);
+    if (!(await page.evaluate(() => /Measurements/i.test(
+      (document.querySelector('[data-cy=side-panel-header-right]') || {}).textContent || ''))) &&
+        await page.$('[data-cy=trackedMeasurements-btn]')) {
+      await page.click('[data-cy=trackedMeasurements-btn]');
+    }
+    await sleep(1000);
+    await page.screenshot({ path: path.join(args.out, '04-sr.png') });
+
+    check('no uncaught errors in the page', pageErrors.length === 0, pageErrors.slice(0, 3).join(' | '));
+  } catch (e) {
+    check('viewer session', false, e.message);
+  } finally {
+    result.timings.total = (Date.now() - t0) / 1000;
+    fs.writeFileSync(path.join(args.out, 'result.json'), JSON.stringify(result, null, 1));
+    await browser.close().catch(() => {});
+    fs.rmSync(profile, { recursive: true, force: true });
+    consoleLog.end();
+  }
+  const failed = result.checks.filter(c => !c.ok).length;
+  process.stdout.write(`viewer: ${result.checks.length - failed} passed, ${failed} failed (${result.timings.total.toFixed(1)} s)\n`);
+  return failed ? 1 : 0;
+}
+
+main().then(code => process.exit(code), e => {
+  process.stderr.write(`${e.message}\n`);
+  process.exit(2);
+});
