@@ -948,6 +948,11 @@ fail:
     return st;
 }
 
+const char *cx_mrcnn_blas_kernel(void)
+{
+    return cx_nn_blas_corename();
+}
+
 const float *cx_mrcnn_debug_fpn(const cx_mrcnn *s, int level, int *c, int *h, int *w)
 {
     if (level < 0 || level >= MR_LEVELS || !s->fpn[level])

@@ -90,6 +90,9 @@ void cx_mrcnn_free(cx_mrcnn *s);
 cx_status cx_mrcnn_detect(cx_mrcnn *s, const float *img, int h, int w, int out_h, int out_w,
                           cx_detections *out, cx_error *err);
 
+/* The OpenBLAS kernel in use ("Haswell", "Cooperlake", ...), for logs and benchmarks. */
+const char *cx_mrcnn_blas_kernel(void);
+
 /* ---- Introspection for the parity tests (valid after the last detect, until the next). ---- */
 /* FPN level l (0..4 = P2..P6): pointer to [C][H][W], sizes in *c, *h, *w. */
 const float *cx_mrcnn_debug_fpn(const cx_mrcnn *s, int level, int *c, int *h, int *w);
