@@ -29,3 +29,8 @@ cxrseg_SOURCES += src/cli/cmd_detect.c
 cxrseg_LDADD += src/mrcnn/libcxmrcnn.la src/nn/libcxnn.la $(OPENBLAS_LIBS)
 TESTS += tests/cli_detect.sh
 EXTRA_DIST += tests/cli_detect.sh
+
+# eval (owned by the model module: src/cli/cmd_eval.c over src/eval)
+cxrseg_SOURCES += src/cli/cmd_eval.c
+cxrseg_CPPFLAGS += -I$(top_srcdir)/src/eval -I$(top_srcdir)/src/mrcnn
+cxrseg_LDADD += src/eval/libcxeval.la src/mrcnn/libcxmrcnn.la
