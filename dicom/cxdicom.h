@@ -216,6 +216,10 @@ typedef struct cxd_write_options {
     /* Display image for GSPS/SC: 8-bit grey, windowed (MONOCHROME2 sense), source rows x cols. */
     const uint8_t *display;      /* borrowed; NULL = no SC */
     int display_rows, display_cols;
+    /* Per output (0 SEG, 1 SR, 2 GSPS, 3 SC): series number and description; 0 / "" = derived
+     * from series_number and series_description above. */
+    int series_numbers[4];
+    char series_descriptions[4][CXD_STR];
 } cxd_write_options;
 
 void cxd_write_options_default(cxd_write_options *o);

@@ -54,9 +54,9 @@ void write_gsps(Context &ctx, const std::string &path, std::string &sop_uid)
     sop_uid = ctx.uid("gsps");
     put(ds, DCM_SOPInstanceUID, sop_uid);
     put(ds, DCM_SeriesInstanceUID, ctx.uid("gsps-series"));
-    put(ds, DCM_SeriesNumber, std::to_string(ctx.opt.series_number + 2));
+    put(ds, DCM_SeriesNumber, ctx.series_number(2));
     put(ds, DCM_InstanceNumber, "1");
-    put(ds, DCM_SeriesDescription, ctx.text(std::string(ctx.opt.series_description) + " annotations"));
+    put(ds, DCM_SeriesDescription, ctx.series_description(2, "annotations"));
     put(ds, DCM_Manufacturer, ctx.text(ctx.opt.manufacturer));
     copy_patient_study(s, ds);
     // With BodyPartExamined present dciodvfy does not ask for the 2C Laterality (as in the SEG).

@@ -59,6 +59,9 @@ struct Context {
     std::string uid_root;
     // Derived UIDs (deterministic).
     std::string uid(const std::string &kind) const;
+    // Series number and description of output k (0 SEG, 1 SR, 2 GSPS, 3 SC).
+    std::string series_number(int k) const;
+    std::string series_description(int k, const char *suffix) const;
     // Our own text (labels, descriptions) made safe for the source's character set.
     std::string text(const std::string &s) const;
 };

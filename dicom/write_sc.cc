@@ -155,8 +155,8 @@ void write_sc(Context &ctx, const std::string &path, std::string &sop_uid)
     copy_patient_study(s, ds);
     put(ds, DCM_Modality, "OT");
     put(ds, DCM_SeriesInstanceUID, ctx.uid("sc-series"));
-    put(ds, DCM_SeriesNumber, std::to_string(o.series_number + 3));
-    put(ds, DCM_SeriesDescription, ctx.text(std::string(o.series_description) + " overlay (not for diagnosis)"));
+    put(ds, DCM_SeriesNumber, ctx.series_number(3));
+    put(ds, DCM_SeriesDescription, ctx.series_description(3, "overlay (not for diagnosis)"));
     put(ds, DCM_InstanceNumber, "1");
     put(ds, DCM_ConversionType, "WSD");
     put(ds, DCM_Manufacturer, ctx.text(o.manufacturer));

@@ -52,10 +52,9 @@ void write_seg(Context &ctx, const std::string &path, std::string &sop_uid, int 
     sop_uid = ctx.uid("seg");
     check(seg->getSOPCommon().setSOPInstanceUID(sop_uid.c_str()), "seg", "SOPInstanceUID");
     check(seg->getSeries().setSeriesInstanceUID(ctx.uid("seg-series").c_str()), "seg", "SeriesInstanceUID");
-    check(seg->getSeries().setSeriesNumber(std::to_string(ctx.opt.series_number).c_str()), "seg", "SeriesNumber");
-    check(seg->getSeries().setSeriesDescription(
-              ctx.text(std::string(ctx.opt.series_description) + " segmentation").c_str()),
-          "seg", "SeriesDescription");
+    check(seg->getSeries().setSeriesNumber(ctx.series_number(0).c_str()), "seg", "SeriesNumber");
+    check(seg->getSeries().setSeriesDescription(ascii(ctx.series_description(0, "segmentation")).c_str()), "seg",
+          "SeriesDescription");
 
     // Shared 2D plane macros: OHIF reads ImageOrientationPatient without a guard.
     std::unique_ptr<FGPlaneOrientationPatient> orient(FGPlaneOrientationPatient::createMinimal("1", "0", "0", "0", "1", "0"));
@@ -167,6 +166,7 @@ void write_seg(Context &ctx, const std::string &path, std::string &sop_uid, int 
         if (!p.description.empty())
             put(*it, DCM_SegmentDescription, p.description);
     }
+    put(ds, DCM_SeriesDescription, ctx.series_description(0, "segmentation"));
     put(ds, DCM_ContentDate, da);
     put(ds, DCM_ContentTime, tm);
     put(ds, DCM_InstanceNumber, "1");

@@ -105,9 +105,7 @@ void write_sr(Context &ctx, bool seg_written, const std::string &path, std::stri
     const Source &s = ctx.src;
     DSRDocument doc(DSRTypes::DT_ComprehensiveSR);
     check(doc.createNewSeriesInStudy(s.study_uid.c_str()), "sr", "study");
-    check(doc.setSeriesDescription(ctx.text(std::string(ctx.opt.series_description) + " measurements").c_str()),
-          "sr", "SeriesDescription");
-    check(doc.setSeriesNumber(std::to_string(ctx.opt.series_number + 1).c_str()), "sr", "SeriesNumber");
+    check(doc.setSeriesNumber(ctx.series_number(1).c_str()), "sr", "SeriesNumber");
     check(doc.setInstanceNumber("1"), "sr", "InstanceNumber");
     check(doc.setManufacturer(ctx.text(ctx.opt.manufacturer).c_str()), "sr", "Manufacturer");
     // Machine output, not signed by a physician.
@@ -230,6 +228,7 @@ void write_sr(Context &ctx, bool seg_written, const std::string &path, std::stri
     sop_uid = ctx.uid("sr");
     put(ds, DCM_SOPInstanceUID, sop_uid);
     put(ds, DCM_SeriesInstanceUID, ctx.uid("sr-series"));
+    put(ds, DCM_SeriesDescription, ctx.series_description(1, "measurements"));
     copy_patient_study(s, ds);
     save_atomic(ff, path);
 }

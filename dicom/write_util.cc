@@ -469,6 +469,19 @@ std::string Context::uid(const std::string &kind) const
     return out;
 }
 
+std::string Context::series_number(int k) const
+{
+    int n = opt.series_numbers[k] > 0 ? opt.series_numbers[k] : opt.series_number + k;
+    return std::to_string(n);
+}
+
+std::string Context::series_description(int k, const char *suffix) const
+{
+    if (opt.series_descriptions[k][0])
+        return text(opt.series_descriptions[k]);
+    return text(std::string(opt.series_description) + " " + suffix);
+}
+
 std::string Context::text(const std::string &s) const
 {
     std::string r = s;

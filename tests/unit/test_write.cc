@@ -776,9 +776,15 @@ static void test_deterministic(void)
     cxd_write_options o;
     cxd_write_options_default(&o);
     snprintf(o.uid_root, sizeof o.uid_root, "1.2.826.0.1.3680043.10.1234");
+    o.series_numbers[1] = 9902;
+    snprintf(o.series_descriptions[1], sizeof o.series_descriptions[1], "CXRSEG Report");
     cxd_write_result a, b, c;
     cxd_error e;
     CU_ASSERT_EQUAL_FATAL(write_for(src, fs, o, tmpdir("det1"), &a, &e), CXD_OK);
+    CU_ASSERT_STRING_EQUAL(raw_string(a.sr_path, DCM_SeriesNumber).c_str(), "9902");
+    CU_ASSERT_STRING_EQUAL(raw_string(a.sr_path, DCM_SeriesDescription).c_str(), "CXRSEG Report");
+    CU_ASSERT_STRING_EQUAL(raw_string(a.seg_path, DCM_SeriesNumber).c_str(), "900");
+    CU_ASSERT_STRING_EQUAL(raw_string(a.seg_path, DCM_SeriesDescription).c_str(), "cxrseg segmentation");
     CU_ASSERT_EQUAL_FATAL(write_for(src, fs, o, tmpdir("det2"), &b, &e), CXD_OK);
     CU_ASSERT_STRING_EQUAL(a.seg_sop_uid, b.seg_sop_uid);
     CU_ASSERT_STRING_EQUAL(a.sr_sop_uid, b.sr_sop_uid);
