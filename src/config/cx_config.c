@@ -1231,6 +1231,8 @@ cx_status cx_config_load(const char *path, const char *xsd_path, cx_config **out
         return CX_ERR_INVALID;
     }
 
+    /* Idempotent; libxml2 wants it before use from several threads (node reload, plugin). */
+    xmlInitParser();
     char *buf = NULL, *xsd = NULL;
     size_t len = 0;
     xmlDocPtr doc = NULL;

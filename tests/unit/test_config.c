@@ -313,6 +313,48 @@ static void test_full_conf(void)
     cx_config_free(c);
 }
 
+/* Every annotated example in conf/examples/ loads (next to a placeholder model). */
+static void test_examples(void)
+{
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s", src_path("conf/examples"));
+    DIR *d = opendir(dir);
+    CU_ASSERT_FATAL(d != NULL);
+    struct dirent *de;
+    int n = 0;
+    while ((de = readdir(d))) {
+        size_t k = strlen(de->d_name);
+        if (k <= 4 || strcmp(de->d_name + k - 4, ".xml") != 0)
+            continue;
+        char from[8200];
+        snprintf(from, sizeof from, "%s/%s", dir, de->d_name);
+        const char *to = scratch_conf(de->d_name);
+        CU_ASSERT_FATAL(copy_file(from, to) == 0);
+        cx_config *c = load_ok(to);
+        if (!c)
+            fprintf(stderr, "\n  example %s does not load\n", de->d_name);
+        n++;
+        if (c && strcmp(de->d_name, "hospital-node.xml") == 0) {
+            CU_ASSERT_STRING_EQUAL(c->listener.ae_title, "CXRSEG_AI");
+            CU_ASSERT_EQUAL(c->listener.allowed_calling_ae_titles.count, 3);
+            CU_ASSERT_EQUAL(c->filters.body_part.otherwise, CX_ACTION_REJECT);
+            CU_ASSERT_EQUAL(c->destinations.count, 2);
+            if (c->destinations.count == 2) {
+                CU_ASSERT_EQUAL(c->destinations.items[0].outputs, CX_OUTPUT_SEG | CX_OUTPUT_SR);
+                CU_ASSERT_EQUAL(c->destinations.items[1].outputs, CX_OUTPUT_SC);
+                CU_ASSERT_EQUAL(c->destinations.items[1].connect_timeout_s, 5);
+                CU_ASSERT_STRING_EQUAL(c->destinations.items[1].calling_ae_title, "CXRSEG_AI");
+            }
+            CU_ASSERT_EQUAL(c->destinations.sender_count, 1);
+            CU_ASSERT_EQUAL(c->workers.threads_per_worker, 2);
+            CU_ASSERT_EQUAL(c->outputs.sc.enabled, 1);
+        }
+        cx_config_free(c);
+    }
+    closedir(d);
+    CU_ASSERT(n >= 2);
+}
+
 /* Replays every tests/config/NAME.xml: each header line `<!-- expect: LINE: text -->` is one error that
  * must be reported on LINE with `text` in its message; no other error may appear. */
 typedef struct expectation {
@@ -542,6 +584,7 @@ static const cx_test_case cases[] = {
     {"shipped conf/cxrseg.xml validates, gives the defaults", test_shipped_conf},
     {"minimal conf gives the same defaults", test_minimal_conf_defaults},
     {"full conf: lists, items, references", test_full_conf},
+    {"conf/examples load", test_examples},
     {"broken configs give their file:line errors", test_broken_configs},
     {"I/O errors and XSD lookup", test_io_errors},
     {"allocation failure at every allocation", test_alloc_failures},
