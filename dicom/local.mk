@@ -13,9 +13,9 @@ dicom_libcxdicom_la_LIBADD = $(DCMTK_LIBS) $(OPENJPEG_LIBS) -lz -lpthread
 # DCMTK and GDCM command-line tools at run time, the broken-input corpus in tests/corpus, and
 # allocation failures (cxd allocator hook and a throwing global operator new in the test).
 check_PROGRAMS += tests/unit/test_dicom
-TESTS += tests/unit/test_dicom tests/dicom_valgrind.sh
+TESTS += tests/unit/test_dicom tests/dicom_nodict.sh tests/dicom_valgrind.sh
 tests_unit_test_dicom_SOURCES = tests/unit/test_dicom.cc tests/unit/cx_test.h
 tests_unit_test_dicom_CPPFLAGS = $(CX_TEST_CPPFLAGS) -I$(top_srcdir)/dicom
 tests_unit_test_dicom_CXXFLAGS = $(AM_CXXFLAGS)
 tests_unit_test_dicom_LDADD = dicom/libcxdicom.la $(CUNIT_LIBS)
-EXTRA_DIST += tests/corpus tests/dicom_valgrind.sh docs/decoding.md
+EXTRA_DIST += tests/corpus tests/dicom_valgrind.sh tests/dicom_nodict.sh docs/decoding.md

@@ -11,6 +11,7 @@
 #include <dcmtk/dcmdata/dctk.h>
 
 #include <atomic>
+#include <thread>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -731,6 +732,44 @@ static void t_corpus_valid(void)
     cxd_pixels_clear(&sref);
 }
 
+/* ---------------------------------------------------------------- threads */
+
+/* The node decodes on several workers at once: separate files in parallel, and one shared
+ * cxd_file decoded from two threads, must all give the reference pixels. */
+static void t_threads(void)
+{
+    const char *files[] = {"ok_native.dcm", "ok_j2k.dcm", "ok_jpegls.dcm", "ok_jpeg_sv1.dcm", "ok_rle.dcm",
+                           "ok_deflated.dcm"};
+    cxd_pixels ref;
+    CU_ASSERT_FATAL(decode_ok(corpus("ok_native.dcm"), nullptr, &ref));
+    cxd_file *shared = nullptr;
+    cxd_error err = {};
+    CU_ASSERT_EQUAL_FATAL(cxd_file_open(corpus("ok_j2k.dcm").c_str(), &shared, &err), CXD_OK);
+    std::atomic<int> bad{0}, done{0};
+    std::vector<std::thread> th;
+    for (int t = 0; t < 4; t++)
+        th.emplace_back([&, t]() {
+            for (int i = 0; i < 30; i++) {
+                cxd_pixels px;
+                cxd_error e = {};
+                const char *stage;
+                cxd_status st = (i % 3 == 0) ? cxd_file_decode(shared, &px, &e)
+                                             : load(corpus(files[(t + i) % 6]), nullptr, &px, &e, &stage);
+                if (st != CXD_OK || !same_pixels(px, ref))
+                    bad++;
+                if (st == CXD_OK)
+                    cxd_pixels_clear(&px);
+                done++;
+            }
+        });
+    for (auto &x : th)
+        x.join();
+    CU_ASSERT_EQUAL(bad.load(), 0);
+    CU_ASSERT_EQUAL(done.load(), 120);
+    cxd_file_free(shared);
+    cxd_pixels_clear(&ref);
+}
+
 /* ---------------------------------------------------------------- allocation failures */
 
 static const char *k_alloc_files[] = {"ok_native.dcm",   "ok_bigendian.dcm", "ok_deflated.dcm", "ok_jpeg_sv1.dcm",
@@ -847,6 +886,7 @@ static const cx_test_case k_all[] = {
     {"open from memory", t_open_memory},
     {"valid corpus files", t_corpus_valid},
     {"broken-input corpus", t_corpus},
+    {"four threads decoding", t_threads},
     {"allocation failures (cxd hook)", t_alloc_cxd_hook},
     {"allocation failures (operator new)", t_alloc_operator_new},
     {nullptr, nullptr},
@@ -861,6 +901,7 @@ static const cx_test_case k_strict[] = {
     {"open from memory", t_open_memory},
     {"valid corpus files", t_corpus_valid},
     {"broken-input corpus", t_corpus},
+    {"four threads decoding", t_threads},
     {"allocation failures (cxd hook)", t_alloc_cxd_hook},
     {nullptr, nullptr},
 };
