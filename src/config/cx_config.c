@@ -263,8 +263,9 @@ static const struct { const char *element, *hint; } pattern_hints[] = {
     {"series-description", "is too long or has a backslash or control character (DICOM LO: 1 to 64)"},
     {"manufacturer", "is too long or has a backslash or control character (DICOM LO: 1 to 64)"},
     {"manufacturer-model-name", "is too long or has a backslash or control character (DICOM LO: 1 to 64)"},
-    {"name", "is not a valid name: 1 to 64 letters, digits, '_', '.' or '-'"},
-    {"send-results-to", "is not a valid destination name: 1 to 64 letters, digits, '_', '.' or '-'"},
+    {"name", "is not a valid name: 1 to 63 letters, digits, '_', '.' or '-', starting with a letter or digit"},
+    {"send-results-to", "is not a valid destination name: 1 to 63 letters, digits, '_', '.' or '-', starting "
+                        "with a letter or digit"},
 };
 
 static void xml_error_cb(void *user, xmlErrorPtr e)
@@ -899,6 +900,10 @@ static void check_destinations(ld *l)
                        d->name, ds->items[j].line);
                 break;
             }
+        /* The node keeps return-to-sender results in spool folders named "return-<AE title>". */
+        if (strncmp(d->name, "return-", 7) == 0)
+            ld_err(l, d->line, "destinations: the name '%s' is reserved (names starting with 'return-' are used "
+                   "for return-to-sender)", d->name);
         /* Outputs named explicitly but switched off are a contradiction; the default (all) is not. */
         xmlNode *on = child(dn, "outputs");
         for (size_t k = 0; on && k < 4; k++)
