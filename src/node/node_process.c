@@ -21,7 +21,7 @@ static cx_status from_cxd(const cxd_error *de, cxd_status s, cx_error *err)
                      : s == CXD_ERR_INVALID     ? CX_ERR_INVALID
                      : s == CXD_ERR_INTERNAL    ? CX_ERR_INTERNAL
                                                 : CX_ERR_FORMAT;
-    return cx_error_set(err, code, "decode", "%s", de->msg);
+    return cx_error_set(err, code, "source", "%s", de->msg);
 }
 
 cx_status cx_node_process(cx_node *node, const cx_spool_job *job, const volatile int *cancel, cx_node_outcome *out,

@@ -1,0 +1,134 @@
+# tests/node_lib.sh: shared helpers of the node integration tests (sourced, not run).
+# Real peers only: the cxrseg-node binary, DCMTK storescu/storescp/echoscu/dcmodify on 127.0.0.1,
+# free ports picked at run time. Exit 77 (skip) only when a tool or the shared data is missing.
+
+set -u
+: "${CX_SRCDIR:=$(cd "$(dirname "$0")/.." && pwd)}"
+: "${CX_BUILDDIR:=$CX_SRCDIR/build}"
+: "${CX_SHARED:=$CX_SRCDIR/../shared}"
+export DCMDICTPATH="${DCMDICTPATH:-/usr/share/libdcmtk17/dicom.dic}"
+export CXRSEG_XSD="$CX_SRCDIR/conf/cxrseg.xsd"
+NODE="$CX_BUILDDIR/cxrseg-node"
+CR="$CX_SHARED/data/dicom/RG1_J2KI.dcm"
+EXTREMITY="$CX_SHARED/data/dicom/RG3_J2KR.dcm"
+
+skip() { echo "SKIP: $*"; exit 77; }
+fail() { echo "FAIL: $*"; [ -n "${T:-}" ] && [ -f "$T/node.log" ] && { echo "---- node log (tail)"; tail -n 40 "$T/node.log"; }; exit 1; }
+ok() { echo "ok: $*"; }
+
+for tool in storescu storescp echoscu dcmodify dcmdump /usr/bin/python3; do
+    command -v "$tool" >/dev/null 2>&1 || skip "$tool not installed (Debian package dcmtk / python3)"
+done
+[ -x "$NODE" ] || fail "$NODE not built"
+[ -f "$CR" ] || skip "$CR not found (set CX_SHARED)"
+
+T=$(mktemp -d /tmp/cx-node-test.XXXXXX)
+PIDS=""
+cleanup() {
+    for p in $PIDS; do kill "$p" 2>/dev/null; done
+    sleep 0.2
+    for p in $PIDS; do kill -9 "$p" 2>/dev/null; done
+    if [ "${KEEP:-0}" = 1 ]; then echo "kept $T"; else rm -rf "$T"; fi
+}
+trap cleanup EXIT INT TERM
+
+free_port() {
+    /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+# A model file must exist for the configuration to validate. The shipped one when present; else
+# the engine's test model; else a placeholder (the decode-only processing step does not read it).
+model_file() {
+    for m in "$CX_SRCDIR/models/cxrseg.cxm" "$CX_SRCDIR/tests/data/parity_model.cxm"; do
+        [ -f "$m" ] && { echo "$m"; return; }
+    done
+    : > "$T/placeholder.cxm"
+    echo "$T/placeholder.cxm"
+}
+
+# write_conf FILE PORT 'DESTINATIONS-XML' ['LISTENER-EXTRA-XML'] ['SPOOL-EXTRA-XML'] ['WORKERS']
+write_conf() {
+    cat > "$1" <<EOF
+<?xml version="1.0" encoding="UTF-8"?>
+<cxrseg version="1">
+  <listener>
+    <ae-title>CXRSEG</ae-title>
+    <bind-address>127.0.0.1</bind-address>
+    <port>$2</port>
+    <dimse-timeout-seconds>20</dimse-timeout-seconds>
+    ${4:-}
+  </listener>
+  <destinations>
+    $3
+    <retry>
+      <initial-delay-seconds>1</initial-delay-seconds>
+      <factor>2.0</factor>
+      <max-delay-seconds>2</max-delay-seconds>
+      <max-attempts>200</max-attempts>
+    </retry>
+  </destinations>
+  <spool>
+    <directory>$T/spool</directory>
+    <min-free-disk-mb>0</min-free-disk-mb>
+    ${5:-}
+  </spool>
+  <workers><count>${6:-2}</count><job-timeout-seconds>120</job-timeout-seconds></workers>
+  <model><file>$(model_file)</file></model>
+  <logging><level>info</level></logging>
+</cxrseg>
+EOF
+}
+
+dest_xml() { # NAME PORT [AE]
+    echo "<destination name=\"$1\"><ae-title>${3:-DEST}</ae-title><host>127.0.0.1</host><port>$2</port></destination>"
+}
+
+wait_echo() { # PORT [AE] [seconds]
+    i=0
+    while [ $i -lt $(( ${3:-15} * 5 )) ]; do
+        echoscu -to 2 -aet PROBE -aec "${2:-CXRSEG}" 127.0.0.1 "$1" >/dev/null 2>&1 && return 0
+        sleep 0.2; i=$((i + 1))
+    done
+    return 1
+}
+
+NODE_PID=""
+start_node() { # CONF
+    "$NODE" -c "$1" >> "$T/node.log" 2>&1 &
+    NODE_PID=$!
+    PIDS="$PIDS $NODE_PID"
+}
+
+start_dest() { # PORT DIR [AE] -> DEST_PID; every reception is logged in DIR.log
+    mkdir -p "$2"
+    storescp -v -aet "${3:-DEST}" -od "$2" +xa -uf "$1" >> "$2.log" 2>&1 &
+    DEST_PID=$!
+    PIDS="$PIDS $DEST_PID"
+    wait_echo "$1" "${3:-DEST}" 10 || fail "storescp on port $1 did not start"
+}
+
+# make_copies N DIR: copies of the real chest CR with new study/series/instance UIDs.
+make_copies() {
+    mkdir -p "$2"
+    i=1
+    while [ "$i" -le "$1" ]; do
+        cp "$CR" "$2/cr$i.dcm"
+        dcmodify -nb -gst -gse -gin "$2/cr$i.dcm" >/dev/null 2>&1 || fail "dcmodify failed"
+        i=$((i + 1))
+    done
+}
+
+sop_uid() { dcmdump -s +P 0008,0018 "$1" 2>/dev/null | sed -n 's/.*\[\(.*\)\].*/\1/p' | head -n 1; }
+
+# wait_until SECONDS 'shell condition'
+wait_until() {
+    i=0
+    while [ $i -lt $(( $1 * 5 )) ]; do
+        eval "$2" && return 0
+        sleep 0.2; i=$((i + 1))
+    done
+    return 1
+}
+
+count_files() { find "$1" -type f 2>/dev/null | wc -l; }
+count_receptions() { grep -c "Received Store Request" "$1" 2>/dev/null || true; }
