@@ -55,7 +55,9 @@ typedef void (*cxd_log_fn)(int level, const char *msg, void *user);
 void cxd_set_log(cxd_log_fn fn, void *user);
 
 /* ---- reading ---- */
-typedef struct cxd_file cxd_file; /* an opened DICOM object (dataset + meta header) */
+/* An opened DICOM object (dataset + meta header), all values in memory. Info and decode calls on
+ * one cxd_file may come from several threads (they are serialised); free it from one thread. */
+typedef struct cxd_file cxd_file;
 
 cxd_status cxd_file_open(const char *path, cxd_file **out, cxd_error *err);
 /* Parses a complete Part 10 file (or a bare dataset) from memory; the buffer is copied. */
@@ -212,7 +214,8 @@ typedef struct cxd_write_options {
     char software_version[64];   /* "" = PACKAGE_VERSION of cxrseg is not known here: "unknown" */
     int outputs;                 /* CXD_OUT_* mask */
     int seg_without_findings;    /* 1: write a SEG (lungs only) even with no CXD_ROLE_FINDING */
-    cxd_code qualitative;        /* report-level "present/absent" concept; "" = (112120 DCM GGO) */
+    cxd_code qualitative;        /* report-level "present/absent" concept: present when a
+                                  * CXD_ROLE_FINDING has this type code; "" = (112120 DCM GGO) */
     /* Display image for GSPS/SC: 8-bit grey, windowed (MONOCHROME2 sense), source rows x cols. */
     const uint8_t *display;      /* borrowed; NULL = no SC */
     int display_rows, display_cols;
@@ -231,7 +234,7 @@ typedef struct cxd_write_result {
     char seg_sop_uid[CXD_STR], sr_sop_uid[CXD_STR], gsps_sop_uid[CXD_STR], sc_sop_uid[CXD_STR];
     int n_segments;                  /* segments (= frames) in the SEG */
     int n_regions;                   /* connected regions traced into SR contours */
-    int finding_present;             /* the qualitative result */
+    int finding_present;             /* the qualitative result: a finding with the qualitative code */
     const char *spacing_used;        /* "PixelSpacing", "ImagerPixelSpacing" or "none" */
     double spacing_mm[2];
 } cxd_write_result;

@@ -402,23 +402,22 @@ static cxd_status get_lut(DcmItem *ds, const DcmTagKey &seq_tag, const char *nam
     if (!data)
         return cxd_set_error(err, CXD_ERR_NOMEM, "info: out of memory for a %s LUT of %u entries", name,
                              (unsigned)entries);
-    if (bits <= 8 && bytes / 2 < entries && bytes >= entries && bytes <= entries + 1) {
-        /* 8-bit entries packed two per OW word (allowed by PS3.3 C.11.1.1). */
-        Uint8 *b = nullptr;
-        if (d->getUint8Array(b).bad() || !b) {
-            cxd_dealloc(data);
-            return cxd_set_error(err, CXD_ERR_MALFORMED, "info: %s LUT Data cannot be read as bytes", name);
-        }
+    Uint16 *w = nullptr;
+    OFCondition c = d->getUint16Array(w);
+    if (c.bad() || !w) {
+        cxd_dealloc(data);
+        return cxd_set_error(err, cxd_status_from_dcmtk(c, CXD_ERR_MALFORMED),
+                             "info: %s LUT Data (0028,3006) cannot be read as 16-bit words", name);
+    }
+    if (bits <= 8 && bytes / 2 < entries && (bytes + 1) / 2 * 2 >= entries) {
+        /* 8-bit entries packed two per word, first entry in the low byte (PS3.3 C.11.1.1.1) */
         for (uint32_t i = 0; i < entries; i++)
-            data[i] = b[i];
+            data[i] = (uint16_t)((w[i / 2] >> ((i & 1) * 8)) & 0xFF);
+    } else if (bytes / 2 < entries) {
+        cxd_dealloc(data);
+        return cxd_set_error(err, CXD_ERR_MALFORMED, "info: %s LUT Data has %u values, its descriptor says %u entries",
+                             name, (unsigned)(bytes / 2), (unsigned)entries);
     } else {
-        Uint16 *w = nullptr;
-        if (bytes / 2 < entries || d->getUint16Array(w).bad() || !w) {
-            cxd_dealloc(data);
-            return cxd_set_error(err, CXD_ERR_MALFORMED,
-                                 "info: %s LUT Data has %u values, its descriptor says %u entries", name,
-                                 (unsigned)(bytes / 2), (unsigned)entries);
-        }
         memcpy(data, w, (size_t)entries * sizeof(uint16_t));
     }
     lut->present = 1;

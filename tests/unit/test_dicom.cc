@@ -562,6 +562,32 @@ static void t_lut_descriptor_rules(void)
     CU_ASSERT_EQUAL(in.modality_lut.data[1], 65534);
     cxd_info_clear(&in);
     cxd_file_free(f);
+
+    /* An 8-bit VOI LUT of 256 entries packed into 128 words, first entry in the low byte. */
+    CU_ASSERT_FATAL(ff.loadFile(p.c_str()).good());
+    ff.getDataset()->findAndDeleteElement(DCM_ModalityLUTSequence);
+    CU_ASSERT_FATAL(ff.getDataset()->findOrCreateSequenceItem(DCM_VOILUTSequence, item, 0).good());
+    const Uint16 desc8[3] = {256, 0, 8};
+    DcmUnsignedShort *e8 = new DcmUnsignedShort(DcmTag(DCM_LUTDescriptor, EVR_US));
+    e8->putUint16Array(desc8, 3);
+    item->insert(e8, true);
+    std::vector<Uint16> packed(128);
+    for (int i = 0; i < 128; i++)
+        packed[i] = (Uint16)((2 * i) | ((255 - 2 * i - 1) << 8)); /* entry 2i = 2i, entry 2i+1 = 254-2i */
+    item->putAndInsertUint16Array(DCM_LUTData, packed.data(), 128);
+    CU_ASSERT_FATAL(ff.saveFile(p.c_str(), EXS_LittleEndianExplicit).good());
+    CU_ASSERT_EQUAL_FATAL(cxd_file_open(p.c_str(), &f, &err), CXD_OK);
+    CU_ASSERT_EQUAL_FATAL(cxd_file_info(f, &in, &err), CXD_OK);
+    CU_ASSERT_EQUAL(in.voi_lut.present, 1);
+    CU_ASSERT_EQUAL(in.voi_lut.entries, 256);
+    CU_ASSERT_EQUAL(in.voi_lut.bits, 8);
+    CU_ASSERT_EQUAL(in.voi_lut.data[0], 0);
+    CU_ASSERT_EQUAL(in.voi_lut.data[1], 254);
+    CU_ASSERT_EQUAL(in.voi_lut.data[10], 10);
+    CU_ASSERT_EQUAL(in.voi_lut.data[255], 0);
+    CU_ASSERT_EQUAL(in.modality_lut.present, 0);
+    cxd_info_clear(&in);
+    cxd_file_free(f);
 }
 
 static void compare_with_gdcm(const char *name)
@@ -879,7 +905,7 @@ static const cx_test_case k_all[] = {
     {"RG1_J2KI info", t_rg1_info},
     {"spacing rule", t_spacing_rule},
     {"modality and VOI LUT sequences", t_luts},
-    {"LUT descriptor 0 entries, signed first", t_lut_descriptor_rules},
+    {"LUT descriptor rules (65536, signed, packed 8-bit)", t_lut_descriptor_rules},
     {"JPEG 2000 lossy equals GDCM", t_j2k_lossy_equals_gdcm},
     {"JPEG 2000 lossless equals GDCM", t_j2k_lossless_equals_gdcm},
     {"synthetic images in every syntax", t_synthetic_syntaxes},
