@@ -248,6 +248,10 @@ async function main() {
     check('radiograph painted in the viewport', painted.ok, `${(painted.litFraction * 100).toFixed(1)}% of the canvas lit`);
 
     // 2. The SEG loads: its segments are in OHIF's state and listed in the segmentation panel.
+    //    The panel is opened first: opening it later resizes the viewport, and a re-render of a
+    //    large radiograph with its labelmap costs tens of seconds in SwiftShader on a busy machine.
+    if (!(await page.$('[data-cy=panelSegmentation-btn]'))) throw new Error('no segmentation panel button');
+    await page.click('[data-cy=panelSegmentation-btn]');
     await doubleClickSeries(page, 'SEG');
     const segState = await waitInPage(page, 'SEG loaded', segmentationState, null, timeoutMs);
     result.timings.segLoaded = (Date.now() - t0) / 1000;
@@ -258,10 +262,6 @@ async function main() {
     check('SEG segments loaded with the expected labels', missing.length === 0,
       missing.length ? `missing ${JSON.stringify(missing)}, OHIF has ${JSON.stringify(gotLabels)}` : gotLabels.join(', '));
 
-    if (!(await page.$('[data-cy=panelSegmentation-btn]'))) throw new Error('no segmentation panel button');
-    const panelOpen = await page.evaluate(() => /Segmentation/i.test(
-      (document.querySelector('[data-cy=side-panel-header-right]') || {}).textContent || ''));
-    if (!panelOpen) await page.click('[data-cy=panelSegmentation-btn]');
     const listed = await waitInPage(page, 'segment labels listed in the panel', labels => {
       const rows = [...document.querySelectorAll('[data-cy=data-row-title]')].map(e => e.textContent.trim());
       return { ok: labels.every(l => rows.includes(l)), rows };

@@ -1,0 +1,209 @@
+#!/bin/sh
+# End-to-end viewer test: cxrseg segments the real chest CR, a private Orthanc (DICOMweb plugin)
+# stores the source and the results, OHIF 3.13.2 is served with Orthanc from one origin, and
+# headless Chromium checks that the SEG overlay and the SR areas show (tests/viewer/drive.js).
+#
+# Installs what is missing (chromium and nodejs/npm via apt when root, the pinned npm packages via
+# `npm ci` from tests/viewer/package-lock.json, OHIF's prebuilt dist via `npm pack`), caching
+# downloads in $CX_CACHE (default ~/.cache/cxrseg-viewer). Exit 77 (skip) only when something
+# cannot be had; every skip and failure says why. Screenshots: $CX_BUILDDIR/tests/viewer/artifacts.
+# Environment: CX_VIEWER_RESULTS=DIR uses the DICOM files in DIR instead of running
+# `cxrseg segment` (for debugging the harness); CX_VIEWER_KEEP=1 keeps the work directory.
+set -u
+
+srcdir=${CX_SRCDIR:-$(cd "$(dirname "$0")/.." && pwd)}
+builddir=${CX_BUILDDIR:-$(pwd)}
+shared=${CX_SHARED:-$srcdir/../shared}
+cache=${CX_CACHE:-${HOME:-/root}/.cache/cxrseg-viewer}
+viewer=$srcdir/tests/viewer
+art=$builddir/tests/viewer/artifacts
+ohif_version=3.13.2
+
+say() { echo "viewer: $*"; }
+skip() { echo "viewer: SKIP: $*"; exit 77; }
+fail() { echo "viewer: FAIL: $*"; exit 1; }
+t_start=$(date +%s)
+elapsed() { echo $(( $(date +%s) - t_start )); }
+
+# ---- inputs ---------------------------------------------------------------------------------
+source_dcm=$shared/data/dicom/RG1_J2KI.dcm
+[ -r "$source_dcm" ] || skip "shared data not found ($source_dcm); set CX_SHARED"
+for t in dcmodify dcmdump dcmsend; do
+    command -v $t >/dev/null 2>&1 || skip "$t not installed (Debian package dcmtk)"
+done
+command -v curl >/dev/null 2>&1 || skip "curl not installed (Debian package curl)"
+
+cxrseg=$builddir/cxrseg
+model=""
+if [ -z "${CX_VIEWER_RESULTS:-}" ]; then
+    [ -x "$cxrseg" ] || skip "$cxrseg not built"
+    if ! "$cxrseg" segment --help >"$builddir/viewer-segment-help.txt" 2>&1; then
+        skip "\`cxrseg segment\` is not available in this build: $(head -n 1 "$builddir/viewer-segment-help.txt")"
+    fi
+    # The trained model if there is one, else the smallest model the tests ship.
+    for m in "$srcdir"/models/*.cxm "$builddir"/models/*.cxm "$srcdir"/tests/data/*model*.cxm; do
+        if [ -f "$m" ]; then model=$m; break; fi
+    done
+    [ -n "$model" ] || skip "no model file (*.cxm) in models/ or tests/data/"
+fi
+
+# ---- tools: Chromium, Node.js, npm packages, OHIF ---------------------------------------------
+apt_install() {
+    [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1 || return 1
+    say "installing Debian packages: $*"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "$@" >"$builddir/viewer-apt.log" 2>&1 ||
+        { apt-get update -q >>"$builddir/viewer-apt.log" 2>&1 &&
+          DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "$@" >>"$builddir/viewer-apt.log" 2>&1; }
+}
+chromium=${CX_CHROMIUM:-/usr/bin/chromium}
+if [ ! -x "$chromium" ]; then
+    apt_install chromium || skip "chromium is not installed and could not be installed (see $builddir/viewer-apt.log)"
+fi
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+    apt_install nodejs npm || skip "node/npm are not installed and could not be installed"
+fi
+node_major=$(node -p 'process.versions.node.split(".")[0]')
+[ "$node_major" -ge 18 ] || skip "node $node_major is too old (puppeteer-core needs >= 18)"
+
+mkdir -p "$cache" || skip "cannot create the cache directory $cache"
+# npm packages: installed once per lock file, keyed by its hash.
+lock_hash=$(node -e 'const c=require("crypto"),f=require("fs");process.stdout.write(c.createHash("sha256").update(f.readFileSync(process.argv[1])).digest("hex").slice(0,16))' "$viewer/package-lock.json")
+npm_dir=$cache/npm-$lock_hash
+if [ ! -f "$npm_dir/.complete" ]; then
+    say "installing the pinned npm packages into $npm_dir"
+    rm -rf "$npm_dir" && mkdir -p "$npm_dir" &&
+        cp "$viewer/package.json" "$viewer/package-lock.json" "$npm_dir/" &&
+        (cd "$npm_dir" && npm ci --ignore-scripts --no-audit --no-fund >npm-ci.log 2>&1) &&
+        touch "$npm_dir/.complete" ||
+        skip "npm ci failed (no registry access?); see $npm_dir/npm-ci.log"
+fi
+# OHIF's prebuilt viewer: the npm tarball, checked against the integrity pinned in package.json.
+ohif_dir=$cache/ohif-$ohif_version
+if [ ! -f "$ohif_dir/.complete" ]; then
+    tgz=$cache/ohif-app-$ohif_version.tgz
+    if [ ! -f "$tgz" ]; then
+        say "fetching @ohif/app@$ohif_version (about 50 MB)"
+        (cd "$cache" && npm pack "@ohif/app@$ohif_version" >npm-pack.log 2>&1) ||
+            skip "npm pack @ohif/app@$ohif_version failed; see $cache/npm-pack.log"
+    fi
+    want=$(node -p 'require(process.argv[1]).ohif.integrity' "$viewer/package.json")
+    got=$(node -e 'const c=require("crypto"),f=require("fs");process.stdout.write("sha512-"+c.createHash("sha512").update(f.readFileSync(process.argv[1])).digest("base64"))' "$tgz")
+    if [ "$want" != "$got" ]; then
+        rm -f "$tgz"
+        fail "$tgz does not match the pinned integrity ($got != $want); removed it, rerun to fetch again"
+    fi
+    rm -rf "$ohif_dir" && mkdir -p "$ohif_dir" &&
+        tar -xzf "$tgz" -C "$ohif_dir" --strip-components=1 &&
+        [ -f "$ohif_dir/dist/index.html" ] && touch "$ohif_dir/.complete" ||
+        fail "unpacking $tgz gave no dist/index.html"
+fi
+say "tools ready after $(elapsed) s (chromium: $("$chromium" --version 2>/dev/null | head -n 1), node $(node --version))"
+
+# ---- work directory and clean-up ---------------------------------------------------------------
+work=$(mktemp -d "${TMPDIR:-/tmp}/cxrseg-viewer.XXXXXX")
+serve_pid=""
+cleanup() {
+    [ -n "$serve_pid" ] && kill "$serve_pid" 2>/dev/null
+    "$srcdir/tests/peers/orthanc-stop.sh" "$work/orthanc" 2>/dev/null
+    if [ "${CX_VIEWER_KEEP:-0}" = 1 ]; then say "work directory kept: $work"; else rm -rf "$work"; fi
+}
+trap cleanup EXIT
+trap 'exit 1' INT TERM HUP
+rm -rf "$art"
+mkdir -p "$art"
+
+# ---- cxrseg's results for the real chest CR ------------------------------------------------------
+# RG1_J2KI.dcm has PixelSpacing 0\0 and no ImagerPixelSpacing. OHIF 3.13.2 renders such an image
+# black with WebGL (a zero spacing makes a degenerate image plane), and without a spacing the SR
+# has no areas to show. The test therefore works on a copy with PixelSpacing 0.2\0.2 mm (about
+# right for a 35x43 cm cassette); the UIDs stay those of the original.
+cp "$source_dcm" "$work/source.dcm" && chmod u+w "$work/source.dcm" &&
+    dcmodify -nb -m "(0028,0030)=0.2\\0.2" "$work/source.dcm" >/dev/null ||
+    fail "could not make the test copy of $source_dcm"
+study=$(dcmdump +P StudyInstanceUID "$work/source.dcm" | sed -n 's/.*\[\(.*\)\].*/\1/p' | head -n 1)
+[ -n "$study" ] || fail "no StudyInstanceUID in $source_dcm"
+
+if [ -n "${CX_VIEWER_RESULTS:-}" ]; then
+    results=$CX_VIEWER_RESULTS
+    say "using the results in $results (CX_VIEWER_RESULTS), not cxrseg segment"
+else
+    results=$work/out
+    set -- "$cxrseg" segment
+    # Pass the model the way this build's `segment` takes it.
+    if grep -q -- '--model' "$builddir/viewer-segment-help.txt"; then set -- "$@" --model "$model"; fi
+    set -- "$@" "$work/source.dcm" -o "$results"
+    say "running: $*"
+    t0=$(date +%s)
+    "$@" >"$art/segment.log" 2>&1
+    rc=$?
+    [ $rc -eq 0 ] || { cat "$art/segment.log"; fail "cxrseg segment failed (exit $rc)"; }
+    say "cxrseg segment took $(( $(date +%s) - t0 )) s with model $model"
+fi
+seg=""
+sr=""
+n_results=0
+for f in "$results"/*.dcm; do
+    [ -f "$f" ] || continue
+    n_results=$((n_results + 1))
+    modality=$(dcmdump +P Modality "$f" 2>/dev/null | sed -n 's/.*\[\(.*\)\].*/\1/p' | head -n 1)
+    case $modality in
+        SEG) [ -z "$seg" ] || fail "more than one SEG in $results"; seg=$f ;;
+        SR) [ -z "$sr" ] || fail "more than one SR in $results"; sr=$f ;;
+    esac
+done
+[ -n "$seg" ] || fail "no SEG among the $n_results DICOM files in $results"
+[ -n "$sr" ] || fail "no SR among the $n_results DICOM files in $results"
+# The segment labels OHIF must list, as the SEG states them (JSON array for drive.js).
+labels=$(dcmdump +P SegmentLabel "$seg" | sed -n 's/.*\[\(.*\)\].*/\1/p' |
+    node -e 'const l=require("fs").readFileSync(0,"utf8").split("\n").filter(Boolean);process.stdout.write(JSON.stringify(l))')
+[ "$labels" != "[]" ] || fail "the SEG $seg has no SegmentLabel"
+say "SEG $(basename "$seg") segments: $labels; SR $(basename "$sr")"
+
+# ---- Orthanc with DICOMweb, the source and the results stored over DICOM ---------------------
+"$srcdir/tests/peers/orthanc-start.sh" "$work/orthanc" >/dev/null
+rc=$?
+[ $rc -eq 77 ] && skip "Orthanc or its DICOMweb plugin is not installed (Debian packages orthanc, orthanc-dicomweb)"
+[ $rc -eq 0 ] || { tail -n 20 "$work/orthanc/orthanc.out"; fail "Orthanc did not start"; }
+. "$work/orthanc/env"
+# dcmsend proposes each file's own transfer syntax; storescu's defaults would have to convert the
+# JPEG 2000 source, which DCMTK cannot.
+if ! dcmsend -aet CXVIEWERTEST -aec "$ORTHANC_AET" 127.0.0.1 "$ORTHANC_DICOM_PORT" \
+        "$work/source.dcm" "$results"/*.dcm >"$art/dcmsend.log" 2>&1; then
+    cat "$art/dcmsend.log"
+    fail "dcmsend to Orthanc failed"
+fi
+stored=$(curl -fsS "$ORTHANC_URL/statistics" | sed -n 's/.*"CountInstances" *: *\([0-9]*\).*/\1/p')
+[ "$stored" = $((n_results + 1)) ] || fail "Orthanc holds $stored instances, expected $((n_results + 1))"
+say "Orthanc on 127.0.0.1:$ORTHANC_HTTP_PORT holds the source and $n_results results"
+
+# ---- one origin for OHIF and DICOMweb -------------------------------------------------------------
+node "$viewer/serve.js" --dist "$ohif_dir/dist" --config "$viewer/app-config.js" \
+    --orthanc "$ORTHANC_URL" --log "$art/serve.log" >"$work/serve.out" 2>&1 &
+serve_pid=$!
+port=""
+i=0
+while [ $i -lt 100 ]; do
+    port=$(sed -n 's/^listening \([0-9]*\)$/\1/p' "$work/serve.out")
+    [ -n "$port" ] && break
+    kill -0 "$serve_pid" 2>/dev/null || break
+    sleep 0.1
+    i=$((i + 1))
+done
+[ -n "$port" ] || { cat "$work/serve.out"; fail "serve.js did not start"; }
+# The comma fix is what makes OHIF's study list readable: check it through the proxy.
+desc=$(curl -fsS "http://127.0.0.1:$port/dicom-web/studies?StudyInstanceUID=$study&includefield=00081030%2C00080061")
+case $desc in
+    *THORAX*) ;;
+    *) fail "QIDO through serve.js lost the study description: $desc" ;;
+esac
+
+# ---- the browser ------------------------------------------------------------------------------------
+say "driving OHIF at http://127.0.0.1:$port (setup took $(elapsed) s)"
+NODE_PATH=$npm_dir/node_modules node "$viewer/drive.js" --base "http://127.0.0.1:$port" \
+    --study "$study" --out "$art" --labels "$labels" --chromium "$chromium" \
+    --timeout "${CX_VIEWER_TIMEOUT:-120}"
+status=$?
+cp "$work/orthanc/orthanc.out" "$art/orthanc.out" 2>/dev/null
+say "screenshots in $art; total $(elapsed) s"
+[ $status -eq 0 ] || fail "viewer checks failed (see above and $art/console.log)"
+exit 0
