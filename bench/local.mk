@@ -1,1 +1,7 @@
-# bench: build fragment (owned by the module; see Makefile.am)
+# bench: performance drivers (not run by make check). bench/engine compares the C engine with
+# torchvision on the same weights and input; it runs bench/cx_bench_engine (built here).
+noinst_PROGRAMS += bench/cx_bench_engine
+bench_cx_bench_engine_SOURCES = bench/cx_bench_engine.c
+bench_cx_bench_engine_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/src/mrcnn
+bench_cx_bench_engine_LDADD = src/mrcnn/libcxmrcnn.la src/nn/libcxnn.la src/base/libcxbase.la $(OPENBLAS_LIBS) -lm
+EXTRA_DIST += bench/engine bench/README.md
