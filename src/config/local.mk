@@ -10,3 +10,11 @@ tests_unit_test_config_SOURCES = tests/unit/test_config.c tests/unit/cx_test.h
 tests_unit_test_config_CPPFLAGS = $(CX_TEST_CPPFLAGS) -I$(top_srcdir)/src/config $(XML_CFLAGS)
 tests_unit_test_config_LDADD = src/config/libcxconfig.la src/base/libcxbase.la $(XML_LIBS) $(CUNIT_LIBS)
 EXTRA_DIST += tests/config
+
+# The option table (static in cx_config.c, compiled into the test itself) agrees with the XSD.
+check_PROGRAMS += tests/unit/test_config_table
+TESTS += tests/unit/test_config_table
+tests_unit_test_config_table_SOURCES = tests/unit/test_config_table.c tests/unit/cx_test.h
+tests_unit_test_config_table_CPPFLAGS = $(CX_TEST_CPPFLAGS) -I$(top_srcdir)/src/config $(XML_CFLAGS)
+tests_unit_test_config_table_LDADD = src/base/libcxbase.la $(XML_LIBS) $(CUNIT_LIBS)
+EXTRA_DIST += tests/config/check_config.sh tests/config/xmllint.sh
