@@ -55,7 +55,8 @@ struct Context {
     const cxd_algorithm *alg = nullptr;
     cxd_write_options opt{};
     std::vector<Prepared> items;  // findings with at least one pixel, in caller order
-    bool finding_present = false;
+    bool any_finding = false;      // a CXD_ROLE_FINDING with pixels (decides the SEG rule)
+    bool finding_present = false;  // one of them is the qualitative concept (GGO): "present"
     std::string uid_root;
     // Derived UIDs (deterministic).
     std::string uid(const std::string &kind) const;

@@ -543,8 +543,11 @@ void prepare_findings(Context &ctx, const cxd_finding *f, size_t n)
         size_t px = 0;
         for (size_t k = 0; k < (size_t)x.w * x.h; k++)
             px += x.mask[k] != 0;
-        if (x.role == CXD_ROLE_FINDING && px)
-            ctx.finding_present = true;
+        if (x.role == CXD_ROLE_FINDING && px) {
+            ctx.any_finding = true;
+            if (!strcmp(x.type.value, ctx.opt.qualitative.value) && !strcmp(x.type.scheme, ctx.opt.qualitative.scheme))
+                ctx.finding_present = true;
+        }
         if (!px)
             continue; // no empty frames, no empty SR groups
         Prepared p;
@@ -673,7 +676,7 @@ cxd_status results_write_dataset(DcmItem &srcds, const cxd_finding *findings, si
         memset(&r, 0, sizeof r);
         std::string dir = out_dir;
         int want = opt->outputs;
-        bool seg = (want & CXD_OUT_SEG) && !ctx.items.empty() && (ctx.finding_present || opt->seg_without_findings);
+        bool seg = (want & CXD_OUT_SEG) && !ctx.items.empty() && (ctx.any_finding || opt->seg_without_findings);
         if (seg) {
             std::string p = dir + "/seg.dcm", uid;
             write_seg(ctx, p, uid, r.n_segments);

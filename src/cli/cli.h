@@ -43,5 +43,6 @@ int cx_cli_render(int argc, char **argv);
 int cx_cli_check_config(int argc, char **argv) __attribute__((weak)); /* src/cli/cmd_config.c */
 int cx_cli_detect(int argc, char **argv) __attribute__((weak));       /* src/cli/cmd_detect.c */
 int cx_cli_eval(int argc, char **argv) __attribute__((weak));         /* src/cli/cmd_eval.c */
+int cx_cli_segment(int argc, char **argv) __attribute__((weak));      /* src/cli/cmd_segment.c */
 
 #endif

@@ -46,6 +46,7 @@ static const cli_command commands[] = {
     {"render", cx_cli_render, "FILE -o OUT.png [--size N] [...]", "write the windowed image (as the engine sees it)"},
     {"check-config", cx_cli_check_config, "FILE", "validate a configuration file, report errors as file:line"},
     {"detect", cx_cli_detect, "FILE ...", "run the model on an image and report the findings"},
+    {"segment", cx_cli_segment, "FILE|DIR -o DIR [--model M]", "write SEG, SR (and GSPS, SC) and an overlay for DICOM images"},
     {"eval", cx_cli_eval, "--model M --data DIR ...", "validation figures of a model on an annotated dataset"},
     {"help", cmd_help, "[COMMAND]", "show help"},
 };

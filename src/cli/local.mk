@@ -23,6 +23,11 @@ cxrseg_SOURCES += src/cli/cmd_config.c
 cxrseg_CPPFLAGS += -I$(top_srcdir)/src/config
 cxrseg_LDADD += src/config/libcxconfig.la src/base/libcxbase.la $(XML_LIBS)
 
+# eval (owned by the model module: src/cli/cmd_eval.c over src/eval)
+cxrseg_SOURCES += src/cli/cmd_eval.c
+cxrseg_CPPFLAGS += -I$(top_srcdir)/src/eval -I$(top_srcdir)/src/mrcnn
+cxrseg_LDADD += src/eval/libcxeval.la src/mrcnn/libcxmrcnn.la
+
 # detect (owned by the engine: src/cli/cmd_detect.c over src/mrcnn)
 cxrseg_CPPFLAGS += -I$(top_srcdir)/src/mrcnn
 cxrseg_SOURCES += src/cli/cmd_detect.c
@@ -30,7 +35,7 @@ cxrseg_LDADD += src/mrcnn/libcxmrcnn.la src/nn/libcxnn.la $(OPENBLAS_LIBS)
 TESTS += tests/cli_detect.sh
 EXTRA_DIST += tests/cli_detect.sh
 
-# eval (owned by the model module: src/cli/cmd_eval.c over src/eval)
-cxrseg_SOURCES += src/cli/cmd_eval.c
-cxrseg_CPPFLAGS += -I$(top_srcdir)/src/eval -I$(top_srcdir)/src/mrcnn
-cxrseg_LDADD += src/eval/libcxeval.la src/mrcnn/libcxmrcnn.la
+# segment (owned by the results work: src/cli/cmd_segment.c over src/pipeline/segment.c)
+cxrseg_SOURCES += src/cli/cmd_segment.c
+TESTS += tests/results_segment.sh
+EXTRA_DIST += tests/results_segment.sh

@@ -23,3 +23,8 @@ tests_unit_test_pipeline_files_SOURCES = tests/unit/test_pipeline_files.c tests/
 tests_unit_test_pipeline_files_CPPFLAGS = $(tests_unit_test_pipeline_CPPFLAGS)
 tests_unit_test_pipeline_files_LDADD = src/pipeline/libcxpipeline.la $(CUNIT_LIBS)
 nodist_EXTRA_tests_unit_test_pipeline_files_SOURCES = dummy.cxx
+
+# segment: render -> engine -> findings -> SEG/SR/GSPS/SC (owned by the results work)
+src_pipeline_libcxpipeline_la_SOURCES += src/pipeline/segment.h src/pipeline/segment.c
+src_pipeline_libcxpipeline_la_CPPFLAGS += -I$(top_srcdir)/src/mrcnn
+src_pipeline_libcxpipeline_la_LIBADD += src/mrcnn/libcxmrcnn.la

@@ -1,0 +1,408 @@
+/* cmd_segment: `cxrseg segment FILE|DIR -o DIR`, the node's work done by hand: each DICOM image
+ * goes through src/pipeline/segment.c and leaves seg.dcm, sr.dcm (and gsps.dcm, sc.dcm when
+ * asked) plus overlay.png. A folder gets one sub-folder per image, a progress bar on a terminal
+ * and a summary table at the end. */
+#include "config.h"
+#include "cli.h"
+#include "cx_config.h"
+#include "segment.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define CMD "segment"
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: cxrseg segment FILE|DIR -o OUTDIR [options]\n"
+            "Runs the model on DICOM chest radiographs and writes the DICOM results:\n"
+            "seg.dcm (Segmentation), sr.dcm (TID 1500 report), optionally gsps.dcm and sc.dcm,\n"
+            "and overlay.png. For a folder, each file gets OUTDIR/<file name>/ and a summary table.\n"
+            "  -o, --output DIR     output folder (created if missing)\n"
+            "  --model M            model file (default: the conf file's <model file>, else\n"
+            "                       $CXRSEG_MODEL, else " CX_DATADIR "/models/cxrseg.cxm)\n"
+            "  --conf C             configuration file: outputs, series, UID root, thresholds, filters\n"
+            "  --outputs LIST       comma list of seg,sr,gsps,sc (default seg,sr, or the conf file's)\n"
+            "  --uid-root R         UID root of the results (default 2.25, or the conf file's)\n"
+            "  --score X            one reporting threshold for every class (default: per class)\n"
+            "  --threads N          engine threads (default 2)\n"
+            "  --no-overlay         do not write overlay.png\n"
+            "  -q, --quiet          no progress bar\n"
+            "Exit codes: 0 all processed, 1 usage, 2 an input failed, 3 unsupported input,\n"
+            "4 configuration error, 5 model error, 6 internal error.\n");
+}
+
+static int parse_outputs(const char *s, int *out)
+{
+    int m = 0;
+    char buf[128];
+    snprintf(buf, sizeof buf, "%s", s);
+    for (char *save = NULL, *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+        if (!strcmp(t, "seg"))
+            m |= CXD_OUT_SEG;
+        else if (!strcmp(t, "sr"))
+            m |= CXD_OUT_SR;
+        else if (!strcmp(t, "gsps"))
+            m |= CXD_OUT_GSPS;
+        else if (!strcmp(t, "sc"))
+            m |= CXD_OUT_SC;
+        else
+            return -1;
+    }
+    *out = m;
+    return m ? 0 : -1;
+}
+
+static int mkdir_p(const char *path)
+{
+    char buf[4096];
+    snprintf(buf, sizeof buf, "%s", path);
+    for (char *p = buf + 1; *p; p++)
+        if (*p == '/') {
+            *p = 0;
+            if (mkdir(buf, 0755) && errno != EEXIST)
+                return -1;
+            *p = '/';
+        }
+    if (mkdir(buf, 0755) && errno != EEXIST)
+        return -1;
+    return 0;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* The regular files of a folder, sorted, hidden ones skipped. */
+static char **list_dir(const char *dir, size_t *n)
+{
+    DIR *d = opendir(dir);
+    if (!d)
+        return NULL;
+    size_t cap = 16, k = 0;
+    char **v = malloc(cap * sizeof *v);
+    struct dirent *e;
+    while (v && (e = readdir(d))) {
+        if (e->d_name[0] == '.')
+            continue;
+        char p[4096];
+        snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
+        struct stat st;
+        if (stat(p, &st) || !S_ISREG(st.st_mode))
+            continue;
+        if (k == cap) {
+            char **nv = realloc(v, (cap *= 2) * sizeof *v);
+            if (!nv)
+                break;
+            v = nv;
+        }
+        v[k++] = strdup(e->d_name);
+    }
+    closedir(d);
+    if (v)
+        qsort(v, k, sizeof *v, cmp_str);
+    *n = k;
+    return v;
+}
+
+static void progress(int on, size_t i, size_t n, const char *name)
+{
+    if (!on)
+        return;
+    int width = 30, done = n ? (int)(width * i / n) : width;
+    fprintf(stderr, "\r[");
+    for (int k = 0; k < width; k++)
+        fputc(k < done ? '#' : '.', stderr);
+    fprintf(stderr, "] %zu/%zu %-40.40s", i, n, name ? name : "");
+    if (i == n)
+        fputc('\n', stderr);
+    fflush(stderr);
+}
+
+typedef struct row {
+    char name[64];
+    int ok;
+    cx_status st;
+    cx_segment_result r;
+    char msg[600];
+} row;
+
+static void pct(char *b, size_t n, double v)
+{
+    if (v < 0)
+        snprintf(b, n, "-");
+    else
+        snprintf(b, n, "%.1f", v);
+}
+
+static void print_result(const char *path, const char *dir, const cx_segment_result *r)
+{
+    char rs[16], ls[16];
+    pct(rs, sizeof rs, r->lung_share_pct[0]);
+    pct(ls, sizeof ls, r->lung_share_pct[1]);
+    printf("%s: %dx%d, %d detection%s, lungs %d, findings %d (max score %.2f)\n", path, r->width, r->height,
+           r->n_detections, r->n_detections == 1 ? "" : "s", r->n_lungs, r->n_findings, r->max_finding_score);
+    printf("  share of lung affected: right %s%%, left %s%%; area ", rs, ls);
+    if (r->finding_area_mm2 >= 0)
+        printf("%.0f mm2 (%s)\n", r->finding_area_mm2, r->spacing_used);
+    else
+        printf("not measured (no usable pixel spacing), %ld px\n", r->finding_pixels);
+    printf("  ground-glass opacity: %s\n", r->written.finding_present ? "present" : "absent");
+    printf("  wrote to %s:", dir);
+    if (r->written.written & CXD_OUT_SEG)
+        printf(" seg.dcm (%d segment%s)", r->written.n_segments, r->written.n_segments == 1 ? "" : "s");
+    if (r->written.written & CXD_OUT_SR)
+        printf(" sr.dcm");
+    if (r->written.written & CXD_OUT_GSPS)
+        printf(" gsps.dcm");
+    if (r->written.written & CXD_OUT_SC)
+        printf(" sc.dcm");
+    printf("\n  time: render %.0f ms, engine %.0f ms, outputs %.0f ms\n", r->ms_render, r->ms_infer, r->ms_write);
+}
+
+int cx_cli_segment(int argc, char **argv)
+{
+    const char *input = NULL, *outdir = NULL, *model_path = NULL, *conf_path = NULL, *outputs = NULL,
+               *uid_root = NULL;
+    long threads = 2;
+    double score = -1;
+    int overlay = 1, quiet = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+            usage(stdout);
+            return CX_EXIT_OK;
+        } else if (!strcmp(a, "-o") || !strcmp(a, "--output") || !strcmp(a, "--model") || !strcmp(a, "--conf") ||
+                   !strcmp(a, "--outputs") || !strcmp(a, "--uid-root") || !strcmp(a, "--score") ||
+                   !strcmp(a, "--threads")) {
+            if (i + 1 >= argc)
+                return cx_cli_usage(CMD, "%s needs a value", a);
+            const char *v = argv[++i];
+            if (!strcmp(a, "-o") || !strcmp(a, "--output"))
+                outdir = v;
+            else if (!strcmp(a, "--model"))
+                model_path = v;
+            else if (!strcmp(a, "--conf"))
+                conf_path = v;
+            else if (!strcmp(a, "--outputs"))
+                outputs = v;
+            else if (!strcmp(a, "--uid-root"))
+                uid_root = v;
+            else if (!strcmp(a, "--score")) {
+                if (cx_cli_parse_double(v, &score) || score < 0 || score > 1)
+                    return cx_cli_usage(CMD, "--score '%s': expected 0..1", v);
+            } else if (cx_cli_parse_int(v, 1, 64, &threads))
+                return cx_cli_usage(CMD, "--threads '%s': expected 1..64", v);
+        } else if (!strcmp(a, "--no-overlay")) {
+            overlay = 0;
+        } else if (!strcmp(a, "-q") || !strcmp(a, "--quiet")) {
+            quiet = 1;
+        } else if (a[0] == '-' && a[1]) {
+            return cx_cli_usage(CMD, "unknown option '%s'", a);
+        } else if (!input) {
+            input = a;
+        } else {
+            return cx_cli_usage(CMD, "one FILE or DIR at a time ('%s' and '%s')", input, a);
+        }
+    }
+    if (!input)
+        return cx_cli_usage(CMD, "FILE or DIR missing");
+    if (!outdir)
+        return cx_cli_usage(CMD, "-o OUTDIR missing");
+
+    cx_segment_params p;
+    cx_segment_default_params(&p);
+    p.score = score;
+    cx_config *cfg = NULL;
+    const char **tnames = NULL;
+    double *tscores = NULL;
+    if (conf_path) {
+        cx_config_errors errs;
+        memset(&errs, 0, sizeof errs);
+        cx_status cst = cx_config_load(conf_path, NULL, &cfg, &errs);
+        if (cst != CX_OK) {
+            for (size_t i = 0; i < errs.count; i++)
+                fprintf(stderr, "cxrseg %s: %s\n", CMD, errs.items[i].text);
+            cx_config_errors_clear(&errs);
+            return cx_cli_exit_code(cst);
+        }
+        const cx_config_outputs *o = &cfg->outputs;
+        snprintf(p.write.uid_root, sizeof p.write.uid_root, "%s", o->uid_root ? o->uid_root : "2.25");
+        const cx_config_series *ser[4] = {&o->seg, &o->sr, &o->gsps, &o->sc};
+        p.write.outputs = 0;
+        for (int k = 0; k < 4; k++) {
+            if (ser[k]->enabled)
+                p.write.outputs |= 1 << k;
+            p.write.series_numbers[k] = ser[k]->series_number;
+            if (ser[k]->series_description)
+                snprintf(p.write.series_descriptions[k], sizeof p.write.series_descriptions[k], "%s",
+                         ser[k]->series_description);
+        }
+        p.write.seg_without_findings = o->seg_when_nothing_found;
+        if (o->manufacturer)
+            snprintf(p.write.manufacturer, sizeof p.write.manufacturer, "%s", o->manufacturer);
+        if (!model_path && cfg->model.file)
+            model_path = cfg->model.file;
+        if (cfg->model.threshold_count) {
+            tnames = calloc(cfg->model.threshold_count, sizeof *tnames);
+            tscores = calloc(cfg->model.threshold_count, sizeof *tscores);
+            if (!tnames || !tscores) {
+                free(tnames);
+                free(tscores);
+                cx_config_free(cfg);
+                cx_error e = {CX_ERR_NOMEM, "segment: out of memory"};
+                return cx_cli_fail(CMD, &e);
+            }
+            for (size_t i = 0; i < cfg->model.threshold_count; i++) {
+                tnames[i] = cfg->model.thresholds[i].class_name;
+                tscores[i] = cfg->model.thresholds[i].score;
+            }
+            p.n_thresholds = cfg->model.threshold_count;
+            p.threshold_names = tnames;
+            p.threshold_scores = tscores;
+        }
+    }
+    int rc = CX_EXIT_OK;
+    if (outputs && parse_outputs(outputs, &p.write.outputs)) {
+        rc = cx_cli_usage(CMD, "--outputs '%s': expected a comma list of seg, sr, gsps, sc", outputs);
+        goto out;
+    }
+    if (uid_root)
+        snprintf(p.write.uid_root, sizeof p.write.uid_root, "%s", uid_root);
+    if (!model_path)
+        model_path = getenv("CXRSEG_MODEL");
+    if (!model_path || !*model_path)
+        model_path = CX_DATADIR "/models/cxrseg.cxm";
+
+    struct stat sti;
+    if (stat(input, &sti)) {
+        cx_error e;
+        cx_error_set(&e, CX_ERR_IO, CMD, "%s: %s", input, strerror(errno));
+        rc = cx_cli_fail(CMD, &e);
+        goto out;
+    }
+    if (mkdir_p(outdir)) {
+        cx_error e;
+        cx_error_set(&e, CX_ERR_IO, CMD, "cannot create %s: %s", outdir, strerror(errno));
+        rc = cx_cli_fail(CMD, &e);
+        goto out;
+    }
+
+    cx_error e = {0};
+    cx_model *m = NULL;
+    cx_mrcnn *s = NULL;
+    cx_status st;
+    if ((st = cx_model_load(model_path, &m, &e)) != CX_OK || (st = cx_mrcnn_new(m, (int)threads, &s, &e)) != CX_OK) {
+        rc = cx_cli_fail(CMD, &e);
+        cx_model_free(m);
+        goto out;
+    }
+
+    if (!S_ISDIR(sti.st_mode)) {
+        char png[4200];
+        snprintf(png, sizeof png, "%s/overlay.png", outdir);
+        p.overlay_png = overlay ? png : NULL;
+        cx_segment_result r;
+        if ((st = cx_segment_file(m, s, input, outdir, &p, &r, &e)) != CX_OK)
+            rc = cx_cli_fail(CMD, &e);
+        else
+            print_result(input, outdir, &r);
+    } else {
+        size_t n = 0;
+        char **names = list_dir(input, &n);
+        if (!names) {
+            cx_error_set(&e, CX_ERR_IO, CMD, "cannot list %s", input);
+            rc = cx_cli_fail(CMD, &e);
+        } else {
+            row *rows = calloc(n ? n : 1, sizeof *rows);
+            int bar = !quiet && isatty(2);
+            size_t failed = 0, skipped = 0;
+            double t0 = cx_now_ms();
+            for (size_t i = 0; rows && i < n; i++) {
+                progress(bar, i, n, names[i]);
+                char src[4200], dir[4200], png[4300];
+                snprintf(src, sizeof src, "%s/%s", input, names[i]);
+                snprintf(dir, sizeof dir, "%s/%s", outdir, names[i]);
+                char *dot = strrchr(dir + strlen(outdir) + 1, '.');
+                if (dot && dot != dir + strlen(outdir) + 1)
+                    *dot = 0;
+                snprintf(png, sizeof png, "%s/overlay.png", dir);
+                snprintf(rows[i].name, sizeof rows[i].name, "%s", names[i]);
+                if (mkdir_p(dir)) {
+                    rows[i].st = CX_ERR_IO;
+                    snprintf(rows[i].msg, sizeof rows[i].msg, "cannot create %.500s", dir);
+                } else {
+                    p.overlay_png = overlay ? png : NULL;
+                    cx_error fe = {0};
+                    rows[i].st = cx_segment_file(m, s, src, dir, &p, &rows[i].r, &fe);
+                    rows[i].ok = rows[i].st == CX_OK;
+                    if (!rows[i].ok) {
+                        snprintf(rows[i].msg, sizeof rows[i].msg, "%s", fe.msg);
+                        rmdir(dir); /* leave no empty result folder behind */
+                    }
+                }
+                if (!rows[i].ok) {
+                    /* Not DICOM, colour, multi-frame: skipped, not a failure of the run. */
+                    if (rows[i].st == CX_ERR_UNSUPPORTED)
+                        skipped++;
+                    else
+                        failed++;
+                    if (!bar && !quiet)
+                        fprintf(stderr, "cxrseg %s: %s\n", CMD, rows[i].msg);
+                } else if (!bar && !quiet) {
+                    fprintf(stderr, "cxrseg %s: [%zu/%zu] %s done\n", CMD, i + 1, n, names[i]);
+                }
+            }
+            progress(bar, n, n, "");
+            if (rows) {
+                printf("%-28s %-6s %-11s %5s %5s %7s %7s %10s %7s  %s\n", "file", "status", "size", "lungs", "finds",
+                       "R %", "L %", "area mm2", "ms", "outputs / error");
+                for (size_t i = 0; i < n; i++) {
+                    const cx_segment_result *r = &rows[i].r;
+                    if (!rows[i].ok) {
+                        printf("%-28.28s %-6s %-11s %5s %5s %7s %7s %10s %7s  %s\n", rows[i].name,
+                               rows[i].st == CX_ERR_UNSUPPORTED ? "skip" : "FAIL", "-", "-", "-", "-", "-", "-", "-",
+                               rows[i].msg);
+                        continue;
+                    }
+                    char size[24], rs[16], ls[16], area[24];
+                    snprintf(size, sizeof size, "%dx%d", r->width, r->height);
+                    pct(rs, sizeof rs, r->lung_share_pct[0]);
+                    pct(ls, sizeof ls, r->lung_share_pct[1]);
+                    if (r->finding_area_mm2 >= 0)
+                        snprintf(area, sizeof area, "%.0f", r->finding_area_mm2);
+                    else
+                        snprintf(area, sizeof area, "n/a");
+                    printf("%-28.28s %-6s %-11s %5d %5d %7s %7s %10s %7.0f  %s%s%s%s\n", rows[i].name, "ok", size,
+                           r->n_lungs, r->n_findings, rs, ls, area, r->ms_render + r->ms_infer + r->ms_write,
+                           r->written.written & CXD_OUT_SEG ? "seg " : "", r->written.written & CXD_OUT_SR ? "sr " : "",
+                           r->written.written & CXD_OUT_GSPS ? "gsps " : "", r->written.written & CXD_OUT_SC ? "sc" : "");
+                }
+                printf("%zu file%s: %zu processed, %zu skipped, %zu failed, %.1f s\n", n, n == 1 ? "" : "s",
+                       n - failed - skipped, skipped, failed, (cx_now_ms() - t0) / 1000.0);
+            } else {
+                cx_error_set(&e, CX_ERR_NOMEM, CMD, "out of memory");
+                rc = cx_cli_fail(CMD, &e);
+            }
+            if (failed && rc == CX_EXIT_OK)
+                rc = CX_EXIT_INPUT;
+            free(rows);
+            for (size_t i = 0; i < n; i++)
+                free(names[i]);
+            free(names);
+        }
+    }
+    cx_mrcnn_free(s);
+    cx_model_free(m);
+out:
+    free(tnames);
+    free(tscores);
+    cx_config_free(cfg);
+    return rc;
+}

@@ -1,0 +1,358 @@
+/* segment: the whole chain for one source image. The engine's instances become an
+ * engine-independent findings description (cxd_finding) that the dicom/ writers turn into SEG,
+ * SR, GSPS and SC; lungs are recognised by their class code (39607008 SCT, side from the modifier),
+ * every other class is an abnormal finding whose share of each lung is measured here. */
+#include "segment.h"
+#include "cx_image.h"
+#include "cx_pipe.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#define STAGE "segment"
+
+static const char *SCT_RIGHT = "24028007", *SCT_LEFT = "7771000";
+
+void cx_segment_default_params(cx_segment_params *p)
+{
+    if (!p)
+        return;
+    memset(p, 0, sizeof *p);
+    cxd_write_options_default(&p->write);
+    p->score = -1;
+}
+
+static void code_from(cxd_code *dst, const cx_code *src)
+{
+    memset(dst, 0, sizeof *dst);
+    snprintf(dst->value, sizeof dst->value, "%s", src->value ? src->value : "");
+    snprintf(dst->scheme, sizeof dst->scheme, "%s", src->scheme ? src->scheme : "");
+    snprintf(dst->meaning, sizeof dst->meaning, "%s", src->meaning ? src->meaning : "");
+}
+
+static void code_set(cxd_code *dst, const char *v, const char *s, const char *m)
+{
+    memset(dst, 0, sizeof *dst);
+    snprintf(dst->value, sizeof dst->value, "%s", v);
+    snprintf(dst->scheme, sizeof dst->scheme, "%s", s);
+    snprintf(dst->meaning, sizeof dst->meaning, "%s", m);
+}
+
+/* 0 right, 1 left, -1 not a lung class. */
+static int lung_side(const cx_class_info *ci)
+{
+    if (!ci->code.value || strcmp(ci->code.value, "39607008") || !ci->code.scheme ||
+        (strcmp(ci->code.scheme, "SCT") && strcmp(ci->code.scheme, "SRT")))
+        return -1;
+    if (!ci->has_modifier || !ci->modifier.value)
+        return -1; /* a lung without side cannot anchor the per-lung shares */
+    if (!strcmp(ci->modifier.value, SCT_RIGHT))
+        return 0;
+    if (!strcmp(ci->modifier.value, SCT_LEFT))
+        return 1;
+    return -1;
+}
+
+static float threshold_for(const cx_segment_params *p, const cx_class_info *ci)
+{
+    if (p->score >= 0)
+        return (float)p->score;
+    for (size_t i = 0; i < p->n_thresholds; i++)
+        if (p->threshold_names && p->threshold_names[i] && ci->name && !strcmp(p->threshold_names[i], ci->name))
+            return (float)p->threshold_scores[i];
+    return ci->score_thresh;
+}
+
+static long mask_pixels(const cx_detection *d)
+{
+    long n = 0;
+    for (size_t i = 0; i < (size_t)d->mask_w * d->mask_h; i++)
+        n += d->mask[i] != 0;
+    return n;
+}
+
+static int in_mask(const cx_detection *d, int x, int y)
+{
+    x -= d->mask_x0;
+    y -= d->mask_y0;
+    return x >= 0 && y >= 0 && x < d->mask_w && y < d->mask_h && d->mask[(size_t)y * d->mask_w + x];
+}
+
+/* Overlay PNG: the display image, each mask tinted in its class colour with an outline. */
+static cx_status write_overlay(const char *path, const cx_image *disp, const cx_model *m, const cx_detections *d,
+                               const int *keep, cx_error *err)
+{
+    int w = disp->width, h = disp->height;
+    size_t n = (size_t)w * h;
+    uint8_t *rgb = cx_malloc(n * 3);
+    if (!rgb)
+        return cx_error_set(err, CX_ERR_NOMEM, STAGE, "overlay of %d x %d", w, h);
+    for (size_t i = 0; i < n; i++) {
+        float v = disp->data[i];
+        uint8_t g = (uint8_t)(v <= 0 ? 0 : v >= 1 ? 255 : v * 255.0f + 0.5f);
+        rgb[3 * i] = rgb[3 * i + 1] = rgb[3 * i + 2] = g;
+    }
+    int t = (w < h ? w : h) / 600 + 1;
+    for (int k = d->count - 1; k >= 0; k--) {
+        if (!keep[k])
+            continue;
+        const cx_detection *e = &d->items[k];
+        const unsigned char *c = cx_model_class(m, e->label)->color;
+        for (int y = 0; y < e->mask_h; y++)
+            for (int x = 0; x < e->mask_w; x++) {
+                if (!e->mask[(size_t)y * e->mask_w + x])
+                    continue;
+                int gx = e->mask_x0 + x, gy = e->mask_y0 + y;
+                uint8_t *q = rgb + ((size_t)gy * w + gx) * 3;
+                for (int j = 0; j < 3; j++)
+                    q[j] = (uint8_t)((q[j] * 65 + c[j] * 35) / 100);
+                if (!in_mask(e, gx - 1, gy) || !in_mask(e, gx + 1, gy) || !in_mask(e, gx, gy - 1) ||
+                    !in_mask(e, gx, gy + 1))
+                    for (int yy = gy - t / 2; yy < gy - t / 2 + t; yy++)
+                        for (int xx = gx - t / 2; xx < gx - t / 2 + t; xx++)
+                            if (xx >= 0 && yy >= 0 && xx < w && yy < h)
+                                memcpy(rgb + ((size_t)yy * w + xx) * 3, c, 3);
+            }
+    }
+    cx_status st = cx_image_write_png_rgb(path, rgb, w, h, err);
+    cx_free(rgb);
+    return st;
+}
+
+cx_status cx_segment_file(const cx_model *m, cx_mrcnn *s, const char *path, const char *out_dir,
+                          const cx_segment_params *p, cx_segment_result *out, cx_error *err)
+{
+    if (!m || !s || !path || !out_dir || !p)
+        return cx_error_set(err, CX_ERR_INVALID, STAGE, "model, engine state, path, output folder and parameters are required");
+    cx_segment_result r;
+    memset(&r, 0, sizeof r);
+    r.lung_share_pct[0] = r.lung_share_pct[1] = -1;
+    r.finding_area_mm2 = -1;
+
+    cxd_file *f = NULL;
+    cxd_info info;
+    int have_info = 0;
+    cx_pipe_image *img = NULL;
+    cx_detections d = {0};
+    int *keep = NULL;
+    cxd_finding *fs = NULL;
+    uint8_t *disp8 = NULL, *uni = NULL;
+    cx_status st = CX_OK;
+    cxd_error de;
+
+    double t0 = cx_now_ms();
+    cxd_status ds = cxd_file_open(path, &f, &de);
+    if (ds != CXD_OK) {
+        st = cx_pipe_error_from_cxd(&de, ds, err);
+        if (ds == CXD_ERR_NOT_DICOM)
+            st = cx_error_set(err, CX_ERR_UNSUPPORTED, STAGE,
+                              "not DICOM: results reference a DICOM source (use `cxrseg detect` for PNG/JPEG)");
+        goto done;
+    }
+    if ((ds = cxd_file_info(f, &info, &de)) != CXD_OK) {
+        st = cx_pipe_error_from_cxd(&de, ds, err);
+        goto done;
+    }
+    have_info = 1;
+    const cx_arch_info *arch = cx_model_arch(m);
+    cx_pipe_params pp = cx_pipe_default_params();
+    if (arch->min_size == arch->max_size)
+        pp.fit.longest = arch->max_size;
+    else {
+        pp.fit.min_size = arch->min_size;
+        pp.fit.max_size = arch->max_size;
+    }
+    if ((st = cx_pipe_render_dicom(f, &info, &pp, &img, err)) != CX_OK)
+        goto done;
+    r.width = img->source_width;
+    r.height = img->source_height;
+    double t1 = cx_now_ms();
+    r.ms_render = t1 - t0;
+
+    const cx_image *in = img->input ? img->input : img->display;
+    if ((st = cx_mrcnn_detect(s, in->data, in->height, in->width, r.height, r.width, &d, err)) != CX_OK)
+        goto done;
+    double t2 = cx_now_ms();
+    r.ms_infer = t2 - t1;
+    r.n_detections = d.count;
+
+    /* Reporting thresholds; the best lung of each side; findings in score order. */
+    keep = cx_calloc((size_t)(d.count ? d.count : 1), sizeof(int));
+    fs = cx_calloc((size_t)(d.count ? d.count : 1), sizeof(cxd_finding));
+    if (!keep || !fs) {
+        st = cx_error_set(err, CX_ERR_NOMEM, STAGE, "%d detections", d.count);
+        goto done;
+    }
+    int lung_idx[2] = {-1, -1};
+    for (int k = 0; k < d.count; k++) {
+        const cx_detection *e = &d.items[k];
+        const cx_class_info *ci = cx_model_class(m, e->label);
+        if (!ci || e->score < threshold_for(p, ci) || e->mask_w <= 0 || e->mask_h <= 0 || !mask_pixels(e))
+            continue;
+        int side = lung_side(ci);
+        if (side >= 0) {
+            if (lung_idx[side] >= 0)
+                continue; /* one lung field per side: the highest score */
+            lung_idx[side] = k;
+        }
+        keep[k] = 1;
+    }
+    long lung_px[2] = {0, 0};
+    for (int sd = 0; sd < 2; sd++)
+        if (lung_idx[sd] >= 0) {
+            lung_px[sd] = mask_pixels(&d.items[lung_idx[sd]]);
+            r.n_lungs++;
+        }
+
+    double spacing[2] = {0, 0};
+    const char *which = "none";
+    int has_spacing = cxd_info_spacing(&info, spacing, &which);
+    snprintf(r.spacing_used, sizeof r.spacing_used, "%s", which);
+
+    size_t nf = 0;
+    /* Lungs first (right, left), then the findings. */
+    for (int pass = 0; pass < 2; pass++)
+        for (int k = 0; k < d.count; k++) {
+            if (!keep[k])
+                continue;
+            const cx_detection *e = &d.items[k];
+            const cx_class_info *ci = cx_model_class(m, e->label);
+            int side = lung_side(ci);
+            if ((pass == 0) != (side >= 0))
+                continue;
+            cxd_finding *x = &fs[nf++];
+            x->role = side >= 0 ? CXD_ROLE_ANATOMY : CXD_ROLE_FINDING;
+            snprintf(x->label, sizeof x->label, "%s", ci->meaning && *ci->meaning ? ci->meaning : ci->name);
+            snprintf(x->description, sizeof x->description, "%s, score %.2f", x->label, e->score);
+            code_from(&x->category, &ci->category);
+            code_from(&x->type, &ci->code);
+            if (ci->has_modifier)
+                code_from(&x->type_modifier, &ci->modifier);
+            code_set(&x->finding_site, "39607008", "SCT", "Lung");
+            x->score = e->score;
+            x->x0 = e->mask_x0;
+            x->y0 = e->mask_y0;
+            x->w = e->mask_w;
+            x->h = e->mask_h;
+            x->mask = e->mask;
+            memcpy(x->rgb, ci->color, 3);
+            if (side >= 0) {
+                x->site_laterality = x->type_modifier;
+                snprintf(x->tracking_id, sizeof x->tracking_id, "%s", ci->name);
+                continue;
+            }
+            r.n_findings++;
+            if (e->score > r.max_finding_score)
+                r.max_finding_score = e->score;
+            snprintf(x->tracking_id, sizeof x->tracking_id, "%s %d", ci->name, r.n_findings);
+            /* Share of each lung this finding covers. */
+            int sides = 0;
+            for (int sd = 0; sd < 2; sd++) {
+                if (lung_idx[sd] < 0 || !lung_px[sd])
+                    continue;
+                const cx_detection *L = &d.items[lung_idx[sd]];
+                long overlap = 0;
+                for (int y = 0; y < e->mask_h; y++)
+                    for (int xx = 0; xx < e->mask_w; xx++)
+                        if (e->mask[(size_t)y * e->mask_w + xx] && in_mask(L, e->mask_x0 + xx, e->mask_y0 + y))
+                            overlap++;
+                if (!overlap)
+                    continue;
+                sides |= 1 << sd;
+                cxd_lung_share *sh = &x->shares[x->n_shares++];
+                if (sd == 0)
+                    code_set(&sh->laterality, SCT_RIGHT, "SCT", "Right");
+                else
+                    code_set(&sh->laterality, SCT_LEFT, "SCT", "Left");
+                sh->percent = 100.0 * (double)overlap / (double)lung_px[sd];
+            }
+            if (sides == 1)
+                code_set(&x->site_laterality, SCT_RIGHT, "SCT", "Right");
+            else if (sides == 2)
+                code_set(&x->site_laterality, SCT_LEFT, "SCT", "Left");
+            else if (sides == 3)
+                code_set(&x->site_laterality, "51440002", "SCT", "Bilateral");
+        }
+
+    /* The union of all findings: per-lung shares and total area for the summary. */
+    if (r.n_findings) {
+        uni = cx_calloc((size_t)r.width * r.height, 1);
+        if (!uni) {
+            st = cx_error_set(err, CX_ERR_NOMEM, STAGE, "union mask %d x %d", r.width, r.height);
+            goto done;
+        }
+        for (size_t i = 0; i < nf; i++) {
+            if (fs[i].role != CXD_ROLE_FINDING)
+                continue;
+            for (int y = 0; y < fs[i].h; y++)
+                for (int x = 0; x < fs[i].w; x++)
+                    if (fs[i].mask[(size_t)y * fs[i].w + x])
+                        uni[(size_t)(fs[i].y0 + y) * r.width + fs[i].x0 + x] = 1;
+        }
+        for (size_t i = 0; i < (size_t)r.width * r.height; i++)
+            r.finding_pixels += uni[i];
+        for (int sd = 0; sd < 2; sd++) {
+            if (lung_idx[sd] < 0 || !lung_px[sd])
+                continue;
+            const cx_detection *L = &d.items[lung_idx[sd]];
+            long in = 0;
+            for (int y = 0; y < L->mask_h; y++)
+                for (int x = 0; x < L->mask_w; x++)
+                    if (L->mask[(size_t)y * L->mask_w + x] && uni[(size_t)(L->mask_y0 + y) * r.width + L->mask_x0 + x])
+                        in++;
+            r.lung_share_pct[sd] = 100.0 * (double)in / (double)lung_px[sd];
+        }
+    } else {
+        for (int sd = 0; sd < 2; sd++)
+            if (lung_idx[sd] >= 0)
+                r.lung_share_pct[sd] = 0;
+    }
+    if (has_spacing)
+        r.finding_area_mm2 = (double)r.finding_pixels * spacing[0] * spacing[1];
+
+    /* The windowed image (what a viewer shows) for the secondary capture. */
+    cxd_write_options wo = p->write;
+    const cx_image *dimg = img->display;
+    if (wo.outputs & CXD_OUT_SC) {
+        disp8 = cx_malloc((size_t)dimg->width * dimg->height);
+        if (!disp8) {
+            st = cx_error_set(err, CX_ERR_NOMEM, STAGE, "display image");
+            goto done;
+        }
+        for (size_t i = 0; i < (size_t)dimg->width * dimg->height; i++) {
+            float v = dimg->data[i];
+            disp8[i] = (uint8_t)(v <= 0 ? 0 : v >= 1 ? 255 : v * 255.0f + 0.5f);
+        }
+        wo.display = disp8;
+        wo.display_rows = dimg->height;
+        wo.display_cols = dimg->width;
+    }
+    cxd_algorithm alg;
+    memset(&alg, 0, sizeof alg);
+    snprintf(alg.name, sizeof alg.name, "%s", cx_model_name(m) && *cx_model_name(m) ? cx_model_name(m) : "cxrseg");
+    snprintf(alg.version, sizeof alg.version, "%s",
+             cx_model_version(m) && *cx_model_version(m) ? cx_model_version(m) : "unknown");
+    snprintf(alg.model_sha256, sizeof alg.model_sha256, "%s", cx_model_sha256(m));
+    if ((ds = cxd_results_write(f, fs, nf, &alg, &wo, out_dir, &r.written, &de)) != CXD_OK) {
+        st = cx_pipe_error_from_cxd(&de, ds, err);
+        goto done;
+    }
+    if (p->overlay_png && (st = write_overlay(p->overlay_png, dimg, m, &d, keep, err)) != CX_OK)
+        goto done;
+    r.ms_write = cx_now_ms() - t2;
+    *out = r;
+
+done:
+    cx_free(uni);
+    cx_free(disp8);
+    cx_free(fs);
+    cx_free(keep);
+    cx_detections_clear(&d);
+    cx_pipe_image_free(img);
+    if (have_info)
+        cxd_info_clear(&info);
+    cxd_file_free(f);
+    if (st != CX_OK && err)
+        cx_error_prefix(err, path);
+    return st;
+}

@@ -1,0 +1,56 @@
+/* segment: one source DICOM image through every stage: render (cx_pipe) -> engine (cx_mrcnn) ->
+ * findings (labels and DICOM codes from the model's class table; lungs; share of each lung
+ * affected; areas by the spacing rule) -> SEG, SR, GSPS, SC (dicom/ writers) and an overlay PNG.
+ * The CLI (`cxrseg segment`) and, later, the node's workers call it. */
+#ifndef CX_SEGMENT_H
+#define CX_SEGMENT_H
+
+#include "cx_base.h"
+#include "cx_mrcnn.h"
+#include "cxdicom.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct cx_segment_params {
+    cxd_write_options write;       /* UID root, series, outputs (CXD_OUT_*), SEG-when-nothing rule */
+    double score;                  /* >= 0: one reporting threshold for every class; < 0: per class */
+    /* Per-class reporting thresholds by class name (conf file <threshold class=...>), else the
+     * model's own class.<i>.score_thresh. */
+    size_t n_thresholds;
+    const char *const *threshold_names;
+    const double *threshold_scores;
+    const char *overlay_png;       /* path of the overlay PNG, or NULL for none */
+} cx_segment_params;
+
+/* Defaults: cxd_write_options_default (SEG + SR), model thresholds, no overlay. */
+void cx_segment_default_params(cx_segment_params *p);
+
+/* What one image gave (for logs, the CLI summary table and tests). */
+typedef struct cx_segment_result {
+    int width, height;             /* source image */
+    int n_detections;              /* returned by the network before the reporting thresholds */
+    int n_lungs;                   /* lung fields kept (0..2) */
+    int n_findings;                /* abnormal findings kept (GGO, ...) */
+    double max_finding_score;      /* 0 when none */
+    /* Share of each lung covered by the union of all findings, %; -1 when that lung was not found.
+     * Index 0 = right, 1 = left (the patient's sides, from the class modifiers). */
+    double lung_share_pct[2];
+    long finding_pixels;           /* union of all findings */
+    double finding_area_mm2;       /* -1 without usable spacing */
+    char spacing_used[24];         /* "PixelSpacing", "ImagerPixelSpacing" or "none" */
+    cxd_write_result written;      /* files and UIDs */
+    double ms_render, ms_infer, ms_write;
+} cx_segment_result;
+
+/* Processes one DICOM file into out_dir (must exist). m and s belong to the caller (one state
+ * per thread). PNG/JPEG input is CX_ERR_UNSUPPORTED: results are DICOM objects that reference a
+ * DICOM source. *out is written only on success. */
+cx_status cx_segment_file(const cx_model *m, cx_mrcnn *s, const char *path, const char *out_dir,
+                          const cx_segment_params *p, cx_segment_result *out, cx_error *err);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,72 @@
+#!/bin/sh
+# `cxrseg segment` end to end: the real chest CR through render -> engine -> writers with the
+# random-weight parity model (tests/data), outputs validated with dciodvfy, deterministic UIDs,
+# a folder run with its summary table, and the usage/model error exit codes.
+# Skips (77) when ../shared data or dciodvfy is missing.
+set -u
+B=${CX_BUILDDIR:-.}
+S=${CX_SRCDIR:-.}
+SRC="${CX_SHARED:-$S/../shared}/data/dicom/RG1_J2KI.dcm"
+MODEL="$S/tests/data/parity_model.cxm"
+[ -f "$SRC" ] || { echo "SKIP: $SRC absent"; exit 77; }
+command -v dciodvfy >/dev/null 2>&1 || { echo "SKIP: dciodvfy (dicom3tools) not installed"; exit 77; }
+T=$(mktemp -d /tmp/cx_results_segment.XXXXXX)
+fail() { echo "FAIL: $*"; echo "(outputs kept in $T)"; exit 1; }
+
+valid() { # no errors; only the warnings docs/dciodvfy-warnings.md lists (99CXR: the placeholder
+          # class codes of the random-weight test model)
+    out=$(dciodvfy -new "$1" 2>&1)
+    echo "$out" | grep -q "Error" && { echo "$out"; fail "dciodvfy errors in $1"; }
+    bad=$(echo "$out" | grep "Warning" | grep -v "<99CXRSEG>" | grep -v "<99CXR>" | grep -v "Retired Person Name form")
+    [ -z "$bad" ] || { echo "$bad"; fail "unlisted dciodvfy warnings in $1"; }
+}
+
+# One file, all outputs. --score 0 keeps every detection of the random network, so that there
+# are segments to write.
+"$B/cxrseg" segment "$SRC" -o "$T/one" --model "$MODEL" --score 0 --outputs seg,sr,gsps,sc \
+    --uid-root 1.2.826.0.1.3680043.10.543 >"$T/one.out" 2>&1 || { cat "$T/one.out"; fail "segment exit $?"; }
+cat "$T/one.out"
+for f in sr.dcm gsps.dcm sc.dcm overlay.png; do [ -s "$T/one/$f" ] || fail "$f not written"; done
+grep -q "area not measured (no usable pixel spacing)" "$T/one.out" || fail "RG1 has PixelSpacing 0\\0: no area expected"
+# The test model's classes are placeholders (not GGO): the report must say absent.
+grep -q "ground-glass opacity: absent" "$T/one.out" || fail "qualitative result with placeholder classes"
+dsrdump "$T/one/sr.dcm" | grep -q '"Ground glass opacity")=(2667000,SCT,"Absent")' || \
+    dsrdump +Pc "$T/one/sr.dcm" | grep -q '(112120,DCM,"Ground glass opacity")=(2667000,SCT,"Absent")' || fail "SR: Absent"
+for f in "$T"/one/*.dcm; do valid "$f"; done
+head -c 8 "$T/one/overlay.png" | od -An -c | grep -q "P   N   G" || fail "overlay.png is not a PNG"
+uid1=$(dcmdump +P 0008,0018 "$T/one/sr.dcm" | sed 's/.*\[\(.*\)\].*/\1/')
+case "$uid1" in 1.2.826.0.1.3680043.10.543.*) ;; *) fail "SR UID $uid1 not under the root";; esac
+dsrdump "$T/one/sr.dcm" | grep -q '"Imaging Measurement Report"' || fail "SR root"
+
+# Deterministic: the same image and model give the same UIDs.
+"$B/cxrseg" segment "$SRC" -o "$T/two" --model "$MODEL" --score 0 --no-overlay \
+    --uid-root 1.2.826.0.1.3680043.10.543 >/dev/null 2>&1 || fail "second run"
+uid2=$(dcmdump +P 0008,0018 "$T/two/sr.dcm" | sed 's/.*\[\(.*\)\].*/\1/')
+[ "$uid1" = "$uid2" ] || fail "SR UIDs differ between runs: $uid1 / $uid2"
+[ ! -e "$T/two/overlay.png" ] || fail "--no-overlay wrote an overlay"
+
+# A folder: the CR, a PNG (skipped: results need a DICOM source) and a broken file (failed).
+mkdir -p "$T/in"
+ln -s "$SRC" "$T/in/a_chest.dcm"
+cp "$S/tests/data/parity_cxr.png" "$T/in/b_picture.png"
+head -c 3000 "$SRC" >"$T/in/c_broken.dcm"   # truncated inside the pixel data
+"$B/cxrseg" segment "$T/in" -o "$T/out" --model "$MODEL" -q >"$T/dir.out" 2>&1
+rc=$?
+cat "$T/dir.out"
+[ $rc -eq 2 ] || fail "folder with a broken file: exit $rc, expected 2"
+grep -q "^a_chest.dcm *ok" "$T/dir.out" || fail "summary row of a_chest.dcm"
+grep -q "^b_picture.png *skip" "$T/dir.out" || fail "summary row of b_picture.png"
+grep -q "^c_broken.dcm *FAIL" "$T/dir.out" || fail "summary row of c_broken.dcm"
+grep -q "3 files: 1 processed, 1 skipped, 1 failed" "$T/dir.out" || fail "summary line"
+[ -s "$T/out/a_chest/sr.dcm" ] || fail "folder output a_chest/sr.dcm"
+[ ! -e "$T/out/c_broken" ] || fail "empty result folder left for the broken file"
+
+# Usage and model errors.
+"$B/cxrseg" segment "$SRC" --model "$MODEL" >/dev/null 2>&1; [ $? -eq 1 ] || fail "missing -o: exit 1 expected"
+"$B/cxrseg" segment "$SRC" -o "$T/x" --outputs seg,foo --model "$MODEL" >/dev/null 2>&1; [ $? -eq 1 ] || fail "bad --outputs"
+"$B/cxrseg" segment "$SRC" -o "$T/x" --model "$T/nope.cxm" >"$T/err.out" 2>&1; rc=$?
+[ $rc -eq 2 ] || [ $rc -eq 5 ] || fail "missing model: exit $rc"
+grep -q "nope.cxm" "$T/err.out" || fail "missing model: message does not name the file"
+
+rm -rf "$T"
+echo "PASS"
