@@ -1261,6 +1261,10 @@ cx_status cx_config_load(const char *path, const char *xsd_path, cx_config **out
         goto done;
     if (len > INT_MAX) /* cannot happen below CONF_MAX_BYTES; xmlReadMemory takes an int */
         goto done;
+    if (strspn(buf, " \t\r\n") == len) {
+        ld_err(&l, 0, "the file is empty");
+        goto done;
+    }
 
     /* libxml2 keeps its error handler per thread: install ours for parse and validation (it also
      * catches messages the schema code sends to the generic handler), restore it after. */

@@ -574,6 +574,97 @@ static void test_filters(void)
     cx_config_free(c);
 }
 
+/* The shipped file cut at many points, and with single bytes replaced: always a clean result
+ * (OK or errors with a line), never a crash; valgrind sees no invalid access. */
+static void test_truncated_and_mangled(void)
+{
+    FILE *f = fopen(src_path("conf/cxrseg.xml"), "rb");
+    CU_ASSERT_FATAL(f != NULL);
+    static char text[65536];
+    size_t len = fread(text, 1, sizeof text - 1, f);
+    fclose(f);
+    CU_ASSERT_FATAL(len > 1000);
+    const char *p = scratch_conf("cut.xml");
+    int runs = 0, clean = 0, ok_count = 0;
+    for (int mode = 0; mode < 2; mode++)
+        for (size_t cut = 0; cut < len; cut += mode ? 37 : 53) {
+            FILE *o = fopen(p, "wb");
+            CU_ASSERT_FATAL(o != NULL);
+            if (mode == 0) {
+                fwrite(text, 1, cut, o); /* truncated */
+            } else {
+                char saved = text[cut];
+                text[cut] = "<>&\"x\0/"[cut % 7]; /* one byte replaced */
+                fwrite(text, 1, len, o);
+                text[cut] = saved;
+            }
+            fclose(o);
+            cx_config *cfg = NULL;
+            cx_config_errors_clear(&errs);
+            cx_status st = cx_config_load(p, src_path("conf/cxrseg.xsd"), &cfg, &errs);
+            runs++;
+            if (st == CX_OK) {
+                ok_count++;
+                clean += cfg != NULL && errs.count == 0;
+            } else {
+                int good = cfg == NULL && st == CX_ERR_CONFIG && errs.count >= 1 &&
+                           (errs.items[0].line >= 1 || (cut == 0 && strstr(errs.items[0].text, ": the file is empty")));
+                clean += good;
+                if (!good)
+                    fprintf(stderr, "\n  mode %d at %zu: %s\n", mode, cut, errs.count ? errs.items[0].text : "(none)");
+            }
+            cx_config_free(cfg);
+        }
+    CU_ASSERT_EQUAL(clean, runs);
+    CU_ASSERT(ok_count < runs / 2);
+    fprintf(stderr, "  (%d damaged files, %d still valid) ", runs, ok_count);
+}
+
+/* The node reloads on SIGHUP while workers run and the plugin loads from Orthanc's threads:
+ * loads in parallel must not mix their errors (libxml2's handler is per thread). */
+#include <pthread.h>
+typedef struct load_job {
+    const char *conf, *xsd;
+    int ok, right_errors;
+} load_job;
+
+static void *load_many(void *arg)
+{
+    load_job *j = arg;
+    static __thread cx_config_errors e; /* per thread: 40 kB each */
+    for (int i = 0; i < 25; i++) {
+        cx_config *cfg = NULL;
+        cx_config_errors_clear(&e);
+        cx_status st = cx_config_load(j->conf, j->xsd, &cfg, &e);
+        if (st == CX_OK)
+            j->ok++;
+        else if (e.count == 3 && strstr(e.items[0].text, "several-errors.xml:7:"))
+            j->right_errors++;
+        cx_config_free(cfg);
+    }
+    return NULL;
+}
+
+static void test_parallel_loads(void)
+{
+    const char *good = scratch_conf("parallel.xml");
+    CU_ASSERT_FATAL(copy_file(src_path("conf/cxrseg.xml"), good) == 0);
+    char bad[4096];
+    snprintf(bad, sizeof bad, "%s", src_path("tests/config/several-errors.xml"));
+    char xsd[4096];
+    snprintf(xsd, sizeof xsd, "%s", src_path("conf/cxrseg.xsd"));
+    load_job jobs[4] = {{good, xsd, 0, 0}, {bad, xsd, 0, 0}, {good, xsd, 0, 0}, {bad, xsd, 0, 0}};
+    pthread_t th[4];
+    for (int i = 0; i < 4; i++)
+        CU_ASSERT_FATAL(pthread_create(&th[i], NULL, load_many, &jobs[i]) == 0);
+    for (int i = 0; i < 4; i++)
+        pthread_join(th[i], NULL);
+    CU_ASSERT_EQUAL(jobs[0].ok, 25);
+    CU_ASSERT_EQUAL(jobs[2].ok, 25);
+    CU_ASSERT_EQUAL(jobs[1].right_errors, 25);
+    CU_ASSERT_EQUAL(jobs[3].right_errors, 25);
+}
+
 static void test_zz_cleanup(void)
 {
     cleanup_scratch();
@@ -589,6 +680,8 @@ static const cx_test_case cases[] = {
     {"I/O errors and XSD lookup", test_io_errors},
     {"allocation failure at every allocation", test_alloc_failures},
     {"filters decide and explain", test_filters},
+    {"damaged copies of the shipped conf", test_truncated_and_mangled},
+    {"parallel loads keep their errors apart", test_parallel_loads},
     {"cleanup", test_zz_cleanup},
     {NULL, NULL},
 };
