@@ -1,6 +1,6 @@
 /* Pixel decoding of a source image: validates the image pixel module against hard limits, then
- * takes the stored values out of native pixel data, DCMTK's codecs (JPEG, JPEG-LS, RLE) or
- * OpenJPEG (JPEG 2000, j2k.cc), and hands back one int32 per pixel, before any LUT. */
+ * takes the stored values out of native pixel data, DCMTK's codecs (JPEG, JPEG-LS), our RLE
+ * decoder (rle.cc) or OpenJPEG (JPEG 2000, j2k.cc), and hands back one int32 per pixel. */
 #include "read_internal.h"
 
 #include <dcmtk/dcmdata/dcpixel.h>
@@ -22,7 +22,7 @@ extern "C" void cxd_pixels_clear(cxd_pixels *px)
     px->data = nullptr;
 }
 
-enum class path { native, dcmtk, j2k };
+enum class path { native, dcmtk, j2k, rle };
 
 static bool syntax_path(E_TransferSyntax x, path *p)
 {
@@ -39,8 +39,10 @@ static bool syntax_path(E_TransferSyntax x, path *p)
     case EXS_JPEGProcess14SV1:
     case EXS_JPEGLSLossless:
     case EXS_JPEGLSLossy:
-    case EXS_RLELossless:
         *p = path::dcmtk;
+        return true;
+    case EXS_RLELossless:
+        *p = path::rle;
         return true;
     case EXS_JPEG2000LosslessOnly:
     case EXS_JPEG2000:
@@ -157,7 +159,9 @@ static cxd_status decode_dcmtk(DcmDataset *ds, DcmPixelData *pd, const cxd_geome
     return CXD_OK;
 }
 
-static cxd_status decode_j2k(DcmPixelData *pd, const cxd_geometry &g, int32_t *out, cxd_error *err)
+/* The single frame's compressed bytes: all fragments after the Basic Offset Table, joined. */
+static cxd_status concat_fragments(DcmPixelData *pd, const char *what, unsigned char **out, size_t *out_len,
+                                   cxd_error *err)
 {
     E_TransferSyntax rep;
     const DcmRepresentationParameter *param = nullptr;
@@ -165,26 +169,23 @@ static cxd_status decode_j2k(DcmPixelData *pd, const cxd_geometry &g, int32_t *o
     DcmPixelSequence *seq = nullptr;
     if (!DcmXfer(rep).isEncapsulated() || pd->getEncapsulatedRepresentation(rep, param, seq).bad() || !seq)
         return cxd_set_error(err, CXD_ERR_MALFORMED,
-                             "decode: the transfer syntax is JPEG 2000 but Pixel Data is not encapsulated");
+                             "decode: the transfer syntax is %s but Pixel Data is not encapsulated", what);
     unsigned long items = seq->card();
     if (items < 2)
         return cxd_set_error(err, CXD_ERR_MALFORMED,
-                             "decode: JPEG 2000 Pixel Data has no fragments (%lu items incl. the offset table)",
-                             items);
-    /* Item 0 is the Basic Offset Table; a single frame may span all remaining fragments. */
+                             "decode: %s Pixel Data has no fragments (%lu items incl. the offset table)", what, items);
     size_t total = 0;
     for (unsigned long i = 1; i < items; i++) {
         DcmPixelItem *it = nullptr;
         if (seq->getItem(it, i).bad() || !it)
-            return cxd_set_error(err, CXD_ERR_MALFORMED, "decode: JPEG 2000 fragment %lu cannot be read", i);
+            return cxd_set_error(err, CXD_ERR_MALFORMED, "decode: %s fragment %lu cannot be read", what, i);
         total += it->getLength();
     }
     if (total == 0)
-        return cxd_set_error(err, CXD_ERR_MALFORMED, "decode: JPEG 2000 fragments are empty (%lu items)", items);
+        return cxd_set_error(err, CXD_ERR_MALFORMED, "decode: %s fragments are empty (%lu items)", what, items);
     unsigned char *cs = (unsigned char *)cxd_alloc(total);
     if (!cs)
-        return cxd_set_error(err, CXD_ERR_NOMEM, "decode: out of memory for a %zu-byte JPEG 2000 codestream",
-                             total);
+        return cxd_set_error(err, CXD_ERR_NOMEM, "decode: out of memory for %zu bytes of %s data", total, what);
     size_t pos = 0;
     for (unsigned long i = 1; i < items; i++) {
         DcmPixelItem *it = nullptr;
@@ -197,13 +198,26 @@ static cxd_status decode_j2k(DcmPixelData *pd, const cxd_geometry &g, int32_t *o
         if (c.bad() || !b) {
             cxd_dealloc(cs);
             return cxd_set_error(err, cxd_status_from_dcmtk(c, CXD_ERR_MALFORMED),
-                                 "decode: JPEG 2000 fragment %lu (%u bytes) cannot be read: %s", i, (unsigned)n,
+                                 "decode: %s fragment %lu (%u bytes) cannot be read: %s", what, i, (unsigned)n,
                                  c.text());
         }
         memcpy(cs + pos, b, n);
         pos += n;
     }
-    cxd_status st = cxd_j2k_decode(cs, total, g, out, err);
+    *out = cs;
+    *out_len = total;
+    return CXD_OK;
+}
+
+static cxd_status decode_fragments(DcmPixelData *pd, const cxd_geometry &g, bool rle, int32_t *out,
+                                   cxd_error *err)
+{
+    unsigned char *cs = nullptr;
+    size_t len = 0;
+    cxd_status st = concat_fragments(pd, rle ? "RLE" : "JPEG 2000", &cs, &len, err);
+    if (st != CXD_OK)
+        return st;
+    st = rle ? cxd_rle_decode(cs, len, g, out, err) : cxd_j2k_decode(cs, len, g, out, err);
     cxd_dealloc(cs);
     return st;
 }
@@ -291,7 +305,8 @@ static cxd_status decode_locked(cxd_file *f, cxd_pixels *out, cxd_error *err)
         switch (p) {
         case path::native: st = decode_native(pd, g, frame_bytes, data, err); break;
         case path::dcmtk: st = decode_dcmtk(ds, pd, g, frame_bytes, xfer.getXferName(), data, err); break;
-        case path::j2k: st = decode_j2k(pd, g, data, err); break;
+        case path::j2k: st = decode_fragments(pd, g, false, data, err); break;
+        case path::rle: st = decode_fragments(pd, g, true, data, err); break;
         }
     } catch (...) {
         cxd_dealloc(data);

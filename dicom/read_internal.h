@@ -39,4 +39,8 @@ struct cxd_geometry {
 cxd_status cxd_j2k_decode(const unsigned char *data, size_t len, const cxd_geometry &g,
                           int32_t *out, cxd_error *err);
 
+/* RLE Lossless, one greyscale frame from the concatenated fragments. Defined in rle.cc. */
+cxd_status cxd_rle_decode(const unsigned char *data, size_t len, const cxd_geometry &g, int32_t *out,
+                          cxd_error *err);
+
 #endif

@@ -192,4 +192,22 @@ o=$(offset frag.jpg '\xff\xc3')
 printf '\xff\xfe' | dd of=frag.jpg bs=1 seek="$o" conv=notrunc status=none
 replace_fragment "$out/jpeg_no_sof.dcm" frag.jpg
 
+# RLE: a segment offset far past the fragment (DCMTK 3.6.7's frame decoder crashes on this),
+# a header announcing 3 segments for a 16-bit image, and a second segment that starts 2 bytes
+# before the end (decodes to too few bytes).
+rle_frag() { # prints the offset of the RLE header inside ok_rle.dcm
+    local f="$out/ok_rle.dcm" start bot_len
+    start=$(offset "$f" '\xe0\x7f\x10\x00OB\x00\x00\xff\xff\xff\xff')
+    bot_len=$(od -An -tu4 -j $((start + 16)) -N4 "$f" | tr -d ' ')
+    echo $((start + 12 + 8 + bot_len + 8))
+}
+r=$(rle_frag)
+rlen=$(od -An -tu4 -j $((r - 4)) -N4 "$out/ok_rle.dcm" | tr -d ' ')
+cp "$out/ok_rle.dcm" "$out/rle_segment_offset.dcm"
+le32 $((0x7ffffff0)) | dd of="$out/rle_segment_offset.dcm" bs=1 seek=$((r + 8)) conv=notrunc status=none
+cp "$out/ok_rle.dcm" "$out/rle_segment_count.dcm"
+le32 3 | dd of="$out/rle_segment_count.dcm" bs=1 seek="$r" conv=notrunc status=none
+cp "$out/ok_rle.dcm" "$out/rle_short_segment.dcm"
+le32 $((rlen - 2)) | dd of="$out/rle_short_segment.dcm" bs=1 seek=$((r + 8)) conv=notrunc status=none
+
 ls -l "$out" | awk '{ s += $5 } END { print NR - 1 " files, " s " bytes" }'

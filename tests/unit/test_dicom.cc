@@ -758,6 +758,67 @@ static void t_corpus_valid(void)
     cxd_pixels_clear(&sref);
 }
 
+/* ---------------------------------------------------------------- mutations */
+
+/* Deterministic byte mutations and truncations of the valid corpus files, parsed from memory:
+ * each must give OK or an error with a "stage: " message, never a crash (run under ASan or
+ * valgrind to also catch silent memory errors). */
+static void t_mutations(void)
+{
+    const char *files[] = {"ok_native.dcm", "ok_bigendian.dcm", "ok_deflated.dcm", "ok_jpeg_sv1.dcm",
+                           "ok_jpegls.dcm", "ok_rle.dcm", "ok_j2k.dcm", "ok_implicit.dcm"};
+    unsigned h = 2463534242u;
+    int runs = 0, errors = 0, bad_msgs = 0;
+    for (const char *n : files) {
+        std::vector<unsigned char> orig;
+        CU_ASSERT_FATAL(read_file(corpus(n), &orig));
+        for (int k = 0; k < 250; k++) {
+            std::vector<unsigned char> buf = orig;
+            h ^= h << 13, h ^= h >> 17, h ^= h << 5;
+            size_t len = buf.size();
+            if (k % 5 == 4) {
+                len = 132 + h % (buf.size() - 132); /* truncation */
+            } else {
+                int flips = 1 + (int)(h % 4);
+                for (int i = 0; i < flips; i++) {
+                    h ^= h << 13, h ^= h >> 17, h ^= h << 5;
+                    size_t pos = 132 + h % (buf.size() - 132);
+                    buf[pos] = (unsigned char)(k % 3 == 0 ? 0xFF : h >> 24);
+                }
+            }
+            cxd_file *f = nullptr;
+            cxd_error err = {};
+            cxd_status st = cxd_file_open_memory(buf.data(), len, &f, &err);
+            const char *stage = "open";
+            if (st == CXD_OK) {
+                cxd_info in;
+                stage = "info";
+                st = cxd_file_info(f, &in, &err);
+                if (st == CXD_OK) {
+                    cxd_info_clear(&in);
+                    cxd_pixels px;
+                    stage = "decode";
+                    st = cxd_file_decode(f, &px, &err);
+                    if (st == CXD_OK)
+                        cxd_pixels_clear(&px);
+                }
+                cxd_file_free(f);
+            }
+            runs++;
+            if (st != CXD_OK) {
+                errors++;
+                if (strncmp(err.msg, stage, strlen(stage)) != 0 || err.code != st) {
+                    bad_msgs++;
+                    printf("\n  %s mutation %d: status %s, message '%s' ", n, k, cxd_status_name(st), err.msg);
+                }
+            }
+        }
+    }
+    CU_ASSERT_EQUAL(bad_msgs, 0);
+    CU_ASSERT(errors > 0);
+    printf("\n  %d mutated inputs, %d rejected with a message, %d accepted ", runs, errors, runs - errors);
+}
+
 /* ---------------------------------------------------------------- threads */
 
 /* The node decodes on several workers at once: separate files in parallel, and one shared
@@ -912,6 +973,7 @@ static const cx_test_case k_all[] = {
     {"open from memory", t_open_memory},
     {"valid corpus files", t_corpus_valid},
     {"broken-input corpus", t_corpus},
+    {"mutated inputs", t_mutations},
     {"four threads decoding", t_threads},
     {"allocation failures (cxd hook)", t_alloc_cxd_hook},
     {"allocation failures (operator new)", t_alloc_operator_new},
@@ -927,6 +989,7 @@ static const cx_test_case k_strict[] = {
     {"open from memory", t_open_memory},
     {"valid corpus files", t_corpus_valid},
     {"broken-input corpus", t_corpus},
+    {"mutated inputs", t_mutations},
     {"four threads decoding", t_threads},
     {"allocation failures (cxd hook)", t_alloc_cxd_hook},
     {nullptr, nullptr},
