@@ -61,6 +61,23 @@ grep -q "3 files: 1 processed, 1 skipped, 1 failed" "$T/dir.out" || fail "summar
 [ -s "$T/out/a_chest/sr.dcm" ] || fail "folder output a_chest/sr.dcm"
 [ ! -e "$T/out/c_broken" ] || fail "empty result folder left for the broken file"
 
+# The configuration file: model, per-output series, GSPS switched on, and its filters (the
+# extremity CR RG3 is skipped with exit 3).
+export CXRSEG_XSD="$S/conf/cxrseg.xsd"
+sed "s|<model>|<model><file>$MODEL</file>|; /<presentation-state>/,/<\/presentation-state>/s|<enabled>false</enabled>|<enabled>true</enabled>|" \
+    "$S/conf/cxrseg.xml" >"$T/c.xml"
+"$B/cxrseg" segment "$SRC" -o "$T/conf" --conf "$T/c.xml" --score 0 >"$T/conf.out" 2>&1 || { cat "$T/conf.out"; fail "segment --conf"; }
+[ -s "$T/conf/gsps.dcm" ] || fail "--conf: GSPS switched on but not written"
+[ ! -e "$T/conf/sc.dcm" ] || fail "--conf: SC is off but was written"
+dcmdump +P 0020,0011 "$T/conf/gsps.dcm" | grep -q "\[9903\]" || fail "--conf: GSPS series number 9903"
+dcmdump +P 0008,103e "$T/conf/sr.dcm" | grep -q "\[CXRSEG Report\]" || fail "--conf: SR series description"
+RG3="$(dirname "$SRC")/RG3_J2KR.dcm"
+if [ -f "$RG3" ]; then
+    "$B/cxrseg" segment "$RG3" -o "$T/rg3" --conf "$T/c.xml" >"$T/rg3.out" 2>&1; rc=$?
+    [ $rc -eq 3 ] || { cat "$T/rg3.out"; fail "extremity with the conf filters: exit $rc, expected 3"; }
+    grep -q "skipped: body part 'EXTREMITY'" "$T/rg3.out" || fail "filter message"
+fi
+
 # Usage and model errors.
 "$B/cxrseg" segment "$SRC" --model "$MODEL" >/dev/null 2>&1; [ $? -eq 1 ] || fail "missing -o: exit 1 expected"
 "$B/cxrseg" segment "$SRC" -o "$T/x" --outputs seg,foo --model "$MODEL" >/dev/null 2>&1; [ $? -eq 1 ] || fail "bad --outputs"

@@ -26,7 +26,8 @@ static void usage(FILE *f)
             "  -o, --output DIR     output folder (created if missing)\n"
             "  --model M            model file (default: the conf file's <model file>, else\n"
             "                       $CXRSEG_MODEL, else " CX_DATADIR "/models/cxrseg.cxm)\n"
-            "  --conf C             configuration file: outputs, series, UID root, thresholds, filters\n"
+            "  --conf C             configuration file: outputs, series, UID root, thresholds, and\n"
+            "                       its filters (an image they do not accept is skipped)\n"
             "  --outputs LIST       comma list of seg,sr,gsps,sc (default seg,sr, or the conf file's)\n"
             "  --uid-root R         UID root of the results (default 2.25, or the conf file's)\n"
             "  --score X            one reporting threshold for every class (default: per class)\n"
@@ -163,7 +164,17 @@ static void print_result(const char *path, const char *dir, const cx_segment_res
         printf(" gsps.dcm");
     if (r->written.written & CXD_OUT_SC)
         printf(" sc.dcm");
-    printf("\n  time: render %.0f ms, engine %.0f ms, outputs %.0f ms\n", r->ms_render, r->ms_infer, r->ms_write);
+    printf("\n  time: render %.0f ms, engine %.0f ms, DICOM outputs %.0f ms, overlay %.0f ms\n", r->ms_render,
+           r->ms_infer, r->ms_write, r->ms_overlay);
+}
+
+/* The conf file's filters (modality, body part, view, size, series description). */
+static int conf_accept(const cxd_info *info, void *user, char *why, size_t why_size)
+{
+    const cx_config *cfg = user;
+    cx_config_object o = {info->modality, info->body_part_examined, info->view_position, info->series_description,
+                          info->rows, info->columns};
+    return cx_config_filter(&cfg->filters, &o, why, why_size) == CX_ACTION_PROCESS;
 }
 
 int cx_cli_segment(int argc, char **argv)
@@ -245,6 +256,8 @@ int cx_cli_segment(int argc, char **argv)
                          ser[k]->series_description);
         }
         p.write.seg_without_findings = o->seg_when_nothing_found;
+        p.accept = conf_accept;
+        p.accept_user = cfg;
         if (o->manufacturer)
             snprintf(p.write.manufacturer, sizeof p.write.manufacturer, "%s", o->manufacturer);
         if (!model_path && cfg->model.file)
@@ -380,7 +393,7 @@ int cx_cli_segment(int argc, char **argv)
                     else
                         snprintf(area, sizeof area, "n/a");
                     printf("%-28.28s %-6s %-11s %5d %5d %7s %7s %10s %7.0f  %s%s%s%s\n", rows[i].name, "ok", size,
-                           r->n_lungs, r->n_findings, rs, ls, area, r->ms_render + r->ms_infer + r->ms_write,
+                           r->n_lungs, r->n_findings, rs, ls, area, r->ms_render + r->ms_infer + r->ms_write + r->ms_overlay,
                            r->written.written & CXD_OUT_SEG ? "seg " : "", r->written.written & CXD_OUT_SR ? "sr " : "",
                            r->written.written & CXD_OUT_GSPS ? "gsps " : "", r->written.written & CXD_OUT_SC ? "sc" : "");
                 }

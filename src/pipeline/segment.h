@@ -22,6 +22,10 @@ typedef struct cx_segment_params {
     const char *const *threshold_names;
     const double *threshold_scores;
     const char *overlay_png;       /* path of the overlay PNG, or NULL for none */
+    /* Optional filter run on the attributes before any pixel work (the conf file's filters):
+     * returns 1 to process; 0 to skip, with the reason in why. A skip is CX_ERR_UNSUPPORTED. */
+    int (*accept)(const cxd_info *info, void *user, char *why, size_t why_size);
+    void *accept_user;
 } cx_segment_params;
 
 /* Defaults: cxd_write_options_default (SEG + SR), model thresholds, no overlay. */
@@ -41,7 +45,8 @@ typedef struct cx_segment_result {
     double finding_area_mm2;       /* -1 without usable spacing */
     char spacing_used[24];         /* "PixelSpacing", "ImagerPixelSpacing" or "none" */
     cxd_write_result written;      /* files and UIDs */
-    double ms_render, ms_infer, ms_write;
+    double ms_render, ms_infer, ms_write; /* ms_write: the DICOM outputs only */
+    double ms_overlay;                    /* the overlay PNG */
 } cx_segment_result;
 
 /* Processes one DICOM file into out_dir (must exist). m and s belong to the caller (one state
