@@ -119,6 +119,158 @@ static cx_status write_overlay(const char *path, const cx_image *disp, const cx_
     return st;
 }
 
+/* The class of a label (1..n), or NULL. */
+static const cx_class_info *class_of(const cx_class_info *const *classes, int n_classes, int label)
+{
+    return label >= 1 && label <= n_classes ? classes[label - 1] : NULL;
+}
+
+cx_status cx_segment_findings(const cx_class_info *const *classes, int n_classes, const cx_detections *d,
+                              const cx_segment_params *p, int width, int height, cxd_finding *fs, size_t *n_out,
+                              int *keep, cx_segment_result *r, cx_error *err)
+{
+    if (!classes || !d || !p || !fs || !n_out || !keep || !r || width <= 0 || height <= 0)
+        return cx_error_set(err, CX_ERR_INVALID, STAGE, "findings: missing argument or empty image (%d x %d)", width,
+                            height);
+    memset(keep, 0, (size_t)(d->count ? d->count : 1) * sizeof *keep);
+    memset(fs, 0, (size_t)(d->count ? d->count : 1) * sizeof *fs);
+    r->n_lungs = r->n_findings = 0;
+    r->max_finding_score = 0;
+    r->finding_pixels = 0;
+    r->lung_share_pct[0] = r->lung_share_pct[1] = -1;
+    for (int k = 0; k < d->count; k++) {
+        const cx_detection *e = &d->items[k];
+        if (e->mask_w > 0 && e->mask_h > 0 &&
+            (!e->mask || e->mask_x0 < 0 || e->mask_y0 < 0 || e->mask_x0 + e->mask_w > width ||
+             e->mask_y0 + e->mask_h > height))
+            return cx_error_set(err, CX_ERR_INTERNAL, STAGE,
+                                "findings: detection %d mask %dx%d at (%d,%d) outside the %dx%d image", k, e->mask_w,
+                                e->mask_h, e->mask_x0, e->mask_y0, width, height);
+    }
+    /* Reporting thresholds; the best lung of each side; findings in score order-> */
+    int lung_idx[2] = {-1, -1};
+    for (int k = 0; k < d->count; k++) {
+        const cx_detection *e = &d->items[k];
+        const cx_class_info *ci = class_of(classes, n_classes, e->label);
+        if (!ci || e->score < threshold_for(p, ci) || e->mask_w <= 0 || e->mask_h <= 0 || !mask_pixels(e))
+            continue;
+        int side = lung_side(ci);
+        if (side >= 0) {
+            if (lung_idx[side] >= 0)
+                continue; /* one lung field per side: the highest score */
+            lung_idx[side] = k;
+        }
+        keep[k] = 1;
+    }
+    long lung_px[2] = {0, 0};
+    for (int sd = 0; sd < 2; sd++)
+        if (lung_idx[sd] >= 0) {
+            lung_px[sd] = mask_pixels(&d->items[lung_idx[sd]]);
+            r->n_lungs++;
+        }
+
+    size_t nf = 0;
+    /* Lungs first (right, left), then the findings. */
+    for (int pass = 0; pass < 2; pass++)
+        for (int k = 0; k < d->count; k++) {
+            if (!keep[k])
+                continue;
+            const cx_detection *e = &d->items[k];
+            const cx_class_info *ci = class_of(classes, n_classes, e->label);
+            int side = lung_side(ci);
+            if ((pass == 0) != (side >= 0))
+                continue;
+            cxd_finding *x = &fs[nf++];
+            x->role = side >= 0 ? CXD_ROLE_ANATOMY : CXD_ROLE_FINDING;
+            snprintf(x->label, sizeof x->label, "%s",
+                     ci->meaning && *ci->meaning ? ci->meaning : ci->name ? ci->name : "finding");
+            snprintf(x->description, sizeof x->description, "%s, score %.2f", x->label, e->score);
+            code_from(&x->category, &ci->category);
+            code_from(&x->type, &ci->code);
+            if (ci->has_modifier)
+                code_from(&x->type_modifier, &ci->modifier);
+            code_set(&x->finding_site, "39607008", "SCT", "Lung");
+            x->score = e->score;
+            x->x0 = e->mask_x0;
+            x->y0 = e->mask_y0;
+            x->w = e->mask_w;
+            x->h = e->mask_h;
+            x->mask = e->mask;
+            memcpy(x->rgb, ci->color, 3);
+            if (side >= 0) {
+                x->site_laterality = x->type_modifier;
+                snprintf(x->tracking_id, sizeof x->tracking_id, "%s", ci->name ? ci->name : x->label);
+                continue;
+            }
+            r->n_findings++;
+            if (e->score > r->max_finding_score)
+                r->max_finding_score = e->score;
+            snprintf(x->tracking_id, sizeof x->tracking_id, "%s %d", ci->name ? ci->name : "finding", r->n_findings);
+            /* Share of each lung this finding covers. */
+            int sides = 0;
+            for (int sd = 0; sd < 2; sd++) {
+                if (lung_idx[sd] < 0 || !lung_px[sd])
+                    continue;
+                const cx_detection *L = &d->items[lung_idx[sd]];
+                long overlap = 0;
+                for (int y = 0; y < e->mask_h; y++)
+                    for (int xx = 0; xx < e->mask_w; xx++)
+                        if (e->mask[(size_t)y * e->mask_w + xx] && in_mask(L, e->mask_x0 + xx, e->mask_y0 + y))
+                            overlap++;
+                if (!overlap)
+                    continue;
+                sides |= 1 << sd;
+                cxd_lung_share *sh = &x->shares[x->n_shares++];
+                if (sd == 0)
+                    code_set(&sh->laterality, SCT_RIGHT, "SCT", "Right");
+                else
+                    code_set(&sh->laterality, SCT_LEFT, "SCT", "Left");
+                sh->percent = 100.0 * (double)overlap / (double)lung_px[sd];
+            }
+            if (sides == 1)
+                code_set(&x->site_laterality, SCT_RIGHT, "SCT", "Right");
+            else if (sides == 2)
+                code_set(&x->site_laterality, SCT_LEFT, "SCT", "Left");
+            else if (sides == 3)
+                code_set(&x->site_laterality, "51440002", "SCT", "Bilateral");
+        }
+
+    /* The union of all findings: per-lung shares and total area for the summary. */
+    if (r->n_findings) {
+        uint8_t *uni = cx_calloc((size_t)width * height, 1);
+        if (!uni)
+            return cx_error_set(err, CX_ERR_NOMEM, STAGE, "union mask %d x %d", width, height);
+        for (size_t i = 0; i < nf; i++) {
+            if (fs[i].role != CXD_ROLE_FINDING)
+                continue;
+            for (int y = 0; y < fs[i].h; y++)
+                for (int x = 0; x < fs[i].w; x++)
+                    if (fs[i].mask[(size_t)y * fs[i].w + x])
+                        uni[(size_t)(fs[i].y0 + y) * width + fs[i].x0 + x] = 1;
+        }
+        for (size_t i = 0; i < (size_t)width * height; i++)
+            r->finding_pixels += uni[i];
+        for (int sd = 0; sd < 2; sd++) {
+            if (lung_idx[sd] < 0 || !lung_px[sd])
+                continue;
+            const cx_detection *L = &d->items[lung_idx[sd]];
+            long in = 0;
+            for (int y = 0; y < L->mask_h; y++)
+                for (int x = 0; x < L->mask_w; x++)
+                    if (L->mask[(size_t)y * L->mask_w + x] && uni[(size_t)(L->mask_y0 + y) * width + L->mask_x0 + x])
+                        in++;
+            r->lung_share_pct[sd] = 100.0 * (double)in / (double)lung_px[sd];
+        }
+        cx_free(uni);
+    } else {
+        for (int sd = 0; sd < 2; sd++)
+            if (lung_idx[sd] >= 0)
+                r->lung_share_pct[sd] = 0;
+    }
+    *n_out = nf;
+    return CX_OK;
+}
+
 cx_status cx_segment_file(const cx_model *m, cx_mrcnn *s, const char *path, const char *out_dir,
                           const cx_segment_params *p, cx_segment_result *out, cx_error *err)
 {
@@ -136,7 +288,8 @@ cx_status cx_segment_file(const cx_model *m, cx_mrcnn *s, const char *path, cons
     cx_detections d = {0};
     int *keep = NULL;
     cxd_finding *fs = NULL;
-    uint8_t *disp8 = NULL, *uni = NULL;
+    uint8_t *disp8 = NULL;
+    const cx_class_info **classes = NULL;
     cx_status st = CX_OK;
     cxd_error de;
 
@@ -183,137 +336,24 @@ cx_status cx_segment_file(const cx_model *m, cx_mrcnn *s, const char *path, cons
     r.ms_infer = t2 - t1;
     r.n_detections = d.count;
 
-    /* Reporting thresholds; the best lung of each side; findings in score order. */
     keep = cx_calloc((size_t)(d.count ? d.count : 1), sizeof(int));
     fs = cx_calloc((size_t)(d.count ? d.count : 1), sizeof(cxd_finding));
-    if (!keep || !fs) {
+    classes = cx_calloc((size_t)cx_model_num_classes(m) + 1, sizeof *classes);
+    if (!keep || !fs || !classes) {
         st = cx_error_set(err, CX_ERR_NOMEM, STAGE, "%d detections", d.count);
         goto done;
     }
-    int lung_idx[2] = {-1, -1};
-    for (int k = 0; k < d.count; k++) {
-        const cx_detection *e = &d.items[k];
-        const cx_class_info *ci = cx_model_class(m, e->label);
-        if (!ci || e->score < threshold_for(p, ci) || e->mask_w <= 0 || e->mask_h <= 0 || !mask_pixels(e))
-            continue;
-        int side = lung_side(ci);
-        if (side >= 0) {
-            if (lung_idx[side] >= 0)
-                continue; /* one lung field per side: the highest score */
-            lung_idx[side] = k;
-        }
-        keep[k] = 1;
-    }
-    long lung_px[2] = {0, 0};
-    for (int sd = 0; sd < 2; sd++)
-        if (lung_idx[sd] >= 0) {
-            lung_px[sd] = mask_pixels(&d.items[lung_idx[sd]]);
-            r.n_lungs++;
-        }
+    for (int i = 1; i <= cx_model_num_classes(m); i++)
+        classes[i - 1] = cx_model_class(m, i);
+    size_t nf = 0;
+    if ((st = cx_segment_findings(classes, cx_model_num_classes(m), &d, p, r.width, r.height, fs, &nf, keep, &r,
+                                  err)) != CX_OK)
+        goto done;
 
     double spacing[2] = {0, 0};
     const char *which = "none";
     int has_spacing = cxd_info_spacing(&info, spacing, &which);
     snprintf(r.spacing_used, sizeof r.spacing_used, "%s", which);
-
-    size_t nf = 0;
-    /* Lungs first (right, left), then the findings. */
-    for (int pass = 0; pass < 2; pass++)
-        for (int k = 0; k < d.count; k++) {
-            if (!keep[k])
-                continue;
-            const cx_detection *e = &d.items[k];
-            const cx_class_info *ci = cx_model_class(m, e->label);
-            int side = lung_side(ci);
-            if ((pass == 0) != (side >= 0))
-                continue;
-            cxd_finding *x = &fs[nf++];
-            x->role = side >= 0 ? CXD_ROLE_ANATOMY : CXD_ROLE_FINDING;
-            snprintf(x->label, sizeof x->label, "%s", ci->meaning && *ci->meaning ? ci->meaning : ci->name);
-            snprintf(x->description, sizeof x->description, "%s, score %.2f", x->label, e->score);
-            code_from(&x->category, &ci->category);
-            code_from(&x->type, &ci->code);
-            if (ci->has_modifier)
-                code_from(&x->type_modifier, &ci->modifier);
-            code_set(&x->finding_site, "39607008", "SCT", "Lung");
-            x->score = e->score;
-            x->x0 = e->mask_x0;
-            x->y0 = e->mask_y0;
-            x->w = e->mask_w;
-            x->h = e->mask_h;
-            x->mask = e->mask;
-            memcpy(x->rgb, ci->color, 3);
-            if (side >= 0) {
-                x->site_laterality = x->type_modifier;
-                snprintf(x->tracking_id, sizeof x->tracking_id, "%s", ci->name);
-                continue;
-            }
-            r.n_findings++;
-            if (e->score > r.max_finding_score)
-                r.max_finding_score = e->score;
-            snprintf(x->tracking_id, sizeof x->tracking_id, "%s %d", ci->name, r.n_findings);
-            /* Share of each lung this finding covers. */
-            int sides = 0;
-            for (int sd = 0; sd < 2; sd++) {
-                if (lung_idx[sd] < 0 || !lung_px[sd])
-                    continue;
-                const cx_detection *L = &d.items[lung_idx[sd]];
-                long overlap = 0;
-                for (int y = 0; y < e->mask_h; y++)
-                    for (int xx = 0; xx < e->mask_w; xx++)
-                        if (e->mask[(size_t)y * e->mask_w + xx] && in_mask(L, e->mask_x0 + xx, e->mask_y0 + y))
-                            overlap++;
-                if (!overlap)
-                    continue;
-                sides |= 1 << sd;
-                cxd_lung_share *sh = &x->shares[x->n_shares++];
-                if (sd == 0)
-                    code_set(&sh->laterality, SCT_RIGHT, "SCT", "Right");
-                else
-                    code_set(&sh->laterality, SCT_LEFT, "SCT", "Left");
-                sh->percent = 100.0 * (double)overlap / (double)lung_px[sd];
-            }
-            if (sides == 1)
-                code_set(&x->site_laterality, SCT_RIGHT, "SCT", "Right");
-            else if (sides == 2)
-                code_set(&x->site_laterality, SCT_LEFT, "SCT", "Left");
-            else if (sides == 3)
-                code_set(&x->site_laterality, "51440002", "SCT", "Bilateral");
-        }
-
-    /* The union of all findings: per-lung shares and total area for the summary. */
-    if (r.n_findings) {
-        uni = cx_calloc((size_t)r.width * r.height, 1);
-        if (!uni) {
-            st = cx_error_set(err, CX_ERR_NOMEM, STAGE, "union mask %d x %d", r.width, r.height);
-            goto done;
-        }
-        for (size_t i = 0; i < nf; i++) {
-            if (fs[i].role != CXD_ROLE_FINDING)
-                continue;
-            for (int y = 0; y < fs[i].h; y++)
-                for (int x = 0; x < fs[i].w; x++)
-                    if (fs[i].mask[(size_t)y * fs[i].w + x])
-                        uni[(size_t)(fs[i].y0 + y) * r.width + fs[i].x0 + x] = 1;
-        }
-        for (size_t i = 0; i < (size_t)r.width * r.height; i++)
-            r.finding_pixels += uni[i];
-        for (int sd = 0; sd < 2; sd++) {
-            if (lung_idx[sd] < 0 || !lung_px[sd])
-                continue;
-            const cx_detection *L = &d.items[lung_idx[sd]];
-            long in = 0;
-            for (int y = 0; y < L->mask_h; y++)
-                for (int x = 0; x < L->mask_w; x++)
-                    if (L->mask[(size_t)y * L->mask_w + x] && uni[(size_t)(L->mask_y0 + y) * r.width + L->mask_x0 + x])
-                        in++;
-            r.lung_share_pct[sd] = 100.0 * (double)in / (double)lung_px[sd];
-        }
-    } else {
-        for (int sd = 0; sd < 2; sd++)
-            if (lung_idx[sd] >= 0)
-                r.lung_share_pct[sd] = 0;
-    }
     if (has_spacing)
         r.finding_area_mm2 = (double)r.finding_pixels * spacing[0] * spacing[1];
 
@@ -352,7 +392,7 @@ cx_status cx_segment_file(const cx_model *m, cx_mrcnn *s, const char *path, cons
     *out = r;
 
 done:
-    cx_free(uni);
+    cx_free(classes);
     cx_free(disp8);
     cx_free(fs);
     cx_free(keep);

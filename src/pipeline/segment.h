@@ -49,6 +49,18 @@ typedef struct cx_segment_result {
     double ms_overlay;                    /* the overlay PNG */
 } cx_segment_result;
 
+/* The step between engine and writers, on its own for tests: applies the reporting thresholds,
+ * keeps the best lung field of each side, and describes every kept detection as a cxd_finding
+ * (lungs first, right then left; then the findings by score). For each finding: the share of
+ * each lung it covers (its pixels inside that lung's mask / the lung's pixels) and the finding
+ * site laterality (Right, Left, Bilateral, or none when it touches no lung). classes[i] is the
+ * class of label i + 1. fs and keep need room for d->count entries; fs points into d's masks.
+ * Fills r's n_lungs, n_findings, max_finding_score, lung_share_pct (union of all findings per
+ * lung; -1 for a lung not found) and finding_pixels. */
+cx_status cx_segment_findings(const cx_class_info *const *classes, int n_classes, const cx_detections *d,
+                              const cx_segment_params *p, int width, int height, cxd_finding *fs, size_t *n_out,
+                              int *keep, cx_segment_result *r, cx_error *err);
+
 /* Processes one DICOM file into out_dir (must exist). m and s belong to the caller (one state
  * per thread). PNG/JPEG input is CX_ERR_UNSUPPORTED: results are DICOM objects that reference a
  * DICOM source. *out is written only on success. */
