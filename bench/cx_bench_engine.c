@@ -1,6 +1,7 @@
 /* cx_bench_engine: the C side of bench/engine. Loads a model and a raw float32 grey image, then
  * serves commands on stdin so the driver script can alternate it run by run with torchvision:
  *   "run"  -> one cx_mrcnn_detect; prints "ms <latency> dets <n> t <backbone> <rpn> <box> <mask>"
+ *   "dets" -> the last run's detections, one per line: "label score x1 y1 x2 y2 mask_pixels", then "end"
  *   "quit" -> prints "rss_kb <peak RSS> kernel <OpenBLAS core>" and exits.
  * Usage: cx_bench_engine MODEL IMAGE.f32 H W THREADS */
 #include <config.h>
@@ -62,6 +63,16 @@ int main(int argc, char **argv)
             double ms = cx_now_ms() - t0, t[4];
             cx_mrcnn_debug_times(s, t);
             printf("ms %.2f dets %d t %.1f %.1f %.1f %.1f\n", ms, d.count, t[0], t[1], t[2], t[3]);
+        } else if (!strncmp(cmd, "dets", 4)) {
+            for (int i = 0; i < d.count; i++) {
+                const cx_detection *x = &d.items[i];
+                long area = 0;
+                for (size_t q = 0; q < (size_t)x->mask_w * x->mask_h; q++)
+                    area += x->mask[q] != 0;
+                printf("%d %.6f %.4f %.4f %.4f %.4f %ld\n", x->label, x->score, x->box[0], x->box[1], x->box[2],
+                       x->box[3], area);
+            }
+            printf("end\n");
         } else if (!strncmp(cmd, "quit", 4)) {
             break;
         }

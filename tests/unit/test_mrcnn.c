@@ -97,7 +97,7 @@ static void run_parity(int n_threads)
             fprintf(stderr, "case %d: %d proposals, torchvision %lld\n", c, np, (long long)pr->dims[0]);
         CU_ASSERT(np == pr->dims[0]);
         const float *wp = pr->data;
-        double worst_prop = 0;
+        double worst_prop = 0, worst_unmatched = 0;
         int unmatched = 0;
         for (int i = 0; i < (int)pr->dims[0] && i < np; i++) {
             double d = 0;
@@ -113,14 +113,15 @@ static void run_parity(int n_threads)
                 }
                 d = best;
             }
-            if (d > 1e-3)
+            if (d > 1e-3) {
                 unmatched++;
-            else
+                worst_unmatched = fmax(worst_unmatched, d);
+            } else
                 worst_prop = fmax(worst_prop, d);
         }
         if (unmatched)
-            fprintf(stderr, "case %d: %d of %lld proposals without a match within 1e-3 px\n", c, unmatched,
-                    (long long)pr->dims[0]);
+            fprintf(stderr, "case %d: %d of %lld proposals without a match within 1e-3 px (nearest %.3g px)\n", c,
+                    unmatched, (long long)pr->dims[0], worst_unmatched);
         CU_ASSERT(unmatched == 0);
         /* detections: same count and order; boxes 1e-2 px, scores 1e-4; masks IoU >= 0.99 */
         const cx_tensor_ref *bx = ref(rf, c, "boxes"), *sc = ref(rf, c, "scores"), *lb = ref(rf, c, "labels"),
