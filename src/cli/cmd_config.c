@@ -1,6 +1,6 @@
 /* `cxrseg check-config [--xsd SCHEMA] FILE`: loads the configuration exactly as the node and the
  * plugin do (cx_config_load) and prints "FILE: OK" with a short summary of what the node will do,
- * or every problem as "file:line: message" on stderr. Exit 0 valid, 4 invalid, 2 unreadable,
+ * (and any warnings on stderr), or every problem as "file:line: message" on stderr. Exit 0 valid, 4 invalid, 2 unreadable,
  * 1 usage, 6 out of memory. */
 #include "config.h"
 #include "cli.h"
@@ -135,6 +135,8 @@ int cx_cli_check_config(int argc, char **argv)
     if (st == CX_OK) {
         printf("%s: OK\n", file);
         print_summary(stdout, cfg);
+        for (size_t i = 0; i < cfg->warnings.count; i++)
+            fprintf(stderr, "%s\n", cfg->warnings.items[i]);
         cx_config_free(cfg);
     } else {
         for (size_t i = 0; i < errs->count; i++)

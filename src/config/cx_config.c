@@ -232,6 +232,22 @@ static void ld_err(ld *l, int line, const char *fmt, ...)
     l->nerr++;
 }
 
+static void ld_warn(ld *l, int line, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int strings_add(ld *l, cx_config_strings *s, const char *v);
+static void ld_warn(ld *l, int line, const char *fmt, ...)
+{
+    char msg[600];
+    int n = line > 0 ? snprintf(msg, sizeof msg, "%s:%d: warning: ", l->file, line)
+                     : snprintf(msg, sizeof msg, "%s: warning: ", l->file);
+    if (n < 0 || (size_t)n >= sizeof msg)
+        n = 0;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg + n, sizeof msg - (size_t)n, fmt, ap);
+    va_end(ap);
+    strings_add(l, &l->cfg->warnings, msg);
+}
+
 static void ld_nomem(ld *l)
 {
     if (!l->nomem)
@@ -1027,6 +1043,25 @@ static void check_rules(ld *l)
                 ld_err(l, line_at(l, "model"), "model/score-threshold: class '%s' is given twice",
                        cfg->model.thresholds[i].class_name);
 
+    /* Valid, but worth a second look. */
+    const cx_config_listener *li = &cfg->listener;
+    if (li->bind_address && !is_local_host(li->bind_address) && li->allowed_calling_ae_titles.count == 0 &&
+        li->allowed_hosts.count == 0)
+        ld_warn(l, line_at(l, "listener/bind-address"),
+                "listener: listening on %s with empty allowed-calling-ae-titles and allowed-hosts: any machine "
+                "that reaches port %d can send images", li->bind_address, li->port);
+    if (cfg->destinations.count == 0 && cfg->destinations.sender_count == 0)
+        ld_warn(l, line_at(l, "destinations"),
+                "destinations: none defined, the node makes results but sends them nowhere (fine for the "
+                "Orthanc plugin, which stores them in Orthanc)");
+    else if (cfg->destinations.sender_count == 0) {
+        int any = 0;
+        for (size_t i = 0; i < cfg->destinations.count; i++)
+            any |= cfg->destinations.items[i].send_results && cfg->destinations.items[i].outputs;
+        if (!any)
+            ld_warn(l, line_at(l, "destinations"), "destinations: no destination receives any result");
+    }
+
     default_model(l);
     if (cfg->model.file) {
         struct stat st;
@@ -1100,6 +1135,7 @@ void cx_config_free(cx_config *cfg)
     cx_free(cfg->logging.file);
     strings_free(&cfg->orthanc.forward_to_modalities);
     strings_free(&cfg->orthanc.forward_to_peers);
+    strings_free(&cfg->warnings);
     cx_free(cfg);
 }
 

@@ -190,6 +190,9 @@ typedef struct cx_config {
     cx_config_outputs outputs;
     cx_config_logging logging;
     cx_config_orthanc orthanc;
+    /* Valid but probably unintended settings, each "file:line: warning: message" (e.g. listening
+     * on the network with no allow-list). Programs log them at start-up; check-config prints them. */
+    cx_config_strings warnings;
 } cx_config;
 
 /* Loads and checks `path`. xsd_path NULL means: $CXRSEG_XSD, then CX_DATADIR/cxrseg.xsd, then

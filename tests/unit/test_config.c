@@ -213,6 +213,7 @@ static void test_shipped_conf(void)
         CU_ASSERT(d->line > 100); /* the line of <destination> in the file */
     }
     CU_ASSERT_STRING_EQUAL(c->path, p);
+    CU_ASSERT_EQUAL(c->warnings.count, 0);
     cx_config_free(c);
 
     /* In the source tree itself, once the shipped model is committed. */
@@ -236,6 +237,36 @@ static void test_minimal_conf_defaults(void)
         return;
     check_defaults(c);
     CU_ASSERT_EQUAL(c->destinations.count, 0);
+    /* Valid, but the node would send results nowhere: a warning on the root's line. */
+    CU_ASSERT_EQUAL(c->warnings.count, 1);
+    if (c->warnings.count == 1) {
+        char want[600];
+        snprintf(want, sizeof want, "%s:2: warning: destinations: none defined", p);
+        CU_ASSERT_NSTRING_EQUAL(c->warnings.items[0], want, strlen(want));
+    }
+    cx_config_free(c);
+}
+
+/* Listening on the network with no allow-list is valid but is said. */
+static void test_warnings(void)
+{
+    const char *p = scratch_conf("open.xml");
+    CU_ASSERT_FATAL(write_text(p,
+        "<cxrseg version=\"1\">\n"
+        "  <listener>\n"
+        "    <bind-address>0.0.0.0</bind-address>\n"
+        "  </listener>\n"
+        "  <destinations><destination name=\"p\"><ae-title>P</ae-title><host>h</host><port>104</port>\n"
+        "  </destination></destinations>\n"
+        "</cxrseg>\n") == 0);
+    cx_config *c = load_ok(p);
+    if (!c)
+        return;
+    CU_ASSERT_EQUAL(c->warnings.count, 1);
+    if (c->warnings.count == 1) {
+        CU_ASSERT_PTR_NOT_NULL(strstr(c->warnings.items[0], ":3: warning: listener: listening on 0.0.0.0"));
+        CU_ASSERT_PTR_NOT_NULL(strstr(c->warnings.items[0], "any machine that reaches port 11112"));
+    }
     cx_config_free(c);
 }
 
@@ -310,6 +341,7 @@ static void test_full_conf(void)
     CU_ASSERT_EQUAL(c->orthanc.enabled, 0);
     CU_ASSERT_EQUAL(c->orthanc.workers, 3);
     CU_ASSERT_STRING_EQUAL(c->orthanc.forward_to_peers.items[0], "site2");
+    CU_ASSERT_EQUAL(c->warnings.count, 0); /* 0.0.0.0, but with allow-lists */
     cx_config_free(c);
 }
 
@@ -675,6 +707,7 @@ static const cx_test_case cases[] = {
     {"shipped conf/cxrseg.xml validates, gives the defaults", test_shipped_conf},
     {"minimal conf gives the same defaults", test_minimal_conf_defaults},
     {"full conf: lists, items, references", test_full_conf},
+    {"warnings for valid but risky settings", test_warnings},
     {"conf/examples load", test_examples},
     {"broken configs give their file:line errors", test_broken_configs},
     {"I/O errors and XSD lookup", test_io_errors},
