@@ -357,7 +357,8 @@ static void roi_align_one(const float *feat, int C, int H, int W, float scale, c
                 float y = rsh + (float)ph * bh + (float)(iy + .5f) * bh / (float)G;
                 for (int ix = 0; ix < G; ix++, q++) {
                     float x = rsw + (float)pw * bw + (float)(ix + .5f) * bw / (float)G;
-                    if (y < -1.0f || y > (float)H || x < -1.0f || x > (float)W) {
+                    /* written so that a NaN coordinate also lands here (never an index) */
+                    if (!(y >= -1.0f && y <= (float)H && x >= -1.0f && x <= (float)W)) {
                         memset(pos[q], 0, sizeof pos[q]);
                         memset(wt[q], 0, sizeof wt[q]);
                         continue;

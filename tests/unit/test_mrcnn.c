@@ -211,6 +211,16 @@ static void test_model_info(void)
     }
     cx_detections_clear(&d);
     CU_ASSERT_EQUAL(d.count, 0);
+    /* NaN and huge pixels must not crash (NaN propagates, boxes are clipped, RoIAlign skips NaN) */
+    blank[5] = NAN;
+    blank[100] = 1e30f;
+    CU_ASSERT(cx_mrcnn_detect(s, blank, 64, 48, 640, 480, &d, &err) == CX_OK);
+    cx_detections_clear(&d);
+    /* extreme aspect ratio: resizes to zero width */
+    float *thin = calloc(4000, sizeof(float));
+    CU_ASSERT(cx_mrcnn_detect(s, thin, 4000, 1, 4000, 1, &d, &err) == CX_ERR_INVALID);
+    CU_ASSERT(strstr(err.msg, "resizes to 0") != NULL);
+    free(thin);
     free(blank);
     cx_mrcnn_free(s);
     cx_model_free(m);
