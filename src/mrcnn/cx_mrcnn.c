@@ -602,20 +602,24 @@ static cx_status backbone_fpn(cx_mrcnn *s, const float *x, int Hp, int Wp, cx_er
         ALLOCF(cl[l], (size_t)(m->width << l) * e * hs[l] * ws[l]);
     mark m1 = arena_mark(s);
     float *stem, *pool;
-    ALLOCF(stem, (size_t)m->width * h1 * w1);
-    TRY(conv(s, &m->conv1, x, 1, Hp, Wp, stem, NULL, 1, err));
     ALLOCF(pool, (size_t)m->width * hs[0] * ws[0]);
-    cx_maxpool2d(s->pool, stem, m->width, h1, w1, 3, 2, 1, pool, hs[0], ws[0]);
+    {
+        mark ms = arena_mark(s);   /* the stem output is the largest map: free it before layer1 */
+        ALLOCF(stem, (size_t)m->width * h1 * w1);
+        TRY(conv(s, &m->conv1, x, 1, Hp, Wp, stem, NULL, 1, err));
+        cx_maxpool2d(s->pool, stem, m->width, h1, w1, 3, 2, 1, pool, hs[0], ws[0]);
+        arena_release(s, ms);
+    }
     const float *in = pool;
     shape si = {m->width, hs[0], ws[0]};
     for (int l = 0; l < 4; l++) {
         mark ml = arena_mark(s);
         size_t outsz = (size_t)(m->width << l) * e * hs[l] * ws[l];
-        float *pp[2];
-        ALLOCF(pp[0], outsz);
-        ALLOCF(pp[1], outsz);
+        float *pp;
+        ALLOCF(pp, outsz);
         for (int b = 0; b < m->nblocks[l]; b++) {
-            float *o = (b == m->nblocks[l] - 1) ? cl[l] : pp[b & 1];
+            /* alternate between pp and the layer's output so the last block lands in cl[l] */
+            float *o = ((m->nblocks[l] - 1 - b) % 2 == 0) ? cl[l] : pp;
             shape so;
             TRY(run_block(s, &m->blocks[l][b], m->bottleneck, in, si, o, &so, err));
             in = o;
@@ -815,16 +819,23 @@ cx_status cx_mrcnn_detect(cx_mrcnn *s, const float *img, int h, int w, int out_h
         ALLOCF(dscore, m->arch.detections_per_img);
         ALLOCB(dlabel, (size_t)m->arch.detections_per_img * sizeof(int));
         mark mk = arena_mark(s);
+        /* RoIs go through RoIAlign and the two FC layers BOX_CHUNK at a time: the pooled features
+         * of 1000 proposals would otherwise be the largest buffer of the whole run. */
+        enum { BOX_CHUNK = 256 };
+        int ch = P < BOX_CHUNK ? P : BOX_CHUNK;
         ALLOCB(lv, (size_t)P * sizeof(int));
-        ALLOCF(feat, (size_t)P * C * 49);
-        map_levels(s->props, P, kmin, kmax, lv);
-        multiscale_roi_align(s, s->props, lv, P, 7, feat, (size_t)C * 49, 49);
-        ALLOCF(f6, (size_t)P * R);
-        ALLOCF(f7, (size_t)P * R);
+        ALLOCF(feat, (size_t)ch * C * 49);
+        ALLOCF(f6, (size_t)ch * R);
+        ALLOCF(f7, (size_t)ch * R);
         ALLOCF(pred, (size_t)P * 5 * K1);
-        cx_linear(feat, P, C * 49, m->fc6_w, m->fc6_b, R, f6, 1);
-        cx_linear(f6, P, R, m->fc7_w, m->fc7_b, R, f7, 1);
-        cx_linear(f7, P, R, m->pred_w, m->pred_b, 5 * K1, pred, 0);
+        map_levels(s->props, P, kmin, kmax, lv);
+        for (int p0 = 0; p0 < P; p0 += ch) {
+            int n = P - p0 < ch ? P - p0 : ch;
+            multiscale_roi_align(s, s->props + 4 * p0, lv + p0, n, 7, feat, (size_t)C * 49, 49);
+            cx_linear(feat, n, C * 49, m->fc6_w, m->fc6_b, R, f6, 1);
+            cx_linear(f6, n, R, m->fc7_w, m->fc7_b, R, f7, 1);
+            cx_linear(f7, n, R, m->pred_w, m->pred_b, 5 * K1, pred + (size_t)p0 * 5 * K1, 0);
+        }
         size_t ncand = (size_t)P * (K1 - 1);
         ALLOCF(cand_b, ncand * 4);
         ALLOCF(cand_s, ncand);
@@ -880,35 +891,46 @@ cx_status cx_mrcnn_detect(cx_mrcnn *s, const float *img, int h, int w, int out_h
         mark mk = arena_mark(s);
         int *lv;
         float *a, *b, *prob, *obox, *thr;
+        /* The mask head runs MASK_CHUNK detections at a time (channel-major [C][n][14][14] so each
+         * conv is one GEMM per chunk); 100 detections at once would need ~200 MB of activations. */
+        enum { MASK_CHUNK = 32 };
+        int ch = D < MASK_CHUNK ? D : MASK_CHUNK;
         ALLOCB(lv, (size_t)D * sizeof(int));
         size_t maxc = (size_t)C;
         for (int i = 0; i < m->n_mask_layers; i++)
             maxc = (size_t)m->mask_conv[i].cout > maxc ? (size_t)m->mask_conv[i].cout : maxc;
-        ALLOCF(a, maxc * D * 196);
-        ALLOCF(b, maxc * D * 196);
-        map_levels(dbox, D, kmin, kmax, lv);
-        multiscale_roi_align(s, dbox, lv, D, 14, a, 196, (size_t)D * 196);
-        for (int i = 0; i < m->n_mask_layers; i++) {
-            TRY(conv(s, &m->mask_conv[i], a, D, 14, 14, b, NULL, 1, err));
-            float *t = a;
-            a = b;
-            b = t;
-        }
-        float *up, *lg, *scr;
+        float *up, *lg, *scr, *abuf, *bbuf;
         int cin = m->n_mask_layers ? m->mask_conv[m->n_mask_layers - 1].cout : C;
-        ALLOCF(up, (size_t)m->mask_dim * D * 784);
-        ALLOCF(scr, (size_t)4 * m->mask_dim * D * 196);
-        cx_deconv2x2(s->pool, cin, m->mask_dim, m->deconv_w, m->deconv_b, a, D, 14, 14, up, 1, scr);
-        ALLOCF(lg, (size_t)K1 * D * 784);
-        TRY(conv(s, &m->mask_logits, up, D, 28, 28, lg, NULL, 0, err));
+        ALLOCF(abuf, maxc * ch * 196);
+        ALLOCF(bbuf, maxc * ch * 196);
+        ALLOCF(up, (size_t)m->mask_dim * ch * 784);
+        ALLOCF(scr, (size_t)4 * m->mask_dim * ch * 196);
+        ALLOCF(lg, (size_t)K1 * ch * 784);
         ALLOCF(prob, (size_t)D * 784);
+        map_levels(dbox, D, kmin, kmax, lv);
+        for (int d0 = 0; d0 < D; d0 += ch) {
+            int n = D - d0 < ch ? D - d0 : ch;
+            a = abuf;
+            b = bbuf;
+            multiscale_roi_align(s, dbox + 4 * d0, lv + d0, n, 14, a, 196, (size_t)n * 196);
+            for (int i = 0; i < m->n_mask_layers; i++) {
+                TRY(conv(s, &m->mask_conv[i], a, n, 14, 14, b, NULL, 1, err));
+                float *t = a;
+                a = b;
+                b = t;
+            }
+            cx_deconv2x2(s->pool, cin, m->mask_dim, m->deconv_w, m->deconv_b, a, n, 14, 14, up, 1, scr);
+            TRY(conv(s, &m->mask_logits, up, n, 28, 28, lg, NULL, 0, err));
+            for (int i = 0; i < n; i++) {   /* maskrcnn_inference: sigmoid of the label's channel */
+                const float *src = lg + ((size_t)dlabel[d0 + i] * n + i) * 784;
+                for (int q = 0; q < 784; q++)
+                    prob[(size_t)(d0 + i) * 784 + q] = cx_sigmoidf(src[q]);
+            }
+        }
         ALLOCF(obox, (size_t)D * 4);
         ALLOCF(thr, D);
         float rth = (float)out_h / (float)rh, rtw = (float)out_w / (float)rw;   /* transform.resize_boxes */
         for (int i = 0; i < D; i++) {
-            const float *src = lg + ((size_t)dlabel[i] * D + i) * 784;
-            for (int q = 0; q < 784; q++)
-                prob[(size_t)i * 784 + q] = cx_sigmoidf(src[q]);
             float *ob = obox + 4 * i;
             ob[0] = dbox[4 * i] * rtw;
             ob[1] = dbox[4 * i + 1] * rth;
