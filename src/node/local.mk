@@ -15,6 +15,6 @@ systemdunitdir = $(prefix)/lib/systemd/system
 dist_systemdunit_DATA = conf/cxrseg-node.service
 
 # Integration tests with real DCMTK peers on 127.0.0.1 (skip, exit 77, when a tool is missing).
-TESTS += tests/node_basic.sh
-EXTRA_DIST += tests/node_lib.sh tests/node_basic.sh \
+TESTS += tests/node_basic.sh tests/node_delivery.sh tests/node_kill9.sh tests/node_load.sh
+EXTRA_DIST += tests/node_lib.sh tests/node_basic.sh tests/node_delivery.sh tests/node_kill9.sh tests/node_load.sh \
 	docs/conformance.md docs/operations.md

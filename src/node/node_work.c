@@ -5,6 +5,8 @@
 #define _GNU_SOURCE
 #include "node.h"
 
+#include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -17,9 +19,42 @@ typedef struct worker_slot {
     double deadline_ms;   /* 0 when idle */
     volatile int cancel;
     char job[CX_SPOOL_ID_MAX];
+    char marker[CX_SPOOL_PATH_MAX]; /* crash marker of the running job */
+    volatile sig_atomic_t busy;      /* read by the crash handler */
 } worker_slot;
 
 static worker_slot *g_slots;
+static volatile sig_atomic_t g_nslots;
+
+/* A fatal signal while jobs run: leave a crash marker in each running job's folder, so start-up
+ * recovery counts the crash against those objects (and gives one up after repeated crashes), then
+ * die with the original signal. Only async-signal-safe calls here. */
+static void crash_handler(int sig)
+{
+    for (int i = 0; i < g_nslots; i++) {
+        if (g_slots[i].busy) {
+            int fd = open(g_slots[i].marker, O_WRONLY | O_CREAT | O_CLOEXEC, 0640);
+            if (fd >= 0) {
+                fsync(fd);
+                close(fd);
+            }
+        }
+    }
+    signal(sig, SIG_DFL);
+    raise(sig);
+}
+
+static void install_crash_handler(void)
+{
+    const int sigs[] = {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT};
+    for (size_t i = 0; i < sizeof sigs / sizeof *sigs; i++) {
+        struct sigaction sa;
+        memset(&sa, 0, sizeof sa);
+        sa.sa_handler = crash_handler;
+        sa.sa_flags = SA_RESETHAND;
+        sigaction(sigs[i], &sa, NULL);
+    }
+}
 static pthread_t g_watchdog;
 static volatile int g_watch_stop;
 
@@ -63,6 +98,8 @@ static void run_job(worker_slot *w, cx_spool_job *job)
     w->cancel = 0;
     w->deadline_ms = t0 + timeout * 1000.0;
     snprintf(w->job, sizeof w->job, "%s", job->id);
+    memcpy(w->marker, job->crash_marker, sizeof w->marker);
+    w->busy = 1;
     pthread_mutex_unlock(&w->mu);
 
     cx_node_outcome out;
@@ -74,6 +111,7 @@ static void run_job(worker_slot *w, cx_spool_job *job)
     pthread_mutex_lock(&w->mu);
     int cancelled = w->cancel;
     w->deadline_ms = 0;
+    w->busy = 0;
     pthread_mutex_unlock(&w->mu);
     if (st == CX_OK && (cancelled || ms > timeout * 1000.0))
         st = cx_error_set(&err, CX_ERR_TIMEOUT, "worker", "job took %.0f ms, over the job timeout of %d s", ms, timeout);
@@ -182,6 +220,10 @@ cx_status cx_node_workers_start(cx_node *node, int n, cx_error *err)
         g_slots[i].node = node;
         g_slots[i].index = i;
         pthread_mutex_init(&g_slots[i].mu, NULL);
+    }
+    g_nslots = n;
+    install_crash_handler();
+    for (int i = 0; i < n; i++) {
         if (pthread_create(&node->workers[i], NULL, worker_main, &g_slots[i]) != 0)
             return cx_error_set(err, CX_ERR_INTERNAL, "node", "cannot start worker %d", i + 1);
         node->n_workers++;
@@ -198,6 +240,7 @@ void cx_node_workers_join(cx_node *node)
         pthread_join(node->workers[i], NULL);
     g_watch_stop = 1;
     pthread_join(g_watchdog, NULL);
+    g_nslots = 0;
     for (int i = 0; i < node->n_workers; i++)
         pthread_mutex_destroy(&g_slots[i].mu);
     cx_free(g_slots);

@@ -478,19 +478,24 @@ static cx_status recover(cx_spool *s, cx_spool_recovery *rec, cx_error *err)
                 rec->broken++;
             continue;
         }
-        if (attempt >= MAX_ATTEMPTS) {
+        char marker[CX_SPOOL_PATH_MAX];
+        struct stat msb;
+        int crashed = path_of(marker, sizeof marker, s, "processing", v[i], "crashed") && stat(marker, &msb) == 0;
+        if (crashed && attempt >= MAX_ATTEMPTS) {
             char why[160];
-            snprintf(why, sizeof why, "recovery: processing was interrupted %u times (the object may crash the node)",
-                     attempt);
+            snprintf(why, sizeof why, "recovery: the node crashed %u times while processing this object", attempt);
+            unlink(marker);
             if (move_to_failed(s, "processing", v[i], why, &e2) == CX_OK)
                 rec->broken++;
             continue;
         }
+        if (crashed)
+            attempt++;
         /* Rewrite the metadata with the attempt count first (tmp + rename: never half written). */
         char tmpm[CX_SPOOL_PATH_MAX];
         if (!path_of(tmpm, sizeof tmpm, s, "processing", v[i], "job.meta.new"))
             continue;
-        if ((st = meta_write(tmpm, &m, attempt + 1, err)) != CX_OK) {
+        if ((st = meta_write(tmpm, &m, attempt, err)) != CX_OK) {
             free_list(v, n);
             return st;
         }
@@ -500,6 +505,8 @@ static cx_status recover(cx_spool *s, cx_spool_recovery *rec, cx_error *err)
         }
         if (path_of(b, sizeof b, s, "processing", v[i], "out"))
             rm_rf(b);
+        if (crashed)
+            unlink(marker);
         path_of(b, sizeof b, s, "processing", v[i], NULL);
         fsync_path(b, 1);
         path_of(a, sizeof a, s, "processing", v[i], NULL);
@@ -823,6 +830,7 @@ cx_status cx_spool_claim(cx_spool *s, int timeout_ms, cx_spool_job *job, cx_erro
                  path_of(mp, sizeof mp, s, "processing", id, "job.meta") &&
                  path_of(j.object_path, sizeof j.object_path, s, "processing", id, "object.dcm") &&
                  path_of(j.out_dir, sizeof j.out_dir, s, "processing", id, "out") &&
+                 path_of(j.crash_marker, sizeof j.crash_marker, s, "processing", id, "crashed") &&
                  path_of(pd, sizeof pd, s, "processing", NULL, NULL);
         cx_error e2;
         cx_status st = CX_ERR_IO;

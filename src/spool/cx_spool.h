@@ -81,11 +81,17 @@ typedef struct cx_spool_job {
     char id[CX_SPOOL_ID_MAX];
     char object_path[CX_SPOOL_PATH_MAX];  /* processing/<id>/object.dcm */
     char out_dir[CX_SPOOL_PATH_MAX];      /* processing/<id>/out: where results are written */
+    char crash_marker[CX_SPOOL_PATH_MAX]; /* processing/<id>/crashed: a crash handler creates it */
     cx_spool_meta meta;
-    unsigned attempt;                     /* 1 on first claim; +1 per start-up that re-queued it */
+    unsigned attempt;                     /* 1 on first claim; +1 each time the node crashed on it */
 } cx_spool_job;
 
 /* Waits up to timeout_ms for a queued job and claims it (incoming -> processing).
+ * Crash accounting: a process that dies on a signal while a job runs should create the job's
+ * crash_marker file (open(2) is async-signal-safe). Start-up recovery re-queues every interrupted
+ * job, but counts an attempt only when the marker exists, and gives a job up (failed/) after 3
+ * such crashes: an object that crashes the node is not retried for ever, while kill -9 or a power
+ * loss never fails a job.
  * CX_ERR_TIMEOUT when none arrived; CX_ERR_INVALID once cx_spool_shutdown was called. */
 cx_status cx_spool_claim(cx_spool *s, int timeout_ms, cx_spool_job *job, cx_error *err);
 /* Wakes every waiting cx_spool_claim (they return CX_ERR_INVALID). */

@@ -137,9 +137,12 @@ static void test_lifecycle(void)
     snprintf(r2, sizeof r2, "%s/sr.dcm", j.out_dir);
     write_bytes(r1, 300);
     write_bytes(r2, 200);
-    cx_spool_result res[2] = {{r1, "1.2.3.4.100"}, {r2, "1.2.3.4.200"}};
-    const char *dests[2] = {"pacs", "archive"};
-    CU_ASSERT_EQUAL(cx_spool_job_done(s, &j, res, 2, dests, 2, &err), CX_OK);
+    cx_spool_result res[2] = {{r1, "1.2.3.4.100", 1}, {r2, "1.2.3.4.200", 2}};
+    const char *dests[3] = {"pacs", "archive", "sronly"};
+    unsigned masks[3] = {3, 3, 2};
+    CU_ASSERT_EQUAL(cx_spool_job_done(s, &j, res, 2, dests, masks, 3, &err), CX_OK);
+    CU_ASSERT_EQUAL(count_dir("outbox/sronly"), 1);
+    CU_ASSERT(exists("%s/outbox/%s/%s", "sronly", "1.2.3.4.200.dcm"));
     CU_ASSERT_EQUAL(count_dir("processing"), 0);
     CU_ASSERT_EQUAL(count_dir("done"), 0); /* retention_done 0: removed */
     CU_ASSERT(exists("%s/outbox/%s/%s", "pacs", "1.2.3.4.100.dcm"));
@@ -194,7 +197,7 @@ static void test_redo_not_duplicated(void)
     char r1[CX_SPOOL_PATH_MAX + 20];
     snprintf(r1, sizeof r1, "%s/seg.dcm", j.out_dir);
     write_bytes(r1, 50);
-    cx_spool_result res = {r1, "1.2.9.1"};
+    cx_spool_result res = {r1, "1.2.9.1", 1};
     const char *d = "pacs";
     /* First attempt: results queued and delivered, but "crash" before the job left processing:
      * simulate by re-linking the outbox by hand. */
@@ -212,11 +215,11 @@ static void test_redo_not_duplicated(void)
     CU_ASSERT_EQUAL(rec.requeued, 1);
     CU_ASSERT_EQUAL(rec.queued, 1);
     CU_ASSERT_EQUAL_FATAL(cx_spool_claim(s, 100, &j, &err), CX_OK);
-    CU_ASSERT_EQUAL(j.attempt, 2);
+    CU_ASSERT_EQUAL(j.attempt, 1); /* interrupted, not crashed: no attempt counted */
     snprintf(r1, sizeof r1, "%s/seg.dcm", j.out_dir);
     write_bytes(r1, 50);
     res.path = r1;
-    CU_ASSERT_EQUAL(cx_spool_job_done(s, &j, &res, 1, &d, 1, &err), CX_OK);
+    CU_ASSERT_EQUAL(cx_spool_job_done(s, &j, &res, 1, &d, NULL, 1, &err), CX_OK);
     /* Already delivered: not queued again. */
     CU_ASSERT_EQUAL(count_dir("outbox/pacs"), 0);
     CU_ASSERT_EQUAL(count_dir("sent/pacs"), 1);
@@ -273,10 +276,11 @@ static void test_recovery_states(void)
     CU_ASSERT_EQUAL(count_dir("tmp"), 0);
     CU_ASSERT_EQUAL(count_dir("outbox/pacs"), 1);
     CU_ASSERT(exists("%s/failed/%s/%s", "j0000000000001-00001-0001", "reason.txt"));
-    /* FIFO order survives the restart: 1.5.1 was received (and claimed) first. */
+    /* FIFO order survives the restart: 1.5.1 was received (and claimed) first. A kill (no crash
+     * marker) does not count as an attempt. */
     CU_ASSERT_EQUAL_FATAL(cx_spool_claim(s, 100, &j, &err), CX_OK);
     CU_ASSERT_STRING_EQUAL(j.meta.sop_instance_uid, "1.5.1");
-    CU_ASSERT_EQUAL(j.attempt, 2);
+    CU_ASSERT_EQUAL(j.attempt, 1);
     struct stat sb;
     snprintf(part, sizeof part, "%s/half.dcm", j.out_dir);
     CU_ASSERT_NOT_EQUAL(stat(part, &sb), 0); /* partial output discarded */
@@ -285,16 +289,28 @@ static void test_recovery_states(void)
     CU_ASSERT_EQUAL(j.attempt, 1);
     cx_spool_free(s);
 
-    /* An object that keeps killing the node is given up after 3 attempts. */
-    s = open_spool(NULL, &rec); /* both back to incoming, attempts 3 and 2 */
-    CU_ASSERT_EQUAL(rec.requeued, 2);
-    CU_ASSERT_EQUAL_FATAL(cx_spool_claim(s, 100, &j, &err), CX_OK);
-    CU_ASSERT_EQUAL(j.attempt, 3);
-    CU_ASSERT_EQUAL_FATAL(cx_spool_claim(s, 100, &j, &err), CX_OK);
-    cx_spool_free(s);
+    /* An object that crashes the node (marker written by the crash handler) is given up after 3
+     * crashes; the other job, only killed, is re-queued each time without blame. */
     s = open_spool(NULL, &rec);
-    CU_ASSERT_EQUAL(rec.requeued, 1);
-    CU_ASSERT_EQUAL(rec.broken, 1);
+    CU_ASSERT_EQUAL(rec.requeued, 2);
+    for (int round = 1; round <= 3; round++) {
+        cx_spool_job a, b;
+        CU_ASSERT_EQUAL_FATAL(cx_spool_claim(s, 100, &a, &err), CX_OK);
+        CU_ASSERT_EQUAL_FATAL(cx_spool_claim(s, 100, &b, &err), CX_OK);
+        CU_ASSERT_EQUAL(b.attempt, 1);
+        cx_spool_job *bad = !strcmp(a.meta.sop_instance_uid, "1.5.1") ? &a : &b;
+        CU_ASSERT_EQUAL(bad->attempt, (unsigned)round);
+        FILE *mf = fopen(bad->crash_marker, "w");
+        CU_ASSERT_PTR_NOT_NULL_FATAL(mf);
+        fclose(mf);
+        cx_spool_free(s);
+        s = open_spool(NULL, &rec);
+        CU_ASSERT_EQUAL(rec.requeued, round < 3 ? 2u : 1u);
+        CU_ASSERT_EQUAL(rec.broken, round < 3 ? 0u : 1u);
+    }
+    CU_ASSERT_EQUAL_FATAL(cx_spool_claim(s, 100, &j, &err), CX_OK);
+    CU_ASSERT_STRING_EQUAL(j.meta.sop_instance_uid, "1.5.2");
+    CU_ASSERT_EQUAL(cx_spool_claim(s, 10, &j, &err), CX_ERR_TIMEOUT);
     cx_spool_free(s);
     rm_tree(g_root);
 }
@@ -381,7 +397,7 @@ static void test_fail_and_cleanup(void)
     fclose(f);
     CU_ASSERT_PTR_NOT_NULL(strstr(line, "truncated at byte 1234"));
     CU_ASSERT_EQUAL_FATAL(cx_spool_claim(s, 100, &j, &err), CX_OK);
-    CU_ASSERT_EQUAL(cx_spool_job_done(s, &j, NULL, 0, NULL, 0, &err), CX_OK);
+    CU_ASSERT_EQUAL(cx_spool_job_done(s, &j, NULL, 0, NULL, NULL, 0, &err), CX_OK);
     CU_ASSERT_EQUAL(count_dir("done"), 1);
     CU_ASSERT_EQUAL(cx_spool_cleanup(s), 0); /* nothing old enough */
     p.retention_done_s = 0;
