@@ -49,9 +49,17 @@ void cx_error_prefix(cx_error *err, const char *stage)
 {
     if (!err || !stage)
         return;
-    char tmp[CX_ERROR_MSG_MAX];
-    snprintf(tmp, sizeof tmp, "%s: %s", stage, err->msg);
-    memcpy(err->msg, tmp, sizeof tmp);
+    /* Shift the message right and write "stage: " in front; the tail is cut when it no longer fits. */
+    size_t ls = strlen(stage), lm = strlen(err->msg), cap = sizeof err->msg - 1;
+    size_t head = ls + 2 < cap ? ls + 2 : cap;
+    size_t keep = lm < cap - head ? lm : cap - head;
+    memmove(err->msg + head, err->msg, keep);
+    err->msg[head + keep] = '\0';
+    memcpy(err->msg, stage, head < ls ? head : ls);
+    if (head == ls + 2) {
+        err->msg[ls] = ':';
+        err->msg[ls + 1] = ' ';
+    }
 }
 
 void cx_error_clear(cx_error *err)
