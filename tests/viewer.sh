@@ -8,7 +8,9 @@
 # downloads in $CX_CACHE (default ~/.cache/cxrseg-viewer). Exit 77 (skip) only when something
 # cannot be had; every skip and failure says why. Screenshots: $CX_BUILDDIR/tests/viewer/artifacts.
 # Environment: CX_VIEWER_RESULTS=DIR uses the DICOM files in DIR instead of running
-# `cxrseg segment` (for debugging the harness); CX_VIEWER_KEEP=1 keeps the work directory.
+# `cxrseg segment` (for debugging the harness); CX_VIEWER_KEEP=1 keeps the work directory;
+# CX_VIEWER_REQUIRE_LUNGS=yes|no overrides whether the SEG must have lung segments;
+# CX_VIEWER_TIMEOUT (seconds, default 120) bounds each wait in the browser.
 set -u
 
 srcdir=${CX_SRCDIR:-$(cd "$(dirname "$0")/.." && pwd)}
@@ -46,6 +48,13 @@ if [ -z "${CX_VIEWER_RESULTS:-}" ]; then
     done
     [ -n "$model" ] || skip "no model file (*.cxm) in models/ or tests/data/"
 fi
+# The fixtures in tests/data are untrained (random weights): they find no lungs, so the lung
+# check is only required of a real model.
+case $model in
+    "$srcdir"/tests/data/*) require_lungs=no ;;
+    *) require_lungs=yes ;;
+esac
+require_lungs=${CX_VIEWER_REQUIRE_LUNGS:-$require_lungs}
 
 # ---- tools: Chromium, Node.js, npm packages, OHIF ---------------------------------------------
 apt_install() {
@@ -201,7 +210,7 @@ esac
 say "driving OHIF at http://127.0.0.1:$port (setup took $(elapsed) s)"
 NODE_PATH=$npm_dir/node_modules node "$viewer/drive.js" --base "http://127.0.0.1:$port" \
     --study "$study" --out "$art" --labels "$labels" --chromium "$chromium" \
-    --timeout "${CX_VIEWER_TIMEOUT:-120}"
+    --timeout "${CX_VIEWER_TIMEOUT:-120}" --require-lungs "$require_lungs"
 status=$?
 cp "$work/orthanc/orthanc.out" "$art/orthanc.out" 2>/dev/null
 say "screenshots in $art; total $(elapsed) s"
