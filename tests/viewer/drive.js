@@ -185,8 +185,19 @@ function srState() {
       });
     }
   }
-  const svgText = [...document.querySelectorAll('[data-cy=viewport-pane] svg text')]
-    .map(t => t.textContent.trim()).filter(Boolean);
+  const pane = document.querySelector('[data-cy=viewport-pane]');
+  const box = pane ? pane.getBoundingClientRect() : null;
+  const texts = [...document.querySelectorAll('[data-cy=viewport-pane] svg text')]
+    .filter(t => t.textContent.trim());
+  const svgText = texts.map(t => t.textContent.trim());
+  // Text OHIF placed inside the visible viewport (a label next to a finding at the image border
+  // may be drawn outside it).
+  const visibleText = texts.filter(t => {
+    const r = t.getBoundingClientRect();
+    const cx = r.left + r.width / 2;
+    const cy = r.top + r.height / 2;
+    return box && cx >= box.left && cx <= box.right && cy >= box.top && cy <= box.bottom;
+  }).map(t => t.textContent.trim());
   const tracked = window.services.measurementService.getMeasurements().map(m => ({
     label: m.label, displayText: m.displayText,
   }));
@@ -202,6 +213,7 @@ function srState() {
     srDisplaySets: ds.length,
     rehydratable: ds.map(d => d.isRehydratable),
     measurements, svgText, areaOnScreen, tracked,
+    areaVisible: visibleText.filter(t => /area/i.test(t) && /mm(2|²)/.test(t)),
   };
 }
 
@@ -365,7 +377,8 @@ async function main() {
     result.sr = sr;
     check('SR measurements parsed by OHIF', sr.measurements.length > 0,
       sr.measurements.map(m => `${m.trackingId} [${m.labels.join('; ')}]`).join(' | '));
-    check('SR area text shown on the image', sr.areaOnScreen.length > 0, sr.areaOnScreen.join(' | '));
+    check('SR area text drawn on the image', sr.areaOnScreen.length > 0,
+      `${sr.areaOnScreen.length} area labels, ${sr.areaVisible.length} inside the visible viewport: ${sr.areaOnScreen.join(' | ')}`);
     const withArea = sr.measurements.filter(m => m.labels.some(l => /area/i.test(l) && /mm(2|²)/.test(l)));
     check('every SR finding with a contour carries its area', withArea.length > 0 &&
       sr.measurements.filter(m => m.graphicType).every(m => withArea.includes(m) ||
@@ -383,7 +396,16 @@ async function main() {
   } catch (e) {
     // Name what the page complained about: "SEG loaded: not reached" alone does not say why.
     const seen = [...new Set(problems)].slice(-6);
-    check('viewer session', false, e.message + (seen.length ? `\n  the page reported:\n    ${seen.join('\n    ')}` : ''));
+    let why = seen.length ? `\n  the page reported:\n    ${seen.join('\n    ')}` : '';
+    // A known pair of limits, spelled out because the page's words do not name the cause.
+    const odd = problems.map(p => /calculated length (\d+) does not match the actual length (\d+)/.exec(p)).find(Boolean);
+    if (odd && Number(odd[2]) === Number(odd[1]) + 1) {
+      why += `\n  cause: the SEG's bit-packed Pixel Data is ${odd[1]} bytes, an odd count that DICOM pads to ` +
+        `${odd[2]}. OHIF 3.13.2 (dcmjs readUncompressedBitFrame) refuses the pad byte when it fetches the ` +
+        'whole instance, and its per-frame fallback fails because Orthanc 1.10.1 (DICOMweb 1.7) answers ' +
+        '400 for 1-bit frames that do not end on a byte boundary. Such a SEG does not load in this viewer.';
+    }
+    check('viewer session', false, e.message + why);
   } finally {
     result.timings.total = (Date.now() - t0) / 1000;
     fs.writeFileSync(path.join(args.out, 'result.json'), JSON.stringify(result, null, 1));
