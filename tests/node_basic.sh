@@ -67,14 +67,19 @@ storescu -xw -aet PACS -aec CXRSEG 127.0.0.1 "$P" "$CR" > "$T/s1.log" 2>&1 || fa
 grep -q "received $uid" "$T/node.log" || fail "reception of $uid not logged"
 wait_until 120 'grep -q "processed $uid\|failed $uid" "$T/node.log"' || fail "$uid not processed"
 grep -q "failed $uid" "$T/node.log" && fail "the real chest CR failed: $(grep "failed $uid" "$T/node.log")"
-if grep "processed $uid" "$T/node.log" | grep -q "segmentation step not linked"; then
-    echo "NOTE: pipeline segment step not linked in this build: no SEG/SR expected yet"
-else
-    wait_until 60 '[ "$(count_files "$T/recv")" -ge 2 ]' || fail "results did not arrive at the destination"
-    ls "$T/recv" | grep -q "^SEG\." || fail "no SEG received: $(ls "$T/recv")"
-    ls "$T/recv" | grep -q "^SR\." || fail "no SR received: $(ls "$T/recv")"
-    ok "SEG and SR of the chest CR received by the destination"
+wait_until 60 '[ "$(count_files "$T/recv")" -ge 2 ]' || fail "results did not arrive at the destination"
+seg=$(ls "$T/recv" | grep "^SG\." | head -n 1); sr=$(ls "$T/recv" | grep "^SR" | head -n 1)
+[ -n "$seg" ] || fail "no SEG received: $(ls "$T/recv")"
+[ -n "$sr" ] || fail "no SR received: $(ls "$T/recv")"
+dcmdump "$T/recv/$seg" | grep -q "\[$uid\].*ReferencedSOPInstanceUID" || fail "the SEG does not reference the source $uid"
+if command -v dciodvfy >/dev/null 2>&1; then
+    for f in "$seg" "$sr"; do
+        dciodvfy -new "$T/recv/$f" > "$T/vfy.txt" 2>&1
+        grep -q "^Error" "$T/vfy.txt" && fail "dciodvfy errors in $f: $(grep '^Error' "$T/vfy.txt" | head -n 3)"
+    done
+    ok "dciodvfy: no errors in the received SEG and SR"
 fi
+ok "SEG ($seg) and SR ($sr) of the chest CR received by the destination"
 ok "chest CR $uid received, queued and processed: $(grep -o "processed $uid in [0-9]* ms" "$T/node.log")"
 
 # The extremity CR: acknowledged (storescu succeeds) and skipped with the rule in the log.

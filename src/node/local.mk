@@ -6,9 +6,10 @@ cxrseg_node_SOURCES = src/node/node.h src/node/node_main.c src/node/node_config.
 	src/node/node_status.c
 nodist_EXTRA_cxrseg_node_SOURCES = dummy.cxx
 cxrseg_node_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/src/node -I$(top_srcdir)/src/spool \
-	-I$(top_srcdir)/src/config -I$(top_srcdir)/dicom $(XML_CFLAGS)
-cxrseg_node_LDADD = src/spool/libcxspool.la src/config/libcxconfig.la dicom/libcxdicom.la \
-	src/base/libcxbase.la $(XML_LIBS) -lpthread -lm
+	-I$(top_srcdir)/src/config -I$(top_srcdir)/dicom -I$(top_srcdir)/src/pipeline \
+	-I$(top_srcdir)/src/mrcnn -I$(top_srcdir)/src/image $(XML_CFLAGS)
+cxrseg_node_LDADD = src/pipeline/libcxpipeline.la src/spool/libcxspool.la src/config/libcxconfig.la \
+	src/image/libcximage.la dicom/libcxdicom.la src/base/libcxbase.la $(XML_LIBS) -lpthread -lm
 
 # The systemd unit (runs as the unprivileged user "cxrseg").
 systemdunitdir = $(prefix)/lib/systemd/system

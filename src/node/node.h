@@ -13,6 +13,7 @@
 
 #include "cx_base.h"
 #include "cx_config.h"
+#include "cx_mrcnn.h"
 #include "cx_spool.h"
 #include "cxdicom.h"
 
@@ -70,6 +71,8 @@ struct cx_node {
     struct cx_node_sender *senders;
     size_t n_senders;
     int relay_test_mode;         /* CXRSEG_NODE_TEST_RELAY=1: see node_process.c */
+    cx_model *model;             /* one immutable model shared by every worker (NULL in relay mode
+                                  * when the file is not a model) */
 };
 
 /* node_config.c: destinations of the current configuration (return-to-sender ones named
@@ -90,9 +93,10 @@ extern const cxd_listener_callbacks cx_node_ingest_callbacks_template;
 cx_status cx_node_workers_start(cx_node *node, int n, cx_error *err);
 void cx_node_workers_join(cx_node *node);
 
-/* node_process.c: THE processing step (source file -> result files). */
-cx_status cx_node_process(cx_node *node, const cx_spool_job *job, const volatile int *cancel, cx_node_outcome *out,
-                          cx_error *err);
+/* node_process.c: THE processing step (source file -> result files). engine is the worker's own
+ * state over node->model (NULL in relay test mode). */
+cx_status cx_node_process(cx_node *node, cx_mrcnn *engine, const cx_spool_job *job, const volatile int *cancel,
+                          cx_node_outcome *out, cx_error *err);
 
 /* node_send.c */
 cx_status cx_node_senders_sync(cx_node *node, cx_error *err); /* start threads for new destinations */

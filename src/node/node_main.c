@@ -69,6 +69,9 @@ static void reload(cx_node *node, const char *path)
         return;
     }
     cx_config *old = node->cfg;
+    if (strcmp(n->model.file ? n->model.file : "", old->model.file ? old->model.file : "") != 0)
+        cx_log(CX_LOG_WARN, "config", NULL, "the model file changes only at restart (still using %s)",
+               old->model.file ? old->model.file : "?");
     if (strcmp(n->listener.ae_title, old->listener.ae_title) != 0 || n->listener.port != old->listener.port ||
         strcmp(n->listener.bind_address ? n->listener.bind_address : "", old->listener.bind_address ? old->listener.bind_address : "") != 0 ||
         strcmp(n->spool.directory, old->spool.directory) != 0)
@@ -165,6 +168,19 @@ int main(int argc, char **argv)
     if (node.relay_test_mode)
         cx_log(CX_LOG_WARN, "node", NULL, "CXRSEG_NODE_TEST_RELAY=1: transport-test copies are sent instead of results");
 
+    /* One immutable model for all workers; each worker makes its own engine state over it. */
+    if (cx_model_load(cfg->model.file, &node.model, &err) != CX_OK) {
+        if (!node.relay_test_mode) {
+            cx_log(CX_LOG_ERROR, "model", NULL, "%s", err.msg);
+            return CX_NODE_EXIT_CONFIG;
+        }
+        cx_log(CX_LOG_WARN, "model", NULL, "%s (ignored in relay test mode)", err.msg);
+        node.model = NULL;
+    } else {
+        cx_log(CX_LOG_INFO, "model", NULL, "%s %s (sha256 %.12s...) from %s", cx_model_name(node.model),
+               cx_model_version(node.model), cx_model_sha256(node.model), cx_model_path(node.model));
+    }
+
     cx_spool_params sp = cx_node_spool_params(cfg);
     cx_spool_recovery rec;
     if (cx_spool_open(&sp, &node.spool, &rec, &err) != CX_OK) {
@@ -227,6 +243,7 @@ int main(int argc, char **argv)
     cx_node_senders_join(&node);
     cxd_listener_free(node.listener);
     cx_spool_free(node.spool);
+    cx_model_free(node.model);
     cx_log(CX_LOG_INFO, "node", NULL, "stopped");
     cx_node_log_close();
     pthread_rwlock_wrlock(&node.cfg_lock);

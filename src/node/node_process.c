@@ -1,17 +1,19 @@
 /* node_process.c: THE processing step of a worker: one spooled source file in, result files out.
+ * It is one call into the pipeline (src/pipeline/segment.h: cx_segment_file: render -> engine ->
+ * findings -> SEG/SR/GSPS/SC writers) with parameters taken from the current configuration; the
+ * written files and their SOP Instance UIDs become the job's results.
  *
- * INTEGRATION POINT. The pipeline's segment function (src/pipeline/segment*.c: source DICOM ->
- * render -> engine -> SEG/SR/GSPS/SC writers) replaces the body of cx_node_process below. Until it
- * is linked, the step only decodes the source (so corrupt objects fail with their reason, and the
- * log reports what was received) and produces NO results: it never pretends to have findings.
- *
- * CXRSEG_NODE_TEST_RELAY=1 (tests only) adds a transport-test copy of the source (new derived
- * UIDs, Series Description "CXRSEG TRANSPORT TEST (not a result)") as the one "result", so the
- * delivery guarantees (retry, exactly once, kill -9) can be tested without a model. */
+ * CXRSEG_NODE_TEST_RELAY=1 (tests only) replaces the pipeline by a decode of the source plus a
+ * transport-test copy (new derived UIDs, Series Description "CXRSEG TRANSPORT TEST (not a
+ * result)") as the one "result", so the delivery guarantees (retry, exactly once, kill -9, load)
+ * are tested quickly and without a model. It is never a finding. */
 #include "node.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+
+#include "segment.h"
 
 static cx_status from_cxd(const cxd_error *de, cxd_status s, cx_error *err)
 {
@@ -24,11 +26,8 @@ static cx_status from_cxd(const cxd_error *de, cxd_status s, cx_error *err)
     return cx_error_set(err, code, "source", "%s", de->msg);
 }
 
-cx_status cx_node_process(cx_node *node, const cx_spool_job *job, const volatile int *cancel, cx_node_outcome *out,
-                          cx_error *err)
+static cx_status relay(const cx_spool_job *job, cx_node_outcome *o, cx_error *err)
 {
-    cx_node_outcome o;
-    memset(&o, 0, sizeof o);
     cxd_error de = {0};
     cxd_file *f = NULL;
     cxd_status ds = cxd_file_open(job->object_path, &f, &de);
@@ -36,38 +35,137 @@ cx_status cx_node_process(cx_node *node, const cx_spool_job *job, const volatile
         return from_cxd(&de, ds, err);
     cxd_info info;
     memset(&info, 0, sizeof info);
-    ds = cxd_file_info(f, &info, &de);
-    if (ds != CXD_OK) {
-        cxd_file_free(f);
-        return from_cxd(&de, ds, err);
-    }
     cxd_pixels px;
     memset(&px, 0, sizeof px);
-    ds = cxd_file_decode(f, &px, &de);
-    if (ds != CXD_OK) {
-        cxd_info_clear(&info);
-        cxd_file_free(f);
-        return from_cxd(&de, ds, err);
-    }
-    snprintf(o.summary, sizeof o.summary, "decoded %dx%d %s (%s); segmentation step not linked in this build: "
-             "no results", px.columns, px.rows, info.photometric, info.transfer_syntax_name);
+    ds = cxd_file_info(f, &info, &de);
+    if (ds == CXD_OK)
+        ds = cxd_file_decode(f, &px, &de);
     cxd_pixels_clear(&px);
     cxd_info_clear(&info);
     cxd_file_free(f);
+    if (ds != CXD_OK)
+        return from_cxd(&de, ds, err);
+    cx_node_result *r = &o->results[0];
+    if (snprintf(r->path, sizeof r->path, "%s/transport-test.dcm", job->out_dir) >= (int)sizeof r->path)
+        return cx_error_set(err, CX_ERR_INVALID, "process", "output path too long");
+    ds = cxd_transport_test_copy(job->object_path, r->path, r->sop_instance_uid, sizeof r->sop_instance_uid, &de);
+    if (ds != CXD_OK)
+        return from_cxd(&de, ds, err);
+    r->kind = CX_OUTPUT_SEG;
+    o->n = 1;
+    snprintf(o->summary, sizeof o->summary, "transport test copy %s (not a result)", r->sop_instance_uid);
+    return CX_OK;
+}
+
+/* Segment parameters from the configuration (called with the configuration read-locked). The
+ * threshold arrays are cx_malloc'ed into *names / *scores. */
+static cx_status params_from_config(const cx_config *cfg, cx_segment_params *p, const char ***names, double **scores,
+                                    cx_error *err)
+{
+    cx_segment_default_params(p);
+    const cx_config_outputs *o = &cfg->outputs;
+    snprintf(p->write.uid_root, sizeof p->write.uid_root, "%s", o->uid_root ? o->uid_root : "2.25");
+    const cx_config_series *ser[4] = {&o->seg, &o->sr, &o->gsps, &o->sc};
+    p->write.outputs = 0;
+    for (int k = 0; k < 4; k++) {
+        if (ser[k]->enabled)
+            p->write.outputs |= 1 << k;
+        p->write.series_numbers[k] = ser[k]->series_number;
+        if (ser[k]->series_description)
+            snprintf(p->write.series_descriptions[k], sizeof p->write.series_descriptions[k], "%s",
+                     ser[k]->series_description);
+    }
+    p->write.seg_without_findings = o->seg_when_nothing_found;
+    if (o->manufacturer)
+        snprintf(p->write.manufacturer, sizeof p->write.manufacturer, "%s", o->manufacturer);
+    snprintf(p->write.software_version, sizeof p->write.software_version, "cxrseg-node");
+    *names = NULL;
+    *scores = NULL;
+    size_t n = cfg->model.threshold_count;
+    if (n) {
+        *names = cx_calloc(n, sizeof **names);
+        *scores = cx_calloc(n, sizeof **scores);
+        if (!*names || !*scores) {
+            cx_free(*names);
+            cx_free(*scores);
+            return cx_error_set(err, CX_ERR_NOMEM, "process", "out of memory for %zu thresholds", n);
+        }
+        for (size_t i = 0; i < n; i++) {
+            (*names)[i] = cfg->model.thresholds[i].class_name;
+            (*scores)[i] = cfg->model.thresholds[i].score;
+        }
+        p->n_thresholds = n;
+        p->threshold_names = *names;
+        p->threshold_scores = *scores;
+    }
+    return CX_OK;
+}
+
+static void add_result(cx_node_outcome *o, const char *path, const char *uid, unsigned kind)
+{
+    if (o->n >= CX_NODE_MAX_RESULTS || !path[0] || !uid[0])
+        return;
+    cx_node_result *r = &o->results[o->n++];
+    snprintf(r->path, sizeof r->path, "%s", path);
+    snprintf(r->sop_instance_uid, sizeof r->sop_instance_uid, "%.64s", uid);
+    r->kind = kind;
+}
+
+cx_status cx_node_process(cx_node *node, cx_mrcnn *engine, const cx_spool_job *job, const volatile int *cancel,
+                          cx_node_outcome *out, cx_error *err)
+{
+    cx_node_outcome o;
+    memset(&o, 0, sizeof o);
+    if (node->relay_test_mode) {
+        cx_status st = relay(job, &o, err);
+        if (st == CX_OK)
+            *out = o;
+        return st;
+    }
+    if (!node->model || !engine)
+        return cx_error_set(err, CX_ERR_MODEL, "process", "no model loaded");
+
+    cx_segment_params p;
+    const char **names = NULL;
+    double *scores = NULL;
+    /* The configuration may be swapped by SIGHUP while the job runs: the strings the parameters
+     * point to are copied into p.write; the threshold names stay valid because the lock is held
+     * until segmentation returns. */
+    pthread_rwlock_rdlock(&node->cfg_lock);
+    cx_status st = params_from_config(node->cfg, &p, &names, &scores, err);
+    cx_segment_result r;
+    memset(&r, 0, sizeof r);
+    if (st == CX_OK)
+        st = cx_segment_file(node->model, engine, job->object_path, job->out_dir, &p, &r, err);
+    pthread_rwlock_unlock(&node->cfg_lock);
+    cx_free(names);
+    cx_free(scores);
+    if (st != CX_OK)
+        return st;
     if (cancel && *cancel)
         return cx_error_set(err, CX_ERR_TIMEOUT, "process", "cancelled");
 
-    if (node->relay_test_mode) {
-        cx_node_result *r = &o.results[0];
-        if (snprintf(r->path, sizeof r->path, "%s/transport-test.dcm", job->out_dir) >= (int)sizeof r->path)
-            return cx_error_set(err, CX_ERR_INVALID, "process", "output path too long");
-        ds = cxd_transport_test_copy(job->object_path, r->path, r->sop_instance_uid, sizeof r->sop_instance_uid, &de);
-        if (ds != CXD_OK)
-            return from_cxd(&de, ds, err);
-        r->kind = CX_OUTPUT_SEG;
-        o.n = 1;
-        snprintf(o.summary, sizeof o.summary, "transport test copy %s (not a result)", r->sop_instance_uid);
-    }
+    const cxd_write_result *w = &r.written;
+    if (w->written & CXD_OUT_SEG)
+        add_result(&o, w->seg_path, w->seg_sop_uid, CX_OUTPUT_SEG);
+    if (w->written & CXD_OUT_SR)
+        add_result(&o, w->sr_path, w->sr_sop_uid, CX_OUTPUT_SR);
+    if (w->written & CXD_OUT_GSPS)
+        add_result(&o, w->gsps_path, w->gsps_sop_uid, CX_OUTPUT_GSPS);
+    if (w->written & CXD_OUT_SC)
+        add_result(&o, w->sc_path, w->sc_sop_uid, CX_OUTPUT_SC);
+
+    char shares[96] = "";
+    if (r.lung_share_pct[0] >= 0 || r.lung_share_pct[1] >= 0)
+        snprintf(shares, sizeof shares, ", lung affected right %.1f%% left %.1f%%", r.lung_share_pct[0],
+                 r.lung_share_pct[1]);
+    char area[64] = "";
+    if (r.finding_area_mm2 >= 0 && r.n_findings)
+        snprintf(area, sizeof area, ", %.0f mm2", r.finding_area_mm2);
+    snprintf(o.summary, sizeof o.summary,
+             "%d findings (max score %.2f)%s%s, %d lungs, GGO %s; render %.0f ms, engine %.0f ms, write %.0f ms",
+             r.n_findings, r.max_finding_score, area, shares, r.n_lungs, w->finding_present ? "present" : "absent",
+             r.ms_render, r.ms_infer, r.ms_write);
     *out = o;
     return CX_OK;
 }

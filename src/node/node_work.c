@@ -87,7 +87,7 @@ static cx_status job_dests(cx_node *node, const cx_spool_job *job, cx_node_dest 
     return CX_OK;
 }
 
-static void run_job(worker_slot *w, cx_spool_job *job)
+static void run_job(worker_slot *w, cx_mrcnn *engine, cx_spool_job *job)
 {
     cx_node *node = w->node;
     int timeout = job_timeout_s(node);
@@ -105,7 +105,7 @@ static void run_job(worker_slot *w, cx_spool_job *job)
     cx_node_outcome out;
     memset(&out, 0, sizeof out);
     cx_error err = {0};
-    cx_status st = cx_node_process(node, job, &w->cancel, &out, &err);
+    cx_status st = cx_node_process(node, engine, job, &w->cancel, &out, &err);
     double ms = cx_now_ms() - t0;
 
     pthread_mutex_lock(&w->mu);
@@ -175,6 +175,19 @@ static void *worker_main(void *arg)
 {
     worker_slot *w = arg;
     cx_node *node = w->node;
+    /* Each worker owns its engine state (scratch memory) over the one shared model. */
+    cx_mrcnn *engine = NULL;
+    if (node->model) {
+        pthread_rwlock_rdlock(&node->cfg_lock);
+        int threads = node->cfg->workers.threads_per_worker;
+        pthread_rwlock_unlock(&node->cfg_lock);
+        cx_error err = {0};
+        if (cx_mrcnn_new(node->model, threads > 0 ? threads : 1, &engine, &err) != CX_OK) {
+            cx_log(CX_LOG_ERROR, "worker", NULL, "worker %d cannot create its engine state: %s; it stays idle",
+                   w->index + 1, err.msg);
+            return NULL;
+        }
+    }
     while (!node->stopping) {
         cx_spool_job job;
         cx_error err = {0};
@@ -183,8 +196,9 @@ static void *worker_main(void *arg)
             continue;
         if (st != CX_OK)
             break;
-        run_job(w, &job);
+        run_job(w, engine, &job);
     }
+    cx_mrcnn_free(engine);
     return NULL;
 }
 
