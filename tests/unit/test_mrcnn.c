@@ -226,7 +226,57 @@ static void test_model_info(void)
     cx_model_free(m);
 }
 
+/* After a warm-up run at a size, a run at that size (or smaller) allocates only its results: the
+ * detections array and one box-local mask per detection (the arena is not touched). Also every
+ * allocation failing in turn during detect must give CX_ERR_NOMEM and an empty list, never a crash. */
+static void test_no_allocation_after_warmup(void)
+{
+    paths();
+    if (getenv("CX_PARITY_MODEL"))
+        return;
+    cx_error err = {0};
+    cx_model *m = NULL;
+    cx_mfile *rf = NULL;
+    cx_mrcnn *s = NULL;
+    CU_ASSERT_FATAL(cx_model_load(model_path, &m, &err) == CX_OK);
+    CU_ASSERT_FATAL(cx_mfile_open(refs_path, &rf, &err) == CX_OK);
+    CU_ASSERT_FATAL(cx_mrcnn_new(m, 2, &s, &err) == CX_OK);
+    const cx_tensor_ref *img = ref(rf, 2, "image");
+    CU_ASSERT_FATAL(img != NULL);
+    int h = (int)img->dims[0], w = (int)img->dims[1];
+    cx_detections d = {0};
+    CU_ASSERT_FATAL(cx_mrcnn_detect(s, img->data, h, w, h, w, &d, &err) == CX_OK);
+    CU_ASSERT_FATAL(cx_mrcnn_detect(s, img->data, h, w, h, w, &d, &err) == CX_OK);
+    cx_alloc_reset();
+    CU_ASSERT_FATAL(cx_mrcnn_detect(s, img->data, h, w, h, w, &d, &err) == CX_OK);
+    unsigned long n = cx_alloc_count();
+    unsigned long want = d.count ? 1 : 0;
+    for (int i = 0; i < d.count; i++)
+        want += d.items[i].mask != NULL;
+    if (n != want)
+        fprintf(stderr, "\n    %lu allocations in a warm run, expected %lu (results only)\n", n, want);
+    CU_ASSERT(n == want);
+    int ok_runs = 0;
+    for (unsigned long k = 1; k <= want + 2; k++) {
+        cx_alloc_fail_at(k, 1);
+        cx_status st = cx_mrcnn_detect(s, img->data, h, w, h, w, &d, &err);
+        cx_alloc_reset();
+        if (st == CX_OK) {
+            ok_runs++;
+        } else {
+            CU_ASSERT(st == CX_ERR_NOMEM);
+            CU_ASSERT(d.count == 0 && d.items == NULL);
+        }
+    }
+    CU_ASSERT(ok_runs <= 2);
+    cx_detections_clear(&d);
+    cx_mrcnn_free(s);
+    cx_mfile_free(rf);
+    cx_model_free(m);
+}
+
 static const cx_test_case cases[] = {
+    {"no allocation after warm-up but the results; allocation failures", test_no_allocation_after_warmup},
     {"model metadata getters and detect arguments", test_model_info},
     {"parity with torchvision, 1 thread", test_parity_1thread},
     {"parity with torchvision, 2 threads", test_parity_2threads},
