@@ -184,6 +184,7 @@ def main():
         arch = json.loads(a.arch)
         sizes = [int(s) for s in a.sizes.split(",")]
         cases = [(shape_image(s, s, 11 + s), (s, s)) for s in sizes]
+        torch.manual_seed(1)
         model = cxr_arch.build_model(arch).eval()
         randomize(model, [c[0] for c in cases], 1)
         export.export(model.state_dict(), arch, export.default_classes(cxr_arch.full_arch(arch)["num_classes"] - 1),
