@@ -11,9 +11,13 @@ cxrseg_node_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/src/node -I$(top_srcdir)/s
 cxrseg_node_LDADD = src/pipeline/libcxpipeline.la src/spool/libcxspool.la src/config/libcxconfig.la \
 	src/image/libcximage.la dicom/libcxdicom.la src/base/libcxbase.la $(XML_LIBS) -lpthread -lm
 
-# The systemd unit (runs as the unprivileged user "cxrseg").
+# The systemd unit (runs as the unprivileged user "cxrseg"), with the installed paths filled in.
 systemdunitdir = $(prefix)/lib/systemd/system
-dist_systemdunit_DATA = conf/cxrseg-node.service
+systemdunit_DATA = cxrseg-node.service
+cxrseg-node.service: $(top_srcdir)/conf/cxrseg-node.service.in Makefile
+	sed -e 's|@bindir[@]|$(bindir)|g' -e 's|@sysconfdir[@]|$(sysconfdir)|g' $(top_srcdir)/conf/cxrseg-node.service.in > $@
+CLEANFILES += cxrseg-node.service
+EXTRA_DIST += conf/cxrseg-node.service.in bench/node.sh
 
 # Integration tests with real DCMTK peers on 127.0.0.1 (skip, exit 77, when a tool is missing).
 TESTS += tests/node_basic.sh tests/node_delivery.sh tests/node_kill9.sh tests/node_load.sh
