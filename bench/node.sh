@@ -48,17 +48,29 @@ make_copies 1 "$T/warm"
 storescu -xw -aet PACS -aec CXRSEG 127.0.0.1 "$P" "$T/warm/cr1.dcm" >/dev/null 2>&1
 wu=$(sop_uid "$T/warm/cr1.dcm")
 wait_until 300 'grep -q "processed $wu" "$T/node.log"' || fail "warm-up image not processed"
+# Phase 1, isolated latency: K images one at a time, each after the previous one's results arrived
+# (the latency a radiologist sees when the node is not behind).
+K=${K:-10}
+make_copies "$K" "$T/iso"
+for f in "$T"/iso/*.dcm; do
+    before=$(grep -c "sent .* to pacs" "$T/node.log")
+    storescu -xw -aet PACS -aec CXRSEG 127.0.0.1 "$P" "$f" >/dev/null 2>&1 || fail "storescu (isolated)"
+    wait_until 300 '[ "$(grep -c "sent .* to pacs" "$T/node.log")" -ge $((before + 2)) ]' || fail "isolated image not delivered"
+done
+iso_uids=$(for f in "$T"/iso/*.dcm; do sop_uid "$f"; done | tr '\n' ' ')
 sleep 1
+# Phase 2, batch: all N at once (throughput, ingest rate while the workers are busy).
 t2=$(date +%s.%N)
 storescu -xw -aet PACS -aec CXRSEG 127.0.0.1 "$P" "$T"/in/*.dcm > "$T/node-send.log" 2>&1 || fail "storescu to the node"
 t3=$(date +%s.%N)
-wait_until $((N * 30 + 60)) '[ "$(grep -c "sent .* to pacs" "$T/node.log")" -ge $((2 * N + 2)) ]' ||
+wait_until $((N * 30 + 60)) '[ "$(grep -c "sent .* to pacs" "$T/node.log")" -ge $((2 * N + 2 * K + 2)) ]' ||
     fail "only $(grep -c "sent .* to pacs" "$T/node.log") results delivered"
 rss=$(grep VmHWM "/proc/$NODE_PID/status" | awk '{print $2}')
 
-/usr/bin/python3 - "$T/node.log" "$wu" "$N" "$t0" "$t1" "$t2" "$t3" "$bytes" "$rss" <<'EOF'
+/usr/bin/python3 - "$T/node.log" "$wu" "$N" "$t0" "$t1" "$t2" "$t3" "$bytes" "$rss" "$iso_uids" <<'EOF'
 import re, sys, datetime
-log, warm, n, t0, t1, t2, t3, nbytes, rss = sys.argv[1:]
+log, warm, n, t0, t1, t2, t3, nbytes, rss, iso = sys.argv[1:]
+iso = set(iso.split())
 n = int(n)
 def ts(line):
     return datetime.datetime.strptime(line[:23], "%Y-%m-%dT%H:%M:%S.%f").timestamp()
@@ -72,19 +84,21 @@ for line in open(log):
         engine.append(int(m.group(3)))
     m = re.search(r"sent (\S+) to pacs", line)
     if m: sent[m.group(1)] = ts(line)
-lat = []
+lat, ilat = [], []
 for src, t in recv.items():
     if src == warm or src not in res_of: continue
     ends = [sent[u] for u in res_of[src] if u in sent]
-    if len(ends) == len(res_of[src]): lat.append(max(ends) - t)
-lat.sort()
-def pct(p): return lat[min(len(lat) - 1, int(round(p / 100.0 * (len(lat) - 1))))]
-first = min(t for s, t in recv.items() if s != warm)
-last = max(sent[u] for s in res_of if s != warm for u in res_of[s] if u in sent)
+    if len(ends) == len(res_of[src]):
+        (ilat if src in iso else lat).append(max(ends) - t)
+lat.sort(); ilat.sort()
+def pct(v, p): return v[min(len(v) - 1, int(round(p / 100.0 * (len(v) - 1))))]
+batch = [s for s in recv if s != warm and s not in iso]
+first = min(recv[s] for s in batch)
+last = max(sent[u] for s in batch if s in res_of for u in res_of[s] if u in sent)
 plain = n / (float(t1) - float(t0)); node = n / (float(t3) - float(t2))
 engine.sort()
-print("bench: images measured       %d of %d" % (len(lat), n))
-print("bench: latency end of C-STORE -> results at destination: p50 %.2f s, p95 %.2f s, max %.2f s" % (pct(50), pct(95), lat[-1]))
+print("bench: isolated latency (%d images one at a time), end of C-STORE -> SEG+SR confirmed by the destination: p50 %.2f s, p95 %.2f s" % (len(ilat), pct(ilat, 50), pct(ilat, 95)))
+print("bench: batch of %d at once: latency incl. queueing p50 %.1f s, p95 %.1f s (%d measured)" % (n, pct(lat, 50), pct(lat, 95), len(lat)))
 print("bench: engine time per image p50 %d ms" % engine[len(engine) // 2])
 print("bench: throughput            %.0f images/hour (%.1f s for %d images)" % (n / (last - first) * 3600, last - first, n))
 print("bench: ingest                node %.1f images/s (%.1f MB/s), plain storescp %.1f images/s, ratio %.2f" % (node, int(nbytes) / (float(t3) - float(t2)) / 1e6, plain, node / plain))

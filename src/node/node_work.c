@@ -7,6 +7,8 @@
 
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -175,6 +177,11 @@ static void *worker_main(void *arg)
 {
     worker_slot *w = arg;
     cx_node *node = w->node;
+    /* Workers run at a lower priority than the association threads, so that receiving (and
+     * acknowledging) images stays fast while every core is busy with inference. Linux applies
+     * nice values per thread. */
+    if (setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), 5) != 0)
+        cx_log(CX_LOG_DEBUG, "worker", NULL, "cannot lower the priority of worker %d", w->index + 1);
     /* Each worker owns its engine state (scratch memory) over the one shared model. */
     cx_mrcnn *engine = NULL;
     if (node->model) {
