@@ -315,15 +315,74 @@ cx_status cx_grey_voi(const cx_image *modality, const cx_voi_params *p, cx_image
     return CX_OK;
 }
 
+/* Stored values are integers of at most 16 bits in practice, so the whole chain can be evaluated
+ * once per distinct value and applied as a table: 3.6 M window evaluations on a chest CR become
+ * ~32 k. The table entries are computed by the very same per-pixel code on a 1-pixel image, so
+ * the result is bit-identical to cx_grey_modality + cx_grey_voi (the unit tests check that). */
+#define RENDER_TABLE_MAX CX_IMAGE_MAX_SIDE /* the table is built as a 1-row image */
+
 cx_status cx_grey_render(const int32_t *stored, int width, int height, const cx_modality_params *m,
                          const cx_voi_params *v, cx_image **out, cx_error *err)
 {
-    cx_image *mod;
-    cx_status s = cx_grey_modality(stored, width, height, m, &mod, err);
-    if (s != CX_OK)
+    if (!stored || !m || !v || !out)
+        return cx_error_set(err, CX_ERR_INVALID, STAGE, "render: NULL argument");
+    if (width <= 0 || height <= 0 || width > CX_IMAGE_MAX_SIDE || height > CX_IMAGE_MAX_SIDE)
+        return cx_error_set(err, CX_ERR_INVALID, STAGE, "render: image size %dx%d outside 1..%d", width, height,
+                            CX_IMAGE_MAX_SIDE);
+    size_t n = (size_t)width * (size_t)height;
+    int32_t mn = INT32_MAX, mx = INT32_MIN;
+    for (size_t i = 0; i < n; i++) {
+        mn = stored[i] < mn ? stored[i] : mn;
+        mx = stored[i] > mx ? stored[i] : mx;
+    }
+    int64_t range = (int64_t)mx - (int64_t)mn + 1;
+    cx_image *mod = NULL, *res = NULL, *tin = NULL, *tout = NULL;
+    cx_status s;
+    if (range > RENDER_TABLE_MAX || (size_t)range * 4 > n) { /* a table would not pay off */
+        if ((s = cx_grey_modality(stored, width, height, m, &mod, err)) == CX_OK)
+            s = cx_grey_voi(mod, v, out, err);
+        cx_image_free(mod);
         return s;
-    s = cx_grey_voi(mod, v, out, err);
+    }
+    cx_voi_params tv = *v;
+    if (v->kind == CX_VOI_AUTO) { /* the window needs the whole image; then it is a plain window */
+        if ((s = cx_grey_modality(stored, width, height, m, &mod, err)) != CX_OK)
+            goto done;
+        s = cx_grey_auto_window(mod, v->auto_method, v->auto_low_pct, v->auto_high_pct, &tv.center, &tv.width,
+                                err);
+        if (s != CX_OK)
+            goto done;
+        tv.kind = CX_VOI_WINDOW;
+        tv.function = CX_VOI_LINEAR_EXACT;
+        res = mod; /* reuse its buffer for the output */
+        mod = NULL;
+    } else if ((s = cx_image_new(width, height, &res, err)) != CX_OK) {
+        goto done;
+    }
+    /* table input: the modality value of every stored value mn..mx, by the per-pixel code */
+    int32_t *vals = cx_malloc((size_t)range * sizeof *vals);
+    if (!vals) {
+        s = cx_error_set(err, CX_ERR_NOMEM, STAGE, "render: no memory for a %lld-entry table", (long long)range);
+        goto done;
+    }
+    for (int64_t k = 0; k < range; k++)
+        vals[k] = (int32_t)(mn + k);
+    s = cx_grey_modality(vals, (int)range, 1, m, &tin, err);
+    cx_free(vals);
+    if (s != CX_OK)
+        goto done;
+    if ((s = cx_grey_voi(tin, &tv, &tout, err)) != CX_OK)
+        goto done;
+    const float *t = tout->data;
+    for (size_t i = 0; i < n; i++)
+        res->data[i] = t[stored[i] - mn];
+    *out = res;
+    res = NULL;
+done:
     cx_image_free(mod);
+    cx_image_free(res);
+    cx_image_free(tin);
+    cx_image_free(tout);
     return s;
 }
 

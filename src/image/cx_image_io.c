@@ -62,8 +62,13 @@ static cx_status write_png_rows(const char *path, int width, int height, int col
     png_init_io(png, fp);
     png_set_IHDR(png, info, (png_uint_32)width, (png_uint_32)height, bits, color_type, PNG_INTERLACE_NONE,
                  PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
-    /* speed over size: level 6 costs several times more on a 2k x 2k radiograph for ~5% */
-    png_set_compression_level(png, 3);
+    /* libpng's defaults (adaptive filter choice, zlib level 6) spent ~1e9 instructions on a
+     * 1841x1955 radiograph. One fixed UP filter (rows of an X-ray are highly correlated) with zlib's
+     * run-length strategy took 0.4e9 and gave a smaller file (1.26 MB against 1.4-1.9 MB for the
+     * other filter/level pairs measured). */
+    png_set_filter(png, PNG_FILTER_TYPE_BASE, PNG_FILTER_UP);
+    png_set_compression_strategy(png, 3 /* Z_RLE */);
+    png_set_compression_level(png, 1);
     png_write_info(png, info);
     if (bits == 16)
         png_set_swap(png); /* our samples are host (little-endian) order; PNG is big-endian */

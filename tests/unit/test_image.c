@@ -281,6 +281,57 @@ static void test_auto_window_float(void)
     cx_image_free(img);
 }
 
+/* cx_grey_render's table path must give exactly what modality + VOI give pixel by pixel */
+static void test_render_table_identical(void)
+{
+    enum { W = 200, H = 100 };
+    static int32_t st[W * H];
+    unsigned r = 777;
+    for (int i = 0; i < W * H; i++) {
+        r = r * 1103515245u + 12345u;
+        st[i] = (int32_t)((r >> 16) % 4096) - 2048; /* signed 12-bit */
+    }
+    static uint16_t mlut[4096], vlut[1000];
+    for (int i = 0; i < 4096; i++)
+        mlut[i] = (uint16_t)((i * 37) % 4000);
+    for (int i = 0; i < 1000; i++)
+        vlut[i] = (uint16_t)(i * 65);
+    cx_modality_params mods[3] = {
+        {.kind = CX_MODALITY_IDENTITY},
+        {.kind = CX_MODALITY_RESCALE, .slope = 0.7, .intercept = -100.25},
+        {.kind = CX_MODALITY_LUT, .lut = {.entries = 4096, .first_mapped = -2048, .bits = 12, .data = mlut}},
+    };
+    int compared = 0;
+    for (int mi = 0; mi < 3; mi++)
+        for (int k = 0; k < 7; k++) {
+            cx_voi_params v = cx_voi_default_params();
+            v.invert = k & 1;
+            switch (k) {
+            case 0: v.kind = CX_VOI_WINDOW; v.function = CX_VOI_LINEAR; v.center = 100; v.width = 900; break;
+            case 1: v.kind = CX_VOI_WINDOW; v.function = CX_VOI_LINEAR_EXACT; v.center = -10.5; v.width = 0.5; break;
+            case 2: v.kind = CX_VOI_WINDOW; v.function = CX_VOI_SIGMOID; v.center = 300; v.width = 1200; break;
+            case 3: v.kind = CX_VOI_LUT; v.lut = (cx_grey_lut){.entries = 1000, .first_mapped = -500, .bits = 16, .data = vlut}; break;
+            case 4: v.kind = CX_VOI_AUTO; break;
+            case 5: v.kind = CX_VOI_AUTO; v.auto_method = CX_AUTO_MINMAX; break;
+            case 6: v.kind = CX_VOI_NONE; v.range_min = -2048; v.range_max = 4000; break;
+            }
+            cx_image *a = NULL, *mod = NULL, *b = NULL;
+            cx_error e = {0};
+            CU_ASSERT_EQUAL_FATAL(cx_grey_render(st, W, H, &mods[mi], &v, &a, &e), CX_OK);
+            CU_ASSERT_EQUAL_FATAL(cx_grey_modality(st, W, H, &mods[mi], &mod, &e), CX_OK);
+            CU_ASSERT_EQUAL_FATAL(cx_grey_voi(mod, &v, &b, &e), CX_OK);
+            int same = memcmp(a->data, b->data, sizeof(float) * W * H) == 0;
+            CU_ASSERT(same);
+            if (!same)
+                fprintf(stderr, "table path differs: modality %d, voi case %d\n", mi, k);
+            compared++;
+            cx_image_free(a);
+            cx_image_free(mod);
+            cx_image_free(b);
+        }
+    CU_ASSERT_EQUAL(compared, 21);
+}
+
 /* ---- resize ---- */
 
 static double mean_of(const cx_image *img)
@@ -567,12 +618,8 @@ static void test_broken_files(void)
 
 /* ---- injected allocation failures: every allocation of render + resize + PNG write ---- */
 
-static void test_alloc_failures(void)
+static void alloc_failures_on(const int32_t *st, int w, int h)
 {
-    enum { W = 40, H = 30 };
-    static int32_t st[W * H];
-    for (int i = 0; i < W * H; i++)
-        st[i] = i % 4096;
     cx_modality_params m = {.kind = CX_MODALITY_RESCALE, .slope = 1, .intercept = 0};
     cx_voi_params v = cx_voi_default_params();
     const char *p = tmp_path("alloc.png");
@@ -581,7 +628,7 @@ static void test_alloc_failures(void)
         cx_error e = {0};
         cx_image *a = NULL, *b = NULL;
         cx_alloc_fail_at((unsigned long)n, 0);
-        cx_status s = cx_grey_render(st, W, H, &m, &v, &a, &e);
+        cx_status s = cx_grey_render(st, w, h, &m, &v, &a, &e);
         if (s == CX_OK)
             s = cx_image_resize_area(a, 17, 13, &b, &e);
         if (s == CX_OK)
@@ -602,6 +649,17 @@ static void test_alloc_failures(void)
     CU_ASSERT(n < 200);
 }
 
+static void test_alloc_failures(void)
+{
+    static int32_t st[64 * 64];
+    for (int i = 0; i < 40 * 30; i++) /* 1200 distinct values in 1200 pixels: per-pixel path */
+        st[i] = i % 4096;
+    alloc_failures_on(st, 40, 30);
+    for (int i = 0; i < 64 * 64; i++) /* 512 distinct values in 4096 pixels: table path */
+        st[i] = i % 512;
+    alloc_failures_on(st, 64, 64);
+}
+
 static const cx_test_case cases[] = {
     {"linear", test_linear},
     {"linear width 1", test_linear_width1},
@@ -613,6 +671,7 @@ static const cx_test_case cases[] = {
     {"8-bit rounding", test_u8_rounding},
     {"auto window", test_auto_window},
     {"auto window float", test_auto_window_float},
+    {"render table path identical", test_render_table_identical},
     {"resize constant", test_resize_constant},
     {"resize mean and exact", test_resize_mean_and_exact},
     {"fit size", test_fit_size},
