@@ -88,6 +88,14 @@ storescu -xv -aet PACS -aec CXRSEG 127.0.0.1 "$P" "$EXTREMITY" > "$T/s2.log" 2>&
 grep "skipped $euid" "$T/node.log" | grep -q "body part 'EXTREMITY'" || fail "skip rule not logged"
 ok "extremity CR acknowledged and skipped: $(grep -o "skipped $euid.*" "$T/node.log" | cut -c1-160)"
 
+# A lateral view: acknowledged and skipped by the view-position rule.
+cp "$CR" "$T/lateral.dcm"
+dcmodify -nb -gin -i "(0018,5101)=LL" "$T/lateral.dcm" >/dev/null 2>&1
+luid=$(sop_uid "$T/lateral.dcm")
+storescu -xw -aet PACS -aec CXRSEG 127.0.0.1 "$P" "$T/lateral.dcm" > "$T/s5.log" 2>&1 || fail "lateral CR not acknowledged"
+grep "skipped $luid" "$T/node.log" | grep -q "view position 'LL'" || fail "lateral skip rule not logged: $(grep "$luid" "$T/node.log")"
+ok "lateral view acknowledged and skipped: $(grep -o "skipped $luid.*" "$T/node.log" | sed 's/.*: //')"
+
 # A corrupt object (Bits Stored 20 > Bits Allocated 16): acknowledged, then failed with the
 # reason; the node keeps serving.
 cp "$CR" "$T/corrupt.dcm"
