@@ -5,6 +5,7 @@
 
 #include <dcmtk/dcmfg/fgderimg.h>
 #include <dcmtk/dcmfg/fgfracon.h>
+#include <dcmtk/dcmfg/fgpixmsr.h>
 #include <dcmtk/dcmfg/fgplanor.h>
 #include <dcmtk/dcmfg/fgplanpo.h>
 #include <dcmtk/dcmiod/iodreferences.h>
@@ -61,6 +62,15 @@ void write_seg(Context &ctx, const std::string &path, std::string &sop_uid, int 
     if (!orient)
         fail(CXD_ERR_WRITE, "seg", "cannot create the plane orientation group");
     check(seg->addForAllFrames(*orient), "seg", "shared PlaneOrientationSequence");
+    // Shared Pixel Measures: OHIF 3.13.2 destructures it unguarded (the viewer test showed
+    // "Cannot destructure property 'SpacingBetweenSlices' of 'PixelMeasures'"). The spacing is
+    // the one the viewer uses for the source (PixelSpacing, else ImagerPixelSpacing), else 1\1,
+    // which is what viewers assume for an image without spacing, so the overlay stays aligned.
+    FGPixelMeasures measures;
+    std::string ps = s.has_spacing ? fmt_ds(s.spacing[0], 6) + "\\" + fmt_ds(s.spacing[1], 6) : "1\\1";
+    check(measures.setPixelSpacing(ps.c_str()), "seg", "PixelSpacing " + ps);
+    check(measures.setSliceThickness("1"), "seg", "SliceThickness");
+    check(seg->addForAllFrames(measures), "seg", "shared PixelMeasuresSequence");
 
     // Derivation reference per frame (Weasis and older OHIF read it only there).
     OFVector<ImageSOPInstanceReferenceMacro> srcref(1);

@@ -570,6 +570,9 @@ static void test_real_cr(void)
     CU_ASSERT_EQUAL(count(sd, "PlaneOrientationSequence"), 1u);      /* shared */
     CU_ASSERT_EQUAL(count(sd, "[1\\0\\0\\0\\1\\0]"), 1u);
     CU_ASSERT_EQUAL(count(sd, "FrameAnatomySequence"), 0u);
+    /* Shared Pixel Measures (OHIF needs it): no usable spacing in RG1, so 1\1 as viewers assume. */
+    CU_ASSERT_EQUAL(count(sd, "PixelMeasuresSequence"), 1u);
+    CU_ASSERT(sd.find("(0028,0030) DS [1\\1]") != std::string::npos);
     CU_ASSERT_EQUAL(count(sd, "SegmentedPropertyTypeModifierCodeSequence"), 2u); /* the lungs' sides */
 
     std::string d = dsrdump(r.sr_path);
@@ -618,6 +621,9 @@ static void test_spacing_areas(void)
     cxd_error e;
     CU_ASSERT_EQUAL_FATAL(write_for(src, fs, o, tmpdir("sp"), &r, &e), CXD_OK);
     CU_ASSERT_STRING_EQUAL(r.spacing_used, "PixelSpacing");
+    CU_ASSERT(run("dcmdump +P 5200,9229 '" + std::string(r.seg_path) + "'").size() > 0);
+    CU_ASSERT(run("dcmdump '" + std::string(r.seg_path) + "'").find("(0028,0030) DS [0.500000\\0.250000]") !=
+              std::string::npos); /* the SEG's Pixel Measures carry the source spacing */
     check_dciodvfy(r.seg_path);
     check_dciodvfy(r.sr_path);
     std::string d = dsrdump(r.sr_path);
