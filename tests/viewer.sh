@@ -10,7 +10,8 @@
 # Environment: CX_VIEWER_RESULTS=DIR uses the DICOM files in DIR instead of running
 # `cxrseg segment` (for debugging the harness); CX_VIEWER_KEEP=1 keeps the work directory;
 # CX_VIEWER_REQUIRE_LUNGS=yes|no overrides whether the SEG must have lung segments;
-# CX_VIEWER_TIMEOUT (seconds, default 120) bounds each wait in the browser.
+# CX_VIEWER_TIMEOUT (seconds, default 120) bounds each wait in the browser; CX_VIEWER_MODEL=FILE
+# picks the model (default: models/*.cxm, else tests/data's untrained fixture).
 set -u
 
 srcdir=${CX_SRCDIR:-$(cd "$(dirname "$0")/.." && pwd)}
@@ -42,8 +43,8 @@ if [ -z "${CX_VIEWER_RESULTS:-}" ]; then
     if ! "$cxrseg" segment --help >"$builddir/viewer-segment-help.txt" 2>&1; then
         skip "\`cxrseg segment\` is not available in this build: $(head -n 1 "$builddir/viewer-segment-help.txt")"
     fi
-    # The trained model if there is one, else the smallest model the tests ship.
-    for m in "$srcdir"/models/*.cxm "$builddir"/models/*.cxm "$srcdir"/tests/data/*model*.cxm; do
+    # CX_VIEWER_MODEL, else the trained model if there is one, else the test fixture model.
+    for m in ${CX_VIEWER_MODEL:-} "$srcdir"/models/*.cxm "$builddir"/models/*.cxm "$srcdir"/tests/data/*model*.cxm; do
         if [ -f "$m" ]; then model=$m; break; fi
     done
     [ -n "$model" ] || skip "no model file (*.cxm) in models/ or tests/data/"

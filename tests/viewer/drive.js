@@ -287,6 +287,21 @@ async function main() {
   });
   const timeoutMs = args.timeout * 1000;
   const problems = []; // the page's own errors and warnings, to explain a failed step
+  // Names what the page complained about: "SEG loaded: not reached" alone does not say why.
+  const explain = () => {
+    const seen = [...new Set(problems)].slice(-6);
+    let why = seen.length ? `\n  the page reported:\n    ${seen.join('\n    ')}` : '';
+    // A known pair of limits, spelled out because the page's words do not name the cause.
+    const odd = problems.map(p => /calculated length (\d+) does not match the actual length (\d+)/.exec(p)).find(Boolean);
+    if (odd && Number(odd[2]) === Number(odd[1]) + 1) {
+      why += `\n  cause: the SEG's bit-packed Pixel Data is ${odd[1]} bytes, an odd count that DICOM pads to ` +
+        `${odd[2]}. OHIF 3.13.2 (dcmjs readUncompressedBitFrame) refuses the pad byte when it fetches the ` +
+        'whole instance, and its per-frame fallback fails because Orthanc 1.10.1 (DICOMweb 1.7) answers ' +
+        '400 for 1-bit frames that do not end on a byte boundary. Such a SEG does not load in this viewer.';
+    }
+    problems.length = 0;
+    return why;
+  };
   try {
     const page = await browser.newPage();
     const pageErrors = [];
@@ -309,68 +324,79 @@ async function main() {
     check('radiograph painted in the viewport', painted.ok, `${(painted.litFraction * 100).toFixed(1)}% of the canvas lit`);
 
     // 2. The SEG loads: its segments are in OHIF's state and listed in the segmentation panel.
-    //    The panel is opened first: opening it later resizes the viewport, and a re-render of a
-    //    large radiograph with its labelmap costs tens of seconds in SwiftShader on a busy machine.
-    if (!(await page.$('[data-cy=panelSegmentation-btn]'))) throw new Error('no segmentation panel button');
-    await page.click('[data-cy=panelSegmentation-btn]');
-    await doubleClickSeries(page, 'SEG');
-    const segState = await waitInPage(page, 'SEG loaded', segmentationState, null, timeoutMs);
-    result.timings.segLoaded = (Date.now() - t0) / 1000;
-    result.segmentation = segState;
-    const segmentation = segState.segmentations[0];
-    const gotLabels = segmentation.segments.map(s => s.label);
-    const missing = args.labels.filter(l => !gotLabels.includes(l));
-    check('SEG segments loaded with the expected labels', missing.length === 0,
-      missing.length ? `missing ${JSON.stringify(missing)}, OHIF has ${JSON.stringify(gotLabels)}` : gotLabels.join(', '));
+    //    A failure here is reported and the SR is still checked, on a freshly loaded page.
+    let segFailed = false;
+    try {
+      // The panel is opened first: opening it later resizes the viewport, and a re-render of a
+      // large radiograph with its labelmap costs tens of seconds in SwiftShader on a busy machine.
+      if (!(await page.$('[data-cy=panelSegmentation-btn]'))) throw new Error('no segmentation panel button');
+      await page.click('[data-cy=panelSegmentation-btn]');
+      await doubleClickSeries(page, 'SEG');
+      const segState = await waitInPage(page, 'SEG loaded', segmentationState, null, timeoutMs);
+      result.timings.segLoaded = (Date.now() - t0) / 1000;
+      result.segmentation = segState;
+      const segmentation = segState.segmentations[0];
+      const gotLabels = segmentation.segments.map(s => s.label);
+      const missing = args.labels.filter(l => !gotLabels.includes(l));
+      check('SEG segments loaded with the expected labels', missing.length === 0,
+        missing.length ? `missing ${JSON.stringify(missing)}, OHIF has ${JSON.stringify(gotLabels)}` : gotLabels.join(', '));
 
-    const listed = await waitInPage(page, 'segment labels listed in the panel', labels => {
-      const rows = [...document.querySelectorAll('[data-cy=data-row-title]')].map(e => e.textContent.trim());
-      return { ok: labels.every(l => rows.includes(l)), rows };
-    }, args.labels, timeoutMs);
-    check('segment labels listed in the segmentation panel', listed.ok, listed.rows.join(', '));
-    await sleep(1500); // let the labelmap actor render before sampling
-    await page.screenshot({ path: path.join(args.out, '02-seg.png') });
+      const listed = await waitInPage(page, 'segment labels listed in the panel', labels => {
+        const rows = [...document.querySelectorAll('[data-cy=data-row-title]')].map(e => e.textContent.trim());
+        return { ok: labels.every(l => rows.includes(l)), rows };
+      }, args.labels, timeoutMs);
+      check('segment labels listed in the segmentation panel', listed.ok, listed.rows.join(', '));
+      await sleep(1500); // let the labelmap actor render before sampling
+      await page.screenshot({ path: path.join(args.out, '02-seg.png') });
 
-    // 3. The overlay is on screen over the lungs: canvas colours at labelmap sample points with
-    //    the segments shown, then hidden, must differ inside the lungs and not outside.
-    const lungIdx = segmentation.segments.filter(s => /lung/i.test(s.label)).map(s => s.index);
-    const sampleArg = { segmentationId: segmentation.id, step: 8, maxPerClass: 4000 };
-    const on = await page.evaluate(labelmapSamples, sampleArg);
-    if (!on.ok) throw new Error(`labelmap sampling: ${on.why}`);
-    const vpId = segState.viewportId;
-    const allIdx = segmentation.segments.map(s => s.index);
-    const setVisible = (visible) => page.evaluate((vp, id, idx, v) => {
-      for (const i of idx) window.services.segmentationService.setSegmentVisibility(vp, id, i, v);
-    }, vpId, segmentation.id, allIdx, visible);
-    await setVisible(false);
-    await sleep(1500);
-    const off = await page.evaluate(labelmapSamples, sampleArg);
-    await page.screenshot({ path: path.join(args.out, '03-seg-hidden.png') });
-    await setVisible(true);
-    const cmp = compareSamples(on, off, allIdx);
-    result.overlay = { labelCounts: on.counts, compare: cmp, labelmapSize: [on.width, on.height], layers: on.layers, displayScale: on.scale, borderMargin: on.r };
-    const total = Object.values(on.counts).reduce((a, b) => a + b, 0);
-    // Every segment must be visible where the SEG puts it; the lungs are named in the message
-    // because the model may find none (the untrained test model does not).
-    if (args['require-lungs'] === 'yes' || lungIdx.length) {
-      check('SEG has lung segments', lungIdx.length > 0,
-        lungIdx.length ? `segments ${JSON.stringify(lungIdx)}` : 'none: the model found no lungs on this image');
-    } else {
-      process.stdout.write('NOTE: the SEG has no lung segment (untrained test model): checking every segment instead\n');
+      // 3. The overlay is on screen over the lungs: canvas colours at labelmap sample points with
+      //    the segments shown, then hidden, must differ inside the lungs and not outside.
+      const lungIdx = segmentation.segments.filter(s => /lung/i.test(s.label)).map(s => s.index);
+      const sampleArg = { segmentationId: segmentation.id, step: 8, maxPerClass: 4000 };
+      const on = await page.evaluate(labelmapSamples, sampleArg);
+      if (!on.ok) throw new Error(`labelmap sampling: ${on.why}`);
+      const vpId = segState.viewportId;
+      const allIdx = segmentation.segments.map(s => s.index);
+      const setVisible = (visible) => page.evaluate((vp, id, idx, v) => {
+        for (const i of idx) window.services.segmentationService.setSegmentVisibility(vp, id, i, v);
+      }, vpId, segmentation.id, allIdx, visible);
+      await setVisible(false);
+      await sleep(1500);
+      const off = await page.evaluate(labelmapSamples, sampleArg);
+      await page.screenshot({ path: path.join(args.out, '03-seg-hidden.png') });
+      await setVisible(true);
+      const cmp = compareSamples(on, off, allIdx);
+      result.overlay = { labelCounts: on.counts, compare: cmp, labelmapSize: [on.width, on.height], layers: on.layers, displayScale: on.scale, borderMargin: on.r };
+      const total = Object.values(on.counts).reduce((a, b) => a + b, 0);
+      // Every segment must be visible where the SEG puts it; the lungs are named in the message
+      // because the model may find none (the untrained test model does not).
+      if (args['require-lungs'] === 'yes' || lungIdx.length) {
+        check('SEG has lung segments', lungIdx.length > 0,
+          lungIdx.length ? `segments ${JSON.stringify(lungIdx)}` : 'none: the model found no lungs on this image');
+      } else {
+        process.stdout.write('NOTE: the SEG has no lung segment (untrained test model): checking every segment instead\n');
+      }
+      for (const s of segmentation.segments) {
+        const c = cmp[s.index];
+        const share = (on.counts[s.index] || 0) / total;
+        // Interior samples must all but change; a mask too speckled to have an interior is judged
+        // on all its samples, where display resampling at the borders blurs the count.
+        check(`overlay drawn over segment ${s.index} "${s.label}"`,
+          c.samples >= 5 && c.fraction >= (c.interior ? 0.9 : 0.7),
+          `${c.changed}/${c.samples} ${c.interior ? 'interior ' : ''}sample pixels changed colour; segment covers ${(share * 100).toFixed(2)}% of the image`);
+      }
+      check('no overlay outside the segments', cmp.background.samples >= 50 && cmp.background.fraction <= 0.02,
+        `${cmp.background.changed}/${cmp.background.samples} ${cmp.background.interior ? 'interior ' : ''}background sample pixels changed`);
+    } catch (e) {
+      segFailed = true;
+      check('SEG shown in the viewer', false, e.message + explain());
     }
-    for (const s of segmentation.segments) {
-      const c = cmp[s.index];
-      const share = (on.counts[s.index] || 0) / total;
-      // Interior samples must all but change; a mask too speckled to have an interior is judged
-      // on all its samples, where display resampling at the borders blurs the count.
-      check(`overlay drawn over segment ${s.index} "${s.label}"`,
-        c.samples >= 5 && c.fraction >= (c.interior ? 0.9 : 0.7),
-        `${c.changed}/${c.samples} ${c.interior ? 'interior ' : ''}sample pixels changed colour; segment covers ${(share * 100).toFixed(2)}% of the image`);
-    }
-    check('no overlay outside the segments', cmp.background.samples >= 50 && cmp.background.fraction <= 0.02,
-      `${cmp.background.changed}/${cmp.background.samples} ${cmp.background.interior ? 'interior ' : ''}background sample pixels changed`);
 
     // 4. The SR loads: its measurements are drawn with their area text.
+    if (segFailed) {
+      await page.goto(url, { waitUntil: 'domcontentloaded', timeout: timeoutMs });
+      await waitInPage(page, 'image painted again', canvasStats, null, timeoutMs);
+    }
     await doubleClickSeries(page, 'SR');
     const sr = await waitInPage(page, 'SR measurements drawn with area text', srState, null, timeoutMs);
     result.timings.srLoaded = (Date.now() - t0) / 1000;
@@ -394,18 +420,7 @@ async function main() {
 
     check('no uncaught errors in the page', pageErrors.length === 0, pageErrors.slice(0, 3).join(' | '));
   } catch (e) {
-    // Name what the page complained about: "SEG loaded: not reached" alone does not say why.
-    const seen = [...new Set(problems)].slice(-6);
-    let why = seen.length ? `\n  the page reported:\n    ${seen.join('\n    ')}` : '';
-    // A known pair of limits, spelled out because the page's words do not name the cause.
-    const odd = problems.map(p => /calculated length (\d+) does not match the actual length (\d+)/.exec(p)).find(Boolean);
-    if (odd && Number(odd[2]) === Number(odd[1]) + 1) {
-      why += `\n  cause: the SEG's bit-packed Pixel Data is ${odd[1]} bytes, an odd count that DICOM pads to ` +
-        `${odd[2]}. OHIF 3.13.2 (dcmjs readUncompressedBitFrame) refuses the pad byte when it fetches the ` +
-        'whole instance, and its per-frame fallback fails because Orthanc 1.10.1 (DICOMweb 1.7) answers ' +
-        '400 for 1-bit frames that do not end on a byte boundary. Such a SEG does not load in this viewer.';
-    }
-    check('viewer session', false, e.message + why);
+    check('viewer session', false, e.message + explain());
   } finally {
     result.timings.total = (Date.now() - t0) / 1000;
     fs.writeFileSync(path.join(args.out, 'result.json'), JSON.stringify(result, null, 1));
