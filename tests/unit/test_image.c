@@ -17,12 +17,22 @@
 
 static char tmpdir[256];
 
+static void remove_tmpdir(void)
+{
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
+    if (system(cmd) != 0)
+        fprintf(stderr, "could not remove %s\n", tmpdir);
+}
+
 static const char *tmp_path(const char *name)
 {
     static char buf[512];
     if (!tmpdir[0]) {
         snprintf(tmpdir, sizeof tmpdir, "/tmp/cx_test_image.XXXXXX");
-        if (!mkdtemp(tmpdir))
+        if (mkdtemp(tmpdir))
+            atexit(remove_tmpdir);
+        else
             snprintf(tmpdir, sizeof tmpdir, "/tmp");
     }
     snprintf(buf, sizeof buf, "%s/%s", tmpdir, name);
