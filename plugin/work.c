@@ -311,6 +311,7 @@ static void process_item(cxp_worker *w, const cxp_item *it)
         cx_log(CX_LOG_ERROR, MOD, job, "failed instance %s: %s", it->id, e.msg);
         return;
     }
+    double t_fetched = cx_now_ms();
     clear_dir(out);
     cx_segment_params sp = p->params;
     sp.accept = accept_hook;
@@ -333,6 +334,7 @@ static void process_item(cxp_worker *w, const cxp_item *it)
         return;
     }
 
+    double t_segmented = cx_now_ms();
     /* The marker output (sr when it is on) goes last: once it is in Orthanc, all results are. */
     static const struct {
         int bit;
@@ -372,8 +374,9 @@ static void process_item(cxp_worker *w, const cxp_item *it)
     }
     cx_log(CX_LOG_INFO, MOD, job,
            "processed %s in %.0f ms: %d findings (max score %.2f), lungs %d, share right %s left %s; "
-           "%zu results (%s) stored in study %s",
-           uid, ms, r.n_findings, r.max_finding_score, r.n_lungs, share[0], share[1], n_ids, kinds, w->study_uid);
+           "%zu results (%s) stored in study %s (fetch %.0f, render %.0f, engine %.0f, write %.0f, store %.0f ms)",
+           uid, ms, r.n_findings, r.max_finding_score, r.n_lungs, share[0], share[1], n_ids, kinds, w->study_uid,
+           t_fetched - t0, r.ms_render, r.ms_infer, r.ms_write, cx_now_ms() - t_segmented);
 
     const cx_config_orthanc *oc = &p->cfg->orthanc;
     if (n_ids && (oc->forward_to_modalities.count || oc->forward_to_peers.count)) {

@@ -71,7 +71,7 @@ sed -e "s|<model>|<model><file>$MODEL</file>$THRESH|" \
 grep -q "<file>$MODEL</file>" "$T/cxrseg.xml" || fail "test configuration: model not set"
 say "model $MODEL"
 
-log() { cat "$1"/*.log* 2>/dev/null; }
+log() { cat "$1"/Orthanc.log 2>/dev/null; }
 start() { # DIR [extra json]
     ORTHANC_EXTRA_JSON=${2:-"\"CxrSeg\": {\"ConfigurationFile\": \"$T/cxrseg.xml\"}"} \
         "$START" "$1" >"$T/start.out" 2>&1 || return $?
@@ -81,8 +81,16 @@ api() { curl -fsS "$ORTHANC_URL$1"; }
 post() { curl -fsS -X POST --data-binary "$2" "$ORTHANC_URL$1"; }
 status() { api /cxrseg/status | jq -r ".$1"; }
 lookup() { post /tools/lookup "$1" | jq -r '.[0].ID // empty'; }
-uid_of() { dcmdump +P "$2" "$1" 2>/dev/null | sed -n 's/.*\[\(.*\)\].*/\1/p' | head -n 1; }
-store() { storescu -aet CXTESTSCU -aec "$ORTHANC_AET" 127.0.0.1 "$ORTHANC_DICOM_PORT" "$@" >"$T/storescu.out" 2>&1; }
+uid_of() { dcmdump -Un +P "$2" "$1" 2>/dev/null | sed -n 's/.*\[\(.*\)\].*/\1/p' | head -n 1; }
+# storescu proposes uncompressed syntaxes unless told; the files of one call share their syntax.
+store() {
+    case $(uid_of "$1" 0002,0010) in
+    1.2.840.10008.1.2.4.90) ts=-xv ;;
+    1.2.840.10008.1.2.4.91) ts=-xw ;;
+    *) ts=-x= ;;
+    esac
+    storescu $ts -aet CXTESTSCU -aec "$ORTHANC_AET" 127.0.0.1 "$ORTHANC_DICOM_PORT" "$@" >"$T/storescu.out" 2>&1
+}
 # Waits until the plugin is idle (queue empty, nobody busy, no scan pending) and `cond` holds.
 wait_for() { # seconds jq-condition-on-status
     i=0
@@ -126,7 +134,7 @@ if ORTHANC_TIMEOUT=10 start "$T/bad" "\"CxrSeg\": {\"ConfigurationFile\": \"$T/b
     "$STOP" "$T/bad"
     fail "Orthanc started with a bad cxrseg configuration"
 fi
-nerr=$(cat "$T"/bad/*.log* "$T/bad/orthanc.out" 2>/dev/null | grep -c "$T/bad.xml:[0-9][0-9]*:")
+nerr=$(grep -c "$T/bad.xml:[0-9][0-9]*:" "$T/bad/Orthanc.log")
 [ "$nerr" -ge 2 ] || { cat "$T"/bad/*.log* "$T/bad/orthanc.out" | tail -20; fail "expected 2 file:line errors, saw $nerr"; }
 say "bad configuration: Orthanc refused to start, $nerr file:line errors logged (ok)"
 
@@ -197,7 +205,7 @@ n_after=$(count_instances "$study1")
 sr_after=$(api "/studies/$study1/series" | jq -r '.[] | select(.MainDicomTags.Modality == "SR") | .Instances[0]')
 [ "$n_before" = "$n_after" ] || fail "re-run changed the study's instance count: $n_before -> $n_after"
 [ "$sr_before" = "$sr_after" ] || fail "re-run SR has another identity: $sr_before -> $sr_after"
-code=$(curl -s -o /dev/null -w '%{http_code}' -X POST "$ORTHANC_URL/cxrseg/instances/0000-nope/process")
+code=$(curl -s -o /dev/null -w '%{http_code}' -X POST "$ORTHANC_URL/cxrseg/instances/00000000-00000000-00000000-00000000-00000000/process")
 [ "$code" = 404 ] || fail "re-run of an unknown instance: HTTP $code, expected 404"
 seg1=$(api "/studies/$study1/series" | jq -r '.[] | select(.MainDicomTags.Modality == "SEG") | .Instances[0]')
 code=$(curl -s -o /dev/null -w '%{http_code}' -X POST "$ORTHANC_URL/cxrseg/instances/$seg1/process")
