@@ -128,6 +128,9 @@ typedef struct cxd_info {
     char specific_character_set[CXD_LSTR];
     char series_number[CXD_STR], instance_number[CXD_STR];
     char manufacturer[CXD_LSTR];
+    /* 1 when PixelSpacing / ImagerPixelSpacing is present but unusable (0\0, or not two positive
+     * numbers): has_..._spacing is then 0; lets `cxrseg info` say "present but treated as absent". */
+    int pixel_spacing_unusable, imager_pixel_spacing_unusable;
 } cxd_info;
 
 /* Fills *out with the attributes (LUT data is owned by *out: release with cxd_info_clear). */

@@ -498,7 +498,12 @@ static cxd_status fill_info(cxd_file *f, cxd_info *o, cxd_error *err)
     if (get_ds(ds, DCM_PixelSpacing, v, 2) == 2 && v[0] > 0 && v[1] > 0) {
         o->has_pixel_spacing = 1;
         o->pixel_spacing[0] = v[0], o->pixel_spacing[1] = v[1];
+    } else if (ds->tagExistsWithValue(DCM_PixelSpacing)) {
+        o->pixel_spacing_unusable = 1;
     }
+    if (ds->tagExistsWithValue(DCM_ImagerPixelSpacing) &&
+        !(get_ds(ds, DCM_ImagerPixelSpacing, v, 2) == 2 && v[0] > 0 && v[1] > 0))
+        o->imager_pixel_spacing_unusable = 1;
     if (get_ds(ds, DCM_ImagerPixelSpacing, v, 2) == 2 && v[0] > 0 && v[1] > 0) {
         o->has_imager_pixel_spacing = 1;
         o->imager_pixel_spacing[0] = v[0], o->imager_pixel_spacing[1] = v[1];

@@ -45,7 +45,10 @@ check_png() {
 expect 0 '^Photometric Interpretation +MONOCHROME1$' -- info "$rg1"
 expect 0 '^Size +1841 x 1955 \(columns x rows\)$' -- info "$rg1"
 expect 0 '^Window 1 \(centre/width\) +15000/30000$' -- info "$rg1"
-expect 0 '^Pixel Spacing +absent \(missing, or 0\\0 which means not calibrated: treated as absent\)$' -- info "$rg1"
+expect 0 '^Pixel Spacing +present but 0\\0 or not two positive numbers \(not calibrated\): treated as absent$' -- info "$rg1"
+expect 0 '^Imager Pixel Spacing +absent$' -- info "$rg1"
+expect 0 '^  "pixel_spacing_unusable": true,$' -- info "$rg1" --json
+expect 0 '^Pixel Spacing +absent$' -- info "$data/dicom/mlut_18.dcm"
 expect 0 '^Spacing for areas +none: no usable spacing, areas are reported in pixels only$' -- info "$rg1"
 expect 0 '^Transfer Syntax UID +1\.2\.840\.10008\.1\.2\.4\.91$' -- info "$rg1"
 expect 0 '^Rendering +modality: identity; VOI: window 1 of 1, 15000/30000 LINEAR; polarity: inverted \(MONOCHROME1\)$' -- info "$rg1"

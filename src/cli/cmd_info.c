@@ -91,11 +91,15 @@ static void spacing_texts(const cxd_info *in, char *ps, size_t nps, char *ips, s
 {
     if (in->has_pixel_spacing)
         snprintf(ps, nps, "%g\\%g mm (row\\column)", in->pixel_spacing[0], in->pixel_spacing[1]);
+    else if (in->pixel_spacing_unusable)
+        snprintf(ps, nps, "present but 0\\0 or not two positive numbers (not calibrated): treated as absent");
     else
-        snprintf(ps, nps, "absent (missing, or 0\\0 which means not calibrated: treated as absent)");
+        snprintf(ps, nps, "absent");
     if (in->has_imager_pixel_spacing)
         snprintf(ips, nips, "%g\\%g mm (row\\column, at the detector)", in->imager_pixel_spacing[0],
                  in->imager_pixel_spacing[1]);
+    else if (in->imager_pixel_spacing_unusable)
+        snprintf(ips, nips, "present but 0\\0 or not two positive numbers: treated as absent");
     else
         snprintf(ips, nips, "absent");
     double sp[2];
@@ -232,6 +236,7 @@ static void print_json(const char *path, const cxd_info *in)
         printf(",\n  \"pixel_spacing\": [%.17g, %.17g]", in->pixel_spacing[0], in->pixel_spacing[1]);
     else
         fputs(",\n  \"pixel_spacing\": null", stdout);
+    printf(",\n  \"pixel_spacing_unusable\": %s", in->pixel_spacing_unusable ? "true" : "false");
     if (in->has_imager_pixel_spacing)
         printf(",\n  \"imager_pixel_spacing\": [%.17g, %.17g]", in->imager_pixel_spacing[0],
                in->imager_pixel_spacing[1]);
