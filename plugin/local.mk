@@ -35,4 +35,4 @@ tests_unit_test_plugin_json_LDADD = src/base/libcxbase.la $(CUNIT_LIBS) -lm
 # A real Orthanc 1.10.1 with the plugin loaded (skips, exit 77, when Orthanc or a tool is missing).
 TESTS += tests/plugin_orthanc.sh
 endif
-EXTRA_DIST += plugin/local.mk plugin/exports.map tests/plugin_orthanc.sh docs/orthanc.md
+EXTRA_DIST += plugin/exports.map tests/plugin_orthanc.sh

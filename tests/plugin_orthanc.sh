@@ -109,6 +109,7 @@ wait_for() { # seconds jq-condition-on-status
 study_modalities() { # Orthanc study id -> sorted list of series modalities
     api "/studies/$1/series" | jq -r '.[].MainDicomTags.Modality' | sort | tr '\n' ' '
 }
+vm() { awk -v k="$1:" '$1 == k {print $2 " kB"}' "/proc/$ORTHANC_PID/status"; }
 count_instances() { api "/studies/$1/instances" | jq 'length'; }
 # A copy of RG1 with new study/series/instance UIDs (a new source image).
 copy_rg1() { # dest [study-uid]
@@ -143,6 +144,7 @@ start "$O" || fail "Orthanc with the plugin did not start: $(cat "$T/start.out")
 [ "$(status Enabled)" = true ] || fail "plugin not enabled: $(api /cxrseg/status)"
 api /cxrseg/status | jq -e '.Model.Sha256 | length == 64' >/dev/null || fail "status: model hash"
 wait_for 30 '.Scans >= 1' || fail "start-up scan did not run"
+rss_idle=$(vm VmRSS)
 t0=$(date +%s.%N)
 store "$RG1" || fail "storescu RG1: $(cat "$T/storescu.out")"
 wait_for 120 '.Processed >= 1' || fail "RG1 not processed within 120 s"
@@ -252,15 +254,17 @@ if [ -n "${CXRSEG_PLUGIN_BENCH:-}" ]; then
         echo $(((z - a) / 1000000)) >>"$T/lat"
     done
     p50=$(sort -n "$T/lat" | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}')
-    rss=$(sed -n 's/^VmRSS: *//p' "/proc/$ORTHANC_PID/status")
-    hwm=$(sed -n 's/^VmHWM: *//p' "/proc/$ORTHANC_PID/status")
+    rss=$(vm VmRSS)
+    hwm=$(vm VmHWM)
     say "BENCH C-STORE -> results stored over $n images: p50 $p50 ms, min $(sort -n "$T/lat" | head -1), max $(sort -n "$T/lat" | tail -1) ms"
-    say "BENCH Orthanc with the plugin: RSS $rss, peak $hwm (after $n images)"
+    say "BENCH Orthanc with the plugin: RSS $rss_idle at start, $rss after $n images (peak $hwm)"
+    say "BENCH last image: $(log "$O" | grep "processed .* ms)$" | tail -n 1 | sed 's/.*(fetch/(fetch/')"
+    say "BENCH load average while measuring: $(cut -d' ' -f1-3 /proc/loadavg) on $(nproc) cores"
     "$STOP" "$O"
     ORTHANC_PLUGINS="$DICOMWEB" start "$T/noplugin" '"Unrelated": 1' || fail "Orthanc without the plugin"
     store "$T/b.dcm"
     sleep 1
-    say "BENCH Orthanc without the plugin: RSS $(sed -n 's/^VmRSS: *//p' "/proc/$ORTHANC_PID/status"), peak $(sed -n 's/^VmHWM: *//p' "/proc/$ORTHANC_PID/status") (DICOMweb only, 1 image stored)"
+    say "BENCH Orthanc without the plugin: RSS $(vm VmRSS), peak $(vm VmHWM) (DICOMweb only, 1 image stored)"
     "$STOP" "$T/noplugin"
 fi
 
