@@ -171,7 +171,8 @@ void write_sr(Context &ctx, bool seg_written, const std::string &path, std::stri
                    "Area not measured: no usable pixel spacing in the source (PixelSpacing absent or zero, "
                    "no ImagerPixelSpacing)");
         }
-        b.num(g, Code("PIXELS", PRIV, "Area in pixels"), std::to_string(p.pixels), Code("{pixels}", "UCUM", "pixels"));
+        if (!s.has_spacing) // the only size there is; with spacing it would only clutter OHIF's labels
+            b.num(g, Code("PIXELS", PRIV, "Area in pixels"), std::to_string(p.pixels), Code("{pixels}", "UCUM", "pixels"));
         for (int k = 0; k < f.n_shares; k++) {
             size_t n = b.num(g, Code("LUNGPCT", PRIV, "Percentage of lung affected"), fmt_ds(f.shares[k].percent, 1),
                              U_PCT);

@@ -585,6 +585,7 @@ static void test_real_cr(void)
     CU_ASSERT(d.find("(42798000,SCT,\"Area\")") == std::string::npos); /* no area without spacing */
     CU_ASSERT(d.find("no usable pixel spacing") != std::string::npos);
     CU_ASSERT(d.find("\"9.4\" (%,UCUM,\"Percent\")") != std::string::npos);
+    CU_ASSERT_EQUAL(count(d, "(PIXELS,99CXRSEG,\"Area in pixels\")"), 4u); /* the size without spacing */
     /* Every SEG tracking UID appears in the SR, twice (measurement + display group). */
     std::string t = seg_tracking_uids(r.seg_path);
     size_t n_uid = 0;
@@ -721,8 +722,9 @@ static void test_border_and_many_regions(void)
         check_dciodvfy(p);
     std::string d = dsrdump(r.sr_path);
     CU_ASSERT_EQUAL(count(d, "(111030,DCM,\"Image Region\")=(POLYLINE"), 151u);
-    /* Border frame: 240*200 - 234*194 pixels. */
-    CU_ASSERT(d.find("=\"" + std::to_string(240 * 200 - 234 * 194) + "\" ({pixels}") != std::string::npos);
+    /* Border frame: (240*200 - 234*194) px * 0.04 mm2 = 104.16 mm2; no pixel count with spacing. */
+    CU_ASSERT(d.find("(42798000,SCT,\"Area\")=\"104.2\" (mm2") != std::string::npos);
+    CU_ASSERT(d.find("{pixels}") == std::string::npos);
 }
 
 static void test_monochrome1(void)
