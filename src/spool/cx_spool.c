@@ -144,8 +144,8 @@ static int fsync_path(const char *path, int is_dir)
 
 static cx_status io_status(int e) { return (e == ENOSPC || e == EDQUOT) ? CX_ERR_FULL : CX_ERR_IO; }
 
-/* Writes a whole small file and fsyncs it. */
-static cx_status write_file_sync(const char *path, const char *data, size_t len, cx_error *err)
+/* Writes a whole small file and (when do_sync) fsyncs it. */
+static cx_status write_file(const char *path, const char *data, size_t len, int do_sync, cx_error *err)
 {
     int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
     if (fd < 0)
@@ -170,7 +170,7 @@ static cx_status write_file_sync(const char *path, const char *data, size_t len,
         }
         off += (size_t)w;
     }
-    if (fsync(fd) != 0) {
+    if (do_sync && fsync(fd) != 0) {
         int e = errno;
         close(fd);
         unlink(path);
@@ -182,6 +182,11 @@ static cx_status write_file_sync(const char *path, const char *data, size_t len,
         return cx_error_set(err, io_status(e), "spool", "cannot close %s: %s", path, strerror(e));
     }
     return CX_OK;
+}
+
+static cx_status write_file_sync(const char *path, const char *data, size_t len, cx_error *err)
+{
+    return write_file(path, data, len, 1, err);
 }
 
 static int mkdir_p(const char *path)
@@ -317,7 +322,7 @@ static int path_of(char *buf, size_t len, const cx_spool *s, const char *a, cons
 
 /* ---- job metadata (key=value lines) ---- */
 
-static cx_status meta_write(const char *path, const cx_spool_meta *m, unsigned attempt, cx_error *err)
+static cx_status meta_write_opt(const char *path, const cx_spool_meta *m, unsigned attempt, int do_sync, cx_error *err)
 {
     char buf[1024];
     int n = snprintf(buf, sizeof buf,
@@ -327,7 +332,12 @@ static cx_status meta_write(const char *path, const cx_spool_meta *m, unsigned a
                      (long long)m->received_ms, attempt);
     if (n < 0 || (size_t)n >= sizeof buf)
         return cx_error_set(err, CX_ERR_INTERNAL, "spool", "job metadata too long (%d bytes)", n);
-    return write_file_sync(path, buf, (size_t)n, err);
+    return write_file(path, buf, (size_t)n, do_sync, err);
+}
+
+static cx_status meta_write(const char *path, const cx_spool_meta *m, unsigned attempt, cx_error *err)
+{
+    return meta_write_opt(path, m, attempt, 1, err);
 }
 
 static void copy_field(char *dst, size_t cap, const char *v)
@@ -751,15 +761,19 @@ cx_status cx_spool_ingest_commit(cx_spool *s, const char *job_id, const cx_spool
     pthread_mutex_unlock(&s->mu);
     if (st != CX_OK)
         goto fail;
-    if (fsync_path(obj, 0) != 0) {
-        st = cx_error_set(err, io_status(errno), "spool", "cannot fsync %s: %s", obj, strerror(errno));
-        goto fail;
-    }
+    /* Write the metadata first and fsync afterwards: the first fsync then commits the file
+     * system's journal with both files and their folder entries, and the later ones find little
+     * left to do (one journal commit instead of three on ext4). Every fsync is still made, so
+     * durability does not depend on that. */
     cx_spool_meta m = *meta;
     if (!m.received_ms)
         m.received_ms = wall_ms();
-    if ((st = meta_write(mp, &m, 1, err)) != CX_OK)
+    if ((st = meta_write_opt(mp, &m, 1, 0, err)) != CX_OK)
         goto fail;
+    if (fsync_path(obj, 0) != 0 || fsync_path(mp, 0) != 0) {
+        st = cx_error_set(err, io_status(errno), "spool", "cannot fsync %s: %s", obj, strerror(errno));
+        goto fail;
+    }
     if (fsync_path(dir, 1) != 0) {
         st = cx_error_set(err, io_status(errno), "spool", "cannot fsync %s: %s", dir, strerror(errno));
         goto fail;
