@@ -529,8 +529,9 @@ void prepare_findings(Context &ctx, const cxd_finding *f, size_t n)
         if (x.x0 < 0 || x.y0 < 0 || x.x0 + (long)x.w > ctx.src.cols || x.y0 + (long)x.h > ctx.src.rows)
             fail(CXD_ERR_INVALID, "findings", "finding %zu (%s): box x0=%d y0=%d w=%d h=%d outside the %dx%d image",
                  i, x.label, x.x0, x.y0, x.w, x.h, ctx.src.cols, ctx.src.rows);
-        if (!(x.score <= 1.0) && !std::isnan(x.score))
-            fail(CXD_ERR_INVALID, "findings", "finding %zu (%s): score %g above 1", i, x.label, x.score);
+        if (!(x.score <= 1.0)) // also catches NaN
+            fail(CXD_ERR_INVALID, "findings", "finding %zu (%s): score %g is not in [0,1] (negative = none)", i,
+                 x.label, x.score);
         if (x.n_shares < 0 || x.n_shares > CXD_MAX_SHARES)
             fail(CXD_ERR_INVALID, "findings", "finding %zu (%s): %d lung shares (0..%d)", i, x.label, x.n_shares,
                  CXD_MAX_SHARES);

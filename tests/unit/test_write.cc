@@ -15,6 +15,7 @@
 #include <algorithm>
 #include <array>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <memory>
@@ -863,6 +864,8 @@ static void test_bad_inputs(void)
         {"needs a scheme and a meaning", [](F &f) { f.f.category.meaning[0] = 0; }},
         {"lung share 140%", [](F &f) { f.f.n_shares = 1; f.f.shares[0].laterality = RIGHT; f.f.shares[0].percent = 140; }},
         {"role 7", [](F &f) { f.f.role = (cxd_finding_role)7; }},
+        {"score nan is not in [0,1]", [](F &f) { f.f.score = NAN; }},
+        {"score 1.5 is not in [0,1]", [](F &f) { f.f.score = 1.5; }},
         {"without a mask", [](F &f) { f.m.clear(); }},
     };
     for (auto &b : bads) {
