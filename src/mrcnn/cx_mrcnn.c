@@ -38,6 +38,7 @@ struct cx_mrcnn {
     float *props;
     int nprops, rh, rw;
     double t[4];
+    float mask_min_score;    /* detections below it get no mask (0: all, as torchvision) */
 };
 
 /* ---------------------------------------------------------------- arena */
@@ -894,7 +895,13 @@ cx_status cx_mrcnn_detect(cx_mrcnn *s, const float *img, int h, int w, int out_h
         /* The mask head runs MASK_CHUNK detections at a time (channel-major [C][n][14][14] so each
          * conv is one GEMM per chunk); 100 detections at once would need ~200 MB of activations. */
         enum { MASK_CHUNK = 32 };
-        int ch = D < MASK_CHUNK ? D : MASK_CHUNK;
+        /* detections are sorted by score: those that get a mask are a prefix */
+        int DM = 0;
+        while (DM < D && dscore[DM] >= s->mask_min_score)
+            DM++;
+        int ch = DM < MASK_CHUNK ? DM : MASK_CHUNK;
+        if (ch < 1)
+            ch = 1;
         ALLOCB(lv, (size_t)D * sizeof(int));
         size_t maxc = (size_t)C;
         for (int i = 0; i < m->n_mask_layers; i++)
@@ -907,9 +914,9 @@ cx_status cx_mrcnn_detect(cx_mrcnn *s, const float *img, int h, int w, int out_h
         ALLOCF(scr, (size_t)4 * m->mask_dim * ch * 196);
         ALLOCF(lg, (size_t)K1 * ch * 784);
         ALLOCF(prob, (size_t)D * 784);
-        map_levels(dbox, D, kmin, kmax, lv);
-        for (int d0 = 0; d0 < D; d0 += ch) {
-            int n = D - d0 < ch ? D - d0 : ch;
+        map_levels(dbox, DM, kmin, kmax, lv);
+        for (int d0 = 0; d0 < DM; d0 += ch) {
+            int n = DM - d0 < ch ? DM - d0 : ch;
             a = abuf;
             b = bbuf;
             multiscale_roi_align(s, dbox + 4 * d0, lv + d0, n, 14, a, 196, (size_t)n * 196);
@@ -947,6 +954,8 @@ cx_status cx_mrcnn_detect(cx_mrcnn *s, const float *img, int h, int w, int out_h
             d->mask_y0 = y0;
             d->mask_w = x1 - x0;
             d->mask_h = y1 - y0;
+            if (i >= DM)
+                d->mask_w = d->mask_h = 0;
             if (d->mask_w > 0 && d->mask_h > 0) {
                 d->mask = cx_malloc((size_t)d->mask_w * d->mask_h);
                 if (!d->mask) {
@@ -969,6 +978,11 @@ cx_status cx_mrcnn_detect(cx_mrcnn *s, const float *img, int h, int w, int out_h
 fail:
     cx_detections_clear(out);
     return st;
+}
+
+void cx_mrcnn_set_mask_min_score(cx_mrcnn *s, float min_score)
+{
+    s->mask_min_score = min_score > 0 ? min_score : 0;
 }
 
 const char *cx_mrcnn_blas_kernel(void)

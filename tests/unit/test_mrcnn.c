@@ -275,7 +275,55 @@ static void test_no_allocation_after_warmup(void)
     cx_model_free(m);
 }
 
+/* mask_min_score: detections below it lose their mask, everything else is unchanged. */
+static void test_mask_min_score(void)
+{
+    paths();
+    if (getenv("CX_PARITY_MODEL"))
+        return;
+    cx_error err = {0};
+    cx_model *m = NULL;
+    cx_mfile *rf = NULL;
+    cx_mrcnn *s = NULL;
+    CU_ASSERT_FATAL(cx_model_load(model_path, &m, &err) == CX_OK);
+    CU_ASSERT_FATAL(cx_mfile_open(refs_path, &rf, &err) == CX_OK);
+    CU_ASSERT_FATAL(cx_mrcnn_new(m, 1, &s, &err) == CX_OK);
+    const cx_tensor_ref *img = ref(rf, 0, "image");
+    CU_ASSERT_FATAL(img != NULL);
+    int h = (int)img->dims[0], w = (int)img->dims[1];
+    cx_detections a = {0}, b = {0};
+    CU_ASSERT_FATAL(cx_mrcnn_detect(s, img->data, h, w, h, w, &a, &err) == CX_OK);
+    CU_ASSERT_FATAL(a.count >= 4);
+    float cut = a.items[a.count / 2].score;
+    cx_mrcnn_set_mask_min_score(s, cut);
+    CU_ASSERT_FATAL(cx_mrcnn_detect(s, img->data, h, w, h, w, &b, &err) == CX_OK);
+    CU_ASSERT_FATAL(a.count == b.count);
+    int with = 0;
+    for (int i = 0; i < a.count; i++) {
+        CU_ASSERT(a.items[i].label == b.items[i].label && a.items[i].score == b.items[i].score);
+        CU_ASSERT(memcmp(a.items[i].box, b.items[i].box, sizeof a.items[i].box) == 0);
+        if (a.items[i].score >= cut) {
+            with++;
+            CU_ASSERT(b.items[i].mask_w == a.items[i].mask_w && b.items[i].mask_h == a.items[i].mask_h);
+            if (b.items[i].mask && a.items[i].mask)
+                CU_ASSERT(memcmp(a.items[i].mask, b.items[i].mask, (size_t)a.items[i].mask_w * a.items[i].mask_h) == 0);
+        } else {
+            CU_ASSERT(b.items[i].mask == NULL && b.items[i].mask_w == 0 && b.items[i].mask_h == 0);
+        }
+    }
+    CU_ASSERT(with >= a.count / 2);
+    cx_mrcnn_set_mask_min_score(s, 2.0f);   /* no masks at all */
+    CU_ASSERT_FATAL(cx_mrcnn_detect(s, img->data, h, w, h, w, &b, &err) == CX_OK);
+    CU_ASSERT(b.count == a.count && (b.count == 0 || b.items[0].mask == NULL));
+    cx_detections_clear(&a);
+    cx_detections_clear(&b);
+    cx_mrcnn_free(s);
+    cx_mfile_free(rf);
+    cx_model_free(m);
+}
+
 static const cx_test_case cases[] = {
+    {"mask_min_score skips masks below it, nothing else changes", test_mask_min_score},
     {"no allocation after warm-up but the results; allocation failures", test_no_allocation_after_warmup},
     {"model metadata getters and detect arguments", test_model_info},
     {"parity with torchvision, 1 thread", test_parity_1thread},
