@@ -40,8 +40,10 @@ cxrseg=$builddir/cxrseg
 model=""
 if [ -z "${CX_VIEWER_RESULTS:-}" ]; then
     [ -x "$cxrseg" ] || skip "$cxrseg not built"
-    if ! "$cxrseg" segment --help >"$builddir/viewer-segment-help.txt" 2>&1; then
-        skip "\`cxrseg segment\` is not available in this build: $(head -n 1 "$builddir/viewer-segment-help.txt")"
+    mkdir -p "$builddir/tests/viewer"
+    help=$builddir/tests/viewer/segment-help.txt
+    if ! "$cxrseg" segment --help >"$help" 2>&1; then
+        skip "\`cxrseg segment\` is not available in this build: $(head -n 1 "$help")"
     fi
     # CX_VIEWER_MODEL, else the trained model if there is one, else the test fixture model.
     for m in ${CX_VIEWER_MODEL:-} "$srcdir"/models/*.cxm "$builddir"/models/*.cxm "$srcdir"/tests/data/*model*.cxm; do
@@ -61,13 +63,13 @@ require_lungs=${CX_VIEWER_REQUIRE_LUNGS:-$require_lungs}
 apt_install() {
     [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1 || return 1
     say "installing Debian packages: $*"
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "$@" >"$builddir/viewer-apt.log" 2>&1 ||
-        { apt-get update -q >>"$builddir/viewer-apt.log" 2>&1 &&
-          DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "$@" >>"$builddir/viewer-apt.log" 2>&1; }
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "$@" >"$builddir/tests/viewer/apt.log" 2>&1 ||
+        { apt-get update -q >>"$builddir/tests/viewer/apt.log" 2>&1 &&
+          DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "$@" >>"$builddir/tests/viewer/apt.log" 2>&1; }
 }
 chromium=${CX_CHROMIUM:-/usr/bin/chromium}
 if [ ! -x "$chromium" ]; then
-    apt_install chromium || skip "chromium is not installed and could not be installed (see $builddir/viewer-apt.log)"
+    apt_install chromium || skip "chromium is not installed and could not be installed (see $builddir/tests/viewer/apt.log)"
 fi
 if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
     apt_install nodejs npm || skip "node/npm are not installed and could not be installed"
@@ -79,13 +81,17 @@ mkdir -p "$cache" || skip "cannot create the cache directory $cache"
 # npm packages: installed once per lock file, keyed by its hash.
 lock_hash=$(node -e 'const c=require("crypto"),f=require("fs");process.stdout.write(c.createHash("sha256").update(f.readFileSync(process.argv[1])).digest("hex").slice(0,16))' "$viewer/package-lock.json")
 npm_dir=$cache/npm-$lock_hash
+# Installed beside the final place and renamed into it, so a concurrent or interrupted run never
+# sees half a tree.
 if [ ! -f "$npm_dir/.complete" ]; then
     say "installing the pinned npm packages into $npm_dir"
-    rm -rf "$npm_dir" && mkdir -p "$npm_dir" &&
-        cp "$viewer/package.json" "$viewer/package-lock.json" "$npm_dir/" &&
-        (cd "$npm_dir" && npm ci --ignore-scripts --no-audit --no-fund >npm-ci.log 2>&1) &&
-        touch "$npm_dir/.complete" ||
-        skip "npm ci failed (no registry access?); see $npm_dir/npm-ci.log"
+    tmp=$npm_dir.tmp.$$
+    rm -rf "$tmp" && mkdir -p "$tmp" &&
+        cp "$viewer/package.json" "$viewer/package-lock.json" "$tmp/" &&
+        (cd "$tmp" && npm ci --ignore-scripts --no-audit --no-fund >npm-ci.log 2>&1) &&
+        touch "$tmp/.complete" || { cp "$tmp/npm-ci.log" "$cache/npm-ci.log" 2>/dev/null; rm -rf "$tmp";
+            skip "npm ci failed (no registry access?); see $cache/npm-ci.log"; }
+    rm -rf "$npm_dir" && mv "$tmp" "$npm_dir" || fail "could not move $tmp to $npm_dir"
 fi
 # OHIF's prebuilt viewer: the npm tarball, checked against the integrity pinned in package.json.
 ohif_dir=$cache/ohif-$ohif_version
@@ -102,10 +108,12 @@ if [ ! -f "$ohif_dir/.complete" ]; then
         rm -f "$tgz"
         fail "$tgz does not match the pinned integrity ($got != $want); removed it, rerun to fetch again"
     fi
-    rm -rf "$ohif_dir" && mkdir -p "$ohif_dir" &&
-        tar -xzf "$tgz" -C "$ohif_dir" --strip-components=1 &&
-        [ -f "$ohif_dir/dist/index.html" ] && touch "$ohif_dir/.complete" ||
-        fail "unpacking $tgz gave no dist/index.html"
+    tmp=$ohif_dir.tmp.$$
+    rm -rf "$tmp" && mkdir -p "$tmp" &&
+        tar -xzf "$tgz" -C "$tmp" --strip-components=1 &&
+        [ -f "$tmp/dist/index.html" ] && touch "$tmp/.complete" ||
+        { rm -rf "$tmp"; fail "unpacking $tgz gave no dist/index.html"; }
+    rm -rf "$ohif_dir" && mv "$tmp" "$ohif_dir" || fail "could not move $tmp to $ohif_dir"
 fi
 say "tools ready after $(elapsed) s (chromium: $("$chromium" --version 2>/dev/null | head -n 1), node $(node --version))"
 
@@ -140,7 +148,7 @@ else
     results=$work/out
     set -- "$cxrseg" segment
     # Pass the model the way this build's `segment` takes it.
-    if grep -q -- '--model' "$builddir/viewer-segment-help.txt"; then set -- "$@" --model "$model"; fi
+    if grep -q -- '--model' "$help"; then set -- "$@" --model "$model"; fi
     set -- "$@" "$work/source.dcm" -o "$results"
     say "running: $*"
     t0=$(date +%s)
