@@ -125,8 +125,11 @@ ENV
     wait "$pid" 2>/dev/null || true
     # Exited early: a port lost to someone else is worth another try; anything else is not.
     if ! grep -qi "address already in use\|cannot bind\|port.*in use" "$dir"/orthanc.out "$dir"/Orthanc.log* 2>/dev/null; then
-        echo "orthanc-start: Orthanc exited at start-up; its output:" >&2
+        echo "orthanc-start: Orthanc exited at start-up; its output and log:" >&2
         tail -n 20 "$dir/orthanc.out" >&2
+        # With --logdir, Orthanc writes its messages (a JSON syntax error, say) to the log.
+        log=$(ls -t "$dir"/Orthanc.log.* 2>/dev/null | head -n 1)
+        [ -n "$log" ] && tail -n 5 "$log" >&2
         exit 1
     fi
 done
