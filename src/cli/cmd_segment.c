@@ -25,7 +25,8 @@ static void usage(FILE *f)
             "and overlay.png. For a folder, each file gets OUTDIR/<file name>/ and a summary table.\n"
             "  -o, --output DIR     output folder (created if missing)\n"
             "  --model M            model file (default: the conf file's <model file>, else\n"
-            "                       $CXRSEG_MODEL, else " CX_DATADIR "/models/cxrseg.cxm)\n"
+            "                       $CXRSEG_MODEL, else " CX_DATADIR "/models/cxrseg.cxm,\n"
+            "                       else models/cxrseg.cxm of the source tree this was built from)\n"
             "  --conf C             configuration file: outputs, series, UID root, thresholds, and\n"
             "                       its filters (an image they do not accept is skipped)\n"
             "  --outputs LIST       comma list of seg,sr,gsps,sc (default seg,sr, or the conf file's)\n"
@@ -290,8 +291,15 @@ int cx_cli_segment(int argc, char **argv)
         snprintf(p.write.uid_root, sizeof p.write.uid_root, "%s", uid_root);
     if (!model_path)
         model_path = getenv("CXRSEG_MODEL");
-    if (!model_path || !*model_path)
+    int model_defaulted = !model_path || !*model_path;
+    if (model_defaulted) {
+        /* The installed model; in an uninstalled build tree, the one in the source tree. */
         model_path = CX_DATADIR "/models/cxrseg.cxm";
+#ifdef CX_TOP_SRCDIR
+        if (access(model_path, R_OK) != 0 && access(CX_TOP_SRCDIR "/models/cxrseg.cxm", R_OK) == 0)
+            model_path = CX_TOP_SRCDIR "/models/cxrseg.cxm";
+#endif
+    }
 
     struct stat sti;
     if (stat(input, &sti)) {
@@ -313,6 +321,9 @@ int cx_cli_segment(int argc, char **argv)
     cx_status st;
     if ((st = cx_model_load(model_path, &m, &e)) != CX_OK || (st = cx_mrcnn_new(m, (int)threads, &s, &e)) != CX_OK) {
         rc = cx_cli_fail(CMD, &e);
+        if (model_defaulted && st == CX_ERR_IO)
+            fprintf(stderr, "cxrseg %s: no model found: give --model M.cxm, set CXRSEG_MODEL, or install the "
+                            "shipped model\n", CMD);
         cx_model_free(m);
         goto out;
     }
