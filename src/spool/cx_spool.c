@@ -142,6 +142,22 @@ static int fsync_path(const char *path, int is_dir)
     return r;
 }
 
+/* Starts writing a file's data without waiting (Linux): the following fsyncs then share one
+ * journal commit instead of each forcing its own. A hint only; errors are ignored, the fsync
+ * that follows is what guarantees durability. */
+static void start_writeback(const char *path)
+{
+#ifdef SYNC_FILE_RANGE_WRITE
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd >= 0) {
+        (void)sync_file_range(fd, 0, 0, SYNC_FILE_RANGE_WRITE);
+        close(fd);
+    }
+#else
+    (void)path;
+#endif
+}
+
 static cx_status io_status(int e) { return (e == ENOSPC || e == EDQUOT) ? CX_ERR_FULL : CX_ERR_IO; }
 
 /* Writes a whole small file and (when do_sync) fsyncs it. */
@@ -770,6 +786,8 @@ cx_status cx_spool_ingest_commit(cx_spool *s, const char *job_id, const cx_spool
         m.received_ms = wall_ms();
     if ((st = meta_write_opt(mp, &m, 1, 0, err)) != CX_OK)
         goto fail;
+    start_writeback(obj);
+    start_writeback(mp);
     if (fsync_path(obj, 0) != 0 || fsync_path(mp, 0) != 0) {
         st = cx_error_set(err, io_status(errno), "spool", "cannot fsync %s: %s", obj, strerror(errno));
         goto fail;
