@@ -13,4 +13,5 @@ tests_unit_test_mrcnn_LDADD = src/mrcnn/libcxmrcnn.la $(CUNIT_LIBS)
 tests_unit_test_mrcnn_model_SOURCES = tests/unit/test_mrcnn_model.c tests/unit/cx_test.h
 tests_unit_test_mrcnn_model_CPPFLAGS = $(CX_TEST_CPPFLAGS) -I$(top_srcdir)/src/nn -I$(top_srcdir)/src/mrcnn
 tests_unit_test_mrcnn_model_LDADD = src/mrcnn/libcxmrcnn.la $(CUNIT_LIBS)
-EXTRA_DIST += tests/data/parity_model.cxm tests/data/parity_refs.cxm models/FORMAT.md
+EXTRA_DIST += tests/data/parity_model.cxm tests/data/parity_refs.cxm tests/data/parity_cxr.png \
+	tests/data/README.md models/FORMAT.md
