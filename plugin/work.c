@@ -52,6 +52,8 @@ static cx_status rest_result(cxp_plugin *p, OrthancPluginErrorCode code, const c
         return cx_error_set(err, CX_ERR_NETWORK, "orthanc", "%s %s: %s (Orthanc error %d)", what, uri,
                             d ? d : "error", (int)code);
     }
+    if (!buf) /* DELETE answers nothing */
+        return CX_OK;
     if (body) {
         char *b = cx_malloc((size_t)buf->size + 1);
         if (!b) {
@@ -244,6 +246,8 @@ static cx_status store_result(cxp_plugin *p, const char *path, char id[CXP_ID_MA
         cxj_free(v);
         if (!again)
             break;
+        cx_log(CX_LOG_INFO, MOD, id, "an older copy of this result was kept by Orthanc (OverwriteInstances is "
+               "false): deleting it and storing the new one");
         char uri[128];
         snprintf(uri, sizeof uri, "/instances/%s", id);
         if ((st = cxp_rest_delete(p, uri, err)) != CX_OK)

@@ -198,21 +198,31 @@ study_modalities "$sa" | grep -q SR || fail "the image after the corrupt one has
 say "corrupt image: logged as failed; the next image was processed (ok)"
 
 # ---- 7. re-run through REST replaces, not duplicates ----
-n_before=$(count_instances "$study1")
-sr_before=$(api "/studies/$study1/series" | jq -r '.[] | select(.MainDicomTags.Modality == "SR") | .Instances[0]')
-proc0=$(status Processed)
-post "/cxrseg/instances/$src1/process" "" | jq -e '.Queued == true' >/dev/null || fail "POST process"
-wait_for 120 ".Processed >= $((proc0 + 1))" || fail "re-run not processed"
-n_after=$(count_instances "$study1")
-sr_after=$(api "/studies/$study1/series" | jq -r '.[] | select(.MainDicomTags.Modality == "SR") | .Instances[0]')
-[ "$n_before" = "$n_after" ] || fail "re-run changed the study's instance count: $n_before -> $n_after"
-[ "$sr_before" = "$sr_after" ] || fail "re-run SR has another identity: $sr_before -> $sr_after"
+# Re-runs RG1 through REST and checks that its SR was replaced (new reception date) while the
+# study keeps its instance count and the SR its identity.
+sr_of() { api "/studies/$study1/series" | jq -r '.[] | select(.MainDicomTags.Modality == "SR") | .Instances[0]'; }
+rerun_check() { # label
+    n_before=$(count_instances "$study1")
+    sr_before=$(sr_of)
+    rd_before=$(api "/instances/$sr_before/metadata/ReceptionDate")
+    proc0=$(status Processed)
+    sleep 1.1 # the reception date has one-second resolution
+    post "/cxrseg/instances/$src1/process" "" | jq -e '.Queued == true' >/dev/null || fail "$1: POST process"
+    wait_for 120 ".Processed >= $((proc0 + 1))" || fail "$1: re-run not processed"
+    n_after=$(count_instances "$study1")
+    sr_after=$(sr_of)
+    rd_after=$(api "/instances/$sr_after/metadata/ReceptionDate")
+    [ "$n_before" = "$n_after" ] || fail "$1: re-run changed the study's instance count: $n_before -> $n_after"
+    [ "$sr_before" = "$sr_after" ] || fail "$1: re-run SR has another identity: $sr_before -> $sr_after"
+    [ "$rd_before" != "$rd_after" ] || fail "$1: the SR was not replaced (reception date still $rd_before)"
+    say "re-run through REST ($1): $n_before instances before and after, SR replaced ($rd_before -> $rd_after) (ok)"
+}
+rerun_check "OverwriteInstances true"
 code=$(curl -s -o /dev/null -w '%{http_code}' -X POST "$ORTHANC_URL/cxrseg/instances/00000000-00000000-00000000-00000000-00000000/process")
 [ "$code" = 404 ] || fail "re-run of an unknown instance: HTTP $code, expected 404"
 seg1=$(api "/studies/$study1/series" | jq -r '.[] | select(.MainDicomTags.Modality == "SEG") | .Instances[0]')
 code=$(curl -s -o /dev/null -w '%{http_code}' -X POST "$ORTHANC_URL/cxrseg/instances/$seg1/process")
 [ "$code" = 400 ] || fail "re-run of a SEG: HTTP $code, expected 400"
-say "re-run through REST: $n_before instances before and after, same SR (ok)"
 
 # ---- 8. stop with work queued, start again: results exactly once ----
 N=6
@@ -239,6 +249,15 @@ q2=$(status QueuedByScan)
 # Only the corrupt image (no results by design) and the extremity (skipped) may be queued again.
 [ "$q2" -le 2 ] || fail "second restart queued $q2 instances again"
 say "restart: $N sources, $nseg SEG and $nsr SR (exactly once; the scan queued $sq, then $q2) (ok)"
+
+# ---- 9. without OverwriteInstances the plugin deletes and stores: still replaced ----
+"$STOP" "$O"
+start "$O" "\"CxrSeg\": {\"ConfigurationFile\": \"$T/cxrseg.xml\"}, \"OverwriteInstances\": false" ||
+    fail "restart with OverwriteInstances false"
+wait_for 120 '.Scans >= 1' || fail "OverwriteInstances false: start-up scan"
+rerun_check "OverwriteInstances false"
+log "$O" | grep -q "OverwriteInstances is false): deleting it and storing the new one" ||
+    fail "OverwriteInstances false: no delete-then-store in the log"
 
 # ---- optional: latency and memory figures ----
 if [ -n "${CXRSEG_PLUGIN_BENCH:-}" ]; then
