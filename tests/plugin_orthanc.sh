@@ -33,7 +33,8 @@ DICOMWEB=/usr/share/orthanc/plugins/libOrthancDicomWeb.so
 
 T=$(mktemp -d /tmp/cx_plugin.XXXXXX)
 O="$T/orthanc"
-cleanup() { "$STOP" "$O" 2>/dev/null; "$STOP" "$T/other" 2>/dev/null; }
+PACS_PID=
+cleanup() { "$STOP" "$O" 2>/dev/null; "$STOP" "$T/other" 2>/dev/null; [ -z "$PACS_PID" ] || kill "$PACS_PID" 2>/dev/null; }
 trap cleanup EXIT
 fail() {
     echo "FAIL: $*"
@@ -250,14 +251,27 @@ q2=$(status QueuedByScan)
 [ "$q2" -le 2 ] || fail "second restart queued $q2 instances again"
 say "restart: $N sources, $nseg SEG and $nsr SR (exactly once; the scan queued $sq, then $q2) (ok)"
 
-# ---- 9. without OverwriteInstances the plugin deletes and stores: still replaced ----
+# ---- 9. without OverwriteInstances the plugin deletes and stores: still replaced; and the
+# results (only they) are forwarded to a configured modality (a DCMTK dcmrecv) ----
 "$STOP" "$O"
-start "$O" "\"CxrSeg\": {\"ConfigurationFile\": \"$T/cxrseg.xml\"}, \"OverwriteInstances\": false" ||
+PACS_PORT=$(( 20000 + $(od -An -N2 -tu2 /dev/urandom | tr -d ' ') % 40000 ))
+mkdir -p "$T/pacs"
+dcmrecv -aet PACS --config-file /etc/dcmtk/storescp.cfg Default -od "$T/pacs" "$PACS_PORT" >"$T/dcmrecv.out" 2>&1 &
+PACS_PID=$!
+sed 's|<workers>1</workers>|<workers>1</workers><forward-to-modality>pacs</forward-to-modality>|' "$T/cxrseg.xml" >"$T/fwd.xml"
+start "$O" "\"CxrSeg\": {\"ConfigurationFile\": \"$T/fwd.xml\"}, \"OverwriteInstances\": false,
+  \"DicomModalities\": {\"pacs\": {\"AET\": \"PACS\", \"Host\": \"127.0.0.1\", \"Port\": $PACS_PORT}}" ||
     fail "restart with OverwriteInstances false"
 wait_for 120 '.Scans >= 1' || fail "OverwriteInstances false: start-up scan"
 rerun_check "OverwriteInstances false"
 log "$O" | grep -q "OverwriteInstances is false): deleting it and storing the new one" ||
     fail "OverwriteInstances false: no delete-then-store in the log"
+sleep 1
+got=$(for f in "$T"/pacs/*; do [ -f "$f" ] && dcmdump -Un +P 0008,0060 "$f" | sed -n 's/.*\[\(.*\)\].*/\1/p'; done | sort | tr '\n' ' ')
+kill "$PACS_PID" 2>/dev/null
+[ "$got" = "SEG SR " ] || { cat "$T/dcmrecv.out"; fail "forwarded to the modality: '$got', expected the SEG and the SR only"; }
+[ "$(status ForwardFailed)" = 0 ] || fail "forwarding failures reported"
+say "forwarding: the modality received exactly the results ($got) (ok)"
 
 # ---- optional: latency and memory figures ----
 if [ -n "${CXRSEG_PLUGIN_BENCH:-}" ]; then
