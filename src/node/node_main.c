@@ -137,8 +137,18 @@ int main(int argc, char **argv)
     if (!cfg)
         return CX_NODE_EXIT_CONFIG;
     if (check_only) {
-        printf("%s: OK (listener %s port %d, %zu destinations, spool %s, %d workers)\n", conf, cfg->listener.ae_title,
-               cfg->listener.port, cfg->destinations.count, cfg->spool.directory, cfg->workers.count);
+        /* The model is part of what must work at start-up: load it too (it is mmapped, cheap). */
+        cx_model *m = NULL;
+        cx_error merr = {0};
+        if (cx_model_load(cfg->model.file, &m, &merr) != CX_OK) {
+            fprintf(stderr, "%s: model %s: %s\n", conf, cfg->model.file, merr.msg);
+            cx_config_free(cfg);
+            return CX_NODE_EXIT_CONFIG;
+        }
+        printf("%s: OK (listener %s port %d, %zu destinations, spool %s, %d workers, model %s %s)\n", conf,
+               cfg->listener.ae_title, cfg->listener.port, cfg->destinations.count, cfg->spool.directory,
+               cfg->workers.count, cx_model_name(m), cx_model_version(m));
+        cx_model_free(m);
         cx_config_free(cfg);
         return CX_NODE_EXIT_OK;
     }
