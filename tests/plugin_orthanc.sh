@@ -23,7 +23,7 @@ STOP="$S/tests/peers/orthanc-stop.sh"
 skip() { echo "SKIP: $*"; exit 77; }
 [ -f "$RG1" ] && [ -f "$RG3" ] || skip "$DATA (shared data) absent"
 [ -f "$PLUGIN" ] || skip "$PLUGIN not built (orthanc-dev missing?)"
-for t in storescu dcmodify dcmdump dciodvfy curl jq; do
+for t in storescu dcmodify dcmdump dcmrecv dciodvfy curl jq od; do
     command -v $t >/dev/null 2>&1 || skip "$t not installed"
 done
 ORTHANC=$(command -v Orthanc 2>/dev/null || echo /usr/sbin/Orthanc)
@@ -88,7 +88,7 @@ store() {
     case $(uid_of "$1" 0002,0010) in
     1.2.840.10008.1.2.4.90) ts=-xv ;;
     1.2.840.10008.1.2.4.91) ts=-xw ;;
-    *) ts=-x= ;;
+    *) ts=-R ;; # only the contexts the file needs (SEG is not in the default list)
     esac
     storescu $ts -aet CXTESTSCU -aec "$ORTHANC_AET" 127.0.0.1 "$ORTHANC_DICOM_PORT" "$@" >"$T/storescu.out" 2>&1
 }
@@ -181,6 +181,13 @@ log "$O" | grep -q "skipped $(uid_of "$RG3" 0008,0018) (not processed): body par
 study3=$(lookup "$(uid_of "$RG3" 0020,000d)")
 [ "$(study_modalities "$study3")" = "CR " ] || fail "results in the extremity's study: $(study_modalities "$study3")"
 say "RG3 (extremity): skipped, rule logged, nothing added (ok)"
+
+# ---- 5b. a SEG arriving from outside is not a source: ignored, no new results ----
+n_before=$(count_instances "$study1")
+store "$T/SEG.dcm" || fail "storescu SEG: $(cat "$T/storescu.out")"
+wait_for 60 '.Ignored >= 1' || fail "a SEG sent by DICOM was not ignored"
+[ "$(count_instances "$study1")" = "$n_before" ] || fail "results appeared for a SEG"
+say "a SEG received by DICOM: ignored by SOP class (ok)"
 
 # ---- 6. a corrupt image fails, the worker continues ----
 copy_rg1 "$T/corrupt.dcm"
