@@ -31,7 +31,8 @@ elapsed() { echo $(( $(date +%s) - t_start )); }
 # ---- inputs ---------------------------------------------------------------------------------
 source_dcm=$shared/data/dicom/RG1_J2KI.dcm
 [ -r "$source_dcm" ] || skip "shared data not found ($source_dcm); set CX_SHARED"
-for t in dcmodify dcmdump dcmsend; do
+command -v gdcmconv >/dev/null 2>&1 || skip "gdcmconv not installed (Debian package libgdcm-tools)"
+for t in dcmodify dcmdump dcmsend dcmscale; do
     command -v $t >/dev/null 2>&1 || skip "$t not installed (Debian package dcmtk)"
 done
 command -v curl >/dev/null 2>&1 || skip "curl not installed (Debian package curl)"
@@ -138,6 +139,17 @@ mkdir -p "$art"
 cp "$source_dcm" "$work/source.dcm" && chmod u+w "$work/source.dcm" &&
     dcmodify -nb -m "(0028,0030)=0.2\\0.2" "$work/source.dcm" >/dev/null ||
     fail "could not make the test copy of $source_dcm"
+# OHIF 3.13.2's DICOM parser (dcmjs readUncompressedBitFrame) rejects a BINARY SEG whose packed
+# pixel data needed DICOM's even-length pad byte (frames x rows x columns bits rounding to an odd
+# byte count), and Orthanc cannot serve 1-bit frames that do not start on a byte. That is a viewer
+# bug, documented in docs/viewer.md; it depends only on the image size and the number of segments.
+# So that this test proves what OHIF shows rather than tripping on it at random, the copy is cut to
+# 1840 x 1952 pixels (a multiple of 8 per frame): every frame count then loads.
+gdcmconv --raw "$work/source.dcm" "$work/raw.dcm" >/dev/null 2>&1 &&
+    dcmscale +C 0 0 1840 1952 "$work/raw.dcm" "$work/cut.dcm" >/dev/null 2>&1 &&
+    dcmodify -nb -m "(0028,0030)=0.2\\0.2" "$work/cut.dcm" >/dev/null &&
+    mv "$work/cut.dcm" "$work/source.dcm" && rm -f "$work/raw.dcm" ||
+    fail "could not cut the test copy of $source_dcm to 1840 x 1952 (gdcmconv, dcmscale)"
 study=$(dcmdump +P StudyInstanceUID "$work/source.dcm" | sed -n 's/.*\[\(.*\)\].*/\1/p' | head -n 1)
 [ -n "$study" ] || fail "no StudyInstanceUID in $source_dcm"
 
