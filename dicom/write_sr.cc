@@ -6,7 +6,9 @@
 
 #include <dcmtk/dcmsr/dsrdoc.h>
 
+#include <algorithm>
 #include <map>
+#include <vector>
 
 namespace cxdw {
 
@@ -188,7 +190,13 @@ void write_sr(Context &ctx, bool seg_written, const std::string &path, std::stri
         b.uidref(d, DSRTypes::RT_hasObsContext, C_TRACK_UID, p.tracking_uid);
         b.coded(d, DSRTypes::RT_contains, C_FINDING, finding);
         const cxd_contours &c = p.contours;
-        for (size_t r = 0; r < c.n_contours; r++) {
+        // Largest region first: OHIF anchors a group's label (and its own area) on the first
+        // contour, which should not be a speck next to the main region.
+        std::vector<size_t> order(c.n_contours);
+        for (size_t r = 0; r < c.n_contours; r++)
+            order[r] = r;
+        std::stable_sort(order.begin(), order.end(), [&c](size_t a, size_t b) { return c.areas[a] > c.areas[b]; });
+        for (size_t r : order) {
             size_t sc = b.add(d, DSRTypes::RT_contains, DSRTypes::VT_SCoord, Code("111030", "DCM", "Image Region"));
             DSRSpatialCoordinatesValue v(DSRTypes::GT_Polyline);
             DSRGraphicDataList &gl = v.getGraphicDataList();
