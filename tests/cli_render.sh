@@ -12,23 +12,7 @@ if [ ! -f "$rg1" ]; then
 fi
 tmp=$(mktemp -d /tmp/cx_cli_render.XXXXXX)
 trap 'rm -rf "$tmp"' EXIT
-fails=0
-n=0
-
-expect() {
-    want=$1 pat=$2
-    shift 3
-    n=$((n + 1))
-    "$bin" "$@" >"$tmp/out" 2>&1
-    got=$?
-    if [ "$got" -ne "$want" ]; then
-        echo "FAIL: cxrseg $* exited $got, expected $want"; sed 's/^/    /' "$tmp/out"; fails=$((fails + 1)); return
-    fi
-    if [ -n "$pat" ] && ! grep -Eq -- "$pat" "$tmp/out"; then
-        echo "FAIL: cxrseg $* output lacks /$pat/"; sed 's/^/    /' "$tmp/out"; fails=$((fails + 1)); return
-    fi
-    echo "ok: cxrseg $* -> $got"
-}
+. "${CX_SRCDIR:-.}/tests/cli_lib.sh"
 
 # PNG header facts: width, height, bit depth, colour type from IHDR
 png_ihdr() { od -An -tu1 -j16 -N10 "$1" | awk '{print $1*16777216+$2*65536+$3*256+$4, $5*16777216+$6*65536+$7*256+$8, $9, $10}'; }

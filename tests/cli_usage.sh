@@ -5,25 +5,7 @@ set -u
 bin="${CX_BUILDDIR:-.}/cxrseg"
 tmp=$(mktemp -d /tmp/cx_cli_usage.XXXXXX)
 trap 'rm -rf "$tmp"' EXIT
-fails=0
-n=0
-
-# expect CODE PATTERN -- ARGS...: runs cxrseg ARGS, checks the exit code and that stdout+stderr
-# contains PATTERN (a grep -E expression; "" = no check).
-expect() {
-    want=$1 pat=$2
-    shift 3
-    n=$((n + 1))
-    "$bin" "$@" >"$tmp/out" 2>&1
-    got=$?
-    if [ "$got" -ne "$want" ]; then
-        echo "FAIL: cxrseg $* exited $got, expected $want"; sed 's/^/    /' "$tmp/out"; fails=$((fails + 1)); return
-    fi
-    if [ -n "$pat" ] && ! grep -Eq -- "$pat" "$tmp/out"; then
-        echo "FAIL: cxrseg $* output lacks /$pat/"; sed 's/^/    /' "$tmp/out"; fails=$((fails + 1)); return
-    fi
-    echo "ok: cxrseg $* -> $got"
-}
+. "${CX_SRCDIR:-.}/tests/cli_lib.sh"
 
 expect 0 '^Exit codes:' -- --help
 for c in '0  success' '1  usage error' '2  input or I/O error' '3  unsupported input' '4  configuration error' \

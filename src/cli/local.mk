@@ -16,7 +16,7 @@ nodist_EXTRA_cxrseg_SOURCES = dummy.cxx
 
 # Tests that run the real binary and match its messages and exit codes.
 TESTS += tests/cli_usage.sh tests/cli_render.sh
-EXTRA_DIST += tests/cli_usage.sh tests/cli_render.sh docs/cli.md
+EXTRA_DIST += tests/cli_usage.sh tests/cli_render.sh tests/cli_lib.sh docs/cli.md
 
 # check-config (owned by the config module: src/cli/cmd_config.c)
 cxrseg_SOURCES += src/cli/cmd_config.c
