@@ -21,6 +21,10 @@ int cx_pool_threads(const cx_pool *p);
 /* Runs fn(ctx, i) for i in [0, n_tasks) on the pool's threads and the caller; returns when all are
  * done. Not reentrant: one run at a time per pool. p == NULL runs inline. */
 void cx_pool_run(cx_pool *p, int n_tasks, cx_pool_fn fn, void *ctx);
+/* The calling thread's slot in the pool running the current task: 0 for the thread that called
+ * cx_pool_run (or any non-worker thread), 1..threads-1 for the pool's workers. A task indexes its
+ * per-thread scratch with it. */
+int cx_pool_slot(void);
 
 /* Sets OpenBLAS's thread count (process-wide) and returns the kernel name ("Haswell", ...). */
 const char *cx_nn_blas_setup(int n_threads);

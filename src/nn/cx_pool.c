@@ -12,6 +12,7 @@
 struct cx_pool {
     int n_threads;               /* including the caller */
     pthread_t *threads;
+    struct worker_arg *args;     /* one per worker: the pool and the worker's slot */
     pthread_mutex_t mu;
     pthread_cond_t cv_job, cv_done;
     unsigned long generation;
@@ -22,6 +23,21 @@ struct cx_pool {
     atomic_ullong next;          /* (generation << 32) | next task index: stale workers see a new generation */
     int done;                    /* tasks finished, under mu */
 };
+
+/* Which thread of its pool the current thread is: 0 for any thread that is not a pool worker
+ * (the caller of cx_pool_run), 1..n-1 for the workers. */
+static _Thread_local int pool_slot;
+
+int cx_pool_slot(void)
+{
+    return pool_slot;
+}
+
+struct worker_arg {
+    cx_pool *p;
+    int slot;
+};
+typedef struct worker_arg worker_arg;
 
 static void run_tasks(cx_pool *p, unsigned long gen, cx_pool_fn fn, void *ctx, int n)
 {
@@ -47,7 +63,8 @@ static void run_tasks(cx_pool *p, unsigned long gen, cx_pool_fn fn, void *ctx, i
 
 static void *worker(void *arg)
 {
-    cx_pool *p = arg;
+    cx_pool *p = ((worker_arg *)arg)->p;
+    pool_slot = ((worker_arg *)arg)->slot;
     unsigned long seen = 0;
     for (;;) {
         pthread_mutex_lock(&p->mu);
@@ -80,12 +97,15 @@ cx_status cx_pool_new(int n_threads, cx_pool **out, cx_error *err)
     atomic_init(&p->next, 0ull);
     if (n_threads > 1) {
         p->threads = cx_calloc((size_t)n_threads - 1, sizeof(pthread_t));
-        if (!p->threads) {
+        p->args = cx_calloc((size_t)n_threads - 1, sizeof(worker_arg));
+        if (!p->threads || !p->args) {
+            p->n_threads = 1;   /* no worker was started: nothing to join */
             cx_pool_free(p);
             return cx_error_set(err, CX_ERR_NOMEM, "pool", "out of memory");
         }
         for (int i = 0; i < n_threads - 1; i++) {
-            if (pthread_create(&p->threads[i], NULL, worker, p) != 0) {
+            p->args[i] = (worker_arg){p, i + 1};
+            if (pthread_create(&p->threads[i], NULL, worker, &p->args[i]) != 0) {
                 p->n_threads = i + 1;
                 cx_pool_free(p);
                 return cx_error_set(err, CX_ERR_NOMEM, "pool", "cannot start thread %d of %d", i + 1,
@@ -110,6 +130,7 @@ void cx_pool_free(cx_pool *p)
             pthread_join(p->threads[i], NULL);
         cx_free(p->threads);
     }
+    cx_free(p->args);
     pthread_mutex_destroy(&p->mu);
     pthread_cond_destroy(&p->cv_job);
     pthread_cond_destroy(&p->cv_done);
