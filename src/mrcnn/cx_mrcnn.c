@@ -34,6 +34,7 @@ struct cx_mrcnn {
     int nchunks, cur;
     /* last run, for the parity tests */
     float *fpn[MR_LEVELS];
+    float *fpnt[4];            /* P2..P5 channels-last ([H][W][C]) for RoIAlign */
     int fh[MR_LEVELS], fw[MR_LEVELS];
     float *props;
     int nprops, rh, rw;
@@ -198,7 +199,7 @@ static cx_status conv(cx_mrcnn *s, const cx_conv *c, const float *in, int n, int
     cx_status st = CX_OK;
     mark mk = arena_mark(s);
     float *scratch = NULL;
-    size_t need = cx_conv_scratch_floats(c, n, h, w);
+    size_t need = cx_conv_scratch_floats(s->pool, c, n, h, w);
     if (need)
         ALLOCF(scratch, need);
     cx_conv2d(s->pool, c, in, n, h, w, out, add, relu, scratch);
@@ -335,35 +336,34 @@ typedef struct roi_job {
     const int *level;
     const float *boxes;
     int C, P;          /* channels, output size */
-    float *out;
+    float *out, *acc;      /* acc: P*P*C floats per pool thread */
     size_t roi_stride, ch_stride;
     int n;
 } roi_job;
 
-/* torchvision roi_align CPU kernel, aligned=False, sampling_ratio=2, for one RoI. */
+/* torchvision roi_align CPU kernel, aligned=False, sampling_ratio=2, for one RoI, reading a
+ * channels-last level (feat[(y * W + x) * C + c]) so each bilinear tap is a contiguous run of C floats.
+ * Per channel the arithmetic is the kernel's, in its order: per sample w1*v1 + w2*v2 + w3*v3 + w4*v4
+ * added to the bin's sum, then divided by the sample count. acc: P*P*C floats. */
 static void roi_align_one(const float *feat, int C, int H, int W, float scale, const float *box, int P,
-                          float *out, size_t ch_stride)
+                          float *out, size_t ch_stride, float *acc)
 {
     enum { G = 2 };
     float rsw = box[0] * scale, rsh = box[1] * scale, rew = box[2] * scale, reh = box[3] * scale;
     float rw = fmaxf(rew - rsw, 1.0f), rh = fmaxf(reh - rsh, 1.0f);
     float bw = rw / (float)P, bh = rh / (float)P;
-    /* Sample positions and weights, shared by all channels (the kernel's pre_calc). */
-    int pos[28 * 28 * G * G][4];
-    float wt[28 * 28 * G * G][4];
-    int q = 0;
+    const float count = (float)(G * G);
     for (int ph = 0; ph < P; ph++)
-        for (int pw = 0; pw < P; pw++)
+        for (int pw = 0; pw < P; pw++) {
+            float *restrict v = acc + (size_t)(ph * P + pw) * C;
+            memset(v, 0, sizeof(float) * (size_t)C);
             for (int iy = 0; iy < G; iy++) {
                 float y = rsh + (float)ph * bh + (float)(iy + .5f) * bh / (float)G;
-                for (int ix = 0; ix < G; ix++, q++) {
+                for (int ix = 0; ix < G; ix++) {
                     float x = rsw + (float)pw * bw + (float)(ix + .5f) * bw / (float)G;
                     /* written so that a NaN coordinate also lands here (never an index) */
-                    if (!(y >= -1.0f && y <= (float)H && x >= -1.0f && x <= (float)W)) {
-                        memset(pos[q], 0, sizeof pos[q]);
-                        memset(wt[q], 0, sizeof wt[q]);
+                    if (!(y >= -1.0f && y <= (float)H && x >= -1.0f && x <= (float)W))
                         continue;
-                    }
                     float yy = y <= 0 ? 0 : y, xx = x <= 0 ? 0 : x;
                     int yl = (int)yy, xl = (int)xx, yh, xh;
                     if (yl >= H - 1) {
@@ -377,28 +377,20 @@ static void roi_align_one(const float *feat, int C, int H, int W, float scale, c
                     } else
                         xh = xl + 1;
                     float ly = yy - (float)yl, lx = xx - (float)xl, hy = 1.0f - ly, hx = 1.0f - lx;
-                    pos[q][0] = yl * W + xl;
-                    pos[q][1] = yl * W + xh;
-                    pos[q][2] = yh * W + xl;
-                    pos[q][3] = yh * W + xh;
-                    wt[q][0] = hy * hx;
-                    wt[q][1] = hy * lx;
-                    wt[q][2] = ly * hx;
-                    wt[q][3] = ly * lx;
+                    float w1 = hy * hx, w2 = hy * lx, w3 = ly * hx, w4 = ly * lx;
+                    const float *restrict f1 = feat + ((size_t)yl * W + xl) * C;
+                    const float *restrict f2 = feat + ((size_t)yl * W + xh) * C;
+                    const float *restrict f3 = feat + ((size_t)yh * W + xl) * C;
+                    const float *restrict f4 = feat + ((size_t)yh * W + xh) * C;
+                    for (int c = 0; c < C; c++)
+                        v[c] += w1 * f1[c] + w2 * f2[c] + w3 * f3[c] + w4 * f4[c];
                 }
             }
-    const float count = (float)(G * G);
-    for (int c = 0; c < C; c++) {
-        const float *f = feat + (size_t)c * H * W;
-        float *o = out + (size_t)c * ch_stride;
-        q = 0;
-        for (int b = 0; b < P * P; b++) {
-            float v = 0.0f;
-            for (int k = 0; k < G * G; k++, q++)
-                v += wt[q][0] * f[pos[q][0]] + wt[q][1] * f[pos[q][1]] + wt[q][2] * f[pos[q][2]] +
-                     wt[q][3] * f[pos[q][3]];
-            o[b] = v / count;
         }
+    for (int c = 0; c < C; c++) {
+        float *o = out + (size_t)c * ch_stride;
+        for (int b = 0; b < P * P; b++)
+            o[b] = acc[(size_t)b * C + c] / count;
     }
 }
 
@@ -407,7 +399,41 @@ static void roi_task(void *ctx, int t)
     const roi_job *j = ctx;
     int l = j->level[t];
     roi_align_one(j->feat[l], j->C, j->fh[l], j->fw[l], j->scale[l], j->boxes + 4 * t, j->P,
-                  j->out + (size_t)t * j->roi_stride, j->ch_stride);
+                  j->out + (size_t)t * j->roi_stride, j->ch_stride,
+                  j->acc + (size_t)cx_pool_slot() * j->P * j->P * j->C);
+}
+
+/* [C][H][W] -> [H][W][C], rows of the output split over the pool. */
+typedef struct tr_job {
+    const float *in;
+    float *out;
+    int C, H, W, n_tasks;
+} tr_job;
+
+static void transpose_task(void *ctx, int t)
+{
+    const tr_job *j = ctx;
+    int y0 = (int)((long)j->H * t / j->n_tasks), y1 = (int)((long)j->H * (t + 1) / j->n_tasks);
+    size_t HW = (size_t)j->H * j->W;
+    enum { CB = 16 };
+    for (int y = y0; y < y1; y++)
+        for (int c0 = 0; c0 < j->C; c0 += CB) {
+            int c1 = c0 + CB < j->C ? c0 + CB : j->C;
+            for (int x = 0; x < j->W; x++) {
+                float *o = j->out + ((size_t)y * j->W + x) * j->C;
+                const float *in = j->in + (size_t)y * j->W + x;
+                for (int c = c0; c < c1; c++)
+                    o[c] = in[(size_t)c * HW];
+            }
+        }
+}
+
+static void to_channels_last(cx_pool *pool, const float *in, int C, int H, int W, float *out)
+{
+    int nt = cx_pool_threads(pool) * 4;
+    tr_job j = {in, out, C, H, W, nt < H ? nt : H};
+    if (j.n_tasks > 0)
+        cx_pool_run(pool, j.n_tasks, transpose_task, &j);
 }
 
 /* poolers.LevelMapper: k0 = 4, canonical size 224, eps 1e-6, in float32. */
@@ -424,11 +450,11 @@ static void map_levels(const float *boxes, int n, int kmin, int kmax, int *level
 }
 
 static void multiscale_roi_align(cx_mrcnn *s, const float *boxes, const int *level, int n, int P, float *out,
-                                 size_t roi_stride, size_t ch_stride)
+                                 size_t roi_stride, size_t ch_stride, float *acc)
 {
     roi_job j;
     for (int l = 0; l < 4; l++) {
-        j.feat[l] = s->fpn[l];
+        j.feat[l] = s->fpnt[l];
         j.fh[l] = s->fh[l];
         j.fw[l] = s->fw[l];
         /* poolers._infer_scale: 2 ** round(log2(feature height / image height)) */
@@ -440,6 +466,7 @@ static void multiscale_roi_align(cx_mrcnn *s, const float *boxes, const int *lev
     j.C = s->m->arch.fpn_channels;
     j.P = P;
     j.out = out;
+    j.acc = acc;
     j.roi_stride = roi_stride;
     j.ch_stride = ch_stride;
     j.n = n;
@@ -808,6 +835,12 @@ cx_status cx_mrcnn_detect(cx_mrcnn *s, const float *img, int h, int w, int out_h
 
     /* ---- box branch ---- */
     int C = m->arch.fpn_channels, K1 = m->arch.num_classes, R = m->rep, P = s->nprops;
+    float *racc;   /* RoIAlign: P2..P5 channels-last, and one 14x14xC accumulator per thread */
+    for (int l = 0; l < 4; l++) {
+        ALLOCF(s->fpnt[l], (size_t)C * s->fh[l] * s->fw[l]);
+        to_channels_last(s->pool, s->fpn[l], C, s->fh[l], s->fw[l], s->fpnt[l]);
+    }
+    ALLOCF(racc, (size_t)cx_pool_threads(s->pool) * 196 * C);
     int kmin, kmax;
     level_range(s, &kmin, &kmax);
     int D = 0;
@@ -832,10 +865,10 @@ cx_status cx_mrcnn_detect(cx_mrcnn *s, const float *img, int h, int w, int out_h
         map_levels(s->props, P, kmin, kmax, lv);
         for (int p0 = 0; p0 < P; p0 += ch) {
             int n = P - p0 < ch ? P - p0 : ch;
-            multiscale_roi_align(s, s->props + 4 * p0, lv + p0, n, 7, feat, (size_t)C * 49, 49);
-            cx_linear(feat, n, C * 49, m->fc6_w, m->fc6_b, R, f6, 1);
-            cx_linear(f6, n, R, m->fc7_w, m->fc7_b, R, f7, 1);
-            cx_linear(f7, n, R, m->pred_w, m->pred_b, 5 * K1, pred + (size_t)p0 * 5 * K1, 0);
+            multiscale_roi_align(s, s->props + 4 * p0, lv + p0, n, 7, feat, (size_t)C * 49, 49, racc);
+            cx_linear(s->pool, feat, n, C * 49, m->fc6_w, m->fc6_b, R, f6, 1);
+            cx_linear(s->pool, f6, n, R, m->fc7_w, m->fc7_b, R, f7, 1);
+            cx_linear(s->pool, f7, n, R, m->pred_w, m->pred_b, 5 * K1, pred + (size_t)p0 * 5 * K1, 0);
         }
         size_t ncand = (size_t)P * (K1 - 1);
         ALLOCF(cand_b, ncand * 4);
@@ -919,7 +952,7 @@ cx_status cx_mrcnn_detect(cx_mrcnn *s, const float *img, int h, int w, int out_h
             int n = DM - d0 < ch ? DM - d0 : ch;
             a = abuf;
             b = bbuf;
-            multiscale_roi_align(s, dbox + 4 * d0, lv + d0, n, 14, a, 196, (size_t)n * 196);
+            multiscale_roi_align(s, dbox + 4 * d0, lv + d0, n, 14, a, 196, (size_t)n * 196, racc);
             for (int i = 0; i < m->n_mask_layers; i++) {
                 TRY(conv(s, &m->mask_conv[i], a, n, 14, 14, b, NULL, 1, err));
                 float *t = a;

@@ -9,12 +9,18 @@
 
 #include "cx_nn.h"
 
-/* im2col tile: at most this many floats (16 MB), at least one output row. */
-#define CX_IM2COL_BUDGET ((size_t)1 << 22)
+/* Threading: OpenBLAS runs single-threaded (cx_nn_blas_setup) and every op splits its work over our
+ * pool, each task calling cblas_sgemm on its own piece. Two thread teams on 2 cores fight: OpenBLAS's
+ * workers spin (sched_yield) between calls while ours do im2col, which cost 15% of a run. */
+
+/* One task's im2col tile: about this many floats (4 MB), so the weights OpenBLAS packs per call are
+ * amortised over a wide tile while the tile itself stays near the cache. */
+#define CX_TILE_FLOATS ((size_t)1 << 20)
 
 const char *cx_nn_blas_setup(int n_threads)
 {
-    openblas_set_num_threads(n_threads);
+    (void)n_threads;
+    openblas_set_num_threads(1);
     return openblas_get_corename();
 }
 
@@ -28,65 +34,63 @@ static int is_pointwise(const cx_conv *c)
     return c->kh == 1 && c->kw == 1 && c->stride == 1 && c->pad == 0;
 }
 
-static size_t tile_cols(const cx_conv *c, size_t total, int ow)
+/* Columns per task: a cache-sized tile, but small enough that every thread gets >= 2 tiles. */
+static size_t tile_cols(const cx_conv *c, size_t total, int threads)
 {
     size_t k = (size_t)c->cin * c->kh * c->kw;
-    size_t cols = CX_IM2COL_BUDGET / k;
-    if (cols < (size_t)ow)
-        cols = (size_t)ow;
-    if (cols < 256)
-        cols = 256;
+    size_t cols = CX_TILE_FLOATS / k;
+    size_t fair = (total + 2 * (size_t)threads - 1) / (2 * (size_t)threads);
+    if (threads > 1 && cols > fair)
+        cols = fair;
+    cols = (cols + 15) & ~(size_t)15;
+    if (cols < 32)
+        cols = 32;
     return cols < total ? cols : total;
 }
 
-size_t cx_conv_scratch_floats(const cx_conv *c, int n, int h, int w)
+size_t cx_conv_scratch_floats(const cx_pool *pool, const cx_conv *c, int n, int h, int w)
 {
     if (is_pointwise(c))
         return 0;
     int oh = cx_conv_out(h, c->kh, c->stride, c->pad, c->dil);
     int ow = cx_conv_out(w, c->kw, c->stride, c->pad, c->dil);
     size_t total = (size_t)n * oh * ow;
-    return tile_cols(c, total, ow) * (size_t)c->cin * c->kh * c->kw;
+    int nt = cx_pool_threads(pool);
+    return (size_t)nt * tile_cols(c, total, nt) * (size_t)c->cin * c->kh * c->kw;
 }
 
-typedef struct im2col_job {
-    const cx_conv *c;
-    const float *in;
-    int n, h, w, oh, ow;
-    size_t j0, cols;
-    float *col;
-    int n_tasks;
-} im2col_job;
-
-static void im2col_task(void *ctx, int t)
+/* col[k][0..cols) = the input samples under kernel tap k for output positions j0..j0+cols. */
+static void im2col(const cx_conv *c, const float *in, int n, int h, int w, int oh, int ow, size_t j0, size_t cols,
+                   float *col)
 {
-    const im2col_job *jb = ctx;
-    const cx_conv *c = jb->c;
-    int c0 = (int)((long)c->cin * t / jb->n_tasks), c1 = (int)((long)c->cin * (t + 1) / jb->n_tasks);
-    size_t plane = (size_t)jb->oh * jb->ow;
-    for (int ci = c0; ci < c1; ci++) {
+    size_t plane = (size_t)oh * ow;
+    (void)n;
+    for (int ci = 0; ci < c->cin; ci++) {
         for (int ky = 0; ky < c->kh; ky++) {
             for (int kx = 0; kx < c->kw; kx++) {
-                float *row = jb->col + (((size_t)ci * c->kh + ky) * c->kw + kx) * jb->cols;
-                size_t j = jb->j0, end = jb->j0 + jb->cols;
+                float *row = col + (((size_t)ci * c->kh + ky) * c->kw + kx) * cols;
+                size_t j = j0, end = j0 + cols;
                 while (j < end) {
                     size_t ni = j / plane, rem = j % plane;
-                    int oy = (int)(rem / jb->ow), ox0 = (int)(rem % jb->ow);
-                    size_t seg = (size_t)(jb->ow - ox0);
+                    int oy = (int)(rem / ow), ox0 = (int)(rem % ow);
+                    size_t seg = (size_t)(ow - ox0);
                     if (seg > end - j)
                         seg = end - j;
-                    float *dst = row + (j - jb->j0);
+                    float *dst = row + (j - j0);
                     int iy = oy * c->stride - c->pad + ky * c->dil;
-                    if (iy < 0 || iy >= jb->h) {
+                    if (iy < 0 || iy >= h) {
                         memset(dst, 0, seg * sizeof(float));
                     } else {
-                        const float *src = jb->in + (((size_t)ci * jb->n + ni) * jb->h + iy) * jb->w;
+                        const float *src = in + (((size_t)ci * n + ni) * h + iy) * w;
                         int ix = ox0 * c->stride - c->pad + kx * c->dil;
-                        if (c->stride == 1 && ix >= 0 && ix + (int)seg <= jb->w) {
+                        if (c->stride == 1 && ix >= 0 && ix + (int)seg <= w) {
                             memcpy(dst, src + ix, seg * sizeof(float));
+                        } else if (c->stride == 1) {
+                            for (size_t q = 0; q < seg; q++, ix++)
+                                dst[q] = (ix >= 0 && ix < w) ? src[ix] : 0.0f;
                         } else {
                             for (size_t q = 0; q < seg; q++, ix += c->stride)
-                                dst[q] = (ix >= 0 && ix < jb->w) ? src[ix] : 0.0f;
+                                dst[q] = (ix >= 0 && ix < w) ? src[ix] : 0.0f;
                         }
                     }
                     j += seg;
@@ -96,42 +100,60 @@ static void im2col_task(void *ctx, int t)
     }
 }
 
-typedef struct epi_job {
-    float *out;
-    const float *add, *b;
-    size_t ld, j0, cols;
-    int cout, relu, n_tasks;
-} epi_job;
-
-static void epi_task(void *ctx, int t)
+/* y[o][j0..j0+cols) += b[o] (+ a[o][...]), then ReLU: rows of leading dimension ld. */
+static void epilogue_rows(float *out, const float *add, const float *b, size_t ld, size_t j0, size_t cols, int o0,
+                          int o1, int relu)
 {
-    const epi_job *e = ctx;
-    int o0 = (int)((long)e->cout * t / e->n_tasks), o1 = (int)((long)e->cout * (t + 1) / e->n_tasks);
     for (int o = o0; o < o1; o++) {
-        float *y = e->out + (size_t)o * e->ld + e->j0;
-        const float *a = e->add ? e->add + (size_t)o * e->ld + e->j0 : NULL;
-        float bv = e->b ? e->b[o] : 0.0f;
+        float *restrict y = out + (size_t)o * ld + j0;
+        const float *a = add ? add + (size_t)o * ld + j0 : NULL;
+        float bv = b ? b[o] : 0.0f;
         if (a) {
-            for (size_t j = 0; j < e->cols; j++)
+            for (size_t j = 0; j < cols; j++)
                 y[j] = y[j] + bv + a[j];
         } else if (bv != 0.0f) {
-            for (size_t j = 0; j < e->cols; j++)
+            for (size_t j = 0; j < cols; j++)
                 y[j] += bv;
         }
-        if (e->relu)
-            for (size_t j = 0; j < e->cols; j++)
+        if (relu)
+            for (size_t j = 0; j < cols; j++)
                 y[j] = y[j] > 0.0f ? y[j] : 0.0f;
     }
 }
 
-static void epilogue(cx_pool *pool, float *out, const float *add, const float *b, size_t ld, size_t j0,
-                     size_t cols, int cout, int relu)
+typedef struct conv_job {
+    const cx_conv *c;
+    const float *in, *add;
+    float *out, *scratch;
+    int n, h, w, oh, ow, relu;
+    size_t total, cols, per_slot;
+} conv_job;
+
+/* One column tile: im2col (unless pointwise), one single-threaded GEMM, the epilogue while the
+ * tile is still in cache. */
+static void conv_task(void *ctx, int t)
 {
-    if (!add && !b && !relu)
-        return;
-    int nt = cx_pool_threads(pool);
-    epi_job e = {out, add, b, ld, j0, cols, cout, relu, nt < cout ? nt : cout};
-    cx_pool_run(pool, e.n_tasks, epi_task, &e);
+    const conv_job *jb = ctx;
+    const cx_conv *c = jb->c;
+    size_t j0 = (size_t)t * jb->cols, nc = jb->total - j0 < jb->cols ? jb->total - j0 : jb->cols;
+    int k = c->cin * c->kh * c->kw;
+    const float *bm;
+    int ldb;
+    if (is_pointwise(c)) {
+        bm = jb->in + j0;
+        ldb = (int)jb->total;
+    } else {
+        float *col = jb->scratch + (size_t)cx_pool_slot() * jb->per_slot;
+        im2col(c, jb->in, jb->n, jb->h, jb->w, jb->oh, jb->ow, j0, nc, col);
+        bm = col;
+        ldb = (int)nc;
+    }
+    /* add == out: accumulate into it (beta 1) */
+    const float *add = jb->add == jb->out ? NULL : jb->add;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, c->cout, (int)nc, k, 1.0f, c->w, k, bm, ldb,
+                jb->add == jb->out ? 1.0f : 0.0f, jb->out + j0, (int)jb->total);
+    if (add || c->b || jb->relu)
+        epilogue_rows(jb->out, add, c->b, jb->total, j0, nc, 0, c->cout, jb->relu);
 }
 
 void cx_conv2d(cx_pool *pool, const cx_conv *c, const float *in, int n, int h, int w, float *out,
@@ -140,48 +162,43 @@ void cx_conv2d(cx_pool *pool, const cx_conv *c, const float *in, int n, int h, i
     int oh = cx_conv_out(h, c->kh, c->stride, c->pad, c->dil);
     int ow = cx_conv_out(w, c->kw, c->stride, c->pad, c->dil);
     size_t total = (size_t)n * oh * ow;
-    int k = c->cin * c->kh * c->kw;
-    if (is_pointwise(c)) {
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, c->cout, (int)total, k, 1.0f, c->w, k,
-                    in, (int)total, 0.0f, out, (int)total);
-        epilogue(pool, out, add, c->b, total, 0, total, c->cout, relu);
+    if (total == 0)
         return;
-    }
-    size_t cols = tile_cols(c, total, ow);
     int nt = cx_pool_threads(pool);
-    for (size_t j0 = 0; j0 < total; j0 += cols) {
-        size_t nc = total - j0 < cols ? total - j0 : cols;
-        im2col_job jb = {c, in, n, h, w, oh, ow, j0, nc, scratch, nt < c->cin ? nt : c->cin};
-        cx_pool_run(pool, jb.n_tasks, im2col_task, &jb);
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, c->cout, (int)nc, k, 1.0f, c->w, k,
-                    scratch, (int)nc, 0.0f, out + j0, (int)total);
-        epilogue(pool, out, add, c->b, total, j0, nc, c->cout, relu);
-    }
+    size_t cols = tile_cols(c, total, nt);
+    conv_job jb = {c, in, add, out, scratch, n, h, w, oh, ow, relu, total, cols,
+                   cols * (size_t)c->cin * c->kh * c->kw};
+    cx_pool_run(pool, (int)((total + cols - 1) / cols), conv_task, &jb);
 }
 
 typedef struct deconv_job {
-    const float *tmp, *b;
-    float *out;
-    int cout, n, h, w, relu, n_tasks;
+    const float *w, *b, *in;
+    float *out, *scratch;
+    int cin, cout, n, h, wd, relu, per_task;   /* per_task: images (RoIs) per task */
 } deconv_job;
 
+/* Images [i0, i1): tmp[(o,dy,dx)][j] = sum_c w[c][o][dy][dx] * in[c][j] as one GEMM with W transposed,
+ * then each (o, dy, dx) plane scattered to out[o][i][2y+dy][2x+dx] (+ bias, ReLU). */
 static void deconv_task(void *ctx, int t)
 {
     const deconv_job *d = ctx;
-    size_t hw = (size_t)d->h * d->w, tot = (size_t)d->n * hw;
-    int o0 = (int)((long)d->cout * t / d->n_tasks), o1 = (int)((long)d->cout * (t + 1) / d->n_tasks);
-    for (int o = o0; o < o1; o++) {
+    int i0 = t * d->per_task, i1 = i0 + d->per_task < d->n ? i0 + d->per_task : d->n;
+    size_t hw = (size_t)d->h * d->wd, tot = (size_t)d->n * hw, j0 = (size_t)i0 * hw, nc = (size_t)(i1 - i0) * hw;
+    float *tmp = d->scratch + 4 * (size_t)d->cout * j0;
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, d->cout * 4, (int)nc, d->cin, 1.0f, d->w, d->cout * 4,
+                d->in + j0, (int)tot, 0.0f, tmp, (int)nc);
+    for (int o = 0; o < d->cout; o++) {
         float bv = d->b ? d->b[o] : 0.0f;
         for (int k = 0; k < 4; k++) {
             int dy = k >> 1, dx = k & 1;
-            const float *src = d->tmp + ((size_t)o * 4 + k) * tot;
-            for (int ni = 0; ni < d->n; ni++) {
+            const float *src = tmp + ((size_t)o * 4 + k) * nc;
+            for (int ni = i0; ni < i1; ni++) {
                 float *dst = d->out + ((size_t)o * d->n + ni) * 4 * hw;
                 for (int y = 0; y < d->h; y++) {
-                    const float *s = src + ni * hw + (size_t)y * d->w;
-                    float *r = dst + (size_t)(2 * y + dy) * 2 * d->w + dx;
-                    for (int x = 0; x < d->w; x++) {
-                        float v = s[x] + bv;
+                    const float *sr = src + (size_t)(ni - i0) * hw + (size_t)y * d->wd;
+                    float *r = dst + (size_t)(2 * y + dy) * 2 * d->wd + dx;
+                    for (int x = 0; x < d->wd; x++) {
+                        float v = sr[x] + bv;
                         r[2 * x] = (d->relu && v < 0.0f) ? 0.0f : v;
                     }
                 }
@@ -193,20 +210,24 @@ static void deconv_task(void *ctx, int t)
 void cx_deconv2x2(cx_pool *pool, int cin, int cout, const float *w, const float *b, const float *in,
                   int n, int h, int wd, float *out, int relu, float *scratch)
 {
-    /* tmp[(o,dy,dx)][pos] = sum_c w[c][o][dy][dx] * in[c][pos]: one GEMM with W transposed. */
-    size_t tot = (size_t)n * h * wd;
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, cout * 4, (int)tot, cin, 1.0f, w, cout * 4,
-                in, (int)tot, 0.0f, scratch, (int)tot);
-    int nt = cx_pool_threads(pool);
-    deconv_job d = {scratch, b, out, cout, n, h, wd, relu, nt < cout ? nt : cout};
-    cx_pool_run(pool, d.n_tasks, deconv_task, &d);
+    int nt = cx_pool_threads(pool), tasks = n < 2 * nt ? n : 2 * nt;
+    if (tasks < 1)
+        return;
+    int per = (n + tasks - 1) / tasks;
+    deconv_job d = {w, b, in, out, scratch, cin, cout, n, h, wd, relu, per};
+    cx_pool_run(pool, (n + per - 1) / per, deconv_task, &d);
 }
 
-void cx_maxpool2d(cx_pool *pool, const float *in, int c, int h, int w, int k, int stride, int pad,
-                  float *out, int oh, int ow)
+typedef struct plane_job {
+    const float *in;
+    float *out;
+    int c, h, w, k, stride, pad, oh, ow, n_tasks;
+} plane_job;
+
+static void maxpool_planes(const float *in, int c0, int c1, int h, int w, int k, int stride, int pad, float *out,
+                           int oh, int ow)
 {
-    (void)pool;
-    for (int ci = 0; ci < c; ci++) {
+    for (int ci = c0; ci < c1; ci++) {
         const float *src = in + (size_t)ci * h * w;
         float *dst = out + (size_t)ci * oh * ow;
         for (int oy = 0; oy < oh; oy++) {
@@ -231,6 +252,22 @@ void cx_maxpool2d(cx_pool *pool, const float *in, int c, int h, int w, int k, in
     }
 }
 
+static void maxpool_task(void *ctx, int t)
+{
+    const plane_job *j = ctx;
+    int c0 = (int)((long)j->c * t / j->n_tasks), c1 = (int)((long)j->c * (t + 1) / j->n_tasks);
+    maxpool_planes(j->in, c0, c1, j->h, j->w, j->k, j->stride, j->pad, j->out, j->oh, j->ow);
+}
+
+void cx_maxpool2d(cx_pool *pool, const float *in, int c, int h, int w, int k, int stride, int pad,
+                  float *out, int oh, int ow)
+{
+    int nt = cx_pool_threads(pool);
+    plane_job j = {in, out, c, h, w, k, stride, pad, oh, ow, nt < c ? nt : c};
+    if (j.n_tasks >= 1)
+        cx_pool_run(pool, j.n_tasks, maxpool_task, &j);
+}
+
 /* PyTorch's nearest source index (UpSample.h nearest_idx). */
 static int nearest_idx(int o, int in, int out)
 {
@@ -243,32 +280,77 @@ static int nearest_idx(int o, int in, int out)
     return i < in - 1 ? i : in - 1;
 }
 
-void cx_upsample_nearest_add(cx_pool *pool, float *out, int c, int oh, int ow, const float *src, int h,
-                             int w)
+typedef struct up_job {
+    float *out;
+    const float *src;
+    int c, oh, ow, h, w, n_tasks;
+} up_job;
+
+static void upsample_task(void *ctx, int t)
 {
-    (void)pool;
-    for (int ci = 0; ci < c; ci++) {
-        const float *s = src + (size_t)ci * h * w;
-        float *d = out + (size_t)ci * oh * ow;
+    const up_job *j = ctx;
+    int c0 = (int)((long)j->c * t / j->n_tasks), c1 = (int)((long)j->c * (t + 1) / j->n_tasks);
+    int oh = j->oh, ow = j->ow, h = j->h, w = j->w;
+    for (int ci = c0; ci < c1; ci++) {
+        const float *s = j->src + (size_t)ci * h * w;
+        float *d = j->out + (size_t)ci * oh * ow;
         for (int y = 0; y < oh; y++) {
             const float *sr = s + (size_t)nearest_idx(y, h, oh) * w;
             float *dr = d + (size_t)y * ow;
-            for (int x = 0; x < ow; x++)
-                dr[x] += sr[nearest_idx(x, w, ow)];
+            if (ow == 2 * w) {
+                for (int x = 0; x < ow; x++)
+                    dr[x] += sr[x >> 1];
+            } else {
+                for (int x = 0; x < ow; x++)
+                    dr[x] += sr[nearest_idx(x, w, ow)];
+            }
         }
     }
 }
 
-void cx_linear(const float *x, int n, int in, const float *w, const float *b, int out, float *y, int relu)
+void cx_upsample_nearest_add(cx_pool *pool, float *out, int c, int oh, int ow, const float *src, int h,
+                             int w)
 {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, out, in, 1.0f, x, in, w, in, 0.0f, y, out);
-    for (int i = 0; i < n; i++) {
-        float *r = y + (size_t)i * out;
-        for (int o = 0; o < out; o++) {
-            float v = r[o] + (b ? b[o] : 0.0f);
-            r[o] = (relu && v < 0.0f) ? 0.0f : v;
+    int nt = cx_pool_threads(pool);
+    up_job j = {out, src, c, oh, ow, h, w, nt < c ? nt : c};
+    if (j.n_tasks >= 1)
+        cx_pool_run(pool, j.n_tasks, upsample_task, &j);
+}
+
+typedef struct linear_job {
+    const float *x, *w, *b;
+    float *y;
+    int n, in, out, relu, per_task;
+} linear_job;
+
+/* Output features [o0, o1): one GEMM against those rows of W, then bias and ReLU. */
+static void linear_task(void *ctx, int t)
+{
+    const linear_job *j = ctx;
+    int o0 = t * j->per_task, o1 = o0 + j->per_task < j->out ? o0 + j->per_task : j->out;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, j->n, o1 - o0, j->in, 1.0f, j->x, j->in,
+                j->w + (size_t)o0 * j->in, j->in, 0.0f, j->y + o0, j->out);
+    for (int i = 0; i < j->n; i++) {
+        float *r = j->y + (size_t)i * j->out;
+        for (int o = o0; o < o1; o++) {
+            float v = r[o] + (j->b ? j->b[o] : 0.0f);
+            r[o] = (j->relu && v < 0.0f) ? 0.0f : v;
         }
     }
+}
+
+void cx_linear(cx_pool *pool, const float *x, int n, int in, const float *w, const float *b, int out, float *y,
+               int relu)
+{
+    /* one task per thread: each task packs all of x, so more tasks would only repeat that */
+    int nt = cx_pool_threads(pool);
+    int per = (out + nt - 1) / nt;
+    per = (per + 15) & ~15;
+    if (per < 16)
+        per = 16;
+    linear_job j = {x, w, b, y, n, in, out, relu, per};
+    if (n > 0 && out > 0)
+        cx_pool_run(pool, (out + per - 1) / per, linear_task, &j);
 }
 
 float cx_sigmoidf(float x)

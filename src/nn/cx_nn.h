@@ -26,7 +26,8 @@ void cx_pool_run(cx_pool *p, int n_tasks, cx_pool_fn fn, void *ctx);
  * per-thread scratch with it. */
 int cx_pool_slot(void);
 
-/* Sets OpenBLAS's thread count (process-wide) and returns the kernel name ("Haswell", ...). */
+/* Sets OpenBLAS to one thread (process-wide: every op here splits its GEMMs over our own pool, so
+ * n_threads is only informational) and returns the kernel name ("Haswell", ...). */
 const char *cx_nn_blas_setup(int n_threads);
 const char *cx_nn_blas_corename(void);
 
@@ -42,9 +43,10 @@ static inline int cx_conv_out(int in, int k, int stride, int pad, int dil)
 }
 
 /* out[cout][n][oh][ow] = conv(in[cin][n][h][w]) + b (+ add, same layout as out) (then ReLU if relu).
- * scratch: at least cx_conv_scratch_floats() floats (the im2col tile; 0 for 1x1 stride 1 pad 0).
+ * scratch: at least cx_conv_scratch_floats() floats (one im2col tile per pool thread; 0 for 1x1
+ * stride 1 pad 0).
  * out must not alias in; add may alias out only if it IS out (accumulate). */
-size_t cx_conv_scratch_floats(const cx_conv *c, int n, int h, int w);
+size_t cx_conv_scratch_floats(const cx_pool *pool, const cx_conv *c, int n, int h, int w);
 void cx_conv2d(cx_pool *pool, const cx_conv *c, const float *in, int n, int h, int w, float *out,
                const float *add, int relu, float *scratch);
 
@@ -62,7 +64,7 @@ void cx_upsample_nearest_add(cx_pool *pool, float *out, int c, int oh, int ow, c
                              int h, int w);
 
 /* y[n][out] = x[n][in] * W^T + b, W is [out][in] (torch.nn.Linear); ReLU if relu. */
-void cx_linear(const float *x, int n, int in, const float *w, const float *b, int out, float *y,
+void cx_linear(cx_pool *pool, const float *x, int n, int in, const float *w, const float *b, int out, float *y,
                int relu);
 
 float cx_sigmoidf(float x);

@@ -32,7 +32,7 @@ static void check_conv(int cin, int cout, int k, int stride, int pad, int dil, i
     int oh = cx_conv_out(h, k, stride, pad, dil), ow = cx_conv_out(w, k, stride, pad, dil);
     size_t on = (size_t)cout * n * oh * ow;
     float *add = use_add ? rnd(on, 4) : NULL, *out = malloc(on * sizeof(float));
-    size_t sf = cx_conv_scratch_floats(&c, n, h, w);
+    size_t sf = cx_conv_scratch_floats(pool, &c, n, h, w);
     float *scr = sf ? malloc(sf * sizeof(float)) : NULL;
     cx_conv2d(pool, &c, in, n, h, w, out, add, relu, scr);
     double maxerr = 0;
@@ -138,12 +138,12 @@ static void test_pool_upsample(void)
 static void test_linear_softmax_sigmoid(void)
 {
     float x[2 * 3] = {1, 2, 3, -1, 0, 1}, w[2 * 3] = {1, 0, -1, 0.5f, 0.5f, 0.5f}, b[2] = {0.5f, -4}, y[4];
-    cx_linear(x, 2, 3, w, b, 2, y, 1);
+    cx_linear(NULL, x, 2, 3, w, b, 2, y, 1);
     CU_ASSERT(fabsf(y[0] - 0.0f) < 1e-6f);     /* 1-3+0.5 = -1.5 -> relu 0 */
     CU_ASSERT(fabsf(y[1] - 0.0f) < 1e-6f);     /* 3-4 = -1 -> 0 */
     CU_ASSERT(fabsf(y[2] - (-2 + 0.5f)) > 0);  /* -1-1+0.5 = -1.5 -> 0 */
     CU_ASSERT(fabsf(y[2]) < 1e-6f);
-    cx_linear(x, 2, 3, w, b, 2, y, 0);
+    cx_linear(NULL, x, 2, 3, w, b, 2, y, 0);
     CU_ASSERT(fabsf(y[0] + 1.5f) < 1e-6f);
     CU_ASSERT(fabsf(y[3] + 4.0f) < 1e-6f);
     float s[3] = {1, 2, 3};
