@@ -6,3 +6,10 @@ TESTS += tests/viewer.sh
 EXTRA_DIST += tests/viewer.sh tests/viewer/serve.js tests/viewer/drive.js tests/viewer/app-config.js \
 	tests/viewer/package.json tests/viewer/package-lock.json \
 	tests/peers/orthanc-start.sh tests/peers/orthanc-stop.sh
+
+# Winograd 3x3 convolution (src/nn/cx_winograd) against a direct convolution and cx_conv2d.
+check_PROGRAMS += tests/unit/test_winograd
+TESTS += tests/unit/test_winograd
+tests_unit_test_winograd_SOURCES = tests/unit/test_winograd.c tests/unit/cx_test.h
+tests_unit_test_winograd_CPPFLAGS = $(CX_TEST_CPPFLAGS) -I$(top_srcdir)/src/nn $(OPENBLAS_CFLAGS)
+tests_unit_test_winograd_LDADD = src/nn/libcxnn.la $(CUNIT_LIBS)

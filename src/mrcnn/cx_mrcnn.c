@@ -488,6 +488,8 @@ typedef struct paste_job {
     cx_detection *det;
     const float *thr;       /* [D] */
     int M, out_h, out_w;
+    int *cols;              /* per thread: 2 * out_w column indices ... */
+    float *colw;            /* ... and their weights */
 } paste_job;
 
 static void lin_idx(int o, int in, float scale, int *i0, int *i1, float *l0, float *l1)
@@ -548,19 +550,24 @@ static void paste_task(void *ctx, int t)
     for (int y = 0; y < M; y++)
         memcpy(pad + (y + 1) * MP + 1, p + y * M, sizeof(float) * M);
     float sy = (float)MP / (float)h, sx = (float)MP / (float)w, thr = j->thr[t];
+    /* the column taps are the same on every row: computed once, in the output row's space */
+    int *bi = j->cols + (size_t)cx_pool_slot() * 2 * j->out_w;
+    float *bl = j->colw + (size_t)cx_pool_slot() * 2 * j->out_w;
+    for (int X = x0; X < x1; X++)
+        lin_idx((int)(X - ib[0]), MP, sx, &bi[2 * (X - x0)], &bi[2 * (X - x0) + 1], &bl[2 * (X - x0)],
+                &bl[2 * (X - x0) + 1]);
     for (int Y = y0; Y < y1; Y++) {
         int a0, a1;
         float la0, la1;
         lin_idx((int)(Y - ib[1]), MP, sy, &a0, &a1, &la0, &la1);
         uint8_t *row = d->mask + (size_t)(Y - y0) * d->mask_w;
-        for (int X = x0; X < x1; X++) {
-            int b0, b1;
-            float lb0, lb1;
-            lin_idx((int)(X - ib[0]), MP, sx, &b0, &b1, &lb0, &lb1);
+        const float *r0 = pad + a0 * MP, *r1 = pad + a1 * MP;
+        for (int q = 0; q < x1 - x0; q++) {
+            int b0 = bi[2 * q], b1 = bi[2 * q + 1];
+            float lb0 = bl[2 * q], lb1 = bl[2 * q + 1];
             /* a (1, 1, M+2, M+2) tensor: PyTorch's channels-last bilinear kernel */
-            float v = pad[a0 * MP + b0] * (la0 * lb0) + pad[a0 * MP + b1] * (la0 * lb1) +
-                      pad[a1 * MP + b0] * (la1 * lb0) + pad[a1 * MP + b1] * (la1 * lb1);
-            row[X - x0] = v > thr;
+            float v = r0[b0] * (la0 * lb0) + r0[b1] * (la0 * lb1) + r1[b0] * (la1 * lb0) + r1[b1] * (la1 * lb1);
+            row[q] = v > thr;
         }
     }
 }
@@ -1002,7 +1009,11 @@ cx_status cx_mrcnn_detect(cx_mrcnn *s, const float *img, int h, int w, int out_h
             thr[i] = m->classes[dlabel[i] - 1].mask_thresh;
             out->count = i + 1;
         }
-        paste_job pj = {prob, obox, out->items, thr, 28, out_h, out_w};
+        int *pcols;
+        float *pcolw;
+        ALLOCB(pcols, (size_t)cx_pool_threads(s->pool) * 2 * out_w * sizeof(int));
+        ALLOCF(pcolw, (size_t)cx_pool_threads(s->pool) * 2 * out_w);
+        paste_job pj = {prob, obox, out->items, thr, 28, out_h, out_w, pcols, pcolw};
         cx_pool_run(s->pool, D, paste_task, &pj);
         arena_release(s, mk);
     }

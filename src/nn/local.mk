@@ -9,3 +9,4 @@ TESTS += tests/unit/test_nn
 tests_unit_test_nn_SOURCES = tests/unit/test_nn.c tests/unit/cx_test.h
 tests_unit_test_nn_CPPFLAGS = $(CX_TEST_CPPFLAGS) -I$(top_srcdir)/src/nn $(OPENBLAS_CFLAGS)
 tests_unit_test_nn_LDADD = src/nn/libcxnn.la $(CUNIT_LIBS)
+src_nn_libcxnn_la_SOURCES += src/nn/cx_winograd.h src/nn/cx_winograd.c
