@@ -1,0 +1,400 @@
+/* cx_winograd: F(m x m, 3x3) convolution, m = 2 or 4 (Lavin & Gray 2015). With t = m + 2 and
+ * K = t * t, each m x m block of outputs of one image ("tile") reads a t x t input patch d and is
+ *     Y = A^T [ sum_ci (G g G^T)[co][ci] .* (B^T d[ci] B) ] A,
+ * so, with U[k][co][ci] = (G g G^T) at position k (precomputed) and V[k][ci][tile] = (B^T d B) at k,
+ * the whole conv is K independent GEMMs M[k] = U[k] (cout x cin) * V[k] (cin x tiles) plus cheap
+ * transforms. Tiles of all n images are numbered together and cut into chunks of Tc; one pool task
+ * handles one chunk end to end (input transform -> K single-threaded sgemms -> output transform,
+ * bias, add, ReLU) in its thread's scratch, so the threads never synchronise inside a conv.
+ * The transforms work on WL tiles at once with the tile index innermost (plain loops that the
+ * compiler vectorises). Tiles that overhang the output are computed on zero-padded input and only
+ * their valid pixels are written. */
+#include <config.h>
+
+#include <cblas.h>
+#include <string.h>
+
+#include "cx_winograd.h"
+
+#define WL 8                      /* tiles transformed together (vector lanes) */
+#define TC_MIN 32                 /* smallest automatic chunk (narrower GEMMs lose efficiency) */
+#define TC_MAX 256                /* largest automatic chunk */
+#define TC_CAP 1024               /* largest chunk at all (cx_wino_set_chunk) */
+#define THREAD_FLOATS ((size_t)3 << 18)   /* V + M budget per thread: 3 MB */
+
+static int chunk_override;
+
+void cx_wino_set_chunk(int tiles)
+{
+    chunk_override = tiles < 0 ? 0 : (tiles > TC_CAP ? TC_CAP : tiles);
+}
+
+int cx_wino_eligible(const cx_conv *c)
+{
+    return c->kh == 3 && c->kw == 3 && c->stride == 1 && c->dil == 1 && c->pad >= 0 && c->pad <= 2;
+}
+
+size_t cx_wino_weights_floats(int m, int cin, int cout)
+{
+    size_t t = (size_t)m + 2;
+    return t * t * (size_t)cout * (size_t)cin;
+}
+
+/* ---- Weight transform U = G g G^T (double precision, rounded once). ---- */
+
+static const double G2[4][3] = {
+    {1, 0, 0}, {0.5, 0.5, 0.5}, {0.5, -0.5, 0.5}, {0, 0, 1}};
+static const double G4[6][3] = {
+    {1.0 / 4, 0, 0},
+    {-1.0 / 6, -1.0 / 6, -1.0 / 6},
+    {-1.0 / 6, 1.0 / 6, -1.0 / 6},
+    {1.0 / 24, 1.0 / 12, 1.0 / 6},
+    {1.0 / 24, -1.0 / 12, 1.0 / 6},
+    {0, 0, 1}};
+
+void cx_wino_transform_weights(int m, const cx_conv *c, float *U)
+{
+    int t = m + 2;
+    const double(*G)[3] = m == 2 ? G2 : G4;
+    size_t plane = (size_t)c->cout * c->cin;
+    for (int o = 0; o < c->cout; o++) {
+        for (int ci = 0; ci < c->cin; ci++) {
+            const float *g = c->w + ((size_t)o * c->cin + ci) * 9;
+            double tmp[6][3];
+            for (int i = 0; i < t; i++)
+                for (int j = 0; j < 3; j++)
+                    tmp[i][j] = G[i][0] * g[j] + G[i][1] * g[3 + j] + G[i][2] * g[6 + j];
+            float *u = U + (size_t)o * c->cin + ci;
+            for (int i = 0; i < t; i++)
+                for (int j = 0; j < t; j++)
+                    u[(size_t)(i * t + j) * plane] =
+                        (float)(tmp[i][0] * G[j][0] + tmp[i][1] * G[j][1] + tmp[i][2] * G[j][2]);
+        }
+    }
+}
+
+/* ---- 1-D transforms (B^T z for input columns/rows, A^T s for output). ---- */
+
+static inline void bt4(const float z[4], float o[4])
+{
+    o[0] = z[0] - z[2];
+    o[1] = z[1] + z[2];
+    o[2] = z[2] - z[1];
+    o[3] = z[1] - z[3];
+}
+
+static inline void bt6(const float z[6], float o[6])
+{
+    float p = z[4] - 4.0f * z[2], q = z[3] - 4.0f * z[1];
+    float r = z[4] - z[2], s = 2.0f * (z[3] - z[1]);
+    o[0] = 4.0f * z[0] - 5.0f * z[2] + z[4];
+    o[1] = p + q;
+    o[2] = p - q;
+    o[3] = r + s;
+    o[4] = r - s;
+    o[5] = 4.0f * z[1] - 5.0f * z[3] + z[5];
+}
+
+static inline void at4(const float s[4], float y[2])
+{
+    y[0] = s[0] + s[1] + s[2];
+    y[1] = s[1] - s[2] - s[3];
+}
+
+static inline void at6(const float s[6], float y[4])
+{
+    float a = s[1] + s[2], b = s[1] - s[2], c = s[3] + s[4], d = s[3] - s[4];
+    y[0] = s[0] + a + c;
+    y[1] = b + 2.0f * d;
+    y[2] = a + 4.0f * c;
+    y[3] = b + 8.0f * d + s[5];
+}
+
+/* v = B^T d B for WL tiles; d and v are [t*t][WL] (row-major t x t per lane). */
+static void in_tf2(const float (*restrict d)[WL], float (*restrict v)[WL])
+{
+    float tmp[16][WL];
+    for (int c = 0; c < 4; c++)
+        for (int l = 0; l < WL; l++) {
+            float z[4] = {d[c][l], d[4 + c][l], d[8 + c][l], d[12 + c][l]}, o[4];
+            bt4(z, o);
+            for (int i = 0; i < 4; i++)
+                tmp[4 * i + c][l] = o[i];
+        }
+    for (int r = 0; r < 4; r++)
+        for (int l = 0; l < WL; l++) {
+            float z[4] = {tmp[4 * r][l], tmp[4 * r + 1][l], tmp[4 * r + 2][l], tmp[4 * r + 3][l]}, o[4];
+            bt4(z, o);
+            for (int i = 0; i < 4; i++)
+                v[4 * r + i][l] = o[i];
+        }
+}
+
+static void in_tf4(const float (*restrict d)[WL], float (*restrict v)[WL])
+{
+    float tmp[36][WL];
+    for (int c = 0; c < 6; c++)
+        for (int l = 0; l < WL; l++) {
+            float z[6], o[6];
+            for (int i = 0; i < 6; i++)
+                z[i] = d[6 * i + c][l];
+            bt6(z, o);
+            for (int i = 0; i < 6; i++)
+                tmp[6 * i + c][l] = o[i];
+        }
+    for (int r = 0; r < 6; r++)
+        for (int l = 0; l < WL; l++) {
+            float z[6], o[6];
+            for (int i = 0; i < 6; i++)
+                z[i] = tmp[6 * r + i][l];
+            bt6(z, o);
+            for (int i = 0; i < 6; i++)
+                v[6 * r + i][l] = o[i];
+        }
+}
+
+/* y = A^T s A (+ bias) for WL tiles; s is [t*t][WL], y is [m*m][WL]. */
+static void out_tf2(const float (*restrict s)[WL], float bias, float (*restrict y)[WL])
+{
+    float tmp[8][WL];
+    for (int c = 0; c < 4; c++)
+        for (int l = 0; l < WL; l++) {
+            float z[4] = {s[c][l], s[4 + c][l], s[8 + c][l], s[12 + c][l]}, o[2];
+            at4(z, o);
+            tmp[c][l] = o[0];
+            tmp[4 + c][l] = o[1];
+        }
+    for (int r = 0; r < 2; r++)
+        for (int l = 0; l < WL; l++) {
+            float z[4] = {tmp[4 * r][l], tmp[4 * r + 1][l], tmp[4 * r + 2][l], tmp[4 * r + 3][l]}, o[2];
+            at4(z, o);
+            y[2 * r][l] = o[0] + bias;
+            y[2 * r + 1][l] = o[1] + bias;
+        }
+}
+
+static void out_tf4(const float (*restrict s)[WL], float bias, float (*restrict y)[WL])
+{
+    float tmp[24][WL];
+    for (int c = 0; c < 6; c++)
+        for (int l = 0; l < WL; l++) {
+            float z[6], o[4];
+            for (int i = 0; i < 6; i++)
+                z[i] = s[6 * i + c][l];
+            at6(z, o);
+            for (int i = 0; i < 4; i++)
+                tmp[6 * i + c][l] = o[i];
+        }
+    for (int r = 0; r < 4; r++)
+        for (int l = 0; l < WL; l++) {
+            float z[6], o[4];
+            for (int i = 0; i < 6; i++)
+                z[i] = tmp[6 * r + i][l];
+            at6(z, o);
+            for (int i = 0; i < 4; i++)
+                y[4 * r + i][l] = o[i] + bias;
+        }
+}
+
+/* ---- Chunking and scratch. ---- */
+
+typedef struct wino_plan {
+    int t, K, oh, ow, tiles_y, tiles_x, tc, n_chunks;
+    long T;
+    size_t per_thread;   /* floats of V + M for one thread, rounded to 64 bytes */
+} wino_plan;
+
+static long round_up(long x, long q)
+{
+    return (x + q - 1) / q * q;
+}
+
+static wino_plan make_plan(int threads, int m, const cx_conv *c, int n, int h, int w)
+{
+    wino_plan p;
+    memset(&p, 0, sizeof p);
+    p.t = m + 2;
+    p.K = p.t * p.t;
+    p.oh = cx_conv_out(h, 3, 1, c->pad, 1);
+    p.ow = cx_conv_out(w, 3, 1, c->pad, 1);
+    if (p.oh <= 0 || p.ow <= 0 || n <= 0)
+        return p;
+    p.tiles_y = (p.oh + m - 1) / m;
+    p.tiles_x = (p.ow + m - 1) / m;
+    p.T = (long)n * p.tiles_y * p.tiles_x;
+    long tc;
+    if (chunk_override > 0) {
+        tc = round_up(chunk_override, WL);
+    } else {
+        size_t per_tile = (size_t)p.K * ((size_t)c->cin + c->cout);
+        tc = (long)(THREAD_FLOATS / per_tile) / WL * WL;
+        tc = tc < TC_MIN ? TC_MIN : (tc > TC_MAX ? TC_MAX : tc);
+        if (threads > 1) {
+            /* at least 4 chunks per thread when the tiles allow it, for dynamic balancing */
+            long want = round_up((p.T + 4L * threads - 1) / (4L * threads), WL);
+            if (want < TC_MIN)
+                want = TC_MIN;
+            if (want < tc)
+                tc = want;
+        }
+    }
+    if (tc > round_up(p.T, WL))
+        tc = round_up(p.T, WL);
+    p.tc = (int)tc;
+    p.n_chunks = (int)((p.T + tc - 1) / tc);
+    p.per_thread = (size_t)round_up((long)((size_t)p.K * ((size_t)c->cin + c->cout) * (size_t)tc), 16);
+    return p;
+}
+
+size_t cx_wino_scratch_floats(const cx_pool *pool, int m, const cx_conv *c, int n, int h, int w)
+{
+    int threads = cx_pool_threads(pool);
+    wino_plan p = make_plan(threads, m, c, n, h, w);
+    return p.per_thread * (size_t)threads;
+}
+
+/* ---- The conv. ---- */
+
+typedef struct wino_job {
+    const cx_conv *c;
+    const float *U, *in, *add;
+    float *out, *scratch;
+    int m, n, h, w, relu;
+    wino_plan p;
+} wino_job;
+
+/* Input transform of one chunk: V[k][ci][i] for tiles i < ncr (lanes past the chunk are zero). */
+static void input_chunk(const wino_job *j, const int *tn, const int *ty0, const int *tx0, int ncr, float *V)
+{
+    const cx_conv *c = j->c;
+    int t = j->p.t, K = j->p.K, tc = j->p.tc, h = j->h, w = j->w, pad = c->pad;
+    size_t hw = (size_t)h * w;
+    float d[36][WL], v[36][WL];
+    for (int ci = 0; ci < c->cin; ci++) {
+        const float *plane = j->in + (size_t)ci * j->n * hw;
+        for (int g = 0; g < ncr; g += WL) {
+            for (int l = 0; l < WL; l++) {
+                int i = g + l;
+                if (tn[i] < 0) {
+                    for (int k = 0; k < K; k++)
+                        d[k][l] = 0.0f;
+                    continue;
+                }
+                const float *src = plane + (size_t)tn[i] * hw;
+                int y0 = ty0[i] - pad, x0 = tx0[i] - pad;
+                if (y0 >= 0 && x0 >= 0 && y0 + t <= h && x0 + t <= w) {
+                    const float *s = src + (size_t)y0 * w + x0;
+                    for (int r = 0; r < t; r++, s += w)
+                        for (int q = 0; q < t; q++)
+                            d[r * t + q][l] = s[q];
+                } else {
+                    for (int r = 0; r < t; r++) {
+                        int iy = y0 + r;
+                        for (int q = 0; q < t; q++) {
+                            int ix = x0 + q;
+                            d[r * t + q][l] = (iy >= 0 && iy < h && ix >= 0 && ix < w) ? src[(size_t)iy * w + ix] : 0.0f;
+                        }
+                    }
+                }
+            }
+            if (t == 4)
+                in_tf2((const float(*)[WL])d, v);
+            else
+                in_tf4((const float(*)[WL])d, v);
+            float *dst = V + (size_t)ci * tc + g;
+            for (int k = 0; k < K; k++)
+                memcpy(dst + (size_t)k * c->cin * tc, v[k], sizeof v[k]);
+        }
+    }
+}
+
+/* Output transform of one chunk from M[k][co][i]: bias, add, ReLU, valid pixels only. */
+static void output_chunk(const wino_job *j, const int *tn, const int *ty0, const int *tx0, int ncr, const float *M)
+{
+    const cx_conv *c = j->c;
+    int m = j->m, K = j->p.K, tc = j->p.tc, oh = j->p.oh, ow = j->p.ow, n = j->n;
+    size_t ohw = (size_t)oh * ow;
+    float s[36][WL], y[16][WL];
+    for (int o = 0; o < c->cout; o++) {
+        float bias = c->b ? c->b[o] : 0.0f;
+        for (int g = 0; g < ncr; g += WL) {
+            const float *src = M + (size_t)o * tc + g;
+            for (int k = 0; k < K; k++)
+                memcpy(s[k], src + (size_t)k * c->cout * tc, sizeof s[k]);
+            if (m == 2)
+                out_tf2((const float(*)[WL])s, bias, y);
+            else
+                out_tf4((const float(*)[WL])s, bias, y);
+            for (int l = 0; l < WL; l++) {
+                int i = g + l;
+                if (tn[i] < 0)
+                    break;
+                size_t off = ((size_t)o * n + tn[i]) * ohw + (size_t)ty0[i] * ow + tx0[i];
+                float *dst = j->out + off;
+                const float *a = j->add ? j->add + off : NULL;
+                int rows = oh - ty0[i] < m ? oh - ty0[i] : m, cols = ow - tx0[i] < m ? ow - tx0[i] : m;
+                for (int r = 0; r < rows; r++) {
+                    for (int q = 0; q < cols; q++) {
+                        float val = y[r * m + q][l];
+                        if (a)
+                            val += a[(size_t)r * ow + q];
+                        if (j->relu && val < 0.0f)
+                            val = 0.0f;
+                        dst[(size_t)r * ow + q] = val;
+                    }
+                }
+            }
+        }
+    }
+}
+
+static void wino_task(void *ctx, int task)
+{
+    const wino_job *j = ctx;
+    const cx_conv *c = j->c;
+    int m = j->m, tc = j->p.tc, K = j->p.K, per_img = j->p.tiles_y * j->p.tiles_x;
+    float *V = j->scratch + (size_t)cx_pool_slot() * j->p.per_thread;
+    float *M = V + (size_t)K * c->cin * tc;
+    long t0 = (long)task * tc;
+    int nc = j->p.T - t0 < tc ? (int)(j->p.T - t0) : tc;
+    int ncr = (int)round_up(nc, WL);
+    int tn[TC_CAP], ty0[TC_CAP], tx0[TC_CAP];
+    for (int i = 0; i < ncr; i++) {
+        if (i >= nc) {
+            tn[i] = -1;
+            continue;
+        }
+        long idx = t0 + i;
+        int rem = (int)(idx % per_img);
+        tn[i] = (int)(idx / per_img);
+        ty0[i] = rem / j->p.tiles_x * m;
+        tx0[i] = rem % j->p.tiles_x * m;
+    }
+    input_chunk(j, tn, ty0, tx0, ncr, V);
+    for (int k = 0; k < K; k++)
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, c->cout, ncr, c->cin, 1.0f,
+                    j->U + (size_t)k * c->cout * c->cin, c->cin, V + (size_t)k * c->cin * tc, tc, 0.0f,
+                    M + (size_t)k * c->cout * tc, tc);
+    output_chunk(j, tn, ty0, tx0, ncr, M);
+}
+
+void cx_conv2d_wino(cx_pool *pool, int m, const cx_conv *c, const float *U, const float *in, int n,
+                    int h, int w, float *out, const float *add, int relu, float *scratch)
+{
+    wino_job j;
+    j.p = make_plan(cx_pool_threads(pool), m, c, n, h, w);
+    if (j.p.T <= 0)
+        return;
+    j.c = c;
+    j.U = U;
+    j.in = in;
+    j.add = add;
+    j.out = out;
+    j.scratch = scratch;
+    j.m = m;
+    j.n = n;
+    j.h = h;
+    j.w = w;
+    j.relu = relu;
+    cx_pool_run(pool, j.p.n_chunks, wino_task, &j);
+}
