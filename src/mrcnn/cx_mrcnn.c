@@ -578,6 +578,9 @@ typedef struct shape {
     int c, h, w;
 } shape;
 
+/* One residual block. The last conv accumulates into the identity held in out (GEMM beta 1), so
+ * there is no separate pass adding the shortcut: out is the downsample's result when the block has
+ * one; otherwise the identity itself, so out may be in (the block runs in place) or a copy is made. */
 static cx_status run_block(cx_mrcnn *s, const mr_block *B, int bottleneck, const float *in, shape si, float *out,
                            shape *so, cx_error *err)
 {
@@ -586,13 +589,11 @@ static cx_status run_block(cx_mrcnn *s, const mr_block *B, int bottleneck, const
     const cx_conv *mid = bottleneck ? &B->c2 : &B->c1;
     int oh = cx_conv_out(si.h, mid->kh, mid->stride, mid->pad, 1), ow = cx_conv_out(si.w, mid->kw, mid->stride, mid->pad, 1);
     const cx_conv *last = bottleneck ? &B->c3 : &B->c2;
-    const float *ident = in;
-    float *t1, *t2, *dn;
-    if (B->has_down) {
-        ALLOCF(dn, (size_t)B->down.cout * oh * ow);
-        TRY(conv(s, &B->down, in, 1, si.h, si.w, dn, NULL, 0, err));
-        ident = dn;
-    }
+    float *t1, *t2;
+    if (B->has_down)
+        TRY(conv(s, &B->down, in, 1, si.h, si.w, out, NULL, 0, err));
+    else if (out != in)
+        memcpy(out, in, sizeof(float) * (size_t)si.c * si.h * si.w);
     if (bottleneck) {
         ALLOCF(t1, (size_t)B->c1.cout * si.h * si.w);
         TRY(conv(s, &B->c1, in, 1, si.h, si.w, t1, NULL, 1, err));
@@ -602,7 +603,7 @@ static cx_status run_block(cx_mrcnn *s, const mr_block *B, int bottleneck, const
         ALLOCF(t2, (size_t)B->c1.cout * oh * ow);
         TRY(conv(s, &B->c1, in, 1, si.h, si.w, t2, NULL, 1, err));
     }
-    TRY(conv(s, last, t2, 1, oh, ow, out, ident, 1, err));
+    TRY(conv(s, last, t2, 1, oh, ow, out, out, 1, err));
     *so = (shape){last->cout, oh, ow};
 fail:
     arena_release(s, mk);
@@ -648,19 +649,15 @@ static cx_status backbone_fpn(cx_mrcnn *s, const float *x, int Hp, int Wp, cx_er
     const float *in = pool;
     shape si = {m->width, hs[0], ws[0]};
     for (int l = 0; l < 4; l++) {
-        mark ml = arena_mark(s);
-        size_t outsz = (size_t)(m->width << l) * e * hs[l] * ws[l];
-        float *pp;
-        ALLOCF(pp, outsz);
+        /* every block of the layer writes cl[l]: the first from the previous layer, the rest in place */
         for (int b = 0; b < m->nblocks[l]; b++) {
-            /* alternate between pp and the layer's output so the last block lands in cl[l] */
-            float *o = ((m->nblocks[l] - 1 - b) % 2 == 0) ? cl[l] : pp;
-            shape so;
-            TRY(run_block(s, &m->blocks[l][b], m->bottleneck, in, si, o, &so, err));
-            in = o;
+            shape so = si;
+            TRY(run_block(s, &m->blocks[l][b], m->bottleneck, in, si, cl[l], &so, err));
+            in = cl[l];
             si = so;
         }
-        arena_release(s, l == 0 ? m1 : ml);
+        if (l == 0)
+            arena_release(s, m1);
     }
     /* FPN top-down */
     float *last;
