@@ -86,8 +86,14 @@ static void im2col(const cx_conv *c, const float *in, int n, int h, int w, int o
                         if (c->stride == 1 && ix >= 0 && ix + (int)seg <= w) {
                             memcpy(dst, src + ix, seg * sizeof(float));
                         } else if (c->stride == 1) {
-                            for (size_t q = 0; q < seg; q++, ix++)
-                                dst[q] = (ix >= 0 && ix < w) ? src[ix] : 0.0f;
+                            /* zeros left of the image, a copy, zeros right of it */
+                            long a = ix < 0 ? -(long)ix : 0, b = (long)w - ix;
+                            a = a < (long)seg ? a : (long)seg;
+                            b = b < (long)seg ? b : (long)seg;
+                            b = b > a ? b : a;
+                            memset(dst, 0, (size_t)a * sizeof(float));
+                            memcpy(dst + a, src + ix + a, (size_t)(b - a) * sizeof(float));
+                            memset(dst + b, 0, (seg - (size_t)b) * sizeof(float));
                         } else {
                             for (size_t q = 0; q < seg; q++, ix += c->stride)
                                 dst[q] = (ix >= 0 && ix < w) ? src[ix] : 0.0f;
