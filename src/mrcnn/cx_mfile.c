@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -301,6 +302,18 @@ cx_status cx_mfile_open(const char *path, cx_mfile **out, cx_error *err)
 fail:
     cx_mfile_free(mf);
     return st;
+}
+
+void cx_mfile_drop(cx_mfile *mf, const void *data, size_t bytes)
+{
+    long pg = sysconf(_SC_PAGESIZE);
+    uintptr_t a = (uintptr_t)data, b = a + bytes, lo = (uintptr_t)mf->map, hi = lo + mf->size;
+    if (pg <= 0 || a < lo || b > hi)
+        return;
+    a = (a + (uintptr_t)pg - 1) / (uintptr_t)pg * (uintptr_t)pg;
+    b = b / (uintptr_t)pg * (uintptr_t)pg;
+    if (b > a)
+        (void)madvise((void *)a, b - a, MADV_DONTNEED);
 }
 
 const char *cx_mfile_path(const cx_mfile *mf) { return mf->path; }

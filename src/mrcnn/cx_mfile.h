@@ -48,6 +48,10 @@ typedef struct cx_mfile cx_mfile;
  * ("model: <path>: tensor 'x' offset 123 + 456 bytes beyond data size 500"). */
 cx_status cx_mfile_open(const char *path, cx_mfile **out, cx_error *err);
 void cx_mfile_free(cx_mfile *mf);
+/* The caller will not read [data, data + bytes) of the mapping again (it keeps a transformed copy):
+ * the whole pages inside it leave the process's resident memory (they stay in the page cache and
+ * would fault back in if read). */
+void cx_mfile_drop(cx_mfile *mf, const void *data, size_t bytes);
 
 const char *cx_mfile_path(const cx_mfile *mf);
 /* SHA-256 of the whole file, 64 lowercase hex digits. */

@@ -6,9 +6,11 @@
 
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cx_mrcnn_impl.h"
+#include "cx_winograd.h"
 
 #define STAGE "model"
 
@@ -56,7 +58,7 @@ static cx_status get_conv(ld *L, const char *prefix, int cin, int cout, int k, i
     snprintf(name, sizeof name, "%s.bias", prefix);
     if ((st = cx_mfile_get_tensor(L->m->mf, name, CX_DT_F32, 1, bd, &b, L->err)))
         return st;
-    *c = (cx_conv){cin, cout, k, k, stride, pad, 1, w, b};
+    *c = (cx_conv){.cin = cin, .cout = cout, .kh = k, .kw = k, .stride = stride, .pad = pad, .dil = 1, .w = w, .b = b};
     return CX_OK;
 }
 
@@ -222,7 +224,8 @@ static cx_status load_weights(ld *L)
     memcpy(m->rpn_head_w + (size_t)m->A * C, box.w, (size_t)4 * m->A * C * sizeof(float));
     memcpy(m->rpn_head_b, cls.b, (size_t)m->A * sizeof(float));
     memcpy(m->rpn_head_b + m->A, box.b, (size_t)4 * m->A * sizeof(float));
-    m->rpn_head = (cx_conv){C, 5 * m->A, 1, 1, 1, 0, 1, m->rpn_head_w, m->rpn_head_b};
+    m->rpn_head = (cx_conv){.cin = C, .cout = 5 * m->A, .kh = 1, .kw = 1, .stride = 1, .dil = 1, .w = m->rpn_head_w,
+                            .b = m->rpn_head_b};
 
     int K1 = m->arch.num_classes, R = m->rep;
     TRY(get_mat(L, "roi_heads.box_head.fc6.weight", R, C * 49, &m->fc6_w));
@@ -356,6 +359,56 @@ fail:
     return st;
 }
 
+/* Winograd F(m x m, 3x3) forms for the 3x3 stride-1 convs that run on large maps: layer1 and
+ * layer2 of the body, the FPN outputs, the RPN conv and the mask head. (layer3/layer4 work on maps of
+ * 1/16 and 1/32 of the input, too few tiles to pay for 4x the weights.) U is (m+2)^2/9 times the
+ * conv's weights; the original weights are then never read again, so their pages of the mapping
+ * are dropped from memory. CXRSEG_WINOGRAD=off|2|4 overrides the default m (tests, benchmarks). */
+#define WINO_DEFAULT_M 4
+
+static cx_status prepare_winograd(ld *L)
+{
+    cx_model *m = L->m;
+    const char *env = getenv("CXRSEG_WINOGRAD");
+    m->wino_m = WINO_DEFAULT_M;
+    if (env && *env)
+        m->wino_m = !strcmp(env, "off") || !strcmp(env, "0") ? 0 : (!strcmp(env, "2") ? 2 : 4);
+    if (!m->wino_m)
+        return CX_OK;
+    cx_conv *list[64 + 2 * MR_MAX_MASK_LAYERS];
+    int n = 0;
+    for (int l = 0; l < 2; l++)
+        for (int b = 0; b < m->nblocks[l]; b++) {
+            mr_block *B = &m->blocks[l][b];
+            cx_conv *cs[2] = {m->bottleneck ? &B->c2 : &B->c1, m->bottleneck ? NULL : &B->c2};
+            for (int k = 0; k < 2; k++)
+                if (cs[k] && cx_wino_eligible(cs[k]) && n < 64)
+                    list[n++] = cs[k];
+        }
+    for (int l = 0; l < 4; l++)
+        list[n++] = &m->fpn_layer[l];
+    list[n++] = &m->rpn_conv;
+    for (int i = 0; i < m->n_mask_layers; i++)
+        list[n++] = &m->mask_conv[i];
+    size_t total = 0;
+    for (int i = 0; i < n; i++)
+        total += cx_wino_weights_floats(m->wino_m, list[i]->cin, list[i]->cout);
+    m->wino_buf = cx_aligned_alloc(total * sizeof(float));
+    if (!m->wino_buf)
+        return cx_error_set(L->err, CX_ERR_NOMEM, STAGE, "Winograd weights: %zu MB", (total * sizeof(float)) >> 20);
+    float *u = m->wino_buf;
+    for (int i = 0; i < n; i++) {
+        cx_wino_transform_weights(m->wino_m, list[i], u);
+        list[i]->wino = u;
+        list[i]->wino_m = m->wino_m;
+        cx_mfile_drop(m->mf, list[i]->w, (size_t)list[i]->cout * list[i]->cin * 9 * sizeof(float));
+        u += cx_wino_weights_floats(m->wino_m, list[i]->cin, list[i]->cout);
+    }
+    cx_log(CX_LOG_DEBUG, STAGE, NULL, "Winograd F(%dx%d,3x3) for %d convs, %zu MB", m->wino_m, m->wino_m, n,
+           (total * sizeof(float)) >> 20);
+    return CX_OK;
+}
+
 cx_status cx_model_load(const char *path, cx_model **out, cx_error *err)
 {
     cx_model *m = cx_calloc(1, sizeof *m);
@@ -379,6 +432,7 @@ cx_status cx_model_load(const char *path, cx_model **out, cx_error *err)
     TRY(load_arch(&L));
     TRY(load_classes(&L));
     TRY(load_weights(&L));
+    TRY(prepare_winograd(&L));
     *out = m;
     return CX_OK;
 fail:
@@ -396,6 +450,7 @@ void cx_model_free(cx_model *m)
     cx_aligned_free(m->rpn_head_b);
     cx_aligned_free(m->pred_w);
     cx_aligned_free(m->pred_b);
+    cx_aligned_free(m->wino_buf);
     cx_free(m->classes);
     cx_free(m->prov);
     cx_mfile_free(m->mf);

@@ -47,6 +47,8 @@ struct cx_model {
     float score_thresh, mask_thresh;
     int n_prov;
     const cx_meta **prov;
+    float *wino_buf;                     /* owned: Winograd forms of the convs that use it */
+    int wino_m;                          /* 0: Winograd off */
 };
 
 #endif

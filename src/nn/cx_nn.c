@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "cx_nn.h"
+#include "cx_winograd.h"
 
 /* Threading: OpenBLAS runs single-threaded (cx_nn_blas_setup) and every op splits its work over our
  * pool, each task calling cblas_sgemm on its own piece. Two thread teams on 2 cores fight: OpenBLAS's
@@ -48,12 +49,26 @@ static size_t tile_cols(const cx_conv *c, size_t total, int threads)
     return cols < total ? cols : total;
 }
 
+/* Winograd pays once each of its (m+2)^2 GEMMs is wide enough: below this many output tiles the
+ * direct im2col path is as fast (bench/cx_bench_wino). */
+#define CX_WINO_MIN_TILES 64
+
+static int use_wino(const cx_conv *c, int n, int oh, int ow)
+{
+    if (!c->wino)
+        return 0;
+    size_t tiles = (size_t)n * ((oh + c->wino_m - 1) / c->wino_m) * ((ow + c->wino_m - 1) / c->wino_m);
+    return tiles >= CX_WINO_MIN_TILES;
+}
+
 size_t cx_conv_scratch_floats(const cx_pool *pool, const cx_conv *c, int n, int h, int w)
 {
-    if (is_pointwise(c))
-        return 0;
     int oh = cx_conv_out(h, c->kh, c->stride, c->pad, c->dil);
     int ow = cx_conv_out(w, c->kw, c->stride, c->pad, c->dil);
+    if (use_wino(c, n, oh, ow))
+        return cx_wino_scratch_floats(pool, c->wino_m, c, n, h, w);
+    if (is_pointwise(c))
+        return 0;
     size_t total = (size_t)n * oh * ow;
     int nt = cx_pool_threads(pool);
     return (size_t)nt * tile_cols(c, total, nt) * (size_t)c->cin * c->kh * c->kw;
@@ -170,6 +185,10 @@ void cx_conv2d(cx_pool *pool, const cx_conv *c, const float *in, int n, int h, i
     size_t total = (size_t)n * oh * ow;
     if (total == 0)
         return;
+    if (use_wino(c, n, oh, ow)) {
+        cx_conv2d_wino(pool, c->wino_m, c, c->wino, in, n, h, w, out, add, relu, scratch);
+        return;
+    }
     int nt = cx_pool_threads(pool);
     size_t cols = tile_cols(c, total, nt);
     conv_job jb = {c, in, add, out, scratch, n, h, w, oh, ow, relu, total, cols,

@@ -35,6 +35,10 @@ const char *cx_nn_blas_corename(void);
 typedef struct cx_conv {
     int cin, cout, kh, kw, stride, pad, dil;
     const float *w, *b;
+    /* Optional Winograd form (cx_winograd.h) of a 3x3 stride-1 conv: U for F(wino_m x wino_m, 3x3).
+     * When set, cx_conv2d uses it wherever the output has enough tiles to keep the GEMMs wide. */
+    const float *wino;
+    int wino_m;
 } cx_conv;
 
 static inline int cx_conv_out(int in, int k, int stride, int pad, int dil)

@@ -28,7 +28,7 @@ static void check_conv(int cin, int cout, int k, int stride, int pad, int dil, i
     cx_error err;
     CU_ASSERT_FATAL(cx_pool_new(threads, &pool, &err) == CX_OK);
     float *in = rnd((size_t)cin * n * h * w, 1), *wt = rnd((size_t)cout * cin * k * k, 2), *b = rnd(cout, 3);
-    cx_conv c = {cin, cout, k, k, stride, pad, dil, wt, b};
+    cx_conv c = {.cin = cin, .cout = cout, .kh = k, .kw = k, .stride = stride, .pad = pad, .dil = dil, .w = wt, .b = b};
     int oh = cx_conv_out(h, k, stride, pad, dil), ow = cx_conv_out(w, k, stride, pad, dil);
     size_t on = (size_t)cout * n * oh * ow;
     float *add = use_add ? rnd(on, 4) : NULL, *out = malloc(on * sizeof(float));
