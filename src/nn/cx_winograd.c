@@ -201,6 +201,7 @@ static void out_tf4(const float (*restrict s)[WL], float bias, float (*restrict 
 typedef struct wino_plan {
     int t, K, oh, ow, tiles_y, tiles_x, tc, n_chunks;
     long T;
+    size_t vk, mk;       /* floats between the K planes of V and of M (padded: no cache-set aliasing) */
     size_t per_thread;   /* floats of V + M for one thread, rounded to 64 bytes */
 } wino_plan;
 
@@ -242,7 +243,10 @@ static wino_plan make_plan(int threads, int m, const cx_conv *c, int n, int h, i
         tc = round_up(p.T, WL);
     p.tc = (int)tc;
     p.n_chunks = (int)((p.T + tc - 1) / tc);
-    p.per_thread = (size_t)round_up((long)((size_t)p.K * ((size_t)c->cin + c->cout) * (size_t)tc), 16);
+    /* a power-of-two plane stride would put all K planes of a tile in one cache set */
+    p.vk = (size_t)c->cin * tc + 16;
+    p.mk = (size_t)c->cout * tc + 16;
+    p.per_thread = (size_t)round_up((long)((size_t)p.K * (p.vk + p.mk)), 16);
     return p;
 }
 
@@ -267,8 +271,8 @@ typedef struct wino_job {
 static void input_chunk(const wino_job *j, const int *tn, const int *ty0, const int *tx0, int ncr, float *V)
 {
     const cx_conv *c = j->c;
-    int t = j->p.t, K = j->p.K, tc = j->p.tc, h = j->h, w = j->w, pad = c->pad;
-    size_t hw = (size_t)h * w;
+    const int t = j->p.t, K = j->p.K, tc = j->p.tc, h = j->h, w = j->w, pad = c->pad;
+    const size_t hw = (size_t)h * w, vk = j->p.vk;
     float d[36][WL], v[36][WL];
     for (int ci = 0; ci < c->cin; ci++) {
         const float *plane = j->in + (size_t)ci * j->n * hw;
@@ -284,9 +288,19 @@ static void input_chunk(const wino_job *j, const int *tn, const int *ty0, const 
                 int y0 = ty0[i] - pad, x0 = tx0[i] - pad;
                 if (y0 >= 0 && x0 >= 0 && y0 + t <= h && x0 + t <= w) {
                     const float *s = src + (size_t)y0 * w + x0;
-                    for (int r = 0; r < t; r++, s += w)
-                        for (int q = 0; q < t; q++)
-                            d[r * t + q][l] = s[q];
+                    if (t == 4) {
+#pragma GCC unroll 4
+                        for (int r = 0; r < 4; r++)
+#pragma GCC unroll 4
+                            for (int q = 0; q < 4; q++)
+                                d[r * 4 + q][l] = s[(size_t)r * w + q];
+                    } else {
+#pragma GCC unroll 6
+                        for (int r = 0; r < 6; r++)
+#pragma GCC unroll 6
+                            for (int q = 0; q < 6; q++)
+                                d[r * 6 + q][l] = s[(size_t)r * w + q];
+                    }
                 } else {
                     for (int r = 0; r < t; r++) {
                         int iy = y0 + r;
@@ -303,7 +317,38 @@ static void input_chunk(const wino_job *j, const int *tn, const int *ty0, const 
                 in_tf4((const float(*)[WL])d, v);
             float *dst = V + (size_t)ci * tc + g;
             for (int k = 0; k < K; k++)
-                memcpy(dst + (size_t)k * c->cin * tc, v[k], sizeof v[k]);
+                memcpy(dst + (size_t)k * vk, v[k], sizeof v[k]);
+        }
+    }
+}
+
+/* Writes lane l of y (m x m, bias included) to dst (row stride ow): + add, ReLU, rows x cols valid. */
+static inline void emit(float *restrict dst, const float *a, size_t ow, const float (*restrict y)[WL], int l, int m,
+                        int rows, int cols, int relu)
+{
+    if (rows == m && cols == m && !a) {
+        /* ReLU without add was applied to y already */
+        if (m == 2) {
+            dst[0] = y[0][l], dst[1] = y[1][l];
+            dst[ow] = y[2][l], dst[ow + 1] = y[3][l];
+        } else {
+#pragma GCC unroll 4
+            for (int r = 0; r < 4; r++)
+#pragma GCC unroll 4
+                for (int q = 0; q < 4; q++)
+                    dst[(size_t)r * ow + q] = y[r * 4 + q][l];
+        }
+        return;
+    }
+    for (int r = 0; r < rows; r++) {
+        for (int q = 0; q < cols; q++) {
+            float val = y[r * m + q][l];
+            if (a) {
+                val += a[(size_t)r * ow + q];
+                if (relu && val < 0.0f)
+                    val = 0.0f;
+            }
+            dst[(size_t)r * ow + q] = val;
         }
     }
 }
@@ -312,37 +357,32 @@ static void input_chunk(const wino_job *j, const int *tn, const int *ty0, const 
 static void output_chunk(const wino_job *j, const int *tn, const int *ty0, const int *tx0, int ncr, const float *M)
 {
     const cx_conv *c = j->c;
-    int m = j->m, K = j->p.K, tc = j->p.tc, oh = j->p.oh, ow = j->p.ow, n = j->n;
-    size_t ohw = (size_t)oh * ow;
+    const int m = j->m, K = j->p.K, tc = j->p.tc, oh = j->p.oh, ow = j->p.ow, n = j->n, relu = j->relu;
+    const size_t ohw = (size_t)oh * ow, mk = j->p.mk;
+    float *const out = j->out;
+    const float *const add = j->add;
     float s[36][WL], y[16][WL];
     for (int o = 0; o < c->cout; o++) {
         float bias = c->b ? c->b[o] : 0.0f;
         for (int g = 0; g < ncr; g += WL) {
             const float *src = M + (size_t)o * tc + g;
             for (int k = 0; k < K; k++)
-                memcpy(s[k], src + (size_t)k * c->cout * tc, sizeof s[k]);
+                memcpy(s[k], src + (size_t)k * mk, sizeof s[k]);
             if (m == 2)
                 out_tf2((const float(*)[WL])s, bias, y);
             else
                 out_tf4((const float(*)[WL])s, bias, y);
+            if (relu && !add)
+                for (int k = 0; k < m * m; k++)
+                    for (int l = 0; l < WL; l++)
+                        y[k][l] = y[k][l] > 0.0f ? y[k][l] : 0.0f;
             for (int l = 0; l < WL; l++) {
                 int i = g + l;
                 if (tn[i] < 0)
                     break;
                 size_t off = ((size_t)o * n + tn[i]) * ohw + (size_t)ty0[i] * ow + tx0[i];
-                float *dst = j->out + off;
-                const float *a = j->add ? j->add + off : NULL;
                 int rows = oh - ty0[i] < m ? oh - ty0[i] : m, cols = ow - tx0[i] < m ? ow - tx0[i] : m;
-                for (int r = 0; r < rows; r++) {
-                    for (int q = 0; q < cols; q++) {
-                        float val = y[r * m + q][l];
-                        if (a)
-                            val += a[(size_t)r * ow + q];
-                        if (j->relu && val < 0.0f)
-                            val = 0.0f;
-                        dst[(size_t)r * ow + q] = val;
-                    }
-                }
+                emit(out + off, add ? add + off : NULL, (size_t)ow, (const float(*)[WL])y, l, m, rows, cols, relu);
             }
         }
     }
@@ -354,7 +394,7 @@ static void wino_task(void *ctx, int task)
     const cx_conv *c = j->c;
     int m = j->m, tc = j->p.tc, K = j->p.K, per_img = j->p.tiles_y * j->p.tiles_x;
     float *V = j->scratch + (size_t)cx_pool_slot() * j->p.per_thread;
-    float *M = V + (size_t)K * c->cin * tc;
+    float *M = V + (size_t)K * j->p.vk;
     long t0 = (long)task * tc;
     int nc = j->p.T - t0 < tc ? (int)(j->p.T - t0) : tc;
     int ncr = (int)round_up(nc, WL);
@@ -373,8 +413,8 @@ static void wino_task(void *ctx, int task)
     input_chunk(j, tn, ty0, tx0, ncr, V);
     for (int k = 0; k < K; k++)
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, c->cout, ncr, c->cin, 1.0f,
-                    j->U + (size_t)k * c->cout * c->cin, c->cin, V + (size_t)k * c->cin * tc, tc, 0.0f,
-                    M + (size_t)k * c->cout * tc, tc);
+                    j->U + (size_t)k * c->cout * c->cin, c->cin, V + (size_t)k * j->p.vk, tc, 0.0f,
+                    M + (size_t)k * j->p.mk, tc);
     output_chunk(j, tn, ty0, tx0, ncr, M);
 }
 

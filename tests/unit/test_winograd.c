@@ -121,7 +121,7 @@ static void check(int m, int cin, int cout, int pad, int n, int h, int w, int us
         CU_ASSERT_FATAL(cx_pool_new(threads, &pool, &err) == CX_OK);
     float *wt = normal((size_t)cout * cin * 9, sqrt(2.0 / (9.0 * cin))), *b = normal(cout, 0.1);
     float *in = normal((size_t)cin * n * h * w, 1.0);
-    cx_conv c = {cin, cout, 3, 3, 1, pad, 1, wt, b};
+    cx_conv c = {.cin = cin, .cout = cout, .kh = 3, .kw = 3, .stride = 1, .pad = pad, .dil = 1, .w = wt, .b = b};
     CU_ASSERT_FATAL(cx_wino_eligible(&c));
     int oh = cx_conv_out(h, 3, 1, pad, 1), ow = cx_conv_out(w, 3, 1, pad, 1);
     size_t on = (size_t)cout * n * oh * ow;
@@ -155,7 +155,7 @@ static void check(int m, int cin, int cout, int pad, int n, int h, int w, int us
 
 static void test_eligible(void)
 {
-    cx_conv c = {4, 4, 3, 3, 1, 1, 1, NULL, NULL};
+    cx_conv c = {.cin = 4, .cout = 4, .kh = 3, .kw = 3, .stride = 1, .pad = 1, .dil = 1};
     CU_ASSERT(cx_wino_eligible(&c));
     c.pad = 0;
     CU_ASSERT(cx_wino_eligible(&c));
@@ -229,7 +229,7 @@ static void test_detects_wrong_U(void)
         int cin = 16, cout = 16, n = 1, h = 14, w = 14;
         float *wt = normal((size_t)cout * cin * 9, sqrt(2.0 / (9.0 * cin))), *b = normal(cout, 0.1);
         float *in = normal((size_t)cin * n * h * w, 1.0);
-        cx_conv c = {cin, cout, 3, 3, 1, 1, 1, wt, b};
+        cx_conv c = {.cin = cin, .cout = cout, .kh = 3, .kw = 3, .stride = 1, .pad = 1, .dil = 1, .w = wt, .b = b};
         size_t nu = cx_wino_weights_floats(m, cin, cout);
         float *U = malloc(nu * sizeof(float));
         cx_wino_transform_weights(m, &c, U);
