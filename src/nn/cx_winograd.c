@@ -20,7 +20,16 @@
 #define TC_MIN 32                 /* smallest automatic chunk (narrower GEMMs lose efficiency) */
 #define TC_MAX 256                /* largest automatic chunk */
 #define TC_CAP 1024               /* largest chunk at all (cx_wino_set_chunk) */
-#define THREAD_FLOATS ((size_t)3 << 18)   /* V + M budget per thread: 3 MB */
+#ifndef THREAD_FLOATS
+#define THREAD_FLOATS ((size_t)6 << 18)   /* V + M budget per thread: 6 MB */
+#endif
+#ifndef COUT_BLOCK
+#define COUT_BLOCK 64             /* output channels per GEMM + output transform pass */
+#endif
+#ifndef TC_BAL
+#define TC_BAL 64                 /* chunks narrower than this are not made for balance alone */
+#endif
+#define CHUNKS_PER_THREAD 4
 
 static int chunk_override;
 
@@ -199,7 +208,7 @@ static void out_tf4(const float (*restrict s)[WL], float bias, float (*restrict 
 /* ---- Chunking and scratch. ---- */
 
 typedef struct wino_plan {
-    int t, K, oh, ow, tiles_y, tiles_x, tc, n_chunks;
+    int t, K, oh, ow, tiles_y, tiles_x, tc, n_chunks, cob;
     long T;
     size_t vk, mk;       /* floats between the K planes of V and of M (padded: no cache-set aliasing) */
     size_t per_thread;   /* floats of V + M for one thread, rounded to 64 bytes */
@@ -223,21 +232,27 @@ static wino_plan make_plan(int threads, int m, const cx_conv *c, int n, int h, i
     p.tiles_y = (p.oh + m - 1) / m;
     p.tiles_x = (p.ow + m - 1) / m;
     p.T = (long)n * p.tiles_y * p.tiles_x;
+    p.cob = c->cout <= COUT_BLOCK * 3 / 2 ? c->cout : COUT_BLOCK;
     long tc;
     if (chunk_override > 0) {
         tc = round_up(chunk_override, WL);
     } else {
-        size_t per_tile = (size_t)p.K * ((size_t)c->cin + c->cout);
-        tc = (long)(THREAD_FLOATS / per_tile) / WL * WL;
-        tc = tc < TC_MIN ? TC_MIN : (tc > TC_MAX ? TC_MAX : tc);
+        /* Every chunk repacks all of U inside sgemm, once per chunk: the widest chunk that fits
+         * the budget, then as many chunks as a multiple of the threads (equal shares), and more
+         * (up to CHUNKS_PER_THREAD each) only while they stay TC_BAL tiles wide. */
+        size_t per_tile = (size_t)p.K * ((size_t)c->cin + p.cob);
+        long tmax = (long)(THREAD_FLOATS / per_tile) / WL * WL;
+        tmax = tmax < TC_MIN ? TC_MIN : (tmax > TC_MAX ? TC_MAX : tmax);
+        long chunks = (p.T + tmax - 1) / tmax;
         if (threads > 1) {
-            /* at least 4 chunks per thread when the tiles allow it, for dynamic balancing */
-            long want = round_up((p.T + 4L * threads - 1) / (4L * threads), WL);
-            if (want < TC_MIN)
-                want = TC_MIN;
-            if (want < tc)
-                tc = want;
+            long bal = p.T / TC_BAL;
+            if (bal > (long)CHUNKS_PER_THREAD * threads)
+                bal = (long)CHUNKS_PER_THREAD * threads;
+            if (chunks < bal)
+                chunks = bal;
+            chunks = round_up(chunks, threads);
         }
+        tc = round_up((p.T + chunks - 1) / chunks, WL);
     }
     if (tc > round_up(p.T, WL))
         tc = round_up(p.T, WL);
@@ -245,7 +260,7 @@ static wino_plan make_plan(int threads, int m, const cx_conv *c, int n, int h, i
     p.n_chunks = (int)((p.T + tc - 1) / tc);
     /* a power-of-two plane stride would put all K planes of a tile in one cache set */
     p.vk = (size_t)c->cin * tc + 16;
-    p.mk = (size_t)c->cout * tc + 16;
+    p.mk = (size_t)p.cob * tc + 16;
     p.per_thread = (size_t)round_up((long)((size_t)p.K * (p.vk + p.mk)), 16);
     return p;
 }
@@ -323,7 +338,7 @@ static void input_chunk(const wino_job *j, const int *tn, const int *ty0, const 
 }
 
 /* Writes lane l of y (m x m, bias included) to dst (row stride ow): + add, ReLU, rows x cols valid. */
-static inline void emit(float *restrict dst, const float *a, size_t ow, const float (*restrict y)[WL], int l, int m,
+static inline void emit(float *dst, const float *a, size_t ow, const float (*restrict y)[WL], int l, int m,
                         int rows, int cols, int relu)
 {
     if (rows == m && cols == m && !a) {
@@ -354,7 +369,8 @@ static inline void emit(float *restrict dst, const float *a, size_t ow, const fl
 }
 
 /* Output transform of one chunk from M[k][co][i]: bias, add, ReLU, valid pixels only. */
-static void output_chunk(const wino_job *j, const int *tn, const int *ty0, const int *tx0, int ncr, const float *M)
+static void output_chunk(const wino_job *j, const int *tn, const int *ty0, const int *tx0, int ncr, int o0, int o1,
+                         const float *M)
 {
     const cx_conv *c = j->c;
     const int m = j->m, K = j->p.K, tc = j->p.tc, oh = j->p.oh, ow = j->p.ow, n = j->n, relu = j->relu;
@@ -362,10 +378,10 @@ static void output_chunk(const wino_job *j, const int *tn, const int *ty0, const
     float *const out = j->out;
     const float *const add = j->add;
     float s[36][WL], y[16][WL];
-    for (int o = 0; o < c->cout; o++) {
+    for (int o = o0; o < o1; o++) {
         float bias = c->b ? c->b[o] : 0.0f;
         for (int g = 0; g < ncr; g += WL) {
-            const float *src = M + (size_t)o * tc + g;
+            const float *src = M + (size_t)(o - o0) * tc + g;
             for (int k = 0; k < K; k++)
                 memcpy(s[k], src + (size_t)k * mk, sizeof s[k]);
             if (m == 2)
@@ -411,11 +427,14 @@ static void wino_task(void *ctx, int task)
         tx0[i] = rem % j->p.tiles_x * m;
     }
     input_chunk(j, tn, ty0, tx0, ncr, V);
-    for (int k = 0; k < K; k++)
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, c->cout, ncr, c->cin, 1.0f,
-                    j->U + (size_t)k * c->cout * c->cin, c->cin, V + (size_t)k * j->p.vk, tc, 0.0f,
-                    M + (size_t)k * j->p.mk, tc);
-    output_chunk(j, tn, ty0, tx0, ncr, M);
+    for (int o0 = 0; o0 < c->cout; o0 += j->p.cob) {
+        int nco = c->cout - o0 < j->p.cob ? c->cout - o0 : j->p.cob;
+        for (int k = 0; k < K; k++)
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nco, ncr, c->cin, 1.0f,
+                        j->U + ((size_t)k * c->cout + o0) * c->cin, c->cin, V + (size_t)k * j->p.vk, tc, 0.0f,
+                        M + (size_t)k * j->p.mk, tc);
+        output_chunk(j, tn, ty0, tx0, ncr, o0, o0 + nco, M);
+    }
 }
 
 void cx_conv2d_wino(cx_pool *pool, int m, const cx_conv *c, const float *U, const float *in, int n,

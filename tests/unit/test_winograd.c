@@ -76,7 +76,9 @@ static double rel_err(const float *got, const double *ref, size_t len)
 {
     double e = 0, r = 0;
     for (size_t i = 0; i < len; i++) {
-        e = fmax(e, fabs(got[i] - ref[i]));
+        double d = fabs(got[i] - ref[i]);
+        if (isnan(d) || d > e)   /* NaN (an unwritten, poisoned pixel) sticks */
+            e = d;
         r = fmax(r, fabs(ref[i]));
     }
     if (isnan(e))
@@ -145,7 +147,9 @@ static void check(int m, int cin, int cout, int pad, int n, int h, int w, int us
     cx_conv2d(pool, &c, in, n, h, w, o2, add, relu, scr);
     double d = 0, r = 0;
     for (size_t i = 0; i < on; i++) {
-        d = fmax(d, fabs((double)out[i] - o2[i]));
+        double di = fabs((double)out[i] - o2[i]);
+        if (isnan(di) || di > d)
+            d = di;
         r = fmax(r, fabs((double)o2[i]));
     }
     CU_ASSERT(d <= bound * r);
@@ -242,6 +246,17 @@ static void test_detects_wrong_U(void)
         double bad = wino_err(NULL, m, &c, U, in, n, h, w, NULL, 0, 0, NULL);
         CU_ASSERT(bad > bound);
         U[k] = keep;
+        /* and an unwritten (NaN-poisoned) pixel fails rel_err */
+        size_t on = (size_t)cout * n * h * w;
+        double *ref = malloc(on * sizeof(double));
+        float *o = malloc(on * sizeof(float));
+        direct(&c, in, n, h, w, NULL, 0, ref);
+        for (size_t i = 0; i < on; i++)
+            o[i] = (float)ref[i];
+        CU_ASSERT(rel_err(o, ref, on) <= 1e-7);
+        o[on / 3] = NAN;
+        CU_ASSERT(!(rel_err(o, ref, on) <= bound));
+        free(ref), free(o);
         printf("\n  m=%d: error %.2g with U, %.2g with one U element +0.05 ", m, good, bad);
         free(U), free(in), free(wt), free(b);
     }
