@@ -317,12 +317,15 @@ static void input_chunk(const wino_job *j, const int *tn, const int *ty0, const 
                                 d[r * 6 + q][l] = s[(size_t)r * w + q];
                     }
                 } else {
-                    for (int r = 0; r < t; r++) {
-                        int iy = y0 + r;
-                        for (int q = 0; q < t; q++) {
-                            int ix = x0 + q;
-                            d[r * t + q][l] = (iy >= 0 && iy < h && ix >= 0 && ix < w) ? src[(size_t)iy * w + ix] : 0.0f;
-                        }
+                    /* border tile: zeros, then the window that lies inside the image */
+                    int r0 = y0 < 0 ? -y0 : 0, r1 = h - y0 < t ? h - y0 : t;
+                    int q0 = x0 < 0 ? -x0 : 0, q1 = w - x0 < t ? w - x0 : t;
+                    for (int k = 0; k < K; k++)
+                        d[k][l] = 0.0f;
+                    for (int r = r0; r < r1; r++) {
+                        const float *row = src + (size_t)(y0 + r) * w;
+                        for (int q = q0; q < q1; q++)
+                            d[r * t + q][l] = row[x0 + q];
                     }
                 }
             }
