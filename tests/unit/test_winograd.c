@@ -197,6 +197,10 @@ static void shapes(int m)
             /* non-square mixes */
             check(m, 6, 6, 1, 2, s, sizes[(si + 3) % 6], 1, 0, threads, 0);
         }
+        /* wide channels, few tiles: with 2 threads the whole-conv (three-phase) schedule */
+        check(m, 192, 256, 1, 2, 14, 14, 1, 1, threads, 0);
+        /* many tiles (> 1024): the chunked schedule, not the whole-conv one */
+        check(m, 8, 8, 1, 3, 80, 80, 1, 1, threads, 0);
         /* wider channels, the error figures quoted above */
         check(m, 64, 64, 1, 1, 33, 33, 0, 0, threads, 0);
         check(m, 32, 48, 1, 3, 14, 14, 1, 1, threads, 0);
