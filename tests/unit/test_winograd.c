@@ -4,8 +4,9 @@
  * max|wino - ref| / max|ref| with He-initialised weights and unit-normal inputs.
  *
  * Measured (gcc 12 -O2, OpenBLAS Cooperlake kernel): the worst case over the shapes below is
- * about 3.2e-7 for m = 2 and 8e-6 for m = 4 (cin 64, 33x33; small cin gives ~1e-7 and ~1e-6); the
- * bounds asserted are 1e-5 and 5e-5. One element of U moved by 0.05 gives 0.07 (m = 2) and 2.5
+ * about 4.8e-7 for m = 2 and 8.7e-6 for m = 4 (cin 192 -> cout 256, 2 x 14x14; cin 64 gives
+ * 3.7e-7 and 6e-6, cin 5..12 ~1.5e-7 and ~2e-6); the bounds asserted are 1e-5 and 5e-5
+ * (bench/cx_bench_wino: 1.1e-5 .. 1.9e-5 for m = 4 against cx_conv2d at 256 channels). One element of U moved by 0.05 gives 0.07 (m = 2) and 2.5
  * (m = 4), far above both. CX_WINO_VERBOSE=1 prints every shape's error to stderr. */
 #include <math.h>
 #include <stdio.h>
