@@ -35,23 +35,39 @@ static int is_pointwise(const cx_conv *c)
     return c->kh == 1 && c->kw == 1 && c->stride == 1 && c->pad == 0;
 }
 
-/* Columns per task: a cache-sized tile, but small enough that every thread gets >= 2 tiles. */
-static size_t tile_cols(const cx_conv *c, size_t total, int threads)
+/* How a conv is split over the pool. Column tiles (each task: im2col of its tile, a GEMM with all
+ * the weights, the epilogue) suit wide maps; each tile re-packs the whole weight matrix, so when
+ * the map is narrow next to the weights (cout * tiles > columns * threads: layer4 at 16x16, say)
+ * the conv is split by output channels instead: one shared im2col, then each task packs only its
+ * rows of the weights. Tiles come in multiples of the thread count so no thread idles. */
+typedef struct conv_plan {
+    int by_rows;
+    size_t cols;       /* column tile (by_rows: all columns) */
+    size_t scratch;    /* floats */
+} conv_plan;
+
+static conv_plan plan_conv(const cx_conv *c, size_t total, int threads)
 {
-    size_t k = (size_t)c->cin * c->kh * c->kw;
-    size_t cols = CX_TILE_FLOATS / k;
-    size_t fair = (total + 2 * (size_t)threads - 1) / (2 * (size_t)threads);
-    if (threads > 1 && cols > fair)
-        cols = fair;
+    conv_plan p = {0, total, 0};
+    size_t k = (size_t)c->cin * c->kh * c->kw, nt = (size_t)threads;
+    size_t cmax = CX_TILE_FLOATS / k;
+    cmax = cmax < 32 ? 32 : cmax;
+    size_t ntiles = nt * ((total + nt * cmax - 1) / (nt * cmax));
+    if (threads > 1 && (size_t)c->cout * ntiles > total * nt && c->cout >= 32 * threads) {
+        p.by_rows = 1;
+        p.scratch = is_pointwise(c) ? 0 : k * total;
+        return p;
+    }
+    size_t cols = (total + ntiles - 1) / ntiles;
     cols = (cols + 15) & ~(size_t)15;
-    if (cols < 32)
-        cols = 32;
-    return cols < total ? cols : total;
+    p.cols = cols < total ? cols : total;
+    p.scratch = is_pointwise(c) ? 0 : nt * p.cols * k;
+    return p;
 }
 
 /* Winograd pays once each of its (m+2)^2 GEMMs is wide enough: below this many output tiles the
  * direct im2col path is as fast (bench/cx_bench_wino). */
-#define CX_WINO_MIN_TILES 64
+#define CX_WINO_MIN_TILES 16
 
 static int use_wino(const cx_conv *c, int n, int oh, int ow)
 {
@@ -67,11 +83,7 @@ size_t cx_conv_scratch_floats(const cx_pool *pool, const cx_conv *c, int n, int 
     int ow = cx_conv_out(w, c->kw, c->stride, c->pad, c->dil);
     if (use_wino(c, n, oh, ow))
         return cx_wino_scratch_floats(pool, c->wino_m, c, n, h, w);
-    if (is_pointwise(c))
-        return 0;
-    size_t total = (size_t)n * oh * ow;
-    int nt = cx_pool_threads(pool);
-    return (size_t)nt * tile_cols(c, total, nt) * (size_t)c->cin * c->kh * c->kw;
+    return plan_conv(c, (size_t)n * oh * ow, cx_pool_threads(pool)).scratch;
 }
 
 /* col[k][0..cols) = the input samples under kernel tap k for output positions j0..j0+cols. */
@@ -146,35 +158,54 @@ typedef struct conv_job {
     const cx_conv *c;
     const float *in, *add;
     float *out, *scratch;
-    int n, h, w, oh, ow, relu;
+    int n, h, w, oh, ow, relu, n_tasks;
     size_t total, cols, per_slot;
 } conv_job;
 
-/* One column tile: im2col (unless pointwise), one single-threaded GEMM, the epilogue while the
- * tile is still in cache. */
+/* GEMM of weight rows [o0, o1) against columns [j0, j0 + nc) of b (leading dimension ldb), then the
+ * epilogue on that block while it is in cache. add == out accumulates into out (beta 1). */
+static void conv_gemm(const conv_job *jb, int o0, int o1, size_t j0, size_t nc, const float *bm, int ldb)
+{
+    const cx_conv *c = jb->c;
+    int k = c->cin * c->kh * c->kw;
+    const float *add = jb->add == jb->out ? NULL : jb->add;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, o1 - o0, (int)nc, k, 1.0f, c->w + (size_t)o0 * k, k, bm,
+                ldb, jb->add == jb->out ? 1.0f : 0.0f, jb->out + (size_t)o0 * jb->total + j0, (int)jb->total);
+    if (add || c->b || jb->relu)
+        epilogue_rows(jb->out, add, c->b, jb->total, j0, nc, o0, o1, jb->relu);
+}
+
+/* One column tile: im2col (unless pointwise), one single-threaded GEMM, the epilogue. */
 static void conv_task(void *ctx, int t)
 {
     const conv_job *jb = ctx;
-    const cx_conv *c = jb->c;
     size_t j0 = (size_t)t * jb->cols, nc = jb->total - j0 < jb->cols ? jb->total - j0 : jb->cols;
-    int k = c->cin * c->kh * c->kw;
-    const float *bm;
-    int ldb;
-    if (is_pointwise(c)) {
-        bm = jb->in + j0;
-        ldb = (int)jb->total;
+    if (is_pointwise(jb->c)) {
+        conv_gemm(jb, 0, jb->c->cout, j0, nc, jb->in + j0, (int)jb->total);
     } else {
         float *col = jb->scratch + (size_t)cx_pool_slot() * jb->per_slot;
-        im2col(c, jb->in, jb->n, jb->h, jb->w, jb->oh, jb->ow, j0, nc, col);
-        bm = col;
-        ldb = (int)nc;
+        im2col(jb->c, jb->in, jb->n, jb->h, jb->w, jb->oh, jb->ow, j0, nc, col);
+        conv_gemm(jb, 0, jb->c->cout, j0, nc, col, (int)nc);
     }
-    /* add == out: accumulate into it (beta 1) */
-    const float *add = jb->add == jb->out ? NULL : jb->add;
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, c->cout, (int)nc, k, 1.0f, c->w, k, bm, ldb,
-                jb->add == jb->out ? 1.0f : 0.0f, jb->out + j0, (int)jb->total);
-    if (add || c->b || jb->relu)
-        epilogue_rows(jb->out, add, c->b, jb->total, j0, nc, 0, c->cout, jb->relu);
+}
+
+/* By rows: im2col of all columns split by input channel, then GEMMs split by output channel. */
+static void im2col_rows_task(void *ctx, int t)
+{
+    const conv_job *jb = ctx;
+    cx_conv part = *jb->c;
+    int c0 = (int)((long)part.cin * t / jb->n_tasks), c1 = (int)((long)part.cin * (t + 1) / jb->n_tasks);
+    part.cin = c1 - c0;
+    im2col(&part, jb->in + (size_t)c0 * jb->n * jb->h * jb->w, jb->n, jb->h, jb->w, jb->oh, jb->ow, 0, jb->total,
+           jb->scratch + (size_t)c0 * part.kh * part.kw * jb->total);
+}
+
+static void rows_task(void *ctx, int t)
+{
+    const conv_job *jb = ctx;
+    int cout = jb->c->cout, o0 = (int)((long)cout * t / jb->n_tasks), o1 = (int)((long)cout * (t + 1) / jb->n_tasks);
+    const float *bm = is_pointwise(jb->c) ? jb->in : jb->scratch;
+    conv_gemm(jb, o0, o1, 0, jb->total, bm, (int)jb->total);
 }
 
 void cx_conv2d(cx_pool *pool, const cx_conv *c, const float *in, int n, int h, int w, float *out,
@@ -190,10 +221,20 @@ void cx_conv2d(cx_pool *pool, const cx_conv *c, const float *in, int n, int h, i
         return;
     }
     int nt = cx_pool_threads(pool);
-    size_t cols = tile_cols(c, total, nt);
-    conv_job jb = {c, in, add, out, scratch, n, h, w, oh, ow, relu, total, cols,
-                   cols * (size_t)c->cin * c->kh * c->kw};
-    cx_pool_run(pool, (int)((total + cols - 1) / cols), conv_task, &jb);
+    conv_plan p = plan_conv(c, total, nt);
+    conv_job jb = {c, in, add, out, scratch, n, h, w, oh, ow, relu, nt, total, p.cols,
+                   p.cols * (size_t)c->cin * c->kh * c->kw};
+    if (p.by_rows) {
+        if (!is_pointwise(c)) {
+            jb.n_tasks = nt < c->cin ? nt : c->cin;
+            cx_pool_run(pool, jb.n_tasks, im2col_rows_task, &jb);
+        }
+        /* rows in multiples of 16 per task where possible: 2 tasks per thread balance the tail */
+        jb.n_tasks = 2 * nt;
+        cx_pool_run(pool, jb.n_tasks, rows_task, &jb);
+        return;
+    }
+    cx_pool_run(pool, (int)((total + p.cols - 1) / p.cols), conv_task, &jb);
 }
 
 typedef struct deconv_job {

@@ -70,6 +70,10 @@ static void test_conv_shapes(void)
     check_conv(4, 6, 1, 2, 0, 1, 1, 9, 8, 0, 0, 1);       /* downsample 1x1 s2 */
     check_conv(3, 4, 3, 1, 2, 2, 1, 10, 10, 0, 0, 2);     /* dilation 2 */
     check_conv(5, 3, 3, 1, 1, 1, 4, 6, 6, 0, 1, 2);       /* batch of RoIs, channel-major */
+    /* small maps, many output channels: split by output rows over a shared im2col */
+    check_conv(48, 128, 3, 2, 1, 1, 1, 11, 9, 1, 1, 2);   /* strided 3x3 + residual */
+    check_conv(64, 96, 1, 1, 0, 1, 2, 4, 5, 0, 1, 2);     /* pointwise, batch of 2 */
+    check_conv(64, 100, 1, 1, 0, 1, 1, 3, 3, 1, 0, 3);    /* rows not a multiple of the tasks */
 }
 
 static void test_conv_tiled(void)
