@@ -151,6 +151,9 @@ static void run_parity(int n_threads)
                     uni += a | b;
                 }
             double iou = uni ? (double)inter / uni : 1.0;
+            if (iou < 0.99)
+                printf("\n  detection %d (score %.6f): mask IoU %.4f, %ld pixels in common of %ld", i, d->score, iou,
+                       inter, uni);
             worst_iou = fmin(worst_iou, iou);
         }
         CU_ASSERT(worst_box <= 1e-2);
