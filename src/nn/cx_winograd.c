@@ -12,9 +12,14 @@
  * everything fits the threads' budgets together, the conv runs instead as one "whole" job in
  * three parallel phases (input transform by channel ranges, the K x cout-block GEMMs, output
  * transform by channel ranges) on shared V and M, so U is packed once per call.
- * The transforms work on WL tiles at once with the tile index innermost (plain loops that the
- * compiler vectorises). Tiles that overhang the output are computed on zero-padded input and only
- * their valid pixels are written. c->w is never read (only U, c->b and the shape). */
+ * The transforms work on groups of WL tiles with the tile index innermost (plain loops that the
+ * compiler vectorises; compiled for AVX-512F, AVX2 and the baseline, same bits). A group is cut
+ * into segments, runs of tiles along one tile row: the input rows of a segment are copied
+ * contiguously (no per-tile gather), transformed along the columns, then along the rows across
+ * lanes (stride-m loads from L1); the output transform ends with the m x m blocks of a segment
+ * interleaved into contiguous output rows. Tiles that overhang the image are computed on
+ * zero-padded input and only their valid pixels are written. c->w is never read (only U, c->b
+ * and the shape). */
 #include <config.h>
 
 #include <cblas.h>
@@ -22,7 +27,7 @@
 
 #include "cx_winograd.h"
 
-#define WL 8                      /* tiles transformed together (vector lanes) */
+#define WL 16                     /* tiles transformed together (vector lanes) */
 #define TC_MIN 32                 /* smallest automatic chunk (narrower GEMMs lose efficiency) */
 #define TC_MAX 256                /* largest automatic chunk */
 #define TC_CAP 1024               /* largest chunk at all (cx_wino_set_chunk) */
@@ -37,6 +42,20 @@
 #endif
 #define CHUNKS_PER_THREAD 4
 #define WHOLE_MIN_CC (192L * 192)  /* cin * cout from which few tiles run as one whole-conv job */
+
+#define CX_ALWAYS_INLINE inline __attribute__((always_inline))
+
+/* The transforms are compiled for AVX-512F and AVX2 as well as the baseline, picked at load time
+ * (GNU ifunc). They only add, subtract and multiply elementwise, and ISO C mode keeps the compiler
+ * from contracting into FMA (-ffp-contract=off), so every variant gives the same bits. */
+#if !defined(CX_WINO_CLONES) && defined(__x86_64__) && defined(__gnu_linux__) && defined(__has_attribute)
+#if __has_attribute(target_clones)
+#define CX_WINO_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#endif
+#endif
+#ifndef CX_WINO_CLONES
+#define CX_WINO_CLONES
+#endif
 
 static int chunk_override;
 
@@ -91,7 +110,7 @@ void cx_wino_transform_weights(int m, const cx_conv *c, float *U)
 
 /* ---- 1-D transforms (B^T z for input columns/rows, A^T s for output). ---- */
 
-static inline void bt4(const float z[4], float o[4])
+static CX_ALWAYS_INLINE void bt4(const float z[4], float o[4])
 {
     o[0] = z[0] - z[2];
     o[1] = z[1] + z[2];
@@ -99,7 +118,7 @@ static inline void bt4(const float z[4], float o[4])
     o[3] = z[1] - z[3];
 }
 
-static inline void bt6(const float z[6], float o[6])
+static CX_ALWAYS_INLINE void bt6(const float z[6], float o[6])
 {
     float p = z[4] - 4.0f * z[2], q = z[3] - 4.0f * z[1];
     float r = z[4] - z[2], s = 2.0f * (z[3] - z[1]);
@@ -111,13 +130,13 @@ static inline void bt6(const float z[6], float o[6])
     o[5] = 4.0f * z[1] - 5.0f * z[3] + z[5];
 }
 
-static inline void at4(const float s[4], float y[2])
+static CX_ALWAYS_INLINE void at4(const float s[4], float y[2])
 {
     y[0] = s[0] + s[1] + s[2];
     y[1] = s[1] - s[2] - s[3];
 }
 
-static inline void at6(const float s[6], float y[4])
+static CX_ALWAYS_INLINE void at6(const float s[6], float y[4])
 {
     float a = s[1] + s[2], b = s[1] - s[2], c = s[3] + s[4], d = s[3] - s[4];
     y[0] = s[0] + a + c;
@@ -126,90 +145,20 @@ static inline void at6(const float s[6], float y[4])
     y[3] = b + 8.0f * d + s[5];
 }
 
-/* v = B^T d B for WL tiles; d and v are [t*t][WL] (row-major t x t per lane). */
-static void in_tf2(const float (*restrict d)[WL], float (*restrict v)[WL])
+static CX_ALWAYS_INLINE void bt(int m, const float *z, float *o)
 {
-    float tmp[16][WL];
-    for (int c = 0; c < 4; c++)
-        for (int l = 0; l < WL; l++) {
-            float z[4] = {d[c][l], d[4 + c][l], d[8 + c][l], d[12 + c][l]}, o[4];
-            bt4(z, o);
-            for (int i = 0; i < 4; i++)
-                tmp[4 * i + c][l] = o[i];
-        }
-    for (int r = 0; r < 4; r++)
-        for (int l = 0; l < WL; l++) {
-            float z[4] = {tmp[4 * r][l], tmp[4 * r + 1][l], tmp[4 * r + 2][l], tmp[4 * r + 3][l]}, o[4];
-            bt4(z, o);
-            for (int i = 0; i < 4; i++)
-                v[4 * r + i][l] = o[i];
-        }
+    if (m == 2)
+        bt4(z, o);
+    else
+        bt6(z, o);
 }
 
-static void in_tf4(const float (*restrict d)[WL], float (*restrict v)[WL])
+static CX_ALWAYS_INLINE void at(int m, const float *s, float *y)
 {
-    float tmp[36][WL];
-    for (int c = 0; c < 6; c++)
-        for (int l = 0; l < WL; l++) {
-            float z[6], o[6];
-            for (int i = 0; i < 6; i++)
-                z[i] = d[6 * i + c][l];
-            bt6(z, o);
-            for (int i = 0; i < 6; i++)
-                tmp[6 * i + c][l] = o[i];
-        }
-    for (int r = 0; r < 6; r++)
-        for (int l = 0; l < WL; l++) {
-            float z[6], o[6];
-            for (int i = 0; i < 6; i++)
-                z[i] = tmp[6 * r + i][l];
-            bt6(z, o);
-            for (int i = 0; i < 6; i++)
-                v[6 * r + i][l] = o[i];
-        }
-}
-
-/* y = A^T s A (+ bias) for WL tiles; s is [t*t][WL], y is [m*m][WL]. */
-static void out_tf2(const float (*restrict s)[WL], float bias, float (*restrict y)[WL])
-{
-    float tmp[8][WL];
-    for (int c = 0; c < 4; c++)
-        for (int l = 0; l < WL; l++) {
-            float z[4] = {s[c][l], s[4 + c][l], s[8 + c][l], s[12 + c][l]}, o[2];
-            at4(z, o);
-            tmp[c][l] = o[0];
-            tmp[4 + c][l] = o[1];
-        }
-    for (int r = 0; r < 2; r++)
-        for (int l = 0; l < WL; l++) {
-            float z[4] = {tmp[4 * r][l], tmp[4 * r + 1][l], tmp[4 * r + 2][l], tmp[4 * r + 3][l]}, o[2];
-            at4(z, o);
-            y[2 * r][l] = o[0] + bias;
-            y[2 * r + 1][l] = o[1] + bias;
-        }
-}
-
-static void out_tf4(const float (*restrict s)[WL], float bias, float (*restrict y)[WL])
-{
-    float tmp[24][WL];
-    for (int c = 0; c < 6; c++)
-        for (int l = 0; l < WL; l++) {
-            float z[6], o[4];
-            for (int i = 0; i < 6; i++)
-                z[i] = s[6 * i + c][l];
-            at6(z, o);
-            for (int i = 0; i < 4; i++)
-                tmp[6 * i + c][l] = o[i];
-        }
-    for (int r = 0; r < 4; r++)
-        for (int l = 0; l < WL; l++) {
-            float z[6], o[4];
-            for (int i = 0; i < 6; i++)
-                z[i] = tmp[6 * r + i][l];
-            at6(z, o);
-            for (int i = 0; i < 4; i++)
-                y[4 * r + i][l] = o[i] + bias;
-        }
+    if (m == 2)
+        at4(s, y);
+    else
+        at6(s, y);
 }
 
 /* ---- Chunking and scratch. ---- */
@@ -304,128 +253,248 @@ typedef struct wino_job {
     wino_plan p;
 } wino_job;
 
-/* Input transform of one chunk: V[k][ci][i] for tiles i < ncr (lanes past the chunk are zero). */
-static void input_chunk(const wino_job *j, const int *tn, const int *ty0, const int *tx0, int ncr, int c0, int c1,
-                        float *V)
+/* A run of consecutive tiles of one tile row of one image, inside one group of WL lanes: chunk
+ * lanes i0 .. i0 + len - 1, whose output origins are (ty0, tx0), (ty0, tx0 + m), ... */
+typedef struct wino_seg {
+    int i0, len, img, ty0, tx0;
+} wino_seg;
+
+/* Cuts the ncr (a multiple of WL) tiles of a chunk into segments that never cross a group of WL
+ * lanes; group g's are sg[gs[g / WL]] .. sg[gs[g / WL + 1] - 1]. Lanes past the last tile are in none. */
+static void make_segs(int m, const int *tn, const int *ty0, const int *tx0, int ncr, wino_seg *sg, int *gs)
 {
-    const cx_conv *c = j->c;
-    const int t = j->p.t, K = j->p.K, tc = j->p.tc, h = j->h, w = j->w, pad = c->pad;
+    int ns = 0;
+    for (int g = 0; g < ncr; g += WL) {
+        gs[g / WL] = ns;
+        for (int i = g; i < g + WL && tn[i] >= 0; i++) {
+            if (i > g && tn[i] == tn[i - 1] && ty0[i] == ty0[i - 1] && tx0[i] == tx0[i - 1] + m)
+                sg[ns - 1].len++;
+            else
+                sg[ns++] = (wino_seg){i, 1, tn[i], ty0[i], tx0[i]};
+        }
+    }
+    gs[ncr / WL] = ns;
+}
+
+/* 1 when the segments of the group starting at lane g cover all its WL lanes */
+static int group_full(const wino_seg *sg, const int *gs, int g)
+{
+    int s1 = gs[g / WL + 1];
+    return s1 > gs[g / WL] && sg[s1 - 1].i0 + sg[s1 - 1].len == g + WL;
+}
+
+/* dst[k * vk + l] = (B^T d_l B)[k] for the WL lanes l of the group starting at chunk lane g, for
+ * one input channel (plane: its [N][h][w]); d_l is lane l's t x t input patch (zero outside the
+ * image; lanes in no segment: zero). The patch rows of a segment are copied contiguously: lane l's
+ * columns 0 .. m-1 to S[r][m*l ..], its columns m, m+1 (the next lane's 0, 1) to R[r][2*l ..]. The
+ * column transform then runs along those rows and the row transform across lanes, with the same
+ * operations in the same order as B^T (d B) tile by tile. */
+static CX_ALWAYS_INLINE void in_group(const int m, const float *plane, size_t hw, int h, int w, int pad,
+                                      const wino_seg *sg, int ns, int g, int full, float *restrict dst, size_t vk)
+{
+    const int t = m + 2;
+    float S[6][4 * WL], R[6][2 * WL], E[6][4 * WL], F[6][2 * WL];
+    if (!full) {
+        memset(S, 0, sizeof S);
+        memset(R, 0, sizeof R);
+    }
+    for (int si = 0; si < ns; si++) {
+        const wino_seg *q = sg + si;
+        int l0 = q->i0 - g, len = q->len, nc = m * len;
+        int y0 = q->ty0 - pad, x0 = q->tx0 - pad;
+        const float *src = plane + (size_t)q->img * hw;
+        for (int r = 0; r < t; r++) {
+            float *sr = S[r] + m * l0, *rr = R[r] + 2 * l0;
+            int y = y0 + r;
+            if (y < 0 || y >= h) {
+                memset(sr, 0, (size_t)nc * sizeof(float));
+                memset(rr, 0, (size_t)len * 2 * sizeof(float));
+                continue;
+            }
+            const float *row = src + (size_t)y * w;
+            if (x0 >= 0 && x0 + nc + 2 <= w) {
+                memcpy(sr, row + x0, (size_t)nc * sizeof(float));
+                rr[2 * len - 2] = row[x0 + nc];
+                rr[2 * len - 1] = row[x0 + nc + 1];
+            } else {
+                for (int p = 0; p < nc; p++) {
+                    int x = x0 + p;
+                    sr[p] = x >= 0 && x < w ? row[x] : 0.0f;
+                }
+                for (int p = 0; p < 2; p++) {
+                    int x = x0 + nc + p;
+                    rr[2 * len - 2 + p] = x >= 0 && x < w ? row[x] : 0.0f;
+                }
+            }
+            for (int p = 0; p + 1 < len; p++) {
+                rr[2 * p] = sr[m * (p + 1)];
+                rr[2 * p + 1] = sr[m * (p + 1) + 1];
+            }
+        }
+    }
+    /* B^T along the patch columns */
+    for (int x = 0; x < m * WL; x++) {
+        float z[6], o[6];
+        for (int r = 0; r < t; r++)
+            z[r] = S[r][x];
+        bt(m, z, o);
+        for (int r = 0; r < t; r++)
+            E[r][x] = o[r];
+    }
+    for (int x = 0; x < 2 * WL; x++) {
+        float z[6], o[6];
+        for (int r = 0; r < t; r++)
+            z[r] = R[r][x];
+        bt(m, z, o);
+        for (int r = 0; r < t; r++)
+            F[r][x] = o[r];
+    }
+    /* then along the rows, lane by lane (scalars: an array here would keep the loop scalar) */
+    for (int i = 0; i < t; i++) {
+        const float *e = E[i], *f = F[i];
+        float *restrict o = dst + (size_t)i * t * vk;
+        if (m == 2) {
+            for (int l = 0; l < WL; l++) {
+                float z0 = e[2 * l], z1 = e[2 * l + 1], z2 = f[2 * l], z3 = f[2 * l + 1];
+                o[l] = z0 - z2;
+                o[vk + l] = z1 + z2;
+                o[2 * vk + l] = z2 - z1;
+                o[3 * vk + l] = z1 - z3;
+            }
+        } else {
+            float v[6][WL];
+            for (int l = 0; l < WL; l++) {
+                float z0 = e[4 * l], z1 = e[4 * l + 1], z2 = e[4 * l + 2], z3 = e[4 * l + 3];
+                float z4 = f[2 * l], z5 = f[2 * l + 1];
+                float p = z4 - 4.0f * z2, q = z3 - 4.0f * z1;
+                float r = z4 - z2, s = 2.0f * (z3 - z1);
+                v[0][l] = 4.0f * z0 - 5.0f * z2 + z4;
+                v[1][l] = p + q;
+                v[2][l] = p - q;
+                v[3][l] = r + s;
+                v[4][l] = r - s;
+                v[5][l] = 4.0f * z1 - 5.0f * z3 + z5;
+            }
+            for (int k = 0; k < 6; k++)
+                memcpy(o + k * vk, v[k], sizeof v[k]);
+        }
+    }
+}
+
+/* Input transform of one chunk, input channels c0 .. c1-1: V[k][ci][i] for lanes i < ncr (lanes
+ * past the last tile are zero). */
+CX_WINO_CLONES
+static void input_chunk(const wino_job *j, const wino_seg *sg, const int *gs, int ncr, int c0, int c1, float *V)
+{
+    const int pad = j->c->pad, tc = j->p.tc, h = j->h, w = j->w;
     const size_t hw = (size_t)h * w, vk = j->p.vk;
-    float d[36][WL], v[36][WL];
     for (int ci = c0; ci < c1; ci++) {
         const float *plane = j->in + (size_t)ci * j->n * hw;
         for (int g = 0; g < ncr; g += WL) {
-            for (int l = 0; l < WL; l++) {
-                int i = g + l;
-                if (tn[i] < 0) {
-                    for (int k = 0; k < K; k++)
-                        d[k][l] = 0.0f;
-                    continue;
-                }
-                const float *src = plane + (size_t)tn[i] * hw;
-                int y0 = ty0[i] - pad, x0 = tx0[i] - pad;
-                if (y0 >= 0 && x0 >= 0 && y0 + t <= h && x0 + t <= w) {
-                    const float *s = src + (size_t)y0 * w + x0;
-                    if (t == 4) {
-#pragma GCC unroll 4
-                        for (int r = 0; r < 4; r++)
-#pragma GCC unroll 4
-                            for (int q = 0; q < 4; q++)
-                                d[r * 4 + q][l] = s[(size_t)r * w + q];
-                    } else {
-#pragma GCC unroll 6
-                        for (int r = 0; r < 6; r++)
-#pragma GCC unroll 6
-                            for (int q = 0; q < 6; q++)
-                                d[r * 6 + q][l] = s[(size_t)r * w + q];
-                    }
-                } else {
-                    /* border tile: zeros, then the window that lies inside the image */
-                    int r0 = y0 < 0 ? -y0 : 0, r1 = h - y0 < t ? h - y0 : t;
-                    int q0 = x0 < 0 ? -x0 : 0, q1 = w - x0 < t ? w - x0 : t;
-                    for (int k = 0; k < K; k++)
-                        d[k][l] = 0.0f;
-                    for (int r = r0; r < r1; r++) {
-                        const float *row = src + (size_t)(y0 + r) * w;
-                        for (int q = q0; q < q1; q++)
-                            d[r * t + q][l] = row[x0 + q];
-                    }
-                }
-            }
-            if (t == 4)
-                in_tf2((const float(*)[WL])d, v);
-            else
-                in_tf4((const float(*)[WL])d, v);
+            const wino_seg *s = sg + gs[g / WL];
+            int ns = gs[g / WL + 1] - gs[g / WL], full = group_full(sg, gs, g);
             float *dst = V + (size_t)ci * tc + g;
-            for (int k = 0; k < K; k++)
-                memcpy(dst + (size_t)k * vk, v[k], sizeof v[k]);
+            if (j->m == 2)
+                in_group(2, plane, hw, h, w, pad, s, ns, g, full, dst, vk);
+            else
+                in_group(4, plane, hw, h, w, pad, s, ns, g, full, dst, vk);
         }
     }
 }
 
-/* Writes lane l of y (m x m, bias included) to dst (row stride ow): + add, ReLU, rows x cols valid. */
-static inline void emit(float *dst, const float *a, size_t ow, const float (*restrict y)[WL], int l, int m,
-                        int rows, int cols, int relu)
+/* One output channel, the group of WL lanes starting at chunk lane g: y_l = A^T s_l A + bias from
+ * s_l[k] = src[k * mk + l], + add, ReLU, written for the valid pixels of the segments' tiles. The
+ * rows of the m x m results are interleaved into Y[r] (lane l at m*l) and stored row segment by row
+ * segment. out_o and add_o point at the channel's [N][oh][ow]. */
+static CX_ALWAYS_INLINE void out_group(const int m, const float *restrict src, size_t mk, float bias, int relu,
+                                       const wino_seg *sg, int ns, int g, int oh, int ow, float *out_o,
+                                       const float *add_o)
 {
-    if (rows == m && cols == m && !a) {
-        /* ReLU without add was applied to y already */
-        if (m == 2) {
-            dst[0] = y[0][l], dst[1] = y[1][l];
-            dst[ow] = y[2][l], dst[ow + 1] = y[3][l];
-        } else {
-#pragma GCC unroll 4
-            for (int r = 0; r < 4; r++)
-#pragma GCC unroll 4
-                for (int q = 0; q < 4; q++)
-                    dst[(size_t)r * ow + q] = y[r * 4 + q][l];
+    const int t = m + 2;
+    float s[36][WL], T[4][6][WL], Y[4][4 * WL];
+    for (int k = 0; k < t * t; k++)
+        memcpy(s[k], src + (size_t)k * mk, sizeof s[k]);
+    /* A^T along the columns */
+    for (int c = 0; c < t; c++)
+        for (int l = 0; l < WL; l++) {
+            float z[6], o[4];
+            for (int i = 0; i < t; i++)
+                z[i] = s[i * t + c][l];
+            at(m, z, o);
+            for (int r = 0; r < m; r++)
+                T[r][c][l] = o[r];
         }
-        return;
-    }
-    for (int r = 0; r < rows; r++) {
-        for (int q = 0; q < cols; q++) {
-            float val = y[r * m + q][l];
-            if (a) {
-                val += a[(size_t)r * ow + q];
-                if (relu && val < 0.0f)
-                    val = 0.0f;
+    /* then along the rows, + bias (scalars, as in in_group) */
+    for (int r = 0; r < m; r++) {
+        float *y = Y[r];
+        if (m == 2) {
+            for (int l = 0; l < WL; l++) {
+                float s0 = T[r][0][l], s1 = T[r][1][l], s2 = T[r][2][l], s3 = T[r][3][l];
+                y[2 * l] = s0 + s1 + s2 + bias;
+                y[2 * l + 1] = s1 - s2 - s3 + bias;
             }
-            dst[(size_t)r * ow + q] = val;
+        } else {
+            for (int l = 0; l < WL; l++) {
+                float s0 = T[r][0][l], s1 = T[r][1][l], s2 = T[r][2][l], s3 = T[r][3][l], s4 = T[r][4][l],
+                      s5 = T[r][5][l];
+                float a = s1 + s2, b = s1 - s2, c = s3 + s4, d = s3 - s4;
+                y[4 * l] = s0 + a + c + bias;
+                y[4 * l + 1] = b + 2.0f * d + bias;
+                y[4 * l + 2] = a + 4.0f * c + bias;
+                y[4 * l + 3] = b + 8.0f * d + s5 + bias;
+            }
+        }
+    }
+    if (relu && !add_o)
+        for (int r = 0; r < m; r++)
+            for (int x = 0; x < m * WL; x++)
+                Y[r][x] = Y[r][x] > 0.0f ? Y[r][x] : 0.0f;
+    for (int si = 0; si < ns; si++) {
+        const wino_seg *q = sg + si;
+        const float *yr = Y[0] + m * (q->i0 - g);
+        int cnt = ow - q->tx0 < m * q->len ? ow - q->tx0 : m * q->len;
+        for (int r = 0; r < m && q->ty0 + r < oh; r++, yr += 4 * WL) {
+            size_t off = ((size_t)q->img * oh + q->ty0 + r) * ow + q->tx0;
+            float *d = out_o + off;
+            if (!add_o) {
+                memcpy(d, yr, (size_t)cnt * sizeof(float));
+            } else if (add_o == out_o) {
+                for (int p = 0; p < cnt; p++) {
+                    float v = yr[p] + d[p];
+                    d[p] = relu && v < 0.0f ? 0.0f : v;
+                }
+            } else {
+                const float *a = add_o + off;
+                for (int p = 0; p < cnt; p++) {
+                    float v = yr[p] + a[p];
+                    d[p] = relu && v < 0.0f ? 0.0f : v;
+                }
+            }
         }
     }
 }
 
-/* Output transform of one chunk from M[k][co][i]: bias, add, ReLU, valid pixels only. */
-static void output_chunk(const wino_job *j, const int *tn, const int *ty0, const int *tx0, int ncr, int o0, int o1,
+/* Output transform of one chunk, output channels o0 .. o1-1, from M[k][o - o0][i]: bias, add,
+ * ReLU, valid pixels only. */
+CX_WINO_CLONES
+static void output_chunk(const wino_job *j, const wino_seg *sg, const int *gs, int ncr, int o0, int o1,
                          const float *M)
 {
     const cx_conv *c = j->c;
-    const int m = j->m, K = j->p.K, tc = j->p.tc, oh = j->p.oh, ow = j->p.ow, n = j->n, relu = j->relu;
-    const size_t ohw = (size_t)oh * ow, mk = j->p.mk;
-    float *const out = j->out;
-    const float *const add = j->add;
-    float s[36][WL], y[16][WL];
+    const int tc = j->p.tc, oh = j->p.oh, ow = j->p.ow;
+    const size_t cstride = (size_t)j->n * oh * ow, mk = j->p.mk;
     for (int o = o0; o < o1; o++) {
         float bias = c->b ? c->b[o] : 0.0f;
+        float *out_o = j->out + (size_t)o * cstride;
+        const float *add_o = !j->add ? NULL : (j->add == j->out ? out_o : j->add + (size_t)o * cstride);
         for (int g = 0; g < ncr; g += WL) {
+            const wino_seg *s = sg + gs[g / WL];
+            int ns = gs[g / WL + 1] - gs[g / WL];
             const float *src = M + (size_t)(o - o0) * tc + g;
-            for (int k = 0; k < K; k++)
-                memcpy(s[k], src + (size_t)k * mk, sizeof s[k]);
-            if (m == 2)
-                out_tf2((const float(*)[WL])s, bias, y);
+            if (j->m == 2)
+                out_group(2, src, mk, bias, j->relu, s, ns, g, oh, ow, out_o, add_o);
             else
-                out_tf4((const float(*)[WL])s, bias, y);
-            if (relu && !add)
-                for (int k = 0; k < m * m; k++)
-                    for (int l = 0; l < WL; l++)
-                        y[k][l] = y[k][l] > 0.0f ? y[k][l] : 0.0f;
-            for (int l = 0; l < WL; l++) {
-                int i = g + l;
-                if (tn[i] < 0)
-                    break;
-                size_t off = ((size_t)o * n + tn[i]) * ohw + (size_t)ty0[i] * ow + tx0[i];
-                int rows = oh - ty0[i] < m ? oh - ty0[i] : m, cols = ow - tx0[i] < m ? ow - tx0[i] : m;
-                emit(out + off, add ? add + off : NULL, (size_t)ow, (const float(*)[WL])y, l, m, rows, cols, relu);
-            }
+                out_group(4, src, mk, bias, j->relu, s, ns, g, oh, ow, out_o, add_o);
         }
     }
 }
@@ -458,16 +527,18 @@ static void wino_task(void *ctx, int task)
     long t0 = (long)task * tc;
     int nc = j->p.T - t0 < tc ? (int)(j->p.T - t0) : tc;
     int ncr = (int)round_up(nc, WL);
-    int tn[TC_CAP], ty0[TC_CAP], tx0[TC_CAP];
+    int tn[TC_CAP], ty0[TC_CAP], tx0[TC_CAP], gs[TC_CAP / WL + 1];
+    wino_seg sg[TC_CAP];
     tile_coords(j, t0, ncr, tn, ty0, tx0);
-    input_chunk(j, tn, ty0, tx0, ncr, 0, c->cin, V);
+    make_segs(j->m, tn, ty0, tx0, ncr, sg, gs);
+    input_chunk(j, sg, gs, ncr, 0, c->cin, V);
     for (int o0 = 0; o0 < c->cout; o0 += j->p.cob) {
         int nco = c->cout - o0 < j->p.cob ? c->cout - o0 : j->p.cob;
         for (int k = 0; k < K; k++)
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nco, ncr, c->cin, 1.0f,
                         j->U + ((size_t)k * c->cout + o0) * c->cin, c->cin, V + (size_t)k * j->p.vk, tc, 0.0f,
                         M + (size_t)k * j->p.mk, tc);
-        output_chunk(j, tn, ty0, tx0, ncr, o0, o0 + nco, M);
+        output_chunk(j, sg, gs, ncr, o0, o0 + nco, M);
     }
 }
 
@@ -495,16 +566,18 @@ static void whole_task(void *ctx, int task)
                     M + (size_t)k * j->p.mk + (size_t)o0 * tc, tc);
         return;
     }
-    int tn[TC_CAP], ty0[TC_CAP], tx0[TC_CAP];
-    tile_coords(j, 0, tc, tn, ty0, tx0);
     int nch = wj->phase == 1 ? c->cin : c->cout;
     int a = (int)((long)nch * task / wj->n_tasks), b = (int)((long)nch * (task + 1) / wj->n_tasks);
     if (a >= b)
         return;
+    int tn[TC_CAP], ty0[TC_CAP], tx0[TC_CAP], gs[TC_CAP / WL + 1];
+    wino_seg sg[TC_CAP];
+    tile_coords(j, 0, tc, tn, ty0, tx0);
+    make_segs(j->m, tn, ty0, tx0, tc, sg, gs);
     if (wj->phase == 1)
-        input_chunk(j, tn, ty0, tx0, tc, a, b, V);
+        input_chunk(j, sg, gs, tc, a, b, V);
     else
-        output_chunk(j, tn, ty0, tx0, tc, a, b, M + (size_t)a * tc);
+        output_chunk(j, sg, gs, tc, a, b, M + (size_t)a * tc);
 }
 
 void cx_conv2d_wino(cx_pool *pool, int m, const cx_conv *c, const float *U, const float *in, int n,
