@@ -108,59 +108,6 @@ void cx_wino_transform_weights(int m, const cx_conv *c, float *U)
     }
 }
 
-/* ---- 1-D transforms (B^T z for input columns/rows, A^T s for output). ---- */
-
-static CX_ALWAYS_INLINE void bt4(const float z[4], float o[4])
-{
-    o[0] = z[0] - z[2];
-    o[1] = z[1] + z[2];
-    o[2] = z[2] - z[1];
-    o[3] = z[1] - z[3];
-}
-
-static CX_ALWAYS_INLINE void bt6(const float z[6], float o[6])
-{
-    float p = z[4] - 4.0f * z[2], q = z[3] - 4.0f * z[1];
-    float r = z[4] - z[2], s = 2.0f * (z[3] - z[1]);
-    o[0] = 4.0f * z[0] - 5.0f * z[2] + z[4];
-    o[1] = p + q;
-    o[2] = p - q;
-    o[3] = r + s;
-    o[4] = r - s;
-    o[5] = 4.0f * z[1] - 5.0f * z[3] + z[5];
-}
-
-static CX_ALWAYS_INLINE void at4(const float s[4], float y[2])
-{
-    y[0] = s[0] + s[1] + s[2];
-    y[1] = s[1] - s[2] - s[3];
-}
-
-static CX_ALWAYS_INLINE void at6(const float s[6], float y[4])
-{
-    float a = s[1] + s[2], b = s[1] - s[2], c = s[3] + s[4], d = s[3] - s[4];
-    y[0] = s[0] + a + c;
-    y[1] = b + 2.0f * d;
-    y[2] = a + 4.0f * c;
-    y[3] = b + 8.0f * d + s[5];
-}
-
-static CX_ALWAYS_INLINE void bt(int m, const float *z, float *o)
-{
-    if (m == 2)
-        bt4(z, o);
-    else
-        bt6(z, o);
-}
-
-static CX_ALWAYS_INLINE void at(int m, const float *s, float *y)
-{
-    if (m == 2)
-        at4(s, y);
-    else
-        at6(s, y);
-}
-
 /* ---- Chunking and scratch. ---- */
 
 typedef struct wino_plan {
@@ -283,6 +230,43 @@ static int group_full(const wino_seg *sg, const int *gs, int g)
     return s1 > gs[g / WL] && sg[s1 - 1].i0 + sg[s1 - 1].len == g + WL;
 }
 
+/* ---- The transforms. The 1-D ones, spelt out with scalars in the loops below (gcc 12 leaves
+ * the loops scalar when they go through small arrays):
+ *   B^T z, t = 4: z0 - z2, z1 + z2, z2 - z1, z1 - z3
+ *   B^T z, t = 6: 4 z0 - 5 z2 + z4, p + q, p - q, r + s, r - s, 4 z1 - 5 z3 + z5
+ *                 with p = z4 - 4 z2, q = z3 - 4 z1, r = z4 - z2, s = 2 (z3 - z1)
+ *   A^T s, m = 2: s0 + s1 + s2, s1 - s2 - s3
+ *   A^T s, m = 4: s0 + a + c, b + 2 d, a + 4 c, b + 8 d + s5
+ *                 with a = s1 + s2, b = s1 - s2, c = s3 + s4, d = s3 - s4 ---- */
+
+/* out[.][x] = B^T (in[0][x] .. in[t-1][x]) for x < nx (spelt out per m with scalars: with the 1-D
+ * transform on arrays gcc 12 leaves the t = 6 loop scalar). */
+static CX_ALWAYS_INLINE void bt_cols(const int m, int nx, const float (*restrict in)[4 * WL],
+                                     float (*restrict out)[4 * WL])
+{
+    if (m == 2) {
+        for (int x = 0; x < nx; x++) {
+            float z0 = in[0][x], z1 = in[1][x], z2 = in[2][x], z3 = in[3][x];
+            out[0][x] = z0 - z2;
+            out[1][x] = z1 + z2;
+            out[2][x] = z2 - z1;
+            out[3][x] = z1 - z3;
+        }
+    } else {
+        for (int x = 0; x < nx; x++) {
+            float z0 = in[0][x], z1 = in[1][x], z2 = in[2][x], z3 = in[3][x], z4 = in[4][x], z5 = in[5][x];
+            float p = z4 - 4.0f * z2, q = z3 - 4.0f * z1;
+            float r = z4 - z2, s = 2.0f * (z3 - z1);
+            out[0][x] = 4.0f * z0 - 5.0f * z2 + z4;
+            out[1][x] = p + q;
+            out[2][x] = p - q;
+            out[3][x] = r + s;
+            out[4][x] = r - s;
+            out[5][x] = 4.0f * z1 - 5.0f * z3 + z5;
+        }
+    }
+}
+
 /* dst[k * vk + l] = (B^T d_l B)[k] for the WL lanes l of the group starting at chunk lane g, for
  * one input channel (plane: its [N][h][w]); d_l is lane l's t x t input patch (zero outside the
  * image; lanes in no segment: zero). The patch rows of a segment are copied contiguously: lane l's
@@ -293,7 +277,7 @@ static CX_ALWAYS_INLINE void in_group(const int m, const float *plane, size_t hw
                                       const wino_seg *sg, int ns, int g, int full, float *restrict dst, size_t vk)
 {
     const int t = m + 2;
-    float S[6][4 * WL], R[6][2 * WL], E[6][4 * WL], F[6][2 * WL];
+    float S[6][4 * WL], R[6][4 * WL], E[6][4 * WL], F[6][4 * WL];   /* R, F: 2 * WL used */
     if (!full) {
         memset(S, 0, sizeof S);
         memset(R, 0, sizeof R);
@@ -333,22 +317,8 @@ static CX_ALWAYS_INLINE void in_group(const int m, const float *plane, size_t hw
         }
     }
     /* B^T along the patch columns */
-    for (int x = 0; x < m * WL; x++) {
-        float z[6], o[6];
-        for (int r = 0; r < t; r++)
-            z[r] = S[r][x];
-        bt(m, z, o);
-        for (int r = 0; r < t; r++)
-            E[r][x] = o[r];
-    }
-    for (int x = 0; x < 2 * WL; x++) {
-        float z[6], o[6];
-        for (int r = 0; r < t; r++)
-            z[r] = R[r][x];
-        bt(m, z, o);
-        for (int r = 0; r < t; r++)
-            F[r][x] = o[r];
-    }
+    bt_cols(m, m * WL, S, E);
+    bt_cols(m, 2 * WL, (const float(*)[4 * WL])R, (float(*)[4 * WL])F);
     /* then along the rows, lane by lane (scalars: an array here would keep the loop scalar) */
     for (int i = 0; i < t; i++) {
         const float *e = E[i], *f = F[i];
@@ -411,19 +381,29 @@ static CX_ALWAYS_INLINE void out_group(const int m, const float *restrict src, s
                                        const float *add_o)
 {
     const int t = m + 2;
-    float s[36][WL], T[4][6][WL], Y[4][4 * WL];
-    for (int k = 0; k < t * t; k++)
-        memcpy(s[k], src + (size_t)k * mk, sizeof s[k]);
-    /* A^T along the columns */
-    for (int c = 0; c < t; c++)
-        for (int l = 0; l < WL; l++) {
-            float z[6], o[4];
-            for (int i = 0; i < t; i++)
-                z[i] = s[i * t + c][l];
-            at(m, z, o);
-            for (int r = 0; r < m; r++)
-                T[r][c][l] = o[r];
+    float T[4][6][WL], Y[4][4 * WL];
+    /* A^T along the columns, straight from M (row i of column c: src + (i * t + c) * mk) */
+    for (int c = 0; c < t; c++) {
+        const float *restrict p = src + (size_t)c * mk;
+        const size_t rs = (size_t)t * mk;
+        if (m == 2) {
+            for (int l = 0; l < WL; l++) {
+                float s0 = p[l], s1 = p[rs + l], s2 = p[2 * rs + l], s3 = p[3 * rs + l];
+                T[0][c][l] = s0 + s1 + s2;
+                T[1][c][l] = s1 - s2 - s3;
+            }
+        } else {
+            for (int l = 0; l < WL; l++) {
+                float s0 = p[l], s1 = p[rs + l], s2 = p[2 * rs + l], s3 = p[3 * rs + l], s4 = p[4 * rs + l],
+                      s5 = p[5 * rs + l];
+                float a = s1 + s2, b = s1 - s2, e = s3 + s4, d = s3 - s4;
+                T[0][c][l] = s0 + a + e;
+                T[1][c][l] = b + 2.0f * d;
+                T[2][c][l] = a + 4.0f * e;
+                T[3][c][l] = b + 8.0f * d + s5;
+            }
         }
+    }
     /* then along the rows, + bias (scalars, as in in_group) */
     for (int r = 0; r < m; r++) {
         float *y = Y[r];
