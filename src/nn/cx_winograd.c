@@ -6,9 +6,11 @@
  * transforms. Tiles of all n images are numbered together and cut into chunks of Tc; one pool task
  * handles one chunk end to end (input transform -> K single-threaded sgemms per block of 64 output
  * channels -> output transform, bias, add, ReLU) in its thread's scratch, so the threads never
- * synchronise inside a conv. sgemm repacks its U operand on every call, i.e. all of U once per
- * chunk, so chunks are as wide as a 6 MB/thread budget allows (measured: Tc 128 is up to 30% faster
- * than 32 at 256 channels). When there are few tiles and U is large (cin * cout >= 192^2) and
+ * synchronise inside a conv. OpenBLAS's packed sgemm would repack all of U once per chunk (and V
+ * once per block of output channels); instead, blocks of 32 output channels and chunks of at most
+ * 64 tiles (and cob * Tc * cin <= 1e6) keep every GEMM on its small-matrix kernel, which packs
+ * nothing (measured 1.2-1.4x faster at 256 channels than 64-channel blocks of 128-tile chunks).
+ * When there are few tiles and U is large (cin * cout >= 192^2) and
  * everything fits the threads' budgets together, the conv runs instead as one "whole" job in
  * three parallel phases (input transform by channel ranges, the K x cout-block GEMMs, output
  * transform by channel ranges) on shared V and M, so U is packed once per call.
@@ -28,14 +30,21 @@
 #include "cx_winograd.h"
 
 #define WL 16                     /* tiles transformed together (vector lanes) */
-#define TC_MIN 32                 /* smallest automatic chunk (narrower GEMMs lose efficiency) */
-#define TC_MAX 256                /* largest automatic chunk */
+#define TC_MIN 16                 /* smallest automatic chunk */
+#define TC_MAX 64                 /* largest automatic chunk */
 #define TC_CAP 1024               /* largest chunk at all (cx_wino_set_chunk) */
 #ifndef THREAD_FLOATS
 #define THREAD_FLOATS ((size_t)6 << 18)   /* V + M budget per thread: 6 MB */
 #endif
 #ifndef COUT_BLOCK
-#define COUT_BLOCK 64             /* output channels per GEMM + output transform pass */
+#define COUT_BLOCK 32             /* output channels per GEMM + output transform pass */
+#endif
+#ifndef SMALL_MNK
+/* OpenBLAS (0.3.x, SkylakeX/Cooperlake kernels, also picked on Zen 4) multiplies small matrices
+ * (m * n * k <= 1e6, n = 8, 16 or 32 in its column-major view, i.e. our cob) with a kernel that
+ * packs neither operand; chunks are cut to stay within it. Elsewhere the GEMMs are just a little
+ * narrower than they could be. */
+#define SMALL_MNK 1000000L
 #endif
 #ifndef TC_BAL
 #define TC_BAL 64                 /* chunks narrower than this are not made for balance alone */
@@ -141,11 +150,14 @@ static wino_plan make_plan(int threads, int m, const cx_conv *c, int n, int h, i
     if (chunk_override > 0) {
         tc = round_up(chunk_override, WL);
     } else {
-        /* Every chunk repacks all of U inside sgemm, once per chunk: the widest chunk that fits
-         * the budget, then as many chunks as a multiple of the threads (equal shares), and more
-         * (up to CHUNKS_PER_THREAD each) only while they stay TC_BAL tiles wide. */
+        /* The widest chunk that fits the budget and OpenBLAS's small-matrix kernel (up to
+         * TC_MAX), then as many chunks as a multiple of the threads (equal shares), and more (up
+         * to CHUNKS_PER_THREAD each) only while they stay TC_BAL tiles wide. */
         size_t per_tile = (size_t)p.K * ((size_t)c->cin + p.cob);
         long tmax = (long)(THREAD_FLOATS / per_tile) / WL * WL;
+        long tsmall = SMALL_MNK / ((long)p.cob * c->cin) / WL * WL;
+        if (tmax > tsmall)
+            tmax = tsmall;
         tmax = tmax < TC_MIN ? TC_MIN : (tmax > TC_MAX ? TC_MAX : tmax);
         long chunks = (p.T + tmax - 1) / tmax;
         if (threads > 1) {
