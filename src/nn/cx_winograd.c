@@ -4,7 +4,7 @@
  * so, with U[k][co][ci] = (G g G^T) at position k (precomputed) and V[k][ci][tile] = (B^T d B) at k,
  * the whole conv is K independent GEMMs M[k] = U[k] (cout x cin) * V[k] (cin x tiles) plus cheap
  * transforms. Tiles of all n images are numbered together and cut into chunks of Tc; one pool task
- * handles one chunk end to end (input transform -> K single-threaded sgemms per block of 64 output
+ * handles one chunk end to end (input transform -> K single-threaded sgemms per block of cob output
  * channels -> output transform, bias, add, ReLU) in its thread's scratch, so the threads never
  * synchronise inside a conv. OpenBLAS's packed sgemm would repack all of U once per chunk (and V
  * once per block of output channels); instead, blocks of 32 output channels and chunks of at most
