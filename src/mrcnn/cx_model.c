@@ -360,8 +360,8 @@ fail:
 }
 
 /* Winograd F(m x m, 3x3) forms for the 3x3 stride-1 convs that run on large maps: layer1 and
- * layer2 of the body, the FPN outputs, the RPN conv and the mask head. (layer3/layer4 work on maps of
- * 1/16 and 1/32 of the input, too few tiles to pay for 4x the weights.) U is (m+2)^2/9 times the
+ * layer2 of the body (layer3 too for large inputs), the FPN outputs, the RPN conv and the mask head.
+ * (layer4 works on maps of 1/32 of the input, too few tiles to pay for 4x the weights.) U is (m+2)^2/9 times the
  * conv's weights; the original weights are then never read again, so their pages of the mapping
  * are dropped from memory. CXRSEG_WINOGRAD=off|2|4 overrides the default m (tests, benchmarks). */
 #define WINO_DEFAULT_M 4
@@ -377,7 +377,10 @@ static cx_status prepare_winograd(ld *L)
         return CX_OK;
     cx_conv *list[64 + 2 * MR_MAX_MASK_LAYERS];
     int n = 0;
-    for (int l = 0; l < 2; l++)
+    /* layer3 (maps of 1/16 of the input) only when they have >= 100 tiles at the model's input
+     * size (800 px: 169): at 512 its 64 tiles gain ~20 ms for ~42 MB more memory (ResNet-50). */
+    int l3 = m->arch.max_size / 16 / m->wino_m, layers = l3 * l3 >= 100 ? 3 : 2;
+    for (int l = 0; l < layers; l++)
         for (int b = 0; b < m->nblocks[l]; b++) {
             mr_block *B = &m->blocks[l][b];
             cx_conv *cs[2] = {m->bottleneck ? &B->c2 : &B->c1, m->bottleneck ? NULL : &B->c2};

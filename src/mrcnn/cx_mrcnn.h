@@ -80,7 +80,8 @@ typedef struct cx_detections {
 /* Releases the masks and the array; leaves an empty, reusable list. */
 void cx_detections_clear(cx_detections *d);
 
-/* Per-worker state: n_threads for OpenBLAS and the worker's pool (>= 1). */
+/* Per-worker state: the worker's pool of n_threads (>= 1) that runs every op, GEMMs included;
+ * OpenBLAS itself is set to one thread process-wide (the pool splits the GEMMs). */
 cx_status cx_mrcnn_new(const cx_model *m, int n_threads, cx_mrcnn **out, cx_error *err);
 void cx_mrcnn_free(cx_mrcnn *s);
 
