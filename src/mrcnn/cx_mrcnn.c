@@ -641,9 +641,11 @@ static cx_status backbone_fpn(cx_mrcnn *s, const float *x, int Hp, int Wp, cx_er
     ALLOCF(pool, (size_t)m->width * hs[0] * ws[0]);
     {
         mark ms = arena_mark(s);   /* the stem output is the largest map: free it before layer1 */
+        float *prow;
         ALLOCF(stem, (size_t)m->width * h1 * w1);
+        ALLOCF(prow, (size_t)cx_pool_threads(s->pool) * w1);
         TRY(conv(s, &m->conv1, x, 1, Hp, Wp, stem, NULL, 1, err));
-        cx_maxpool2d(s->pool, stem, m->width, h1, w1, 3, 2, 1, pool, hs[0], ws[0]);
+        cx_maxpool2d(s->pool, stem, m->width, h1, w1, 3, 2, 1, pool, hs[0], ws[0], prow);
         arena_release(s, ms);
     }
     const float *in = pool;
@@ -673,7 +675,7 @@ static cx_status backbone_fpn(cx_mrcnn *s, const float *x, int Hp, int Wp, cx_er
         last = lat;
     }
     /* LastLevelMaxPool: max_pool2d(P5, kernel 1, stride 2) */
-    cx_maxpool2d(s->pool, s->fpn[3], C, hs[3], ws[3], 1, 2, 0, s->fpn[4], s->fh[4], s->fw[4]);
+    cx_maxpool2d(s->pool, s->fpn[3], C, hs[3], ws[3], 1, 2, 0, s->fpn[4], s->fh[4], s->fw[4], NULL);
     arena_release(s, m0);
 fail:
     return st;

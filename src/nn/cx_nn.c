@@ -288,6 +288,7 @@ typedef struct plane_job {
     const float *in;
     float *out;
     int c, h, w, k, stride, pad, oh, ow, n_tasks;
+    float *row;   /* one input row per thread (3x3 stride-2 path), or NULL */
 } plane_job;
 
 static void maxpool_planes(const float *in, int c0, int c1, int h, int w, int k, int stride, int pad, float *out,
@@ -318,18 +319,62 @@ static void maxpool_planes(const float *in, int c0, int c1, int h, int w, int k,
     }
 }
 
+/* max that lets a NaN win, as PyTorch's max_pool2d kernel does (val > max || isnan(val)) */
+static inline float max_nan(float m, float v)
+{
+    return (v > m || v != v) ? v : m;
+}
+
+/* The stem's pool (3x3, stride 2, pad 1): the max of three input rows first (a vectorisable pass),
+ * then of three neighbours along it. Same result as maxpool_planes: the max of the same window,
+ * NaN winning; equal values are equal (the planes come from a ReLU: no -0.0). */
+static void maxpool3s2_planes(const float *in, int c0, int c1, int h, int w, float *out, int oh, int ow,
+                              float *row)
+{
+    for (int ci = c0; ci < c1; ci++) {
+        const float *src = in + (size_t)ci * h * w;
+        float *dst = out + (size_t)ci * oh * ow;
+        for (int oy = 0; oy < oh; oy++) {
+            int y0 = 2 * oy - 1, y1 = y0 + 3;
+            y0 = y0 < 0 ? 0 : y0;
+            y1 = y1 > h ? h : y1;
+            const float *r0 = src + (size_t)y0 * w;
+            for (int x = 0; x < w; x++)
+                row[x] = r0[x];
+            for (int y = y0 + 1; y < y1; y++) {
+                const float *r = src + (size_t)y * w;
+                for (int x = 0; x < w; x++)
+                    row[x] = max_nan(row[x], r[x]);
+            }
+            float *d = dst + (size_t)oy * ow;
+            for (int ox = 0; ox < ow; ox++) {
+                int x0 = 2 * ox - 1, x1 = x0 + 3;
+                x0 = x0 < 0 ? 0 : x0;
+                x1 = x1 > w ? w : x1;
+                float m = row[x0];
+                for (int x = x0 + 1; x < x1; x++)
+                    m = max_nan(m, row[x]);
+                d[ox] = m;
+            }
+        }
+    }
+}
+
 static void maxpool_task(void *ctx, int t)
 {
     const plane_job *j = ctx;
     int c0 = (int)((long)j->c * t / j->n_tasks), c1 = (int)((long)j->c * (t + 1) / j->n_tasks);
-    maxpool_planes(j->in, c0, c1, j->h, j->w, j->k, j->stride, j->pad, j->out, j->oh, j->ow);
+    if (j->k == 3 && j->stride == 2 && j->pad == 1 && j->row)
+        maxpool3s2_planes(j->in, c0, c1, j->h, j->w, j->out, j->oh, j->ow, j->row + (size_t)cx_pool_slot() * j->w);
+    else
+        maxpool_planes(j->in, c0, c1, j->h, j->w, j->k, j->stride, j->pad, j->out, j->oh, j->ow);
 }
 
 void cx_maxpool2d(cx_pool *pool, const float *in, int c, int h, int w, int k, int stride, int pad,
-                  float *out, int oh, int ow)
+                  float *out, int oh, int ow, float *scratch)
 {
     int nt = cx_pool_threads(pool);
-    plane_job j = {in, out, c, h, w, k, stride, pad, oh, ow, nt < c ? nt : c};
+    plane_job j = {in, out, c, h, w, k, stride, pad, oh, ow, nt < c ? nt : c, scratch};
     if (j.n_tasks >= 1)
         cx_pool_run(pool, j.n_tasks, maxpool_task, &j);
 }

@@ -59,9 +59,10 @@ void cx_conv2d(cx_pool *pool, const cx_conv *c, const float *in, int n, int h, i
 void cx_deconv2x2(cx_pool *pool, int cin, int cout, const float *w, const float *b, const float *in,
                   int n, int h, int wd, float *out, int relu, float *scratch);
 
-/* Max pool (k, stride, pad; padding never wins) over [c][h][w]. */
+/* Max pool (k, stride, pad; padding never wins; NaN wins) over [c][h][w]. scratch: NULL, or
+ * cx_pool_threads(pool) * w floats for the fast 3x3 stride-2 pad-1 path (the stem's pool). */
 void cx_maxpool2d(cx_pool *pool, const float *in, int c, int h, int w, int k, int stride, int pad,
-                  float *out, int oh, int ow);
+                  float *out, int oh, int ow, float *scratch);
 
 /* out[c][oh][ow] += nearest-resize(src[c][h][w]) with PyTorch's "nearest" index rule. */
 void cx_upsample_nearest_add(cx_pool *pool, float *out, int c, int oh, int ow, const float *src,

@@ -104,12 +104,41 @@ static void test_deconv(void)
     free(in), free(wt), free(b), free(out), free(scr);
 }
 
+/* The stem pool's fast path (3x3 stride 2 pad 1, row scratch) equals the generic one, NaN included,
+ * on odd and even sizes and with 1 and 2 threads. */
+static void test_pool_fast_path(void)
+{
+    const int sizes[][2] = {{5, 5}, {8, 6}, {17, 12}, {1, 1}, {2, 9}};
+    for (int th = 1; th <= 2; th++) {
+        cx_pool *pool = NULL;
+        cx_error err;
+        CU_ASSERT_FATAL(cx_pool_new(th, &pool, &err) == CX_OK);
+        for (size_t k = 0; k < sizeof sizes / sizeof sizes[0]; k++) {
+            int h = sizes[k][0], w = sizes[k][1], c = 3, oh = cx_conv_out(h, 3, 2, 1, 1), ow = cx_conv_out(w, 3, 2, 1, 1);
+            float *in = rnd((size_t)c * h * w, 7 + (unsigned)k), *a = malloc(sizeof(float) * c * oh * ow);
+            float *b = malloc(sizeof(float) * c * oh * ow), *row = malloc(sizeof(float) * th * w);
+            in[(size_t)h * w / 2] = NAN;    /* a NaN wins its windows */
+            cx_maxpool2d(pool, in, c, h, w, 3, 2, 1, a, oh, ow, NULL);
+            cx_maxpool2d(pool, in, c, h, w, 3, 2, 1, b, oh, ow, row);
+            int same = 1, nans = 0;
+            for (int i = 0; i < c * oh * ow; i++) {
+                nans += isnan(a[i]);
+                same &= isnan(a[i]) ? isnan(b[i]) : a[i] == b[i];
+            }
+            CU_ASSERT(same);
+            CU_ASSERT(nans >= 1);
+            free(in), free(a), free(b), free(row);
+        }
+        cx_pool_free(pool);
+    }
+}
+
 static void test_pool_upsample(void)
 {
     float in[2 * 5 * 5], out[2 * 3 * 3];
     for (int i = 0; i < 50; i++)
         in[i] = (float)((i * 7) % 11);
-    cx_maxpool2d(NULL, in, 2, 5, 5, 3, 2, 1, out, 3, 3);
+    cx_maxpool2d(NULL, in, 2, 5, 5, 3, 2, 1, out, 3, 3, NULL);
     for (int c = 0; c < 2; c++)
         for (int y = 0; y < 3; y++)
             for (int x = 0; x < 3; x++) {
@@ -123,7 +152,7 @@ static void test_pool_upsample(void)
                 CU_ASSERT_EQUAL(out[c * 9 + y * 3 + x], m);
             }
     /* kernel 1 stride 2 (FPN P6) = subsampling */
-    cx_maxpool2d(NULL, in, 1, 5, 5, 1, 2, 0, out, 3, 3);
+    cx_maxpool2d(NULL, in, 1, 5, 5, 1, 2, 0, out, 3, 3, NULL);
     CU_ASSERT_EQUAL(out[4], in[2 * 5 + 2]);
     /* nearest 2x and a non-integer ratio (PyTorch's floor(o * in/out)) */
     float src[6] = {1, 2, 3, 4, 5, 6}, dst[4 * 6];
@@ -216,6 +245,7 @@ static const cx_test_case cases[] = {
     {"conv2d over several im2col tiles", test_conv_tiled},
     {"transposed conv 2x2 stride 2", test_deconv},
     {"max pool and nearest upsample", test_pool_upsample},
+    {"stem max pool fast path equals the generic one (NaN included)", test_pool_fast_path},
     {"linear, softmax, sigmoid", test_linear_softmax_sigmoid},
     {"bilinear resize (align_corners=False)", test_resize},
     {"thread pool runs every task exactly once", test_pool},
