@@ -4,7 +4,7 @@ noinst_PROGRAMS += bench/cx_bench_engine
 bench_cx_bench_engine_SOURCES = bench/cx_bench_engine.c
 bench_cx_bench_engine_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/src/mrcnn
 bench_cx_bench_engine_LDADD = src/mrcnn/libcxmrcnn.la src/nn/libcxnn.la src/base/libcxbase.la $(OPENBLAS_LIBS) -lm
-EXTRA_DIST += bench/engine bench/README.md
+EXTRA_DIST += bench/engine bench/README.md docs/engine.md
 
 # bench/cx_bench_wino: cx_conv2d (im2col) against cx_conv2d_wino m = 2 / 4 on 3x3 conv shapes.
 noinst_PROGRAMS += bench/cx_bench_wino
