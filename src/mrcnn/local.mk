@@ -7,6 +7,9 @@ src_mrcnn_libcxmrcnn_la_LIBADD = src/nn/libcxnn.la src/base/libcxbase.la -lm
 
 check_PROGRAMS += tests/unit/test_mrcnn tests/unit/test_mrcnn_model
 TESTS += tests/unit/test_mrcnn tests/unit/test_mrcnn_model
+# full-size parity (ResNet-50-FPN at 512 and 800 px) against torchvision, when it is installed
+TESTS += tests/parity_full.sh
+EXTRA_DIST += tests/parity_full.sh
 tests_unit_test_mrcnn_SOURCES = tests/unit/test_mrcnn.c tests/unit/cx_test.h
 tests_unit_test_mrcnn_CPPFLAGS = $(CX_TEST_CPPFLAGS) -I$(top_srcdir)/src/nn -I$(top_srcdir)/src/mrcnn
 tests_unit_test_mrcnn_LDADD = src/mrcnn/libcxmrcnn.la $(CUNIT_LIBS)

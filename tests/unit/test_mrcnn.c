@@ -1,7 +1,19 @@
 /* Parity of the C Mask R-CNN engine with torchvision 0.14: runs tests/data/parity_model.cxm on the
  * inputs stored in tests/data/parity_refs.cxm (written by models/tools/make_parity_refs.py) and
  * compares FPN levels, RPN proposals, detections and pasted masks with torchvision's outputs.
- * No Python at test time. CX_PARITY_MODEL / CX_PARITY_REFS select other fixtures (full-size runs). */
+ * No Python at test time. CX_PARITY_MODEL / CX_PARITY_REFS select other fixtures (full-size runs).
+ *
+ * CX_PARITY_FULL=1 (tests/parity_full.sh: ResNet-50-FPN, random weights, 512 and 800 px, 100
+ * detections) applies the criteria a full-size float32 comparison can meet. torchvision's own
+ * float32 run differs from its float64 run by up to 1.6e-3 px on 5 of 1000 proposals there, and
+ * random weights give scores 1e-6 apart and mask probabilities near the 0.5 threshold:
+ *   - proposals: the same number; each within 1e-2 px of one of torchvision's; at most 10% beyond
+ *     1e-3 px;
+ *   - detections: the same number; each within 1e-2 px of a torchvision detection of its label,
+ *     at its position, or at another position whose torchvision score is within 1e-4 of its
+ *     own (near-ties may swap); scores within 1e-4 of the matched one;
+ *   - masks: IoU >= 0.99 for at least 95% of the detections.
+ * FPN levels keep the 1e-4 bound. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -42,6 +54,8 @@ static int mask_bit(const uint8_t *packed, size_t i)
 static void run_parity(int n_threads)
 {
     paths();
+    const char *fe = getenv("CX_PARITY_FULL");
+    int full = fe && *fe && strcmp(fe, "0");
     cx_error err = {0};
     cx_model *m = NULL;
     cx_mfile *rf = NULL;
@@ -122,7 +136,12 @@ static void run_parity(int n_threads)
         if (unmatched)
             fprintf(stderr, "case %d: %d of %lld proposals without a match within 1e-3 px (nearest %.3g px)\n", c,
                     unmatched, (long long)pr->dims[0], worst_unmatched);
-        CU_ASSERT(unmatched == 0);
+        if (full) {
+            CU_ASSERT(worst_unmatched <= 1e-2);
+            CU_ASSERT(unmatched <= np / 10);
+        } else {
+            CU_ASSERT(unmatched == 0);
+        }
         /* detections: same count and order; boxes 1e-2 px, scores 1e-4; masks IoU >= 0.99 */
         const cx_tensor_ref *bx = ref(rf, c, "boxes"), *sc = ref(rf, c, "scores"), *lb = ref(rf, c, "labels"),
                             *mk = ref(rf, c, "masks");
@@ -132,14 +151,32 @@ static void run_parity(int n_threads)
             fprintf(stderr, "case %d: %d detections, torchvision %d\n", c, dets.count, nd);
         CU_ASSERT(dets.count == nd);
         double worst_box = 0, worst_score = 0, worst_iou = 1;
+        int low_iou = 0, swapped = 0;
         for (int i = 0; i < nd && i < dets.count; i++) {
             const cx_detection *d = &dets.items[i];
-            const float *wb = (const float *)bx->data + 4 * i;
-            CU_ASSERT(d->label == ((const int32_t *)lb->data)[i]);
+            const float *wbs = bx->data, *wsc = sc->data;
+            const int32_t *wl = lb->data;
+            int j = i;   /* torchvision's detection this one is compared with */
+            if (full) {
+                /* the nearest of the same label whose score is within 1e-4 of torchvision's #i */
+                double best = 1e30;
+                for (int q = 0; q < nd; q++) {
+                    if (wl[q] != d->label || fabs((double)wsc[q] - wsc[i]) > 1e-4)
+                        continue;
+                    double e = 0;
+                    for (int k = 0; k < 4; k++)
+                        e = fmax(e, fabs((double)d->box[k] - wbs[4 * q + k]));
+                    if (e < best || (e == best && q == i))
+                        best = e, j = q;
+                }
+                swapped += j != i;
+            }
+            const float *wb = wbs + 4 * j;
+            CU_ASSERT(d->label == wl[j]);
             for (int k = 0; k < 4; k++)
                 worst_box = fmax(worst_box, fabs((double)d->box[k] - wb[k]));
-            worst_score = fmax(worst_score, fabs((double)d->score - ((const float *)sc->data)[i]));
-            const uint8_t *pk = (const uint8_t *)mk->data + (size_t)i * mk->dims[1];
+            worst_score = fmax(worst_score, fabs((double)d->score - wsc[j]));
+            const uint8_t *pk = (const uint8_t *)mk->data + (size_t)j * mk->dims[1];
             long inter = 0, uni = 0;
             for (int y = 0; y < os[0]; y++)
                 for (int x = 0; x < os[1]; x++) {
@@ -151,14 +188,22 @@ static void run_parity(int n_threads)
                     uni += a | b;
                 }
             double iou = uni ? (double)inter / uni : 1.0;
-            if (iou < 0.99)
+            if (iou < 0.99) {
+                low_iou++;
                 printf("\n  detection %d (score %.6f): mask IoU %.4f, %ld pixels in common of %ld", i, d->score, iou,
                        inter, uni);
+            }
             worst_iou = fmin(worst_iou, iou);
         }
         CU_ASSERT(worst_box <= 1e-2);
         CU_ASSERT(worst_score <= 1e-4);
-        CU_ASSERT(worst_iou >= 0.99);
+        if (full) {
+            CU_ASSERT(low_iou * 20 <= nd);
+            printf("\n  case %d: %d of %d proposals beyond 1e-3 px, %d detections matched at another position "
+                   "(near-tied scores), %d masks with IoU < 0.99", c, unmatched, np, swapped, low_iou);
+        } else {
+            CU_ASSERT(worst_iou >= 0.99);
+        }
         printf("\n  case %d (%dx%d -> %dx%d, %d threads, %.0f ms): fpn rel %.2g, %d proposals max %.2g px, "
                "%d dets box %.2g px score %.2g, mask IoU min %.5f", c, w, h, os[1], os[0], n_threads, ms,
                worst_fpn, np, worst_prop, dets.count, worst_box, worst_score, worst_iou);
