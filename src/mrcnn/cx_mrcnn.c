@@ -260,6 +260,25 @@ static int nms(const float *b, const float *score, int n, double thr, int *keep,
     return nk;
 }
 
+typedef struct nms_job {
+    const float *b, *score;
+    const int *off;
+    int *nk, *keep, *order, *tmp;
+    unsigned char *sup;
+    float *area;
+    double thr;
+} nms_job;
+
+/* Class t's slice [off[t], off[t+1]) of every array. */
+static void nms_task(void *ctx, int t)
+{
+    const nms_job *j = ctx;
+    int o = j->off[t], m = j->off[t + 1] - o;
+    j->nk[t] = m ? nms(j->b + 4 * (size_t)o, j->score + o, m, j->thr, j->keep + o, j->order + o, j->tmp + o,
+                       j->sup + o, j->area + o)
+                 : 0;
+}
+
 /* torchvision.ops.batched_nms: per-class NMS, result sorted by decreasing score. Like torchvision,
  * small inputs (<= 1000 boxes) use the coordinate-offset trick and larger ones the per-class loop;
  * the two can differ in the last bit of IoU, so the same choice is made here. */
@@ -283,7 +302,10 @@ static cx_status batched_nms(cx_mrcnn *s, const float *boxes, const float *score
     ALLOCF(sb, (size_t)n * 4);
     ALLOCF(ss, n);
     if ((size_t)n * 4 > 4000) {
+        /* one NMS per class, the classes side by side on the pool: each works on its own slice
+         * (boxes of the class in index order, as torchvision's per-class loop sees them) */
         unsigned char *kmask;
+        int *cnt, *off, *nkc;
         ALLOCB(kmask, (size_t)n);
         memset(kmask, 0, (size_t)n);
         int cmin = cls[0], cmax = cls[0];
@@ -291,20 +313,28 @@ static cx_status batched_nms(cx_mrcnn *s, const float *boxes, const float *score
             cmin = cls[i] < cmin ? cls[i] : cmin;
             cmax = cls[i] > cmax ? cls[i] : cmax;
         }
-        for (int c = cmin; c <= cmax; c++) {
-            int m = 0;
-            for (int i = 0; i < n; i++)
-                if (cls[i] == c) {
-                    sub_idx[m] = i;
-                    memcpy(sb + 4 * m, boxes + 4 * i, 4 * sizeof(float));
-                    ss[m++] = scores[i];
-                }
-            if (!m)
-                continue;
-            int nk = nms(sb, ss, m, thr, sub_keep, order, tmp, sup, area);
-            for (int k = 0; k < nk; k++)
-                kmask[sub_idx[sub_keep[k]]] = 1;
+        int ncls = cmax - cmin + 1;
+        ALLOCB(cnt, (size_t)ncls * sizeof(int));
+        ALLOCB(off, (size_t)(ncls + 1) * sizeof(int));
+        ALLOCB(nkc, (size_t)ncls * sizeof(int));
+        memset(cnt, 0, (size_t)ncls * sizeof(int));
+        for (int i = 0; i < n; i++)
+            cnt[cls[i] - cmin]++;
+        off[0] = 0;
+        for (int c = 0; c < ncls; c++)
+            off[c + 1] = off[c] + cnt[c];
+        memset(cnt, 0, (size_t)ncls * sizeof(int));
+        for (int i = 0; i < n; i++) {
+            int c = cls[i] - cmin, q = off[c] + cnt[c]++;
+            sub_idx[q] = i;
+            memcpy(sb + 4 * q, boxes + 4 * i, 4 * sizeof(float));
+            ss[q] = scores[i];
         }
+        nms_job nj = {sb, ss, off, nkc, sub_keep, order, tmp, sup, area, thr};
+        cx_pool_run(s->pool, ncls, nms_task, &nj);
+        for (int c = 0; c < ncls; c++)
+            for (int k = 0; k < nkc[c]; k++)
+                kmask[sub_idx[off[c] + sub_keep[off[c] + k]]] = 1;
         int m = 0;
         for (int i = 0; i < n; i++)
             if (kmask[i])
