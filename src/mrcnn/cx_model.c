@@ -378,7 +378,8 @@ static cx_status prepare_winograd(ld *L)
     cx_conv *list[64 + 2 * MR_MAX_MASK_LAYERS];
     int n = 0;
     /* layer3 (maps of 1/16 of the input) only when they have >= 100 tiles at the model's input
-     * size (800 px: 169): at 512 its 64 tiles gain ~20 ms for ~42 MB more memory (ResNet-50). */
+     * size (800 px: 169, backbone ~45 ms faster). At 512 px (64 tiles) the gain was within the
+     * noise of the benchmark (~10 ms, with F(2x2) none) for 34 MB more (ResNet-50). */
     int l3 = m->arch.max_size / 16 / m->wino_m, layers = l3 * l3 >= 100 ? 3 : 2;
     for (int l = 0; l < layers; l++)
         for (int b = 0; b < m->nblocks[l]; b++) {
