@@ -10,6 +10,6 @@ EXTRA_DIST += tests/viewer.sh tests/viewer/serve.js tests/viewer/drive.js tests/
 # Winograd 3x3 convolution (src/nn/cx_winograd) against a direct convolution and cx_conv2d.
 check_PROGRAMS += tests/unit/test_winograd
 TESTS += tests/unit/test_winograd
-tests_unit_test_winograd_SOURCES = tests/unit/test_winograd.c tests/unit/cx_test.h
+tests_unit_test_winograd_SOURCES = tests/unit/test_winograd.c tests/unit/cx_test.h tests/unit/cx_ref_conv.h
 tests_unit_test_winograd_CPPFLAGS = $(CX_TEST_CPPFLAGS) -I$(top_srcdir)/src/nn $(OPENBLAS_CFLAGS)
 tests_unit_test_winograd_LDADD = src/nn/libcxnn.la $(CUNIT_LIBS)

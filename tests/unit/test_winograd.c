@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "cx_nn.h"
+#include "cx_ref_conv.h"
 #include "cx_test.h"
 #include "cx_winograd.h"
 
@@ -42,35 +43,10 @@ static float *normal(size_t n, double std)
     return p;
 }
 
-/* Direct convolution in double: ref[cout][n][oh][ow] = conv + b (+ add) (ReLU). */
+/* Direct convolution in double (tests/unit/cx_ref_conv.h). */
 static void direct(const cx_conv *c, const float *in, int n, int h, int w, const float *add, int relu, double *ref)
 {
-    int oh = cx_conv_out(h, 3, 1, c->pad, 1), ow = cx_conv_out(w, 3, 1, c->pad, 1);
-    for (int o = 0; o < c->cout; o++)
-        for (int ni = 0; ni < n; ni++)
-            for (int y = 0; y < oh; y++)
-                for (int x = 0; x < ow; x++) {
-                    double s = c->b ? c->b[o] : 0.0;
-                    for (int ci = 0; ci < c->cin; ci++)
-                        for (int ky = 0; ky < 3; ky++) {
-                            int iy = y - c->pad + ky;
-                            if (iy < 0 || iy >= h)
-                                continue;
-                            for (int kx = 0; kx < 3; kx++) {
-                                int ix = x - c->pad + kx;
-                                if (ix < 0 || ix >= w)
-                                    continue;
-                                s += (double)c->w[((size_t)(o * c->cin + ci) * 3 + ky) * 3 + kx] *
-                                     in[(((size_t)ci * n + ni) * h + iy) * w + ix];
-                            }
-                        }
-                    size_t oi = (((size_t)o * n + ni) * oh + y) * ow + x;
-                    if (add)
-                        s += add[oi];
-                    if (relu && s < 0)
-                        s = 0;
-                    ref[oi] = s;
-                }
+    cx_ref_conv(c, in, n, h, w, add, relu, ref);
 }
 
 static double rel_err(const float *got, const double *ref, size_t len)
