@@ -20,7 +20,6 @@ for tool in storescu storescp echoscu dcmodify dcmdump /usr/bin/python3; do
     command -v "$tool" >/dev/null 2>&1 || skip "$tool not installed (Debian package dcmtk / python3)"
 done
 [ -x "$NODE" ] || fail "$NODE not built"
-[ -f "$CR" ] || skip "$CR not found (set CX_SHARED)"
 
 T=$(mktemp -d /tmp/cx-node-test.XXXXXX)
 PIDS=""
@@ -31,6 +30,16 @@ cleanup() {
     if [ "${KEEP:-0}" = 1 ]; then echo "kept $T"; else rm -rf "$T"; fi
 }
 trap cleanup EXIT INT TERM
+
+# Without ../shared the tests run on stand-ins: a CR of the real radiograph in tests/data and an
+# extremity copy of it (tests/make_synthetic_cr.py).
+if [ ! -f "$CR" ] || [ ! -f "$EXTREMITY" ]; then
+    /usr/bin/python3 "$CX_SRCDIR/tests/make_synthetic_cr.py" "$T/synthetic" "$CX_SRCDIR" > "$T/synthetic.log" 2>&1 ||
+        skip "$CR not found (set CX_SHARED) and no stand-in: $(tail -n 1 "$T/synthetic.log") (python3-pydicom, python3-pil)"
+    CR="$T/synthetic/chest.dcm"
+    EXTREMITY="$T/synthetic/extremity.dcm"
+    echo "note: $CX_SHARED/data/dicom absent: using stand-in CRs made by tests/make_synthetic_cr.py"
+fi
 
 free_port() {
     /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'

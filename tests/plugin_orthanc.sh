@@ -21,7 +21,6 @@ START="$S/tests/peers/orthanc-start.sh"
 STOP="$S/tests/peers/orthanc-stop.sh"
 
 skip() { echo "SKIP: $*"; exit 77; }
-[ -f "$RG1" ] && [ -f "$RG3" ] || skip "$DATA (shared data) absent"
 [ -f "$PLUGIN" ] || skip "$PLUGIN not built (orthanc-dev missing?)"
 for t in storescu dcmodify dcmdump dcmrecv dciodvfy curl jq od; do
     command -v $t >/dev/null 2>&1 || skip "$t not installed"
@@ -36,6 +35,14 @@ O="$T/orthanc"
 PACS_PID=
 cleanup() { "$STOP" "$O" 2>/dev/null; "$STOP" "$T/other" 2>/dev/null; [ -z "$PACS_PID" ] || kill "$PACS_PID" 2>/dev/null; }
 trap cleanup EXIT
+# Without ../shared: stand-in CRs of the real radiograph in tests/data (tests/make_synthetic_cr.py).
+if [ ! -f "$RG1" ] || [ ! -f "$RG3" ]; then
+    /usr/bin/python3 "$S/tests/make_synthetic_cr.py" "$T/synthetic" "$S" > "$T/synthetic.log" 2>&1 ||
+        skip "$DATA (shared data) absent and no stand-in: $(tail -n 1 "$T/synthetic.log")"
+    RG1="$T/synthetic/chest.dcm"
+    RG3="$T/synthetic/extremity.dcm"
+    echo "note: $DATA absent: using stand-in CRs made by tests/make_synthetic_cr.py"
+fi
 fail() {
     echo "FAIL: $*"
     for f in "$O"/*.log* "$T"/other/*.log*; do [ -f "$f" ] && { echo "--- $f (tail)"; tail -n 40 "$f"; }; done
@@ -191,10 +198,14 @@ say "a SEG received by DICOM: ignored by SOP class (ok)"
 
 # ---- 6. a corrupt image fails, the worker continues ----
 copy_rg1 "$T/corrupt.dcm"
-# Damage the JPEG 2000 codestream right after its SOC/SIZ markers (Orthanc stores it unchanged).
+# Damage the JPEG 2000 codestream right after its SOC/SIZ markers (Orthanc stores it unchanged);
+# the uncompressed stand-in gets an impossible BitsStored instead.
 off=$(LC_ALL=C grep -obUaP '\xff\x4f\xff\x51' "$T/corrupt.dcm" | head -n 1 | cut -d: -f1)
-[ -n "$off" ] || fail "no J2K codestream found in the copy of RG1"
-head -c 200 /dev/zero | dd of="$T/corrupt.dcm" bs=1 seek=$((off + 4)) conv=notrunc 2>/dev/null
+if [ -n "$off" ]; then
+    head -c 200 /dev/zero | dd of="$T/corrupt.dcm" bs=1 seek=$((off + 4)) conv=notrunc 2>/dev/null
+else
+    dcmodify -nb -m "(0028,0101)=20" "$T/corrupt.dcm" || fail "dcmodify of the corrupt copy"
+fi
 copy_rg1 "$T/after.dcm"
 failed0=$(status Failed)
 proc0=$(status Processed)

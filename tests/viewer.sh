@@ -30,7 +30,15 @@ elapsed() { echo $(( $(date +%s) - t_start )); }
 
 # ---- inputs ---------------------------------------------------------------------------------
 source_dcm=$shared/data/dicom/RG1_J2KI.dcm
-[ -r "$source_dcm" ] || skip "shared data not found ($source_dcm); set CX_SHARED"
+if [ ! -r "$source_dcm" ]; then
+    # Without ../shared: a stand-in CR of the real radiograph in tests/data (tests/make_synthetic_cr.py).
+    standin=$builddir/tests/viewer/standin
+    mkdir -p "$standin"
+    /usr/bin/python3 "$srcdir/tests/make_synthetic_cr.py" "$standin" "$srcdir" >"$standin.log" 2>&1 ||
+        skip "shared data not found ($source_dcm) and no stand-in: $(tail -n 1 "$standin.log")"
+    source_dcm=$standin/chest.dcm
+    say "shared data absent: using a stand-in CR made by tests/make_synthetic_cr.py"
+fi
 command -v gdcmconv >/dev/null 2>&1 || skip "gdcmconv not installed (Debian package libgdcm-tools)"
 for t in dcmodify dcmdump dcmsend dcmscale; do
     command -v $t >/dev/null 2>&1 || skip "$t not installed (Debian package dcmtk)"
@@ -137,19 +145,22 @@ mkdir -p "$art"
 # has no areas to show. The test therefore works on a copy with PixelSpacing 0.2\0.2 mm (about
 # right for a 35x43 cm cassette); the UIDs stay those of the original.
 cp "$source_dcm" "$work/source.dcm" && chmod u+w "$work/source.dcm" &&
-    dcmodify -nb -m "(0028,0030)=0.2\\0.2" "$work/source.dcm" >/dev/null ||
+    dcmodify -nb -i "(0028,0030)=0.2\\0.2" "$work/source.dcm" >/dev/null ||
     fail "could not make the test copy of $source_dcm"
 # OHIF 3.13.2's DICOM parser (dcmjs readUncompressedBitFrame) rejects a BINARY SEG whose packed
 # pixel data needed DICOM's even-length pad byte (frames x rows x columns bits rounding to an odd
 # byte count), and Orthanc cannot serve 1-bit frames that do not start on a byte. That is a viewer
 # bug, documented in docs/viewer.md; it depends only on the image size and the number of segments.
 # So that this test proves what OHIF shows rather than tripping on it at random, the copy is cut to
-# 1840 x 1952 pixels (a multiple of 8 per frame): every frame count then loads.
+# a multiple of 8 columns and rows (1840 x 1952 for the shared CR): every frame count then loads.
+cols=$(dcmdump +P 0028,0011 "$work/source.dcm" | awk '{print $3}' | head -n 1)
+rows=$(dcmdump +P 0028,0010 "$work/source.dcm" | awk '{print $3}' | head -n 1)
+cut_w=$(( ${cols:-0} / 8 * 8 )) cut_h=$(( ${rows:-0} / 8 * 8 ))
 gdcmconv --raw "$work/source.dcm" "$work/raw.dcm" >/dev/null 2>&1 &&
-    dcmscale +C 0 0 1840 1952 "$work/raw.dcm" "$work/cut.dcm" >/dev/null 2>&1 &&
-    dcmodify -nb -m "(0028,0030)=0.2\\0.2" "$work/cut.dcm" >/dev/null &&
+    dcmscale +C 0 0 "$cut_w" "$cut_h" "$work/raw.dcm" "$work/cut.dcm" >/dev/null 2>&1 &&
+    dcmodify -nb -i "(0028,0030)=0.2\\0.2" "$work/cut.dcm" >/dev/null &&
     mv "$work/cut.dcm" "$work/source.dcm" && rm -f "$work/raw.dcm" ||
-    fail "could not cut the test copy of $source_dcm to 1840 x 1952 (gdcmconv, dcmscale)"
+    fail "could not cut the test copy of $source_dcm to $cut_w x $cut_h (gdcmconv, dcmscale)"
 study=$(dcmdump +P StudyInstanceUID "$work/source.dcm" | sed -n 's/.*\[\(.*\)\].*/\1/p' | head -n 1)
 [ -n "$study" ] || fail "no StudyInstanceUID in $source_dcm"
 
@@ -222,9 +233,11 @@ done
 [ -n "$port" ] || { cat "$work/serve.out"; fail "serve.js did not start"; }
 # The comma fix is what makes OHIF's study list readable: check it through the proxy.
 desc=$(curl -fsS "http://127.0.0.1:$port/dicom-web/studies?StudyInstanceUID=$study&includefield=00081030%2C00080061")
+want_desc=$(dcmdump +P 0008,1030 "$work/source.dcm" | sed -n 's/.*\[\(.*\)\].*/\1/p' | head -n 1)
+[ -n "$want_desc" ] || fail "the test copy has no StudyDescription"
 case $desc in
-    *THORAX*) ;;
-    *) fail "QIDO through serve.js lost the study description: $desc" ;;
+    *"$want_desc"*) ;;
+    *) fail "QIDO through serve.js lost the study description ($want_desc): $desc" ;;
 esac
 
 # ---- the browser ------------------------------------------------------------------------------------
