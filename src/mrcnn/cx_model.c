@@ -370,17 +370,17 @@ static cx_status prepare_winograd(ld *L)
 {
     cx_model *m = L->m;
     const char *env = getenv("CXRSEG_WINOGRAD");
-    m->wino_m = WINO_DEFAULT_M;
+    int wm = WINO_DEFAULT_M;
     if (env && *env)
-        m->wino_m = !strcmp(env, "off") || !strcmp(env, "0") ? 0 : (!strcmp(env, "2") ? 2 : 4);
-    if (!m->wino_m)
+        wm = !strcmp(env, "off") || !strcmp(env, "0") ? 0 : (!strcmp(env, "2") ? 2 : 4);
+    if (!wm)
         return CX_OK;
     cx_conv *list[64 + 2 * MR_MAX_MASK_LAYERS];
     int n = 0;
     /* layer3 (maps of 1/16 of the input) only when they have >= 100 tiles at the model's input
      * size (800 px: 169, backbone ~45 ms faster). At 512 px (64 tiles) the gain was within the
      * noise of the benchmark (~10 ms, with F(2x2) none) for 34 MB more (ResNet-50). */
-    int l3 = m->arch.max_size / 16 / m->wino_m, layers = l3 * l3 >= 100 ? 3 : 2;
+    int l3 = m->arch.max_size / 16 / wm, layers = l3 * l3 >= 100 ? 3 : 2;
     for (int l = 0; l < layers; l++)
         for (int b = 0; b < m->nblocks[l]; b++) {
             mr_block *B = &m->blocks[l][b];
@@ -396,19 +396,19 @@ static cx_status prepare_winograd(ld *L)
         list[n++] = &m->mask_conv[i];
     size_t total = 0;
     for (int i = 0; i < n; i++)
-        total += cx_wino_weights_floats(m->wino_m, list[i]->cin, list[i]->cout);
+        total += cx_wino_weights_floats(wm, list[i]->cin, list[i]->cout);
     m->wino_buf = cx_aligned_alloc(total * sizeof(float));
     if (!m->wino_buf)
         return cx_error_set(L->err, CX_ERR_NOMEM, STAGE, "Winograd weights: %zu MB", (total * sizeof(float)) >> 20);
     float *u = m->wino_buf;
     for (int i = 0; i < n; i++) {
-        cx_wino_transform_weights(m->wino_m, list[i], u);
+        cx_wino_transform_weights(wm, list[i], u);
         list[i]->wino = u;
-        list[i]->wino_m = m->wino_m;
+        list[i]->wino_m = wm;
         cx_mfile_drop(m->mf, list[i]->w, (size_t)list[i]->cout * list[i]->cin * 9 * sizeof(float));
-        u += cx_wino_weights_floats(m->wino_m, list[i]->cin, list[i]->cout);
+        u += cx_wino_weights_floats(wm, list[i]->cin, list[i]->cout);
     }
-    cx_log(CX_LOG_DEBUG, STAGE, NULL, "Winograd F(%dx%d,3x3) for %d convs, %zu MB", m->wino_m, m->wino_m, n,
+    cx_log(CX_LOG_DEBUG, STAGE, NULL, "Winograd F(%dx%d,3x3) for %d convs, %zu MB", wm, wm, n,
            (total * sizeof(float)) >> 20);
     return CX_OK;
 }

@@ -149,7 +149,7 @@ cx_status cx_mrcnn_new(const cx_model *m, int n_threads, cx_mrcnn **out, cx_erro
         cx_free(s);
         return st;
     }
-    cx_nn_blas_setup(n_threads);
+    cx_nn_blas_setup();
     /* Size the arena for the largest padded input up front (an estimate: a first run that needs
      * more grows it once and the next run consolidates). */
     size_t P = (size_t)((m->arch.max_size + 31) / 32 * 32);
@@ -443,7 +443,8 @@ typedef struct tr_job {
 static void transpose_task(void *ctx, int t)
 {
     const tr_job *j = ctx;
-    int y0 = (int)((long)j->H * t / j->n_tasks), y1 = (int)((long)j->H * (t + 1) / j->n_tasks);
+    int y0, y1;
+    cx_pool_range(j->H, t, j->n_tasks, &y0, &y1);
     size_t HW = (size_t)j->H * j->W;
     enum { CB = 16 };
     for (int y = y0; y < y1; y++)

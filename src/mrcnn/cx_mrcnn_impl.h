@@ -48,7 +48,6 @@ struct cx_model {
     int n_prov;
     const cx_meta **prov;
     float *wino_buf;                     /* owned: Winograd forms of the convs that use it */
-    int wino_m;                          /* 0: Winograd off */
 };
 
 #endif

@@ -25,10 +25,16 @@ void cx_pool_run(cx_pool *p, int n_tasks, cx_pool_fn fn, void *ctx);
  * cx_pool_run (or any non-worker thread), 1..threads-1 for the pool's workers. A task indexes its
  * per-thread scratch with it. */
 int cx_pool_slot(void);
+/* Task t of n's even share [*lo, *hi) of [0, total): the split every op uses for its tasks. */
+static inline void cx_pool_range(int total, int t, int n, int *lo, int *hi)
+{
+    *lo = (int)((long)total * t / n);
+    *hi = (int)((long)total * (t + 1) / n);
+}
 
-/* Sets OpenBLAS to one thread (process-wide: every op here splits its GEMMs over our own pool, so
- * n_threads is only informational) and returns the kernel name ("Haswell", ...). */
-const char *cx_nn_blas_setup(int n_threads);
+/* Sets OpenBLAS to one thread (process-wide: every op here splits its GEMMs over our own pool) and
+ * returns the kernel name ("Haswell", ...). */
+const char *cx_nn_blas_setup(void);
 const char *cx_nn_blas_corename(void);
 
 /* ---- Convolution (groups = 1). Weights are [cout][cin][kh][kw], bias [cout] (may be NULL). ---- */

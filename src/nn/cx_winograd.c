@@ -559,7 +559,8 @@ static void whole_task(void *ctx, int task)
         return;
     }
     int nch = wj->phase == 1 ? c->cin : c->cout;
-    int a = (int)((long)nch * task / wj->n_tasks), b = (int)((long)nch * (task + 1) / wj->n_tasks);
+    int a, b;
+    cx_pool_range(nch, task, wj->n_tasks, &a, &b);
     if (a >= b)
         return;
     int tn[TC_CAP], ty0[TC_CAP], tx0[TC_CAP], gs[TC_CAP / WL + 1];
