@@ -872,12 +872,7 @@ cx_status cx_mrcnn_detect(cx_mrcnn *s, const float *img, int h, int w, int out_h
 
     /* ---- box branch ---- */
     int C = m->arch.fpn_channels, K1 = m->arch.num_classes, R = m->rep, P = s->nprops;
-    float *racc;   /* RoIAlign: P2..P5 channels-last, and one 14x14xC accumulator per thread */
-    for (int l = 0; l < 4; l++) {
-        ALLOCF(s->fpnt[l], (size_t)C * s->fh[l] * s->fw[l]);
-        to_channels_last(s->pool, s->fpn[l], C, s->fh[l], s->fw[l], s->fpnt[l]);
-    }
-    ALLOCF(racc, (size_t)cx_pool_threads(s->pool) * 196 * C);
+    float *racc = NULL;   /* RoIAlign's accumulator: 14x14xC per thread */
     int kmin, kmax;
     level_range(s, &kmin, &kmax);
     int D = 0;
@@ -886,6 +881,12 @@ cx_status cx_mrcnn_detect(cx_mrcnn *s, const float *img, int h, int w, int out_h
     if (P > 0) {
         float *feat, *f6, *f7, *pred, *cand_b, *cand_s;
         int *lv, *cand_l, *keep, nk, nc = 0;
+        /* P2..P5 channels-last for RoIAlign; kept for the mask branch too (before the mark below) */
+        for (int l = 0; l < 4; l++) {
+            ALLOCF(s->fpnt[l], (size_t)C * s->fh[l] * s->fw[l]);
+            to_channels_last(s->pool, s->fpn[l], C, s->fh[l], s->fw[l], s->fpnt[l]);
+        }
+        ALLOCF(racc, (size_t)cx_pool_threads(s->pool) * 196 * C);
         ALLOCB(dbox, (size_t)m->arch.detections_per_img * 4 * sizeof(float));
         ALLOCF(dscore, m->arch.detections_per_img);
         ALLOCB(dlabel, (size_t)m->arch.detections_per_img * sizeof(int));
