@@ -27,6 +27,8 @@ int cx_cli_exit_code(cx_status s);
 int cx_cli_fail(const char *cmd, const cx_error *e);
 /* Prints "cxrseg <cmd>: <formatted>" and a hint to run --help on stderr; returns CX_EXIT_USAGE. */
 int cx_cli_usage(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* 1 when argv[i] (an option) has a value after it; else prints the usage error and returns 0. */
+int cx_cli_need_value(const char *cmd, int i, int argc, char **argv);
 
 /* Strict number parsing for options: whole string, range-checked. Return 0 on success. */
 int cx_cli_parse_int(const char *s, long lo, long hi, long *out);

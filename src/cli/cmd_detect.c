@@ -202,12 +202,7 @@ int cx_cli_detect(int argc, char **argv)
         goto fail;
     const cx_arch_info *arch = cx_model_arch(m);
     cx_pipe_params pp = cx_pipe_default_params();
-    if (arch->min_size == arch->max_size)
-        pp.fit.longest = arch->max_size;
-    else {
-        pp.fit.min_size = arch->min_size;
-        pp.fit.max_size = arch->max_size;
-    }
+    pp.fit = cx_pipe_fit_for(arch->min_size, arch->max_size);
     if ((st = cx_pipe_load_file(image, &pp, &img, NULL, &e)) != CX_OK)
         goto fail;
     const cx_image *in = img->input ? img->input : img->display;

@@ -36,15 +36,6 @@ static void usage(FILE *out)
           out);
 }
 
-static int need_value(int i, int argc, char **argv)
-{
-    if (i + 1 >= argc) {
-        cx_cli_usage(CMD, "option %s needs a value", argv[i]);
-        return 0;
-    }
-    return 1;
-}
-
 static int label_named(const cx_model *m, const char *want)
 {
     int k = cx_model_num_classes(m);
@@ -68,7 +59,7 @@ int cx_cli_eval(int argc, char **argv)
             return CX_EXIT_OK;
         } else if (!strcmp(a, "--model") || !strcmp(a, "--data") || !strcmp(a, "--split") ||
                    !strcmp(a, "--subset") || !strcmp(a, "--json")) {
-            if (!need_value(i, argc, argv))
+            if (!cx_cli_need_value(CMD, i, argc, argv))
                 return CX_EXIT_USAGE;
             const char *v = argv[++i];
             if (!strcmp(a, "--model")) model_path = v;
@@ -77,17 +68,17 @@ int cx_cli_eval(int argc, char **argv)
             else if (!strcmp(a, "--subset")) subset = v;
             else json = v;
         } else if (!strcmp(a, "--threads")) {
-            if (!need_value(i, argc, argv))
+            if (!cx_cli_need_value(CMD, i, argc, argv))
                 return CX_EXIT_USAGE;
             if (cx_cli_parse_int(argv[++i], 1, 256, &threads))
                 return cx_cli_usage(CMD, "--threads '%s': expected an integer 1..256", argv[i]);
         } else if (!strcmp(a, "--limit")) {
-            if (!need_value(i, argc, argv))
+            if (!cx_cli_need_value(CMD, i, argc, argv))
                 return CX_EXIT_USAGE;
             if (cx_cli_parse_int(argv[++i], 1, 1000000, &limit))
                 return cx_cli_usage(CMD, "--limit '%s': expected a positive integer", argv[i]);
         } else if (!strcmp(a, "--score")) {
-            if (!need_value(i, argc, argv))
+            if (!cx_cli_need_value(CMD, i, argc, argv))
                 return CX_EXIT_USAGE;
             if (cx_cli_parse_double(argv[++i], &score_override) || score_override < 0 || score_override > 1)
                 return cx_cli_usage(CMD, "--score '%s': expected a number 0..1", argv[i]);
@@ -142,12 +133,7 @@ int cx_cli_eval(int argc, char **argv)
     /* the node's preprocessing: the image as the engine's input size asks (area resize) */
     const cx_arch_info *arch = cx_model_arch(m);
     cx_pipe_params pp = cx_pipe_default_params();
-    if (arch->min_size == arch->max_size)
-        pp.fit.longest = arch->max_size;
-    else {
-        pp.fit.min_size = arch->min_size;
-        pp.fit.max_size = arch->max_size;
-    }
+    pp.fit = cx_pipe_fit_for(arch->min_size, arch->max_size);
     int n = cx_eval_dataset_count(ds);
     if (limit && limit < n)
         n = (int)limit;

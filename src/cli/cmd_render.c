@@ -34,15 +34,6 @@ static void usage(FILE *out)
           out);
 }
 
-static int need_value(int i, int argc, char **argv)
-{
-    if (i + 1 >= argc) {
-        cx_cli_usage(CMD, "option %s needs a value", argv[i]);
-        return 0;
-    }
-    return 1;
-}
-
 int cx_cli_render(int argc, char **argv)
 {
     const char *in = NULL, *outp = NULL;
@@ -55,17 +46,17 @@ int cx_cli_render(int argc, char **argv)
             usage(stdout);
             return CX_EXIT_OK;
         } else if (strcmp(a, "-o") == 0 || strcmp(a, "--output") == 0) {
-            if (!need_value(i, argc, argv))
+            if (!cx_cli_need_value(CMD, i, argc, argv))
                 return CX_EXIT_USAGE;
             outp = argv[++i];
         } else if (strcmp(a, "--size") == 0) {
-            if (!need_value(i, argc, argv))
+            if (!cx_cli_need_value(CMD, i, argc, argv))
                 return CX_EXIT_USAGE;
             if (cx_cli_parse_int(argv[++i], 1, CX_IMAGE_MAX_SIDE, &v))
                 return cx_cli_usage(CMD, "--size '%s': expected an integer 1..%d", argv[i], CX_IMAGE_MAX_SIDE);
             p.fit.longest = (int)v;
         } else if (strcmp(a, "--min-size") == 0 || strcmp(a, "--max-size") == 0) {
-            if (!need_value(i, argc, argv))
+            if (!cx_cli_need_value(CMD, i, argc, argv))
                 return CX_EXIT_USAGE;
             if (cx_cli_parse_int(argv[++i], 1, CX_IMAGE_MAX_SIDE, &v))
                 return cx_cli_usage(CMD, "%s '%s': expected an integer 1..%d", a, argv[i], CX_IMAGE_MAX_SIDE);
@@ -74,7 +65,7 @@ int cx_cli_render(int argc, char **argv)
             else
                 p.fit.max_size = (int)v;
         } else if (strcmp(a, "--window") == 0) {
-            if (!need_value(i, argc, argv))
+            if (!cx_cli_need_value(CMD, i, argc, argv))
                 return CX_EXIT_USAGE;
             char buf[128];
             snprintf(buf, sizeof buf, "%s", argv[++i]);
@@ -87,7 +78,7 @@ int cx_cli_render(int argc, char **argv)
             p.voi_mode = CX_PIPE_VOI_WINDOW;
             voi_opts++;
         } else if (strcmp(a, "--window-index") == 0) {
-            if (!need_value(i, argc, argv))
+            if (!cx_cli_need_value(CMD, i, argc, argv))
                 return CX_EXIT_USAGE;
             if (cx_cli_parse_int(argv[++i], 1, CXD_MAX_WINDOWS, &v))
                 return cx_cli_usage(CMD, "--window-index '%s': expected 1..%d", argv[i], CXD_MAX_WINDOWS);

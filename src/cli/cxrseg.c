@@ -130,6 +130,15 @@ int cx_cli_usage(const char *cmd, const char *fmt, ...)
     return CX_EXIT_USAGE;
 }
 
+int cx_cli_need_value(const char *cmd, int i, int argc, char **argv)
+{
+    if (i + 1 >= argc) {
+        cx_cli_usage(cmd, "option %s needs a value", argv[i]);
+        return 0;
+    }
+    return 1;
+}
+
 int cx_cli_parse_int(const char *s, long lo, long hi, long *out)
 {
     if (!s || !*s)

@@ -39,6 +39,9 @@ typedef struct cx_pipe_params {
 
 /* FILE mode, window 0, percentile 1..99 automatic window, no resize. */
 cx_pipe_params cx_pipe_default_params(void);
+/* The engine input size a model asks for (its min_size/max_size): a square model (min = max) fits
+ * the longest side; otherwise torchvision's min/max rule. */
+cx_fit_params cx_pipe_fit_for(int min_size, int max_size);
 
 /* The chosen grey-scale chain for one DICOM image, in image-module terms. LUT data pointers are
  * borrowed from the cxd_info they were mapped from: use the mapping while that info lives. */

@@ -53,6 +53,18 @@ cx_pipe_params cx_pipe_default_params(void)
     return p;
 }
 
+cx_fit_params cx_pipe_fit_for(int min_size, int max_size)
+{
+    cx_fit_params f = {0, 0, 0};
+    if (min_size == max_size) {
+        f.longest = max_size;
+    } else {
+        f.min_size = min_size;
+        f.max_size = max_size;
+    }
+    return f;
+}
+
 static cx_voi_function parse_function(const char *s, int *known)
 {
     *known = 1;

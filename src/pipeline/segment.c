@@ -316,12 +316,7 @@ cx_status cx_segment_file(const cx_model *m, cx_mrcnn *s, const char *path, cons
     }
     const cx_arch_info *arch = cx_model_arch(m);
     cx_pipe_params pp = cx_pipe_default_params();
-    if (arch->min_size == arch->max_size)
-        pp.fit.longest = arch->max_size;
-    else {
-        pp.fit.min_size = arch->min_size;
-        pp.fit.max_size = arch->max_size;
-    }
+    pp.fit = cx_pipe_fit_for(arch->min_size, arch->max_size);
     if ((st = cx_pipe_render_dicom(f, &info, &pp, &img, err)) != CX_OK)
         goto done;
     r.width = img->source_width;
