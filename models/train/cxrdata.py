@@ -119,12 +119,12 @@ def class_masks_fullres(root, fn, rows, shape):
     return out
 
 
-def prepare_image(root, fn, rows):
-    """(grey uint8 HxW at 512, label bitplanes uint8 HxW, info dict) for one image."""
+def prepare_image(root, fn, rows, long_side=LONG_SIDE):
+    """(grey uint8 HxW at long_side, label bitplanes uint8 HxW, info dict) for one image."""
     grey = load_grey(os.path.join(root, "images", fn))
     h, w = grey.shape
     masks = class_masks_fullres(root, fn, rows, (h, w))
-    size = target_size(w, h)
+    size = target_size(w, h, long_side)
     img = np.clip(area_resize(grey, size) + 0.5, 0, 255).astype(np.uint8)
     planes = np.zeros((size[1], size[0]), dtype=np.uint8)
     info = {"file": fn, "orig_size": [w, h], "size": list(size)}
@@ -136,19 +136,21 @@ def prepare_image(root, fn, rows):
     return img, planes, info
 
 
-def build_cache(root, cache_dir, log=print):
+def build_cache(root, cache_dir, log=print, long_side=LONG_SIDE):
     """Pre-compute every image of `root` into cache_dir/<sha1(name)>.npz; returns the index list."""
     os.makedirs(cache_dir, exist_ok=True)
     per_image = read_structure(root)
     index = []
     for fn in sorted(per_image):
         key = hashlib.sha1(fn.encode()).hexdigest()[:16]
+        if long_side != LONG_SIDE:
+            key += f"-{long_side}"
         path = os.path.join(cache_dir, key + ".npz")
         if os.path.exists(path):
             with np.load(path, allow_pickle=False) as z:
                 info = json.loads(str(z["info"]))
         else:
-            img, planes, info = prepare_image(root, fn, per_image[fn])
+            img, planes, info = prepare_image(root, fn, per_image[fn], long_side)
             np.savez_compressed(path, image=img, planes=planes, info=json.dumps(info))
         info["cache"] = path
         index.append(info)

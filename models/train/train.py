@@ -25,12 +25,16 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(HERE, "..", "tools"))
 import cxrdata  # noqa: E402
+import maskfolder  # noqa: E402
 from cxr_arch import build_model, full_arch  # noqa: E402
 
 # What the model file says about each label (DICOM codes for the SEG/SR writers).
 CLASSES = [
-    {"name": "ggo", "meaning": "Ground glass opacity",
-     "code": ["112120", "DCM", "Ground glass opacity"],
+    # One finding class, "lung opacity": COVID-QU-Ex annotates infection as ground-glass opacity and
+    # consolidation together, and cxr-covid-seg's GGO and consolidation masks overlap (their union
+    # is what is trained); the model card gives the figures behind this choice.
+    {"name": "opacity", "meaning": "Lung opacity (ground-glass opacity or consolidation)",
+     "code": ["409609008", "SCT", "Radiologic infiltrate of lung"],
      "category": ["49755003", "SCT", "Morphologically Abnormal Structure"],
      "modifier": None, "color": [255, 160, 0]},
     {"name": "right_lung", "meaning": "Right lung",
@@ -46,7 +50,7 @@ CLASSES = [
 ARCH = {
     "backbone": "resnet18", "norm": "batchnorm", "in_channels": 1, "fpn_channels": 64,
     "representation_size": 192, "mask_layers": [96, 96, 96, 96], "mask_dim_reduced": 96,
-    "num_classes": 4, "min_size": 512, "max_size": 512, "box_batch_size_per_image": 128,
+    "num_classes": 4, "min_size": 256, "max_size": 256, "box_batch_size_per_image": 64,
     "box_detections_per_img": 20,
     "rpn_pre_nms_top_n_train": 1000, "rpn_post_nms_top_n_train": 1000,
 }
@@ -98,8 +102,8 @@ def augment(img_u8, planes, rng):
     return x[None].contiguous(), newp
 
 
-def make_target(planes):
-    inst = cxrdata.instances_from_planes(planes)
+def make_target(planes, min_px=cxrdata.MIN_REGION_PX):
+    inst = cxrdata.instances_from_planes(planes, min_px)
     if not inst:
         return None
     masks = np.stack([m for _, m in inst]).astype(np.uint8)
@@ -118,9 +122,12 @@ def model_payload(model, arch, args, extra):
         "model": model.state_dict(), "arch": arch, "classes": CLASSES,
         "thresholds": {"score": args.score_thresh, "mask": 0.5},
         "provenance": dict({
-            "data": "cxr-covid-seg (General Blockchain COVID-19 CXR segmentations over Cohen et al. "
-                    "COVID-19 image data collection); research use only, not for diagnosis",
+            "data": "COVID-QU-Ex infection segmentation data (Tahir et al. 2021; covid and normal "
+                    "images of its train split) and cxr-covid-seg (General Blockchain COVID-19 CXR "
+                    "segmentations over Cohen et al. COVID-19 image data collection); research use "
+                    "only, not for diagnosis",
             "split": os.path.relpath(args.split, os.path.join(HERE, "..", "..")),
+            "size": args.size, "mix": args.mix, "holdout_per_category": args.holdout,
             "recipe": "models/train/train.py", "seed": args.seed, "lr": args.lr,
             "batch": args.batch, "budget_hours": args.hours, "torch": torch.__version__,
         }, **extra),
@@ -153,7 +160,15 @@ def precise_bn(model, images, mean, std):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--data", required=True, help="dataset folder in the shared form")
+    ap.add_argument("--data", default="", help="dataset folder in the structure.csv form")
+    ap.add_argument("--maskfolder", default="", help="dataset folder in the mask-folder form")
+    ap.add_argument("--size", type=int, default=256, help="engine input size (longer side)")
+    ap.add_argument("--mix", type=float, default=0.15,
+                    help="share of samples drawn from --data when both sources are given")
+    ap.add_argument("--holdout", type=int, default=100,
+                    help="per category (covid, normal) of --maskfolder's train split kept out of "
+                         "training, for choosing the operating point")
+    ap.add_argument("--bn-images", type=int, default=600, help="images for precise BN")
     ap.add_argument("--out", required=True, help="run directory (checkpoints, log, curves)")
     ap.add_argument("--split", default=os.path.join(HERE, "split.json"))
     ap.add_argument("--cache", default=os.path.join(HERE, "runs", "cache"))
@@ -161,8 +176,8 @@ def main():
     ap.add_argument("--deadline", type=float, default=0,
                     help="absolute stop time (Unix seconds); 0 = none")
     ap.add_argument("--lr", type=float, default=0.02)
-    ap.add_argument("--warmup", type=int, default=150, help="warm-up iterations")
-    ap.add_argument("--batch", type=int, default=2)
+    ap.add_argument("--warmup", type=int, default=100, help="warm-up iterations")
+    ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--wd", type=float, default=1e-4)
     ap.add_argument("--clip", type=float, default=10.0)
     ap.add_argument("--seed", type=int, default=1)
@@ -179,20 +194,64 @@ def main():
     torch.manual_seed(args.seed)
     os.makedirs(args.out, exist_ok=True)
 
-    with open(args.split) as f:
-        split = json.load(f)
-    index = {it["file"]: it for it in cxrdata.build_cache(args.data, args.cache, log=log)}
-    missing = [fn for fn in split["train"] if fn not in index]
-    if missing:
-        sys.exit(f"train: {len(missing)} split images not in the dataset, e.g. {missing[0]}")
-    overlap = set(split["train"]) & set(split["val"])
-    if overlap:
-        sys.exit(f"train: {len(overlap)} images in both train and val")
-    train = [cxrdata.load_cached(index[fn]["cache"]) for fn in split["train"]]
-    allpix = np.concatenate([im.ravel() for im, _, _ in train]).astype(np.float64) / 255.0
+    size = args.size
+    min_px = max(4, int(round(cxrdata.MIN_REGION_PX * (size / cxrdata.LONG_SIDE) ** 2)))
+    train, weights, holdout, used = [], [], [], {}
+    if args.data:
+        with open(args.split) as f:
+            split = json.load(f)
+        index = {it["file"]: it for it in cxrdata.build_cache(args.data, args.cache, log=log,
+                                                              long_side=size)}
+        missing = [fn for fn in split["train"] if fn not in index]
+        if missing:
+            sys.exit(f"train: {len(missing)} split images not in the dataset, e.g. {missing[0]}")
+        overlap = set(split["train"]) & set(split["val"])
+        if overlap:
+            sys.exit(f"train: {len(overlap)} images in both train and val")
+        for fn in split["train"]:
+            img, planes, info = cxrdata.load_cached(index[fn]["cache"])
+            planes = planes | ((planes >> 4) & 1)  # opacity = GGO or consolidation
+            train.append((img, planes, info))
+        used["structure"] = len(train)
+    if args.maskfolder:
+        # Training uses source_split == train only: COVID images (finding outlined) and normal
+        # images (true negatives). Non-COVID pneumonia is left out: its opacities were never outlined
+        # and would be taught as background. Images whose lung sides are ambiguous are left out too.
+        index = maskfolder.build_cache(args.maskfolder, args.cache, size, log=log)
+        cand = [it for it in index if it.get("source_split", "train") == "train"
+                and it["category"] in ("covid", "normal")]
+        amb = [it for it in cand if it["lung_side_ambiguous"]]
+        cand = [it for it in cand if not it["lung_side_ambiguous"]]
+        hrng = random.Random(12345)
+        for cat in ("covid", "normal"):
+            ids = sorted(it["id"] for it in cand if it["category"] == cat)
+            hrng.shuffle(ids)
+            holdout += ids[:args.holdout]
+        hset = set(holdout)
+        n0 = len(train)
+        for it in cand:
+            if it["id"] not in hset:
+                train.append(cxrdata.load_cached(it["cache"]))
+        used["maskfolder"] = len(train) - n0
+        used["maskfolder_ambiguous_left_out"] = len(amb)
+        used["maskfolder_holdout"] = len(holdout)
+        with open(os.path.join(args.out, "holdout.json"), "w") as f:
+            json.dump({"data": os.path.abspath(args.maskfolder), "holdout": sorted(holdout),
+                       "ambiguous_left_out": sorted(it["id"] for it in amb)}, f, indent=1)
+    if not train:
+        sys.exit("train: no training images (give --data and/or --maskfolder)")
+    # Sampling weights: the structure-form images (few, larger, GGO annotated by radiologists) are
+    # drawn with total probability --mix when both sources are given.
+    ns = used.get("structure", 0)
+    if ns and len(train) > ns:
+        weights = [args.mix / ns] * ns + [(1 - args.mix) / (len(train) - ns)] * (len(train) - ns)
+    else:
+        weights = [1.0 / len(train)] * len(train)
+    log(f"training images: {json.dumps(used)}")
+    allpix = np.concatenate([im.ravel() for im, _, _ in train[::7]]).astype(np.float64) / 255.0
     mean, std = round(float(allpix.mean()), 4), round(float(allpix.std()), 4)
 
-    arch = dict(ARCH, image_mean=[mean], image_std=[std])
+    arch = dict(ARCH, image_mean=[mean], image_std=[std], min_size=size, max_size=size)
     if args.arch:
         arch.update(json.loads(args.arch))
     full_arch(arch)  # validates keys
@@ -237,9 +296,9 @@ def main():
                    torch_rng=torch.get_rng_state())
         save_atomic(obj, path)
 
-    order = list(range(len(train)))
-    rng_order = random.Random(args.seed * 1000 + state["epoch"])
-    rng_order.shuffle(order)
+    def epoch_order(epoch):  # one "epoch" = len(train) draws with the sampling weights
+        return random.Random(args.seed * 1000 + epoch).choices(range(len(train)), weights, k=len(train))
+    order = epoch_order(state["epoch"])
     logf = open(os.path.join(args.out, "log.jsonl"), "a")
     t_ckpt = time.time()
     win_t, win_n = time.time(), 0
@@ -265,13 +324,11 @@ def main():
             if state["pos"] >= len(order):
                 state["epoch"] += 1
                 state["pos"] = 0
-                rng_order = random.Random(args.seed * 1000 + state["epoch"])
-                order = list(range(len(train)))
-                rng_order.shuffle(order)
+                order = epoch_order(state["epoch"])
             img, planes, _ = train[order[state["pos"]]]
             state["pos"] += 1
             x, p = augment(img, planes, rng)
-            tg = make_target(p)
+            tg = make_target(p, min_px)
             if tg is None:
                 continue
             images.append(x)
@@ -310,9 +367,10 @@ def main():
             t_ckpt = time.time()
             log(f"checkpoint {last} at iteration {state['iter']}")
     checkpoint(last)
-    precise_bn(model, [im for im, _, _ in train], mean, std)
+    bn_idx = random.Random(args.seed).sample(range(len(train)), min(args.bn_images, len(train)))
+    precise_bn(model, [train[i][0] for i in bn_idx], mean, std)
     final = os.path.join(args.out, "final.pt")
-    extra = {"iterations": state["iter"], "train_minutes": round(state["elapsed"] / 60, 1),
+    extra = {"iterations": state["iter"], "train_minutes": round(state["elapsed"] / 60, 1), "images": json.dumps(used),
              "epochs": state["epoch"], "precise_bn": True}
     save_atomic(model_payload(model, arch, args, extra), final)
     log(f"done: {state['iter']} iterations, {state['epoch']} epochs, "

@@ -290,6 +290,31 @@ static cx_status get_code(ld *L, const char *key, cx_code *c)
     return CX_OK;
 }
 
+/* decision.class / decision.score / decision.min_area (all three or none). */
+static cx_status load_decision(ld *L)
+{
+    cx_model *m = L->m;
+    cx_status st;
+    double v;
+    cx_decision *d = &m->decision;
+    if (cx_mfile_meta(m->mf, "decision.class")) {
+        TRY(get_int(L, "decision.class", 1, m->K, &d->label));
+        TRY(get_num(L, "decision.score", 0, 1, &d->score));
+        TRY(get_num(L, "decision.min_area", 0, 1, &v));
+        d->min_area_frac = v;
+        return CX_OK;
+    }
+    d->label = 0;
+    for (int i = 0; i < m->K && !d->label; i++)
+        if (!strstr(m->classes[i].name, "lung"))
+            d->label = i + 1;
+    d->score = d->label ? m->classes[d->label - 1].score_thresh : 1.0;
+    d->min_area_frac = 0;
+    return CX_OK;
+fail:
+    return st;
+}
+
 static cx_status load_classes(ld *L)
 {
     cx_model *m = L->m;
@@ -345,6 +370,7 @@ static cx_status load_classes(ld *L)
             c->mask_thresh = (float)v;
         }
     }
+    TRY(load_decision(L));
     int n = cx_mfile_meta_count(m->mf);
     m->prov = cx_calloc((size_t)n + 1, sizeof(cx_meta *));
     if (!m->prov)
@@ -470,6 +496,31 @@ int cx_model_num_classes(const cx_model *m) { return m->K; }
 float cx_model_score_thresh(const cx_model *m) { return m->score_thresh; }
 float cx_model_mask_thresh(const cx_model *m) { return m->mask_thresh; }
 int cx_model_provenance_count(const cx_model *m) { return m->n_prov; }
+const cx_decision *cx_model_decision(const cx_model *m) { return &m->decision; }
+
+double cx_decision_image_score(const cx_model *m, const cx_detections *d, int width, int height)
+{
+    const cx_decision *r = &m->decision;
+    double best = 0, need = r->min_area_frac * (double)width * (double)height;
+    if (!r->label || !d)
+        return 0;
+    for (int i = 0; i < d->count; i++) {
+        const cx_detection *x = &d->items[i];
+        if (x->label != r->label || x->score <= best)
+            continue;
+        size_t px = 0, n = (size_t)x->mask_w * (size_t)x->mask_h;
+        for (size_t k = 0; k < n; k++)
+            px += x->mask[k] != 0;
+        if ((double)px >= need && px > 0)
+            best = x->score;
+    }
+    return best;
+}
+
+int cx_decision_present(const cx_model *m, double image_score)
+{
+    return m->decision.label && image_score > 0 && image_score >= m->decision.score;
+}
 
 const cx_class_info *cx_model_class(const cx_model *m, int label)
 {

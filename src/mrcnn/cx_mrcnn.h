@@ -55,6 +55,17 @@ int cx_model_num_classes(const cx_model *m);      /* foreground classes K (label
 const cx_class_info *cx_model_class(const cx_model *m, int label);  /* label 1..K, else NULL */
 float cx_model_score_thresh(const cx_model *m);
 float cx_model_mask_thresh(const cx_model *m);
+/* The image-level answer "this X-ray shows <finding>" (models/FORMAT.md, decision.*): the image's
+ * score is the highest score of a `label` detection whose mask covers at least min_area_frac of
+ * the image; the finding is present when that score is >= score. Models without decision.* keys
+ * get label = the first class that is not a lung, score = its reporting threshold, min_area 0. */
+typedef struct cx_decision {
+    int label;             /* 1..K, 0 when the model has no finding class */
+    double score;
+    double min_area_frac;
+} cx_decision;
+const cx_decision *cx_model_decision(const cx_model *m);
+
 /* Provenance strings ("provenance.<key>" in the file); i in [0, count). */
 int cx_model_provenance_count(const cx_model *m);
 int cx_model_provenance_at(const cx_model *m, int i, const char **key, const char **value);
@@ -76,6 +87,12 @@ typedef struct cx_detections {
     cx_detection *items;   /* sorted by decreasing score, as torchvision */
     int capacity;
 } cx_detections;
+
+/* The image-level score of `d` under m's decision rule (see cx_decision) for an image of
+ * width x height pixels: 0 when no detection qualifies. */
+double cx_decision_image_score(const cx_model *m, const cx_detections *d, int width, int height);
+/* 1 when that score reaches the rule's threshold. */
+int cx_decision_present(const cx_model *m, double image_score);
 
 /* Releases the masks and the array; leaves an empty, reusable list. */
 void cx_detections_clear(cx_detections *d);

@@ -45,6 +45,7 @@ struct cx_model {
     int K;                               /* foreground classes */
     cx_class_info *classes;              /* [K], index label-1 */
     float score_thresh, mask_thresh;
+    cx_decision decision;
     int n_prov;
     const cx_meta **prov;
     float *wino_buf;                     /* owned: Winograd forms of the convs that use it */
