@@ -1,49 +1,49 @@
 #!/bin/sh
-# From a finished training run to the shipped model: choose the GGO reporting threshold and the box
-# NMS threshold on the TRAINING images (tune.py; rule: the highest score threshold within 0.01 of
-# the best training GGO Dice, with training sensitivity >= 0.95; only the NMS is used, the GGO score
-# threshold stays 0.5, see below), write them into the checkpoint, export to the engine's format, evaluate on
-# the validation split with `cxrseg eval` (the product's figures) and draw the card's plots.
+# From a finished training run to the shipped model, every choice made by a rule fixed before the
+# final evaluation (docs/training.md, "Release"):
+#   1. reporting thresholds fixed a priori: score 0.5 and mask 0.5 for every class, box NMS 0.3,
+#      image-level rule on the opacity class with a minimum area of 0.5 % of the image;
+#   2. the image-level score threshold (decision.score) chosen on the HOLDOUT images that training
+#      left out of COVID-QU-Ex's train split (operating_point.py: holdout specificity >= 0.95);
+#   3. export, then `cxrseg eval` on both validation splits (COVID-QU-Ex val, cxr-covid-seg val),
+#      which nothing above has looked at; then the card's plots.
 #   models/train/release.sh RUN_DIR BUILD_DIR [OUT_MODEL]
-# e.g. models/train/release.sh models/train/runs/r18 build models/cxrseg.cxm
+# e.g. models/train/release.sh models/train/runs/v2 build models/cxrseg.cxm
 set -eu
 run=$1
 build=$2
 out=${3:-models/cxrseg.cxm}
 py=/usr/bin/python3
 here=$(cd "$(dirname "$0")" && pwd)
-data=${CX_DATA:-$here/../../../shared/data/cxr-covid-seg}
+shared=${CX_SHARED:-$here/../../../shared/data}
+quex=${CX_QUEX:-$shared/covid-qu-ex}
+cxr=${CX_DATA:-$shared/cxr-covid-seg}
 stem=${out%.cxm}
-# (tuning takes minutes: skipped when tune.json is newer than final.pt, e.g. on a rerun)
-if [ ! "$run/tune.json" -nt "$run/final.pt" ]; then
-    $py "$here/tune.py" "$run/final.pt" --data "$data" --threads 2 --json "$run/tune.json"
-fi
+name=${CX_MODEL_NAME:-cxrseg-opacity-lungs-r18}
+version=${CX_MODEL_VERSION:-2}
+
 $py - "$run" <<'PY'
 import json, sys, torch
 run = sys.argv[1]
-rows = json.load(open(f"{run}/tune.json"))
-ok = [r for r in rows if r["sens"] >= 0.95] or rows
-# the training Dice curve is flat near its top: among settings within 0.01 of the best, take the
-# highest score threshold (fewest false-positive pixels, smallest over-estimate of the lung share)
-top = max(r["ggo_dice"] for r in ok)
-best = max((r for r in ok if r["ggo_dice"] >= top - 0.01), key=lambda r: (r["score"], r["ggo_dice"]))
 ck = torch.load(f"{run}/final.pt", map_location="cpu")
-# The GGO score threshold stays at the trainer's a-priori 0.5: thresholds tuned on the training
-# images are biased upwards for a model that overfits them (the first release run's rule chose 0.7,
-# which was worse on validation; see the model card). The tuned value is kept as provenance only.
-ck["thresholds"] = {"score": 0.5, "mask": 0.5, "ggo": {"score": 0.5, "mask": 0.5}}
-ck["arch"]["box_nms_thresh"] = best["nms"]
-ck["provenance"]["threshold_rule"] = ("highest ggo score threshold (and its NMS) within 0.01 of the best "
-                                      "training-image GGO Dice, training sensitivity >= 0.95 (tune.py)")
-ck["provenance"]["ggo_score_thresh"] = 0.5
-ck["provenance"]["ggo_score_thresh_tuned_on_training_images"] = best["score"]
-ck["provenance"]["box_nms_thresh"] = best["nms"]
+ck["thresholds"] = {"score": 0.5, "mask": 0.5}
+ck["arch"]["box_nms_thresh"] = 0.3
+ck["decision"] = {"class": 1, "score": 0.5, "min_area": 0.005}
+ck["provenance"]["threshold_rule"] = ("a priori: class score 0.5, mask 0.5, box NMS 0.3, decision min area "
+                                      "0.5% of the image; decision.score from operating_point.py on the holdout")
 torch.save(ck, f"{run}/ship.pt")
-print("chosen:", best)
 PY
-$py "$here/../tools/export.py" "$run/ship.pt" -o "$out" --name cxrseg-ggo-lungs-r18 --version 1
-"$build/cxrseg" eval --model "$out" --data "$data" --split "$here/split.json" --subset val \
-    --json "$run/val.json" | tee "$run/val.txt"
+$py "$here/../tools/export.py" "$run/ship.pt" -o "$run/provisional.cxm" --name "$name" --version "$version"
+"$build/cxrseg" eval --model "$run/provisional.cxm" --data "$quex" --holdout "$run/holdout.json" \
+    --json "$run/holdout-eval.json" > "$run/holdout-eval.txt"
+$py "$here/operating_point.py" "$run/holdout-eval.json" | tee "$run/operating_point.json"
+t=$($py -c 'import json,sys; print(json.load(open(sys.argv[1]))["score"])' "$run/operating_point.json")
+$py "$here/../tools/export.py" "$run/ship.pt" -o "$out" --name "$name" --version "$version" \
+    --decision-score "$t"
+"$build/cxrseg" eval --model "$out" --data "$quex" --subset val --json "$run/val-quex.json" \
+    | tee "$run/val-quex.txt"
+"$build/cxrseg" eval --model "$out" --data "$cxr" --split "$here/split.json" --subset val \
+    --json "$run/val-cxr.json" | tee "$run/val-cxr.txt"
 $py "$here/plots.py" --log "$run/log.jsonl" --out "$stem-training.png"
-$py "$here/plots.py" --eval "$run/val.json" --out "$stem-pr.png"
+$py "$here/plots.py" --eval "$run/val-cxr.json" --out "$stem-pr.png"
 sha256sum "$out"
