@@ -172,7 +172,7 @@ typedef struct cxd_code {
 
 typedef enum cxd_finding_role {
     CXD_ROLE_ANATOMY = 0, /* a lung field: SEG segment + SR area group, no lung share */
-    CXD_ROLE_FINDING = 1  /* an abnormality (GGO, consolidation): counted for present/absent */
+    CXD_ROLE_FINDING = 1  /* an abnormality (GGO, consolidation, opacity) */
 } cxd_finding_role;
 
 #define CXD_MAX_SHARES 2
@@ -206,6 +206,9 @@ typedef struct cxd_algorithm {
     char model_sha256[65];  /* hex digest of the model file; part of every derived UID */
 } cxd_algorithm;
 
+/* Where the report-level present/absent answer comes from (cxd_write_options.presence). */
+enum { CXD_PRESENCE_FROM_FINDINGS = 0, CXD_PRESENCE_ABSENT = 1, CXD_PRESENCE_PRESENT = 2 };
+
 /* Which outputs cxd_results_write produces (bit mask). */
 enum { CXD_OUT_SEG = 1, CXD_OUT_SR = 2, CXD_OUT_GSPS = 4, CXD_OUT_SC = 8 };
 
@@ -217,8 +220,14 @@ typedef struct cxd_write_options {
     char software_version[64];   /* "" = PACKAGE_VERSION of cxrseg is not known here: "unknown" */
     int outputs;                 /* CXD_OUT_* mask */
     int seg_without_findings;    /* 1: write a SEG (lungs only) even with no CXD_ROLE_FINDING */
-    cxd_code qualitative;        /* report-level "present/absent" concept: present when a
-                                  * CXD_ROLE_FINDING has this type code; "" = (112120 DCM GGO) */
+    /* The report-level present/absent item (SR "Qualitative Evaluations"): its concept name
+     * ("" = (112120 DCM GGO)) and its answer. With presence = CXD_PRESENCE_FROM_FINDINGS it is
+     * "present" when a CXD_ROLE_FINDING with pixels has the qualitative type code; otherwise it is
+     * the caller's answer (the pipeline's: the model's image-level decision rule). */
+    cxd_code qualitative;
+    int presence;                /* CXD_PRESENCE_* */
+    char presence_basis[CXD_LSTR]; /* "" = none; else an SR Comment beside the answer saying how
+                                    * it was reached (score, rule) */
     /* Display image for GSPS/SC: 8-bit grey, windowed (MONOCHROME2 sense), source rows x cols. */
     const uint8_t *display;      /* borrowed; NULL = no SC */
     int display_rows, display_cols;
@@ -237,7 +246,7 @@ typedef struct cxd_write_result {
     char seg_sop_uid[CXD_STR], sr_sop_uid[CXD_STR], gsps_sop_uid[CXD_STR], sc_sop_uid[CXD_STR];
     int n_segments;                  /* segments (= frames) in the SEG */
     int n_regions;                   /* connected regions traced into SR contours */
-    int finding_present;             /* the qualitative result: a finding with the qualitative code */
+    int finding_present;             /* the report-level answer written (see cxd_write_options.presence) */
     const char *spacing_used;        /* "PixelSpacing", "ImagerPixelSpacing" or "none" */
     double spacing_mm[2];
 } cxd_write_result;

@@ -56,8 +56,13 @@ struct Context {
     cxd_write_options opt{};
     std::vector<Prepared> items;  // findings with at least one pixel, in caller order
     bool any_finding = false;      // a CXD_ROLE_FINDING with pixels (decides the SEG rule)
-    bool finding_present = false;  // one of them is the qualitative concept (GGO): "present"
+    bool finding_present = false;  // one of them has the qualitative concept's code
     std::string uid_root;
+    // The report-level answer: the caller's (opt.presence), else finding_present.
+    bool present() const
+    {
+        return opt.presence == CXD_PRESENCE_FROM_FINDINGS ? finding_present : opt.presence == CXD_PRESENCE_PRESENT;
+    }
     // Derived UIDs (deterministic).
     std::string uid(const std::string &kind) const;
     // Series number and description of output k (0 SEG, 1 SR, 2 GSPS, 3 SC).

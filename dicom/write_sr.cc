@@ -211,7 +211,9 @@ void write_sr(Context &ctx, bool seg_written, const std::string &path, std::stri
     // Report-level result, so that a worklist can be sorted on it.
     size_t q = b.add(root, DSRTypes::RT_contains, DSRTypes::VT_Container, Code("C0034375", "UMLS", "Qualitative Evaluations"));
     b.coded(q, DSRTypes::RT_contains, code(ctx.opt.qualitative, ctx),
-            ctx.finding_present ? Code("52101004", "SCT", "Present") : Code("2667000", "SCT", "Absent"));
+            ctx.present() ? Code("52101004", "SCT", "Present") : Code("2667000", "SCT", "Absent"));
+    if (ctx.opt.presence_basis[0])
+        b.text(q, DSRTypes::RT_contains, Code("121106", "DCM", "Comment"), ctx.text(ctx.opt.presence_basis));
     if (!s.has_spacing)
         b.text(q, DSRTypes::RT_contains, Code("121106", "DCM", "Comment"),
                "Areas are not reported: the source image has no usable pixel spacing "

@@ -669,6 +669,12 @@ cxd_status results_write_dataset(DcmItem &srcds, const cxd_finding *findings, si
             snprintf(ctx.opt.software_version, sizeof ctx.opt.software_version, "unknown");
         if (!code_set(ctx.opt.qualitative))
             ctx.opt.qualitative = cxd_code{"112120", "DCM", "Ground glass opacity"};
+        else if (!ctx.opt.qualitative.scheme[0] || !ctx.opt.qualitative.meaning[0])
+            fail(CXD_ERR_INVALID, "options", "qualitative concept \"%s\" needs a scheme and a meaning",
+                 ctx.opt.qualitative.value);
+        if (opt->presence < CXD_PRESENCE_FROM_FINDINGS || opt->presence > CXD_PRESENCE_PRESENT)
+            fail(CXD_ERR_INVALID, "options", "presence %d (0 from the findings, 1 absent, 2 present)", opt->presence);
+        ctx.opt.presence_basis[sizeof ctx.opt.presence_basis - 1] = 0;
         read_source(srcds, ctx.src);
         ctx.uid("probe"); // validates the root before anything is written
         prepare_findings(ctx, findings, n_findings);
@@ -708,7 +714,7 @@ cxd_status results_write_dataset(DcmItem &srcds, const cxd_finding *findings, si
         }
         for (auto &p : ctx.items)
             r.n_regions += (int)p.contours.n_contours;
-        r.finding_present = ctx.finding_present;
+        r.finding_present = ctx.present();
         r.spacing_used = ctx.src.spacing_which;
         r.spacing_mm[0] = ctx.src.spacing[0];
         r.spacing_mm[1] = ctx.src.spacing[1];

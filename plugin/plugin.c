@@ -353,7 +353,7 @@ ORTHANC_PLUGINS_API int32_t OrthancPluginInitialize(OrthancPluginContext *contex
         return -1;
     }
     cx_log_set_sink(log_sink, NULL);
-    OrthancPluginSetDescription(context, "cxrseg: lung fields and ground-glass opacities on chest radiographs "
+    OrthancPluginSetDescription(context, "cxrseg: lung fields and findings (the model's classes) on chest radiographs "
                                          "(DICOM SEG + TID 1500 SR added to the study)");
     OrthancPluginRegisterRestCallback(context, "/cxrseg/status", rest_status);
 

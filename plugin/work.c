@@ -376,11 +376,13 @@ static void process_item(cxp_worker *w, const cxp_item *it)
         else
             snprintf(share[s], sizeof share[s], "%.1f%%", r.lung_share_pct[s]);
     }
+    char verdict[300];
+    cx_segment_verdict_text(p->model, &r.rule, r.image_score, r.finding_present, 0, verdict, sizeof verdict);
     cx_log(CX_LOG_INFO, MOD, job,
-           "processed %s in %.0f ms: %d findings (max score %.2f), lungs %d, share right %s left %s; "
+           "processed %s in %.0f ms: %s; %d findings (max score %.2f), lungs %d, share right %s left %s; "
            "%zu results (%s) stored in study %s (fetch %.0f, render %.0f, engine %.0f, write %.0f, store %.0f ms)",
-           uid, ms, r.n_findings, r.max_finding_score, r.n_lungs, share[0], share[1], n_ids, kinds, w->study_uid,
-           t_fetched - t0, r.ms_render, r.ms_infer, r.ms_write, cx_now_ms() - t_segmented);
+           uid, ms, verdict, r.n_findings, r.max_finding_score, r.n_lungs, share[0], share[1], n_ids, kinds,
+           w->study_uid, t_fetched - t0, r.ms_render, r.ms_infer, r.ms_write, cx_now_ms() - t_segmented);
 
     const cx_config_orthanc *oc = &p->cfg->orthanc;
     if (n_ids && (oc->forward_to_modalities.count || oc->forward_to_peers.count)) {

@@ -13,3 +13,12 @@ TESTS += tests/unit/test_winograd
 tests_unit_test_winograd_SOURCES = tests/unit/test_winograd.c tests/unit/cx_test.h tests/unit/cx_ref_conv.h
 tests_unit_test_winograd_CPPFLAGS = $(CX_TEST_CPPFLAGS) -I$(top_srcdir)/src/nn $(OPENBLAS_CFLAGS)
 tests_unit_test_winograd_LDADD = src/nn/libcxnn.la $(CUNIT_LIBS)
+
+# The model's image-level decision rule (src/mrcnn: cx_decision_*) on hand-made detections, with
+# the fixture export.py writes (tests/data/decision_model.cxm, models/train/make_decision_fixture.py).
+check_PROGRAMS += tests/unit/test_decision
+TESTS += tests/unit/test_decision
+tests_unit_test_decision_SOURCES = tests/unit/test_decision.c tests/unit/cx_test.h tests/unit/cx_test_mfile.h
+tests_unit_test_decision_CPPFLAGS = $(CX_TEST_CPPFLAGS) -I$(top_srcdir)/src/nn -I$(top_srcdir)/src/mrcnn
+tests_unit_test_decision_LDADD = src/mrcnn/libcxmrcnn.la $(CUNIT_LIBS)
+EXTRA_DIST += tests/data/decision_model.cxm

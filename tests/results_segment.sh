@@ -1,6 +1,7 @@
 #!/bin/sh
 # `cxrseg segment` end to end: the real chest CR through render -> engine -> writers with the
-# random-weight parity model (tests/data), outputs validated with dciodvfy, deterministic UIDs,
+# random-weight parity model (tests/data), outputs validated with dciodvfy, the image-level
+# present/absent answer of the default rule and of a model's decision rule, deterministic UIDs,
 # a folder run with its summary table, and the usage/model error exit codes.
 # Skips (77) when ../shared data or dciodvfy is missing.
 set -u
@@ -28,15 +29,33 @@ valid() { # no errors; only the warnings docs/dciodvfy-warnings.md lists (99CXR:
 cat "$T/one.out"
 for f in sr.dcm gsps.dcm sc.dcm overlay.png; do [ -s "$T/one/$f" ] || fail "$f not written"; done
 grep -q "area not measured (no usable pixel spacing)" "$T/one.out" || fail "RG1 has PixelSpacing 0\\0: no area expected"
-# The test model's classes are placeholders (not GGO): the report must say absent.
-grep -q "ground-glass opacity: absent" "$T/one.out" || fail "qualitative result with placeholder classes"
-dsrdump "$T/one/sr.dcm" | grep -q '"Ground glass opacity")=(2667000,SCT,"Absent")' || \
-    dsrdump +Pc "$T/one/sr.dcm" | grep -q '(112120,DCM,"Ground glass opacity")=(2667000,SCT,"Absent")' || fail "SR: Absent"
+# The test model has no decision.* keys: the rule is its first class (placeholder "class 1") at that
+# class's threshold 0.5, which none of the random network's class-1 detections reaches; the
+# present/absent item is named with that class's code, never GGO.
+grep -q "^  class 1: absent (image score 0\.[0-4][0-9]; rule: a detection >= 0.5)$" "$T/one.out" || \
+    fail "image-level answer of the default rule"
+dsrdump +Pc "$T/one/sr.dcm" | grep -q '(C1,99CXR,"class 1")=(2667000,SCT,"Absent")' || fail "SR: class 1 Absent"
+dsrdump +Pc "$T/one/sr.dcm" | grep -q "Ground glass" && fail "SR names GGO for a model without that class"
+dsrdump +Pc +Pl "$T/one/sr.dcm" | grep -q 'Comment")="Image score 0\.[0-9]*; present when the model finds a detection >= 0.5"' || \
+    fail "SR: Comment explaining the rule"
 for f in "$T"/one/*.dcm; do valid "$f"; done
 head -c 8 "$T/one/overlay.png" | od -An -c | grep -q "P   N   G" || fail "overlay.png is not a PNG"
 uid1=$(dcmdump +P 0008,0018 "$T/one/sr.dcm" | sed 's/.*\[\(.*\)\].*/\1/')
 case "$uid1" in 1.2.826.0.1.3680043.10.543.*) ;; *) fail "SR UID $uid1 not under the root";; esac
 dsrdump "$T/one/sr.dcm" | grep -q '"Imaging Measurement Report"' || fail "SR root"
+
+# A model with the new classes and a decision rule (tests/data/decision_model.cxm, random weights:
+# opacity >= 0.62 covering >= 0.5% of the image): "Radiologic infiltrate of lung: Absent", no
+# opacity finding reported although --score 0 keeps every other detection.
+"$B/cxrseg" segment "$SRC" -o "$T/rule" --model "$S/tests/data/decision_model.cxm" --score 0 --no-overlay \
+    >"$T/rule.out" 2>&1 || { cat "$T/rule.out"; fail "segment with the decision model"; }
+cat "$T/rule.out"
+grep -q "^  Lung opacity (ground-glass opacity or consolidation): absent (image score 0\.[0-5][0-9]; rule: a detection >= 0.62 covering >= 0.5% of the image)$" \
+    "$T/rule.out" || fail "image-level answer of the decision rule"
+dsrdump +Pc "$T/rule/sr.dcm" | grep -q '(409609008,SCT,"Radiologic infiltrate of lung")=(2667000,SCT,"Absent")' || \
+    fail "SR: Radiologic infiltrate of lung Absent"
+dsrdump +Pc "$T/rule/sr.dcm" | grep -q '(121071,DCM,"Finding")=(409609008' && fail "SR: an opacity finding while absent"
+for f in "$T"/rule/*.dcm; do valid "$f"; done
 
 # Deterministic: the same image and model give the same UIDs.
 "$B/cxrseg" segment "$SRC" -o "$T/two" --model "$MODEL" --score 0 --no-overlay \

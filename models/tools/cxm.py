@@ -84,7 +84,8 @@ def write(path, meta, tensors):
 
 def read(path):
     """Returns (meta dict, tensors dict) — for tests and inspection only."""
-    data = open(path, "rb").read()
+    with open(path, "rb") as f:
+        data = f.read()
     if data[:8] != MAGIC:
         raise ValueError("not a cxrseg model file")
     version, n_meta, n_tensors, _, data_offset, _ = struct.unpack_from("<IIIIQQ", data, 8)

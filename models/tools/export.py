@@ -2,9 +2,12 @@
 """Exports a trained torchvision Mask R-CNN (built by cxr_arch.build_model) to a cxrseg model file.
 
 Input: a training checkpoint (torch.save dict with 'model', 'arch', 'classes', 'thresholds',
-'provenance') or a bare state_dict plus --arch JSON. BatchNorm/FrozenBatchNorm is folded into the
-preceding convolution here, so the C engine (src/mrcnn) never sees a normalisation layer.
+'provenance' and optionally 'decision') or a bare state_dict plus --arch JSON. BatchNorm/FrozenBatchNorm
+is folded into the preceding convolution here, so the C engine (src/mrcnn) never sees a normalisation
+layer. The reporting thresholds and the image-level decision rule (models/FORMAT.md, decision.*) can be
+set or overridden on the command line, e.g. with the operating point chosen on a holdout.
 Usage: export.py CHECKPOINT -o MODEL.cxm [--arch arch.json] [--classes classes.json] [--name N] [--version V]
+       [--score-thresh [CLASS=]X ...] [--decision-class C] [--decision-score X] [--decision-min-area F]
 """
 import argparse
 import json
@@ -65,7 +68,54 @@ def _meta_value(v):
     return list(v) if isinstance(v, tuple) else v
 
 
-def build_meta(arch, classes, thresholds, provenance, name, version):
+def _number(v, what):
+    try:
+        x = float(v)
+    except (TypeError, ValueError):
+        raise ValueError(f"{what}: {v!r} is not a number") from None
+    if not 0 <= x <= 1:
+        raise ValueError(f"{what}: {x:g} outside 0..1")
+    return x
+
+
+def resolve_decision(decision, classes, class_scores):
+    """The image-level decision rule as (label, score, min_area), or None when nothing is given
+    (the loader's default then applies: the first class that is not a lung, its reporting threshold,
+    min_area 0). decision: dict with any of 'class' (label 1..K or class name), 'score' and
+    'min_area' (fraction of the image area); what is missing gets that same default.
+    class_scores: the reporting score threshold of each class, label order."""
+    if not decision:
+        return None
+    unknown = set(decision) - {"class", "score", "min_area"}
+    if unknown:
+        raise ValueError(f"decision: unknown key(s) {sorted(unknown)} (class, score, min_area)")
+    names = [str(c["name"]) for c in classes]
+    c = decision.get("class")
+    if c is None:
+        label = next((i for i, n in enumerate(names, 1) if "lung" not in n), 0)
+        if not label:
+            raise ValueError("decision: every class is a lung; give the decision class")
+    elif isinstance(c, str) and not c.lstrip("-").isdigit():
+        if c not in names:
+            raise ValueError(f"decision class '{c}' is not one of {names}")
+        label = names.index(c) + 1
+    else:
+        label = int(c)
+        if not 1 <= label <= len(names):
+            raise ValueError(f"decision class {label} outside 1..{len(names)}")
+    score = decision.get("score")
+    score = class_scores[label - 1] if score is None else _number(score, "decision score")
+    min_area = _number(decision.get("min_area", 0.0), "decision min_area")
+    if score < class_scores[label - 1]:
+        # The pipeline reports a finding only at or above its class threshold, so a looser rule
+        # would answer "present" for detections it does not show.
+        print(f"export: warning: decision score {score:g} is below the reporting threshold "
+              f"{class_scores[label - 1]:g} of class '{names[label - 1]}'; the threshold then decides",
+              file=sys.stderr)
+    return label, score, min_area
+
+
+def build_meta(arch, classes, thresholds, provenance, name, version, decision=None):
     a = cxr_arch.full_arch(arch)
     k = a["num_classes"] - 1
     if len(classes) != k:
@@ -90,6 +140,7 @@ def build_meta(arch, classes, thresholds, provenance, name, version):
     score = float(thresholds.get("score", 0.5))
     mask = float(thresholds.get("mask", 0.5))
     meta += [("thresholds.score", score), ("thresholds.mask", mask), ("classes.count", k)]
+    class_scores = []
     for i, c in enumerate(classes, 1):
         p = f"class.{i}."
         meta.append((p + "name", str(c["name"])))
@@ -112,16 +163,21 @@ def build_meta(arch, classes, thresholds, provenance, name, version):
         elif isinstance(per, dict):
             cs, cm = float(per.get("score", score)), float(per.get("mask", mask))
         meta += [(p + "score_thresh", cs), (p + "mask_thresh", cm)]
+        class_scores.append(cs)
+    rule = resolve_decision(decision, classes, class_scores)
+    if rule:
+        meta += [("decision.class", rule[0]), ("decision.score", float(rule[1])),
+                 ("decision.min_area", float(rule[2]))]
     for key, v in sorted((provenance or {}).items()):
         meta.append((f"provenance.{key}", v if isinstance(v, str) else json.dumps(v)))
     return meta
 
 
-def export(state_dict, arch, classes, thresholds, provenance, name, version, out_path):
+def export(state_dict, arch, classes, thresholds, provenance, name, version, out_path, decision=None):
+    meta = build_meta(arch, classes, thresholds, provenance, name, version, decision)
     model = cxr_arch.build_model(arch)
     model.load_state_dict(state_dict, strict=True)
     model.eval()
-    meta = build_meta(arch, classes, thresholds, provenance, name, version)
     cxm.write(out_path, meta, fold_state(model))
     return model
 
@@ -133,7 +189,27 @@ def default_classes(n):
             for i in range(1, n + 1)]
 
 
-def main():
+def apply_score_overrides(thresholds, overrides, classes):
+    """thresholds with each "[CLASS=]X" of overrides applied: without a class, the default score
+    threshold (classes without their own); with one, that class's score threshold."""
+    thr = dict(thresholds or {})
+    names = [str(c["name"]) for c in classes]
+    for o in overrides or []:
+        cls, sep, val = o.rpartition("=")
+        if sep and not cls:
+            raise ValueError(f"--score-thresh '{o}': expected X or CLASS=X")
+        x = _number(val, f"--score-thresh '{o}'")
+        if not cls:
+            thr["score"] = x
+            continue
+        if cls not in names:
+            raise ValueError(f"--score-thresh '{o}': class '{cls}' is not one of {names}")
+        old = thr.get(cls, thr.get("per_class", {}).get(cls))
+        thr[cls] = dict(old, score=x) if isinstance(old, dict) else x
+    return thr
+
+
+def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("checkpoint")
     ap.add_argument("-o", "--output", required=True)
@@ -141,11 +217,22 @@ def main():
     ap.add_argument("--classes", help="JSON file with the class list (for a bare state_dict)")
     ap.add_argument("--name", default="cxrseg")
     ap.add_argument("--version", default="0")
-    a = ap.parse_args()
+    ap.add_argument("--score-thresh", action="append", metavar="[CLASS=]X",
+                    help="reporting score threshold: X for every class without its own, CLASS=X for one "
+                         "class (repeatable; overrides the checkpoint's 'thresholds')")
+    ap.add_argument("--decision-class", metavar="C",
+                    help="the class the image-level present/absent answer is about: label 1..K or class name")
+    ap.add_argument("--decision-score", type=float, metavar="X",
+                    help="the image is 'present' when a detection of that class scores >= X")
+    ap.add_argument("--decision-min-area", type=float, metavar="F",
+                    help="... and its mask covers >= F of the image area (0.005 = 0.5%%)")
+    a = ap.parse_args(argv)
     ck = torch.load(a.checkpoint, map_location="cpu")
+    decision = None
     if isinstance(ck, dict) and "model" in ck and isinstance(ck["model"], dict):
         sd, arch = ck["model"], ck.get("arch", {})
         classes, thr, prov = ck.get("classes"), ck.get("thresholds"), ck.get("provenance", {})
+        decision = ck.get("decision")
     else:
         sd, arch, classes, thr, prov = ck, {}, None, None, {}
     if a.arch:
@@ -154,7 +241,17 @@ def main():
         classes = json.load(open(a.classes))
     if classes is None:
         classes = default_classes(cxr_arch.full_arch(arch)["num_classes"] - 1)
-    export(sd, arch, classes, thr, prov, a.name, a.version, a.output)
+    if decision is not None and not isinstance(decision, dict):
+        raise SystemExit(f"export: the checkpoint's 'decision' must be a dict, is {type(decision).__name__}")
+    decision = dict(decision or {})
+    for key, v in (("class", a.decision_class), ("score", a.decision_score), ("min_area", a.decision_min_area)):
+        if v is not None:
+            decision[key] = v
+    try:
+        thr = apply_score_overrides(thr, a.score_thresh, classes)
+        export(sd, arch, classes, thr, prov, a.name, a.version, a.output, decision)
+    except ValueError as e:
+        raise SystemExit(f"export: {e}")
     print(f"wrote {a.output} ({os.path.getsize(a.output)} bytes)")
 
 

@@ -1,12 +1,14 @@
 /* cmd_detect: `cxrseg detect IMAGE --model M [-o overlay.png]`, the last step of the seed workflow
  * ("run the trained weights on an image and look at the output"): loads the image as the node
  * would (PNG/JPEG/DICOM through the pipeline's loader and the engine-size area resize), runs the
- * engine, prints the findings above each class's reporting threshold and draws an overlay. */
+ * engine, prints the findings above each class's reporting threshold and the image-level answer of
+ * the model's decision rule, and draws an overlay. */
 #include "config.h"
 #include "cli.h"
 #include "cx_image.h"
 #include "cx_mrcnn.h"
 #include "cx_pipe.h"
+#include "segment.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -17,7 +19,8 @@ static void usage(FILE *f)
 {
     fprintf(f,
             "usage: cxrseg detect IMAGE --model MODEL.cxm [options]\n"
-            "Runs the Mask R-CNN on a PNG, JPEG or DICOM chest radiograph and prints the findings.\n"
+            "Runs the Mask R-CNN on a PNG, JPEG or DICOM chest radiograph and prints the findings and\n"
+            "the image-level answer of the model's decision rule (as `cxrseg segment` reports it).\n"
             "  --model M          model file (models/FORMAT.md)\n"
             "  -o, --output PNG   write an overlay: masks in class colours, boxes, labels, scores\n"
             "  --threads N        engine threads (default 2)\n"
@@ -251,6 +254,18 @@ int cx_cli_detect(int argc, char **argv)
             snprintf(box, sizeof box, "%.0f,%.0f,%.0f,%.0f", x->box[0], x->box[1], x->box[2], x->box[3]);
             printf("%-3d %-16s %6.3f  %-26s %10ld\n", ++shown_i, ci->name, x->score, box, area);
         }
+    }
+    if (!json) {
+        /* The image-level answer as `cxrseg segment` and the node give it (same rule, same thresholds). */
+        cx_segment_params sp;
+        cx_segment_default_params(&sp);
+        sp.score = score;
+        cx_decision rule;
+        double image_score;
+        int present = cx_segment_decide(m, &sp, &d, img->source_width, img->source_height, &rule, &image_score);
+        char verdict[400];
+        cx_segment_verdict_text(m, &rule, image_score, present, 1, verdict, sizeof verdict);
+        printf("%s\n", verdict);
     }
     if (out_png) {
         if ((st = write_overlay(out_png, img->display, m, &d, shown, &e)) != CX_OK)

@@ -143,7 +143,7 @@ static void pct(char *b, size_t n, double v)
         snprintf(b, n, "%.1f", v);
 }
 
-static void print_result(const char *path, const char *dir, const cx_segment_result *r)
+static void print_result(const cx_model *m, const char *path, const char *dir, const cx_segment_result *r)
 {
     char rs[16], ls[16];
     pct(rs, sizeof rs, r->lung_share_pct[0]);
@@ -155,7 +155,9 @@ static void print_result(const char *path, const char *dir, const cx_segment_res
         printf("%.0f mm2 (%s)\n", r->finding_area_mm2, r->spacing_used);
     else
         printf("not measured (no usable pixel spacing), %ld px\n", r->finding_pixels);
-    printf("  ground-glass opacity: %s\n", r->written.finding_present ? "present" : "absent");
+    char verdict[400];
+    cx_segment_verdict_text(m, &r->rule, r->image_score, r->finding_present, 1, verdict, sizeof verdict);
+    printf("  %s\n", verdict);
     printf("  wrote to %s:", dir);
     if (r->written.written & CXD_OUT_SEG)
         printf(" seg.dcm (%d segment%s)", r->written.n_segments, r->written.n_segments == 1 ? "" : "s");
@@ -336,7 +338,7 @@ int cx_cli_segment(int argc, char **argv)
         if ((st = cx_segment_file(m, s, input, outdir, &p, &r, &e)) != CX_OK)
             rc = cx_cli_fail(CMD, &e);
         else
-            print_result(input, outdir, &r);
+            print_result(m, input, outdir, &r);
     } else {
         size_t n = 0;
         char **names = list_dir(input, &n);

@@ -55,7 +55,7 @@ static const cli_command commands[] = {
 static void print_help(FILE *out)
 {
     fprintf(out, "Usage: cxrseg [GLOBAL OPTIONS] COMMAND [ARGS]\n"
-                 "cxrseg %s: chest X-ray ground-glass opacity segmentation, DICOM in, SEG/SR out.\n\n"
+                 "cxrseg %s: chest X-ray segmentation (lung fields and the model's findings), DICOM in, SEG/SR out.\n\n"
                  "Commands:\n",
             PACKAGE_VERSION);
     for (size_t i = 0; i < N_COMMANDS; i++) {

@@ -39,7 +39,8 @@ typedef struct cx_node_result {
 typedef struct cx_node_outcome {
     size_t n;
     cx_node_result results[CX_NODE_MAX_RESULTS];
-    char summary[512];    /* findings for the log line, e.g. "GGO 2 regions, 1234 mm2" */
+    char summary[512];    /* findings for the log line, e.g. "2 findings (max score 0.91), 1234 mm2, ...,
+                           * Lung opacity (...): present (image score 0.91)" */
 } cx_node_outcome;
 
 typedef struct cx_node cx_node;

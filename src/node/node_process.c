@@ -162,10 +162,12 @@ cx_status cx_node_process(cx_node *node, cx_mrcnn *engine, const cx_spool_job *j
     char area[64] = "";
     if (r.finding_area_mm2 >= 0 && r.n_findings)
         snprintf(area, sizeof area, ", %.0f mm2", r.finding_area_mm2);
+    char verdict[300];
+    cx_segment_verdict_text(node->model, &r.rule, r.image_score, r.finding_present, 0, verdict, sizeof verdict);
     snprintf(o.summary, sizeof o.summary,
-             "%d findings (max score %.2f)%s%s, %d lungs, GGO %s; render %.0f ms, engine %.0f ms, write %.0f ms",
-             r.n_findings, r.max_finding_score, area, shares, r.n_lungs, w->finding_present ? "present" : "absent",
-             r.ms_render, r.ms_infer, r.ms_write);
+             "%d findings (max score %.2f)%s%s, %d lungs, %s; render %.0f ms, engine %.0f ms, write %.0f ms",
+             r.n_findings, r.max_finding_score, area, shares, r.n_lungs, verdict, r.ms_render, r.ms_infer,
+             r.ms_write);
     *out = o;
     return CX_OK;
 }

@@ -119,17 +119,74 @@ static cx_status write_overlay(const char *path, const cx_image *disp, const cx_
     return st;
 }
 
-/* The class of a label (1..n), or NULL. */
-static const cx_class_info *class_of(const cx_class_info *const *classes, int n_classes, int label)
+int cx_segment_decide(const cx_model *m, const cx_segment_params *p, const cx_detections *d, int width, int height,
+                      cx_decision *rule, double *image_score)
 {
-    return label >= 1 && label <= n_classes ? classes[label - 1] : NULL;
+    cx_decision r = *cx_model_decision(m);
+    const cx_class_info *ci = cx_model_class(m, r.label);
+    /* A reporting threshold above the model's rule (a conf file or --score) makes the rule
+     * stricter, so that "present" always comes with at least one reported finding. */
+    if (ci && threshold_for(p, ci) > r.score)
+        r.score = threshold_for(p, ci);
+    double s = cx_decision_image_score(m, d, width, height);
+    if (rule)
+        *rule = r;
+    if (image_score)
+        *image_score = s;
+    return cx_decision_present(m, s) && s >= r.score;
 }
 
-cx_status cx_segment_findings(const cx_class_info *const *classes, int n_classes, const cx_detections *d,
-                              const cx_segment_params *p, int width, int height, cxd_finding *fs, size_t *n_out,
-                              int *keep, cx_segment_result *r, cx_error *err)
+/* Which detections are reported: those at or above their class's reporting threshold, and those
+ * of the decision class only when the image is present. keep[k] = 1 for a reported detection.
+ * TODO(merge): replace with cx_decision_keep from src/mrcnn */
+static void report_keep(const cx_model *m, const cx_detections *d, const cx_segment_params *p, int present, int *keep)
 {
-    if (!classes || !d || !p || !fs || !n_out || !keep || !r || width <= 0 || height <= 0)
+    int label = cx_model_decision(m)->label;
+    for (int k = 0; k < d->count; k++) {
+        const cx_detection *e = &d->items[k];
+        const cx_class_info *ci = cx_model_class(m, e->label);
+        keep[k] = ci && e->score >= threshold_for(p, ci) && (e->label != label || present);
+    }
+}
+
+static const char *class_meaning(const cx_class_info *ci)
+{
+    return ci->meaning && *ci->meaning ? ci->meaning : ci->name && *ci->name ? ci->name : "finding";
+}
+
+void cx_segment_rule_text(const cx_decision *rule, char *buf, size_t n)
+{
+    if (!buf || !n)
+        return;
+    size_t k = (size_t)snprintf(buf, n, "a detection >= %.4g", rule->score);
+    if (rule->min_area_frac > 0 && k < n)
+        snprintf(buf + k, n - k, " covering >= %.4g%% of the image", 100.0 * rule->min_area_frac);
+}
+
+void cx_segment_verdict_text(const cx_model *m, const cx_decision *rule, double image_score, int present,
+                             int with_rule, char *buf, size_t n)
+{
+    if (!buf || !n)
+        return;
+    const cx_class_info *ci = cx_model_class(m, rule->label);
+    if (!ci) {
+        snprintf(buf, n, "no finding class in the model");
+        return;
+    }
+    char rt[160] = "";
+    if (with_rule) {
+        char t[140];
+        cx_segment_rule_text(rule, t, sizeof t);
+        snprintf(rt, sizeof rt, "; rule: %s", t);
+    }
+    snprintf(buf, n, "%s: %s (image score %.2f%s)", class_meaning(ci), present ? "present" : "absent", image_score, rt);
+}
+
+cx_status cx_segment_findings(const cx_model *m, const cx_detections *d, const cx_segment_params *p, int width,
+                              int height, cxd_finding *fs, size_t *n_out, int *keep, cx_segment_result *r,
+                              cx_error *err)
+{
+    if (!m || !d || !p || !fs || !n_out || !keep || !r || width <= 0 || height <= 0)
         return cx_error_set(err, CX_ERR_INVALID, STAGE, "findings: missing argument or empty image (%d x %d)", width,
                             height);
     memset(keep, 0, (size_t)(d->count ? d->count : 1) * sizeof *keep);
@@ -147,14 +204,18 @@ cx_status cx_segment_findings(const cx_class_info *const *classes, int n_classes
                                 "findings: detection %d mask %dx%d at (%d,%d) outside the %dx%d image", k, e->mask_w,
                                 e->mask_h, e->mask_x0, e->mask_y0, width, height);
     }
-    /* Reporting thresholds; the best lung of each side; findings in score order-> */
+    /* The image-level answer; what is reported; the best lung of each side; findings in score order. */
+    r->finding_present = cx_segment_decide(m, p, d, width, height, &r->rule, &r->image_score);
+    report_keep(m, d, p, r->finding_present, keep);
     int lung_idx[2] = {-1, -1};
     for (int k = 0; k < d->count; k++) {
         const cx_detection *e = &d->items[k];
-        const cx_class_info *ci = class_of(classes, n_classes, e->label);
-        if (!ci || e->score < threshold_for(p, ci) || e->mask_w <= 0 || e->mask_h <= 0 || !mask_pixels(e))
+        if (!keep[k])
             continue;
-        int side = lung_side(ci);
+        keep[k] = 0;
+        if (e->mask_w <= 0 || e->mask_h <= 0 || !mask_pixels(e))
+            continue;
+        int side = lung_side(cx_model_class(m, e->label));
         if (side >= 0) {
             if (lung_idx[side] >= 0)
                 continue; /* one lung field per side: the highest score */
@@ -176,14 +237,13 @@ cx_status cx_segment_findings(const cx_class_info *const *classes, int n_classes
             if (!keep[k])
                 continue;
             const cx_detection *e = &d->items[k];
-            const cx_class_info *ci = class_of(classes, n_classes, e->label);
+            const cx_class_info *ci = cx_model_class(m, e->label);
             int side = lung_side(ci);
             if ((pass == 0) != (side >= 0))
                 continue;
             cxd_finding *x = &fs[nf++];
             x->role = side >= 0 ? CXD_ROLE_ANATOMY : CXD_ROLE_FINDING;
-            snprintf(x->label, sizeof x->label, "%s",
-                     ci->meaning && *ci->meaning ? ci->meaning : ci->name ? ci->name : "finding");
+            snprintf(x->label, sizeof x->label, "%s", class_meaning(ci));
             snprintf(x->description, sizeof x->description, "%s, score %.2f", x->label, e->score);
             code_from(&x->category, &ci->category);
             code_from(&x->type, &ci->code);
@@ -289,7 +349,6 @@ cx_status cx_segment_file(const cx_model *m, cx_mrcnn *s, const char *path, cons
     int *keep = NULL;
     cxd_finding *fs = NULL;
     uint8_t *disp8 = NULL;
-    const cx_class_info **classes = NULL;
     cx_status st = CX_OK;
     cxd_error de;
 
@@ -333,16 +392,12 @@ cx_status cx_segment_file(const cx_model *m, cx_mrcnn *s, const char *path, cons
 
     keep = cx_calloc((size_t)(d.count ? d.count : 1), sizeof(int));
     fs = cx_calloc((size_t)(d.count ? d.count : 1), sizeof(cxd_finding));
-    classes = cx_calloc((size_t)cx_model_num_classes(m) + 1, sizeof *classes);
-    if (!keep || !fs || !classes) {
+    if (!keep || !fs) {
         st = cx_error_set(err, CX_ERR_NOMEM, STAGE, "%d detections", d.count);
         goto done;
     }
-    for (int i = 1; i <= cx_model_num_classes(m); i++)
-        classes[i - 1] = cx_model_class(m, i);
     size_t nf = 0;
-    if ((st = cx_segment_findings(classes, cx_model_num_classes(m), &d, p, r.width, r.height, fs, &nf, keep, &r,
-                                  err)) != CX_OK)
+    if ((st = cx_segment_findings(m, &d, p, r.width, r.height, fs, &nf, keep, &r, err)) != CX_OK)
         goto done;
 
     double spacing[2] = {0, 0};
@@ -354,6 +409,16 @@ cx_status cx_segment_file(const cx_model *m, cx_mrcnn *s, const char *path, cons
 
     /* The windowed image (what a viewer shows) for the secondary capture. */
     cxd_write_options wo = p->write;
+    const cx_class_info *rule_class = cx_model_class(m, r.rule.label);
+    if (rule_class) {
+        /* The SR's present/absent item: the rule's answer about the decision class, named with its code. */
+        code_from(&wo.qualitative, &rule_class->code);
+        wo.presence = r.finding_present ? CXD_PRESENCE_PRESENT : CXD_PRESENCE_ABSENT;
+        char rt[160];
+        cx_segment_rule_text(&r.rule, rt, sizeof rt);
+        snprintf(wo.presence_basis, sizeof wo.presence_basis, "Image score %.2f; present when the model finds %s",
+                 r.image_score, rt);
+    }
     const cx_image *dimg = img->display;
     if (wo.outputs & CXD_OUT_SC) {
         disp8 = cx_malloc((size_t)dimg->width * dimg->height);
@@ -387,7 +452,6 @@ cx_status cx_segment_file(const cx_model *m, cx_mrcnn *s, const char *path, cons
     *out = r;
 
 done:
-    cx_free(classes);
     cx_free(disp8);
     cx_free(fs);
     cx_free(keep);

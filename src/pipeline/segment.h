@@ -1,6 +1,7 @@
 /* segment: one source DICOM image through every stage: render (cx_pipe) -> engine (cx_mrcnn) ->
- * findings (labels and DICOM codes from the model's class table; lungs; share of each lung
- * affected; areas by the spacing rule) -> SEG, SR, GSPS, SC (dicom/ writers) and an overlay PNG.
+ * findings (labels and DICOM codes from the model's class table; the image-level present/absent
+ * answer from the model's decision rule; lungs; share of each lung affected; areas by the spacing
+ * rule) -> SEG, SR, GSPS, SC (dicom/ writers) and an overlay PNG.
  * The CLI (`cxrseg segment`) and, later, the node's workers call it. */
 #ifndef CX_SEGMENT_H
 #define CX_SEGMENT_H
@@ -36,8 +37,12 @@ typedef struct cx_segment_result {
     int width, height;             /* source image */
     int n_detections;              /* returned by the network before the reporting thresholds */
     int n_lungs;                   /* lung fields kept (0..2) */
-    int n_findings;                /* abnormal findings kept (GGO, ...) */
+    int n_findings;                /* abnormal findings kept (opacity, GGO, ...) */
     double max_finding_score;      /* 0 when none */
+    /* The image-level answer (cx_segment_decide): what the SR's present/absent item says. */
+    double image_score;            /* cx_decision_image_score; 0 when no detection qualifies */
+    int finding_present;           /* 1 present, 0 absent */
+    cx_decision rule;              /* the rule applied (label 0: the model has no finding class) */
     /* Share of each lung covered by the union of all findings, %; -1 when that lung was not found.
      * Index 0 = right, 1 = left (the patient's sides, from the class modifiers). */
     double lung_share_pct[2];
@@ -49,17 +54,31 @@ typedef struct cx_segment_result {
     double ms_overlay;                    /* the overlay PNG */
 } cx_segment_result;
 
-/* The step between engine and writers, on its own for tests: applies the reporting thresholds,
- * keeps the best lung field of each side, and describes every kept detection as a cxd_finding
- * (lungs first, right then left; then the findings by score). For each finding: the share of
- * each lung it covers (its pixels inside that lung's mask / the lung's pixels) and the finding
- * site laterality (Right, Left, Bilateral, or none when it touches no lung). classes[i] is the
- * class of label i + 1. fs and keep need room for d->count entries; fs points into d's masks.
- * Fills r's n_lungs, n_findings, max_finding_score, lung_share_pct (union of all findings per
- * lung; -1 for a lung not found) and finding_pixels. */
-cx_status cx_segment_findings(const cx_class_info *const *classes, int n_classes, const cx_detections *d,
-                              const cx_segment_params *p, int width, int height, cxd_finding *fs, size_t *n_out,
-                              int *keep, cx_segment_result *r, cx_error *err);
+/* The image-level answer for detections d of a width x height image: the model's decision rule
+ * (cx_decision, models/FORMAT.md decision.*), its score raised to the decision class's reporting
+ * threshold under p when that is higher (so that "present" always comes with a reported finding).
+ * Returns 1 when present; *rule (the rule applied) and *image_score may be NULL. */
+int cx_segment_decide(const cx_model *m, const cx_segment_params *p, const cx_detections *d, int width, int height,
+                      cx_decision *rule, double *image_score);
+/* "a detection >= 0.62 covering >= 0.5% of the image" (no area part when min_area is 0). */
+void cx_segment_rule_text(const cx_decision *rule, char *buf, size_t n);
+/* "<meaning of the decision class>: present (image score 0.93[; rule: <cx_segment_rule_text>])",
+ * or "no finding class in the model". */
+void cx_segment_verdict_text(const cx_model *m, const cx_decision *rule, double image_score, int present,
+                             int with_rule, char *buf, size_t n);
+
+/* The step between engine and writers, on its own for tests: decides the image-level answer
+ * (cx_segment_decide), applies the reporting thresholds (detections of the decision class only
+ * when present), keeps the best lung field of each side, and describes every kept detection as
+ * a cxd_finding (lungs first, right then left; then the findings by score). For each finding: the
+ * share of each lung it covers (its pixels inside that lung's mask / the lung's pixels) and the
+ * finding site laterality (Right, Left, Bilateral, or none when it touches no lung). Classes come
+ * from m. fs and keep need room for d->count entries; fs points into d's masks. Fills r's
+ * image_score, finding_present, rule, n_lungs, n_findings, max_finding_score, lung_share_pct
+ * (union of all findings per lung; -1 for a lung not found) and finding_pixels. */
+cx_status cx_segment_findings(const cx_model *m, const cx_detections *d, const cx_segment_params *p, int width,
+                              int height, cxd_finding *fs, size_t *n_out, int *keep, cx_segment_result *r,
+                              cx_error *err);
 
 /* Processes one DICOM file into out_dir (must exist). m and s belong to the caller (one state
  * per thread). PNG/JPEG input is CX_ERR_UNSUPPORTED: results are DICOM objects that reference a

@@ -683,6 +683,62 @@ static void test_no_findings(void)
     check_dciodvfy(r.sr_path);
 }
 
+/* The caller's answer and concept (the pipeline's decision rule): the SR says what it was told, with
+ * the caller's concept name and the Comment explaining the rule, whatever the findings' codes. */
+static void test_caller_presence(void)
+{
+    SynthOpts so;
+    so.pixel_spacing = "0.3\\0.3";
+    std::string dir = tmpdir("pres");
+    std::string src = make_source(dir + "/src.dcm", so);
+    std::vector<F> v;
+    v.push_back(lung(true, 20, 30, 120, 200));
+    F op = ggo(40, 60, 40, 40, {{{20, 20, 12}}}, true, 8.0);
+    op.f.type = code("409609008", "SCT", "Radiologic infiltrate of lung");
+    snprintf(op.f.label, sizeof op.f.label, "Lung opacity (ground-glass opacity or consolidation)");
+    v.push_back(op);
+    auto fs = view(v);
+    cxd_write_options o;
+    cxd_write_options_default(&o);
+    o.qualitative = code("409609008", "SCT", "Radiologic infiltrate of lung");
+    o.presence = CXD_PRESENCE_PRESENT;
+    snprintf(o.presence_basis, sizeof o.presence_basis,
+             "Image score 0.93; present when a detection scores >= 0.62 and covers >= 0.5%% of the image");
+    cxd_write_result r;
+    cxd_error e;
+    CU_ASSERT_EQUAL_FATAL(write_for(src, fs, o, dir, &r, &e), CXD_OK);
+    CU_ASSERT(r.finding_present);
+    check_dciodvfy(r.sr_path);
+    std::string d = dsrdump(r.sr_path);
+    CU_ASSERT(d.find("(409609008,SCT,\"Radiologic infiltrate of lung\")=(52101004,SCT,\"Present\")") !=
+              std::string::npos);
+    CU_ASSERT(d.find("Ground glass opacity") == std::string::npos);
+    CU_ASSERT(d.find("(121106,DCM,\"Comment\")=\"Image score 0.93; present when a detection scores >= 0.62") !=
+              std::string::npos);
+
+    /* Absent by the rule although a finding with the concept's code is in the list (the caller
+     * decides), and no Comment when no basis is given. */
+    std::string dir2 = tmpdir("pres2");
+    o.presence = CXD_PRESENCE_ABSENT;
+    o.presence_basis[0] = 0;
+    CU_ASSERT_EQUAL_FATAL(write_for(src, fs, o, dir2, &r, &e), CXD_OK);
+    CU_ASSERT_FALSE(r.finding_present);
+    check_dciodvfy(r.sr_path);
+    d = dsrdump(r.sr_path);
+    CU_ASSERT(d.find("(409609008,SCT,\"Radiologic infiltrate of lung\")=(2667000,SCT,\"Absent\")") !=
+              std::string::npos);
+    CU_ASSERT(d.find("Image score") == std::string::npos);
+
+    /* Bad options are errors naming what is wrong. */
+    o.presence = 7;
+    CU_ASSERT_EQUAL(write_for(src, fs, o, tmpdir("pres3"), &r, &e), CXD_ERR_INVALID);
+    CU_ASSERT(strstr(e.msg, "presence 7") != nullptr);
+    o.presence = CXD_PRESENCE_PRESENT;
+    o.qualitative.meaning[0] = 0;
+    CU_ASSERT_EQUAL(write_for(src, fs, o, tmpdir("pres3"), &r, &e), CXD_ERR_INVALID);
+    CU_ASSERT(strstr(e.msg, "needs a scheme and a meaning") != nullptr);
+}
+
 static void test_border_and_many_regions(void)
 {
     SynthOpts so;
@@ -916,6 +972,7 @@ static const cx_test_case cases[] = {
     {"real chest CR: SEG+SR+GSPS+SC validate and read back", test_real_cr},
     {"areas with PixelSpacing / ImagerPixelSpacing", test_spacing_areas},
     {"no findings: lungs only, SR absent, optional SEG", test_no_findings},
+    {"present/absent and its concept from the caller", test_caller_presence},
     {"mask on the border, 150 small regions", test_border_and_many_regions},
     {"MONOCHROME1 source", test_monochrome1},
     {"non-ASCII patient names (ISO_IR 100, ISO_IR 192)", test_charsets},

@@ -1,25 +1,37 @@
 /* Tests of the step between engine and writers (src/pipeline/segment.c, cx_segment_findings):
  * reporting thresholds, one lung per side, lungs first, the share of each lung a finding covers,
- * finding-site laterality (Right / Left / Bilateral / none) and the per-lung union shares, on
- * hand-made class tables and detections with known geometry. */
+ * finding-site laterality (Right / Left / Bilateral / none), the per-lung union shares, and the
+ * image-level present/absent answer of the model's decision rule, on hand-made detections with
+ * known geometry. Models: tests/data/eval/tiny_model.cxm (ggo, right_lung, left_lung; thresholds
+ * 0.5; no decision keys) and tests/data/decision_model.cxm (opacity at 0.4, lungs at 0.5; rule:
+ * opacity >= 0.62 covering >= 0.5% of the image). */
 #include "cx_test.h"
 #include "segment.h"
 
+#include <stdio.h>
 #include <string.h>
 
 #define W 100
 #define H 80
 
-static const cx_class_info GGO = {"ggo", "Ground glass opacity", {"112120", "DCM", "Ground glass opacity"},
-                                  {"49755003", "SCT", "Morphologically Abnormal Structure"}, 0, {0, 0, 0},
-                                  {255, 160, 0}, 0.5f, 0.5f};
-static const cx_class_info RLUNG = {"right_lung", "Right lung", {"39607008", "SCT", "Lung"},
-                                    {"123037004", "SCT", "Anatomical Structure"}, 1, {"24028007", "SCT", "Right"},
-                                    {0, 160, 255}, 0.5f, 0.5f};
-static const cx_class_info LLUNG = {"left_lung", "Left lung", {"39607008", "SCT", "Lung"},
-                                    {"123037004", "SCT", "Anatomical Structure"}, 1, {"7771000", "SCT", "Left"},
-                                    {0, 220, 120}, 0.5f, 0.5f};
-static const cx_class_info *const CLASSES[3] = {&GGO, &RLUNG, &LLUNG};
+static cx_model *load(const char *name)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/tests/data/%s", cx_test_srcdir(), name);
+    cx_error e = {0};
+    cx_model *m = NULL;
+    if (cx_model_load(path, &m, &e) != CX_OK)
+        fprintf(stderr, "\n    %s\n", e.msg);
+    return m;
+}
+
+static cx_model *ggo_model(void)
+{
+    static cx_model *m;
+    if (!m)
+        m = load("eval/tiny_model.cxm");
+    return m;
+}
 
 static uint8_t masks[8][W * H];
 
@@ -58,6 +70,7 @@ static void setup(void)
 
 static void test_default_thresholds(void)
 {
+    CU_ASSERT_PTR_NOT_NULL_FATAL(ggo_model());
     setup();
     cx_segment_params p;
     cx_segment_default_params(&p);
@@ -67,11 +80,19 @@ static void test_default_thresholds(void)
     cx_segment_result r;
     memset(&r, 0, sizeof r);
     cx_error e = {0};
-    CU_ASSERT_EQUAL_FATAL(cx_segment_findings(CLASSES, 3, &dets, &p, W, H, fs, &n, keep, &r, &e), CX_OK);
+    CU_ASSERT_EQUAL_FATAL(cx_segment_findings(ggo_model(), &dets, &p, W, H, fs, &n, keep, &r, &e), CX_OK);
     CU_ASSERT_EQUAL_FATAL(n, 5u);
     CU_ASSERT_EQUAL(r.n_lungs, 2);
     CU_ASSERT_EQUAL(r.n_findings, 3);
     CU_ASSERT_DOUBLE_EQUAL(r.max_finding_score, 0.90, 1e-6);
+    /* No decision keys: present = a ggo detection at its 0.5 threshold (the old behaviour). */
+    CU_ASSERT_EQUAL(r.finding_present, 1);
+    CU_ASSERT_DOUBLE_EQUAL(r.image_score, 0.90, 1e-6);
+    CU_ASSERT_EQUAL(r.rule.label, 1);
+    CU_ASSERT_DOUBLE_EQUAL(r.rule.score, 0.5, 1e-6);
+    char v[300];
+    cx_segment_verdict_text(ggo_model(), &r.rule, r.image_score, r.finding_present, 1, v, sizeof v);
+    CU_ASSERT_STRING_EQUAL(v, "Ground glass opacity: present (image score 0.90; rule: a detection >= 0.5)");
     CU_ASSERT_EQUAL(keep[3], 0); /* second right lung */
     CU_ASSERT_EQUAL(keep[6], 0); /* below threshold */
     /* Lungs first, right then left, anatomy role, site laterality = the modifier. */
@@ -121,7 +142,7 @@ static void test_overrides_and_no_findings(void)
     cx_error e = {0};
     /* One threshold for all: C (0.30) is kept, and overlaps the left lung fully (100 px). */
     p.score = 0.25;
-    CU_ASSERT_EQUAL_FATAL(cx_segment_findings(CLASSES, 3, &dets, &p, W, H, fs, &n, keep, &r, &e), CX_OK);
+    CU_ASSERT_EQUAL_FATAL(cx_segment_findings(ggo_model(), &dets, &p, W, H, fs, &n, keep, &r, &e), CX_OK);
     CU_ASSERT_EQUAL(r.n_findings, 4);
     CU_ASSERT_DOUBLE_EQUAL(r.lung_share_pct[1], 100.0 * 150 / 2400, 1e-9);
     /* Per-class threshold by name: ggo >= 0.95 leaves the lungs only. */
@@ -131,15 +152,18 @@ static void test_overrides_and_no_findings(void)
     p.n_thresholds = 1;
     p.threshold_names = names;
     p.threshold_scores = scores;
-    CU_ASSERT_EQUAL_FATAL(cx_segment_findings(CLASSES, 3, &dets, &p, W, H, fs, &n, keep, &r, &e), CX_OK);
+    CU_ASSERT_EQUAL_FATAL(cx_segment_findings(ggo_model(), &dets, &p, W, H, fs, &n, keep, &r, &e), CX_OK);
     CU_ASSERT_EQUAL(n, 2u);
     CU_ASSERT_EQUAL(r.n_findings, 0);
+    /* ... and, being above the rule's 0.5, makes the rule stricter: absent, as no finding is shown. */
+    CU_ASSERT_EQUAL(r.finding_present, 0);
+    CU_ASSERT_DOUBLE_EQUAL(r.rule.score, 0.95, 1e-6);
     CU_ASSERT_DOUBLE_EQUAL(r.lung_share_pct[0], 0.0, 1e-12);
     CU_ASSERT_DOUBLE_EQUAL(r.lung_share_pct[1], 0.0, 1e-12);
     CU_ASSERT_EQUAL(r.finding_pixels, 0);
     /* No left lung: its share is -1 (not found), not 0. */
     dets.count = 1;
-    CU_ASSERT_EQUAL_FATAL(cx_segment_findings(CLASSES, 3, &dets, &p, W, H, fs, &n, keep, &r, &e), CX_OK);
+    CU_ASSERT_EQUAL_FATAL(cx_segment_findings(ggo_model(), &dets, &p, W, H, fs, &n, keep, &r, &e), CX_OK);
     CU_ASSERT_EQUAL(r.n_lungs, 1);
     CU_ASSERT_DOUBLE_EQUAL(r.lung_share_pct[1], -1.0, 1e-12);
 }
@@ -155,19 +179,105 @@ static void test_bad_detections(void)
     cx_segment_result r;
     cx_error e = {0};
     items[2].mask_x0 = 95; /* 10 wide at x = 95 in a 100-wide image */
-    CU_ASSERT_EQUAL(cx_segment_findings(CLASSES, 3, &dets, &p, W, H, fs, &n, keep, &r, &e), CX_ERR_INTERNAL);
+    CU_ASSERT_EQUAL(cx_segment_findings(ggo_model(), &dets, &p, W, H, fs, &n, keep, &r, &e), CX_ERR_INTERNAL);
     CU_ASSERT(strstr(e.msg, "outside the 100x80 image") != NULL);
     setup();
     items[2].label = 9; /* unknown label: ignored, not a crash */
-    CU_ASSERT_EQUAL(cx_segment_findings(CLASSES, 3, &dets, &p, W, H, fs, &n, keep, &r, &e), CX_OK);
+    CU_ASSERT_EQUAL(cx_segment_findings(ggo_model(), &dets, &p, W, H, fs, &n, keep, &r, &e), CX_OK);
     CU_ASSERT_EQUAL(r.n_findings, 2);
-    CU_ASSERT_EQUAL(cx_segment_findings(CLASSES, 3, &dets, &p, 0, H, fs, &n, keep, &r, &e), CX_ERR_INVALID);
+    CU_ASSERT_EQUAL(cx_segment_findings(ggo_model(), &dets, &p, 0, H, fs, &n, keep, &r, &e), CX_ERR_INVALID);
+}
+
+/* The rule of tests/data/decision_model.cxm: opacity (label 1, reported at >= 0.4) is present when
+ * a detection >= 0.62 covers >= 40 of the 8000 pixels; opacity findings are reported only then. */
+static void test_decision_rule(void)
+{
+    cx_model *m = load("decision_model.cxm");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(m);
+    cx_segment_params p;
+    cx_segment_default_params(&p);
+    cxd_finding fs[8];
+    int keep[8];
+    size_t n = 0;
+    cx_segment_result r;
+    memset(&r, 0, sizeof r);
+    cx_error e = {0};
+    char v[300];
+
+    /* A (0.90, 100 px) qualifies: present; A, B, D reported at 0.4, C (0.30) is not. */
+    setup();
+    CU_ASSERT_EQUAL_FATAL(cx_segment_findings(m, &dets, &p, W, H, fs, &n, keep, &r, &e), CX_OK);
+    CU_ASSERT_EQUAL(r.finding_present, 1);
+    CU_ASSERT_DOUBLE_EQUAL(r.image_score, 0.90, 1e-6);
+    CU_ASSERT_EQUAL(r.n_findings, 3);
+    CU_ASSERT_EQUAL(n, 5u);
+    CU_ASSERT_STRING_EQUAL(fs[2].type.value, "409609008");
+    CU_ASSERT_STRING_EQUAL(fs[2].label, "Lung opacity (ground-glass opacity or consolidation)");
+    CU_ASSERT_STRING_EQUAL(fs[2].tracking_id, "opacity 1");
+    cx_segment_verdict_text(m, &r.rule, r.image_score, r.finding_present, 1, v, sizeof v);
+    CU_ASSERT_STRING_EQUAL(v, "Lung opacity (ground-glass opacity or consolidation): present (image score 0.90; "
+                              "rule: a detection >= 0.62 covering >= 0.5% of the image)");
+    cx_segment_verdict_text(m, &r.rule, r.image_score, r.finding_present, 0, v, sizeof v);
+    CU_ASSERT_STRING_EQUAL(v, "Lung opacity (ground-glass opacity or consolidation): present (image score 0.90)");
+
+    /* Every opacity below the rule's 0.62 but above the class's 0.4: absent, and no opacity
+     * finding (segment, SR group) at all; the lungs stay. */
+    setup();
+    items[2].score = 0.61f;
+    items[4].score = 0.55f;
+    items[5].score = 0.50f;
+    CU_ASSERT_EQUAL_FATAL(cx_segment_findings(m, &dets, &p, W, H, fs, &n, keep, &r, &e), CX_OK);
+    CU_ASSERT_EQUAL(r.finding_present, 0);
+    CU_ASSERT_DOUBLE_EQUAL(r.image_score, 0.61, 1e-6);
+    CU_ASSERT_EQUAL(r.n_findings, 0);
+    CU_ASSERT_EQUAL(n, 2u);
+    CU_ASSERT_EQUAL(fs[0].role, CXD_ROLE_ANATOMY);
+    CU_ASSERT_EQUAL(fs[1].role, CXD_ROLE_ANATOMY);
+    CU_ASSERT_EQUAL(keep[2] + keep[4] + keep[5] + keep[6], 0);
+    CU_ASSERT_DOUBLE_EQUAL(r.lung_share_pct[0], 0.0, 0);
+    CU_ASSERT_EQUAL(r.finding_pixels, 0);
+    /* The same with the ggo model (no decision keys, 0.5): present, all three reported. */
+    CU_ASSERT_EQUAL_FATAL(cx_segment_findings(ggo_model(), &dets, &p, W, H, fs, &n, keep, &r, &e), CX_OK);
+    CU_ASSERT_EQUAL(r.finding_present, 1);
+    CU_ASSERT_EQUAL(r.n_findings, 3);
+
+    /* min_area: A shrunk to 39 px no longer qualifies, but B (0.70, 200 px) does; once present,
+     * small A is reported too. Then B shrunk as well: D (0.60, exactly 40 px) is the image score,
+     * below 0.62: absent. */
+    setup();
+    items[2] = rect(2, 1, 0.90f, 10, 20, 13, 3);
+    CU_ASSERT_EQUAL_FATAL(cx_segment_findings(m, &dets, &p, W, H, fs, &n, keep, &r, &e), CX_OK);
+    CU_ASSERT_DOUBLE_EQUAL(r.image_score, 0.70, 1e-6);
+    CU_ASSERT_EQUAL(r.finding_present, 1);
+    CU_ASSERT_EQUAL(keep[2], 1);
+    CU_ASSERT_EQUAL(r.n_findings, 3);
+    items[4] = rect(4, 1, 0.70f, 40, 40, 13, 3);
+    CU_ASSERT_EQUAL_FATAL(cx_segment_findings(m, &dets, &p, W, H, fs, &n, keep, &r, &e), CX_OK);
+    CU_ASSERT_DOUBLE_EQUAL(r.image_score, 0.60, 1e-6);
+    CU_ASSERT_EQUAL(r.finding_present, 0);
+    CU_ASSERT_EQUAL(r.n_findings, 0);
+
+    /* --score 0 (every class) keeps every lung and finding the rule allows, the rule stays 0.62. */
+    setup();
+    p.score = 0;
+    CU_ASSERT_EQUAL_FATAL(cx_segment_findings(m, &dets, &p, W, H, fs, &n, keep, &r, &e), CX_OK);
+    CU_ASSERT_DOUBLE_EQUAL(r.rule.score, 0.62, 1e-9);
+    CU_ASSERT_EQUAL(r.n_findings, 4);
+    cx_model_free(m);
+}
+
+static void test_cleanup(void)
+{
+    cx_model_free(ggo_model());
+    CU_PASS("cleanup");
 }
 
 static const cx_test_case cases[] = {
     {"thresholds, lungs, shares, laterality", test_default_thresholds},
     {"threshold overrides, no findings, missing lung", test_overrides_and_no_findings},
     {"inconsistent detections are errors", test_bad_detections},
+    {"image-level answer from the model's decision rule", test_decision_rule},
+    {"cleanup", test_cleanup},
     {NULL, NULL},
 };
 

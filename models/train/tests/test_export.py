@@ -1,0 +1,114 @@
+"""Unit tests of the exporter's metadata: reporting thresholds and the image-level decision rule
+(decision.* keys, models/FORMAT.md) from the checkpoint and from the command line, and a round trip
+through export.main and the container reader. The C loader's side is tests/unit/test_decision.c on
+tests/data/decision_model.cxm (made by models/train/make_decision_fixture.py through export.main)."""
+import contextlib
+import io
+import os
+import sys
+import tempfile
+import unittest
+
+import torch
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+TOP = os.path.abspath(os.path.join(HERE, "..", "..", ".."))
+sys.path.insert(0, os.path.join(TOP, "models", "tools"))
+sys.path.insert(0, os.path.dirname(HERE))
+import cxm  # noqa: E402
+import cxr_arch  # noqa: E402
+import export  # noqa: E402
+import make_decision_fixture  # noqa: E402
+from train import CLASSES  # noqa: E402
+
+ARCH = make_decision_fixture.ARCH
+
+
+def meta_of(decision=None, thresholds=None, classes=CLASSES):
+    return dict(export.build_meta(ARCH, classes, thresholds or {"score": 0.5, "mask": 0.5}, {}, "t", "0",
+                                  decision))
+
+
+class TestDecisionMeta(unittest.TestCase):
+    def test_absent_writes_no_keys(self):
+        m = meta_of()
+        self.assertFalse([k for k in m if k.startswith("decision.")])
+
+    def test_full_rule(self):
+        m = meta_of({"class": 1, "score": 0.62, "min_area": 0.005})
+        self.assertEqual(m["decision.class"], 1)
+        self.assertIsInstance(m["decision.class"], int)
+        self.assertAlmostEqual(m["decision.score"], 0.62)
+        self.assertAlmostEqual(m["decision.min_area"], 0.005)
+
+    def test_class_by_name_and_defaults(self):
+        classes = [CLASSES[1], CLASSES[0], CLASSES[2]]  # the finding is label 2 here
+        m = meta_of({"min_area": 0.01}, {"score": 0.5, "mask": 0.5, "opacity": 0.7}, classes)
+        self.assertEqual(m["decision.class"], 2)            # first class that is not a lung
+        self.assertAlmostEqual(m["decision.score"], 0.7)    # its reporting threshold
+        m = meta_of({"class": "left_lung", "score": 0.9}, classes=classes)
+        self.assertEqual(m["decision.class"], 3)
+        self.assertEqual(m["decision.min_area"], 0.0)
+
+    def test_errors(self):
+        for bad, msg in (({"class": 4}, "outside 1..3"), ({"class": "ggo"}, "not one of"),
+                         ({"score": 1.5}, "outside 0..1"), ({"min_area": -0.1}, "outside 0..1"),
+                         ({"score": "x"}, "not a number"), ({"scor": 0.5}, "unknown key")):
+            with self.assertRaisesRegex(ValueError, msg):
+                meta_of(bad)
+        lungs = [CLASSES[1], CLASSES[2], CLASSES[1]]
+        with self.assertRaisesRegex(ValueError, "every class is a lung"):
+            meta_of({"score": 0.5}, classes=lungs)
+
+    def test_rule_looser_than_threshold_warns(self):
+        err = io.StringIO()
+        with contextlib.redirect_stderr(err):
+            meta_of({"score": 0.3})
+        self.assertIn("below the reporting threshold 0.5", err.getvalue())
+
+
+class TestScoreOverrides(unittest.TestCase):
+    def test_overrides(self):
+        thr = export.apply_score_overrides({"score": 0.5, "mask": 0.4, "right_lung": {"score": 0.6, "mask": 0.3}},
+                                           ["0.45", "opacity=0.3", "right_lung=0.7"], CLASSES)
+        m = meta_of(thresholds=thr)
+        self.assertAlmostEqual(m["thresholds.score"], 0.45)
+        self.assertAlmostEqual(m["class.1.score_thresh"], 0.3)
+        self.assertAlmostEqual(m["class.2.score_thresh"], 0.7)
+        self.assertAlmostEqual(m["class.2.mask_thresh"], 0.3)  # the class's own mask threshold stays
+        self.assertAlmostEqual(m["class.3.score_thresh"], 0.45)
+
+    def test_override_errors(self):
+        for bad, msg in (("ggo=0.3", "not one of"), ("opacity=2", "outside 0..1"), ("=0.3", "expected X")):
+            with self.assertRaisesRegex(ValueError, msg):
+                export.apply_score_overrides({}, [bad], CLASSES)
+
+
+class TestExportRoundTrip(unittest.TestCase):
+    def test_checkpoint_rule_and_command_line(self):
+        with tempfile.TemporaryDirectory() as d:
+            out = os.path.join(d, "m.cxm")
+            with contextlib.redirect_stdout(io.StringIO()):
+                make_decision_fixture.main(out)
+            meta, tensors = cxm.read(out)
+            self.assertEqual(meta["decision.class"], 1)         # 'opacity' from the checkpoint
+            self.assertAlmostEqual(meta["decision.score"], 0.62)  # --decision-score
+            self.assertAlmostEqual(meta["decision.min_area"], 0.005)
+            self.assertAlmostEqual(meta["class.1.score_thresh"], 0.4)
+            self.assertAlmostEqual(meta["class.2.score_thresh"], 0.5)
+            self.assertEqual(meta["class.1.code"], ["409609008", "SCT", "Radiologic infiltrate of lung"])
+            self.assertIn("backbone.body.conv1.bias", tensors)  # batchnorm folded
+
+    def test_bad_override_exits(self):
+        torch.manual_seed(0)
+        with tempfile.TemporaryDirectory() as d:
+            ck = os.path.join(d, "ck.pt")
+            torch.save({"model": cxr_arch.build_model(ARCH).state_dict(), "arch": ARCH, "classes": CLASSES,
+                        "thresholds": {"score": 0.5, "mask": 0.5}}, ck)
+            with self.assertRaisesRegex(SystemExit, "decision class 9 outside 1..3"):
+                export.main([ck, "-o", os.path.join(d, "m.cxm"), "--decision-class", "9"])
+            self.assertFalse(os.path.exists(os.path.join(d, "m.cxm")))
+
+
+if __name__ == "__main__":
+    unittest.main()
