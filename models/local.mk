@@ -5,7 +5,7 @@ modelsdir = $(pkgdatadir)/models
 dist_models_DATA = models/cxrseg.cxm models/cxrseg.md
 EXTRA_DIST += models/cxrseg-training.png models/cxrseg-pr.png docs/training.md \
 	models/train/cxrdata.py models/train/train.py models/train/make_split.py models/train/split.json \
-	models/train/maskfolder.py models/train/dsform.py models/train/raster.py models/train/supervisely.py models/train/coco.py \
+	models/train/dsform.py models/train/raster.py models/train/supervisely.py models/train/coco.py \
 	models/train/evaluate.py models/train/tune.py models/train/plots.py models/train/release.sh \
 	models/train/make_eval_fixture.py models/train/make_decision_fixture.py \
 	models/train/tests/test_importers.py models/train/tests/test_export.py \
