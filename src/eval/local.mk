@@ -19,7 +19,7 @@ tests_unit_test_eval_LDADD = src/eval/libcxeval.la $(JPEG_LIBS) $(CUNIT_LIBS)
 
 # `cxrseg eval` end to end on the fixture with the engine's small test model.
 TESTS += tests/cli_eval.sh
-EXTRA_DIST += tests/cli_eval.sh tests/data/eval
+EXTRA_DIST += tests/cli_eval.sh tests/data/eval tests/data/eval_mf
 
 # The shipped model on 4 real validation images (skips without ../shared or models/cxrseg.cxm).
 TESTS += tests/model_shipped.sh
