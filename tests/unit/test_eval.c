@@ -781,14 +781,25 @@ static void test_opacity_mapping(void)
     rmdir(dir);
 }
 
+static void alloc_failures(int form);
+
 static void test_alloc_failures(void)
 {
-    /* every allocation of a dataset open + GT load failing in turn gives NOMEM, never a crash */
+    /* every allocation of a dataset open + GT load failing in turn gives NOMEM, never a crash;
+     * both forms (tests/data/eval and tests/data/eval_mf) */
+    for (int form = 0; form < 2; form++)
+        alloc_failures(form);
+}
+
+static void alloc_failures(int form)
+{
     char dir[4096];
     fixture(dir, sizeof dir);
+    if (form)
+        strcat(dir, "_mf");
     const char *names[4] = {NULL, "ggo", "right_lung", "left_lung"};
     cx_eval_params p = cx_eval_default_params_k(3);
-    for (unsigned long k = 1; k < 400; k++) {
+    for (unsigned long k = 1; k < 1000; k++) {
         cx_error e = {0};
         cx_eval_dataset *d = NULL;
         cx_alloc_fail_at(k, 0);
