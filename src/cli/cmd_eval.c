@@ -1,6 +1,7 @@
 /* cxrseg eval: the product's validation figures. Runs the same loading, resize and engine as the
- * node on every image of a dataset in the shared form (optionally a split subset), compares with the
- * annotations at the image's full resolution and prints a table (and JSON with --json). */
+ * node on every image of a dataset (structure form or mask-folder form, optionally a subset),
+ * reports what the product would report (cx_decision_keep), compares with the annotations at the
+ * image's full resolution and prints tables (and JSON with --json). */
 #include "config.h"
 #include "cli.h"
 #include "cx_eval.h"
@@ -15,23 +16,46 @@ static const char *CMD = "eval";
 
 static void usage(FILE *out)
 {
-    fputs("Usage: cxrseg eval --model M --data DIR [--split FILE --subset NAME] [--json OUT] [options]\n"
-          "Runs the model on every image of DIR (the dataset form: images/, masks/, structure.csv)\n"
-          "through the node's pipeline and reports, per class: Dice of the union mask per image (mean,\n"
-          "median; images where annotation and prediction are both empty are left out), COCO mask AP at\n"
-          "IoU 0.5, 0.75 and 0.50:0.95 (greedy matching by score, 101-point interpolation); image-level\n"
-          "detection of the finding class (ggo) at the model's shipped score threshold; and the error of\n"
-          "the \"% of each lung affected\" figure (finding area inside the lung / lung area).\n"
+    fputs("Usage: cxrseg eval --model M --data DIR [selection] [--json OUT] [options]\n"
+          "Runs the model on every image of DIR through the node's pipeline, keeps the detections the\n"
+          "product reports (each class's score threshold; the finding only on images the model's\n"
+          "decision rule calls present) and reports, for the dataset and per category:\n"
+          "  - Dice of the reported union mask per image, per class (mean, median; images where\n"
+          "    annotation and prediction are both empty are left out), the finding also over the\n"
+          "    images with an annotated finding, and the lungs together (right + left vs the lung);\n"
+          "  - COCO mask AP at IoU 0.5, 0.75 and 0.50:0.95 (greedy matching by score, 101 points);\n"
+          "  - image level: ROC AUC of the decision rule's image score (from all detections),\n"
+          "    sensitivity and specificity at the rule; positives: images with an annotated finding;\n"
+          "    negatives: category 'normal' (mask-folder form) or images without a finding;\n"
+          "  - the error of the \"% of lung affected\" figure (finding inside the lung / lung), both\n"
+          "    lungs and per side, in percentage points.\n"
+          "Dataset forms, chosen by what DIR holds:\n"
+          "  structure.csv               structure form: images/, masks/ (cropped RGBA), structure.csv\n"
+          "  manifest.csv + images/      mask-folder form: images/<id>.png, lung/<id>.png (both lungs),\n"
+          "                              infection/<id>.png; manifest.csv: id, category, source_split.\n"
+          "                              The lung mask is split into the patient's sides as the trainer\n"
+          "                              does; images where that is ambiguous count for the lungs\n"
+          "                              together only (their number is printed).\n"
           "Ground-truth instances: one per 8-connected finding region (regions under 48 px of a\n"
-          "512x512 image, scaled to the image, are dropped), one per lung.\n"
+          "512x512 image, scaled to the image, are dropped), one per lung. The finding class\n"
+          "'opacity' is GGO + consolidation in the structure form; 'ggo' is GGO only.\n"
+          "Selection:\n"
+          "  --split FILE       structure form: JSON object whose --subset key lists the file names\n"
+          "  --subset NAME      structure form: key in --split (default: val);\n"
+          "                     mask-folder form: keep the images of source_split NAME (train, val)\n"
+          "  --holdout FILE     keep only the images listed under \"holdout\" in FILE (the trainer's\n"
+          "                     runs/<run>/holdout.json)\n"
+          "  --category LIST    mask-folder form: keep these categories (comma-separated, e.g.\n"
+          "                     covid,normal)\n"
+          "  --limit N          only the first N images (quick checks)\n"
+          "Options:\n"
           "  --model M          model file (required)\n"
           "  --data DIR         dataset folder (required)\n"
-          "  --split FILE       JSON object whose --subset key lists the image file names to use\n"
-          "  --subset NAME      key in --split (default: val)\n"
-          "  --json OUT         write all figures, the PR curves and per-image results as JSON\n"
+          "  --json OUT         write all figures, the PR curves and per-image results (name,\n"
+          "                     category, gt_finding, image_score, present, Dice, lung shares) as JSON\n"
           "  --threads N        engine threads (default 2)\n"
-          "  --score T          override the shipped reporting threshold for every class\n"
-          "  --limit N          only the first N images (quick checks)\n"
+          "  --score T          override the reporting threshold of every class (the decision\n"
+          "                     rule's own threshold is the model's)\n"
           "Exit codes: 0 ok, 1 usage, 2 unreadable/malformed dataset or image, 5 model error, 6 internal.\n",
           out);
 }
@@ -47,9 +71,59 @@ static int label_named(const cx_model *m, const char *want)
     return 0;
 }
 
+/* Splits a comma-separated list in place into at most cap entries; returns the count, -1 when
+ * there are more or an entry is empty. */
+static int split_list(char *s, char **out, int cap)
+{
+    int n = 0;
+    for (char *p = s;;) {
+        char *c = strchr(p, ',');
+        if (c)
+            *c = 0;
+        if (!*p || n == cap)
+            return -1;
+        out[n++] = p;
+        if (!c)
+            return n;
+        p = c + 1;
+    }
+}
+
+/* Applies the selection options to the dataset. */
+static cx_status select_images(cx_eval_dataset *ds, const char *split, const char *subset, int subset_set,
+                               const char *holdout, const char *const *cats, int n_cats, cx_error *e)
+{
+    char **names = NULL;
+    int n = 0;
+    cx_status st = CX_OK;
+    int mf = cx_eval_dataset_form(ds) == CX_EVAL_FORM_MASKFOLDER;
+    if (split) {
+        if ((st = cx_eval_read_split(split, subset, &names, &n, e)) == CX_OK)
+            st = cx_eval_dataset_select(ds, (const char *const *)names, n, e);
+        cx_eval_strings_free(names, n);
+        names = NULL;
+        n = 0;
+        if (st != CX_OK)
+            return st;
+    }
+    if (holdout) {
+        if ((st = cx_eval_read_split(holdout, "holdout", &names, &n, e)) == CX_OK)
+            st = cx_eval_dataset_select(ds, (const char *const *)names, n, e);
+        cx_eval_strings_free(names, n);
+        if (st != CX_OK)
+            return st;
+    }
+    if ((mf && subset_set) || n_cats)
+        st = cx_eval_dataset_filter(ds, mf && subset_set ? subset : NULL, cats, n_cats, e);
+    return st;
+}
+
 int cx_cli_eval(int argc, char **argv)
 {
-    const char *model_path = NULL, *data = NULL, *split = NULL, *subset = "val", *json = NULL;
+    const char *model_path = NULL, *data = NULL, *split = NULL, *subset = "val", *json = NULL,
+               *holdout = NULL;
+    char *category = NULL, *cats[CX_EVAL_MAX_CATEGORIES];
+    int n_cats = 0, subset_set = 0;
     long threads = 2, limit = 0;
     double score_override = -1;
     for (int i = 1; i < argc; i++) {
@@ -58,14 +132,17 @@ int cx_cli_eval(int argc, char **argv)
             usage(stdout);
             return CX_EXIT_OK;
         } else if (!strcmp(a, "--model") || !strcmp(a, "--data") || !strcmp(a, "--split") ||
-                   !strcmp(a, "--subset") || !strcmp(a, "--json")) {
+                   !strcmp(a, "--subset") || !strcmp(a, "--json") || !strcmp(a, "--holdout") ||
+                   !strcmp(a, "--category")) {
             if (!cx_cli_need_value(CMD, i, argc, argv))
                 return CX_EXIT_USAGE;
             const char *v = argv[++i];
             if (!strcmp(a, "--model")) model_path = v;
             else if (!strcmp(a, "--data")) data = v;
             else if (!strcmp(a, "--split")) split = v;
-            else if (!strcmp(a, "--subset")) subset = v;
+            else if (!strcmp(a, "--subset")) subset = v, subset_set = 1;
+            else if (!strcmp(a, "--holdout")) holdout = v;
+            else if (!strcmp(a, "--category")) category = argv[i];
             else json = v;
         } else if (!strcmp(a, "--threads")) {
             if (!cx_cli_need_value(CMD, i, argc, argv))
@@ -90,6 +167,8 @@ int cx_cli_eval(int argc, char **argv)
         return cx_cli_usage(CMD, "--model M missing");
     if (!data)
         return cx_cli_usage(CMD, "--data DIR missing");
+    if (category && (n_cats = split_list(category, cats, CX_EVAL_MAX_CATEGORIES)) < 0)
+        return cx_cli_usage(CMD, "--category: expected 1..%d comma-separated names", CX_EVAL_MAX_CATEGORIES);
 
     cx_error e = {0};
     cx_model *m = NULL;
@@ -97,22 +176,33 @@ int cx_cli_eval(int argc, char **argv)
     cx_eval_dataset *ds = NULL;
     cx_eval *ev = NULL;
     cx_detections dets = {0};
-    char **names = NULL;
-    int n_names = 0, rc = CX_EXIT_OK;
+    int *keep = NULL, keep_cap = 0;
+    int rc = CX_EXIT_OK;
     cx_status st;
 
+    if ((st = cx_eval_dataset_open(data, &ds, &e)) != CX_OK)
+        goto fail;
+    int mf = cx_eval_dataset_form(ds) == CX_EVAL_FORM_MASKFOLDER;
+    if (mf && split) {
+        rc = cx_cli_usage(CMD, "--split is for the structure form; %s is a mask folder (use --subset, --holdout)",
+                          data);
+        goto done;
+    }
+    if (!mf && n_cats) {
+        rc = cx_cli_usage(CMD, "--category: %s is in the structure form, which has no categories", data);
+        goto done;
+    }
+    if (!mf && subset_set && !split) {
+        rc = cx_cli_usage(CMD, "--subset: the structure form selects a subset of --split FILE");
+        goto done;
+    }
+    if ((st = select_images(ds, split, subset, subset_set, holdout, (const char *const *)cats, n_cats, &e)) !=
+        CX_OK)
+        goto fail;
     if ((st = cx_model_load(model_path, &m, &e)) != CX_OK)
         goto fail;
     if ((st = cx_mrcnn_new(m, (int)threads, &s, &e)) != CX_OK)
         goto fail;
-    if ((st = cx_eval_dataset_open(data, &ds, &e)) != CX_OK)
-        goto fail;
-    if (split) {
-        if ((st = cx_eval_read_split(split, subset, &names, &n_names, &e)) != CX_OK)
-            goto fail;
-        if ((st = cx_eval_dataset_select(ds, (const char *const *)names, n_names, &e)) != CX_OK)
-            goto fail;
-    }
     int k = cx_model_num_classes(m);
     if (k < 1 || k > CX_EVAL_MAX_CLASSES) {
         st = cx_error_set(&e, CX_ERR_MODEL, "eval", "model has %d classes (1..%d supported)", k,
@@ -125,7 +215,7 @@ int cx_cli_eval(int argc, char **argv)
         thr[l] = score_override >= 0 ? (float)score_override
                                      : (ci ? ci->score_thresh : cx_model_score_thresh(m));
     }
-    if ((st = cx_eval_new(k, thr, label_named(m, "ggo"), label_named(m, "right_lung"),
+    if ((st = cx_eval_new(k, thr, cx_model_decision(m)->label, label_named(m, "right_lung"),
                           label_named(m, "left_lung"), &ev, &e)) != CX_OK)
         goto fail;
     cx_eval_params ep = cx_eval_default_params(m);
@@ -138,23 +228,23 @@ int cx_cli_eval(int argc, char **argv)
     if (limit && limit < n)
         n = (int)limit;
     for (int i = 0; i < n; i++) {
-        const char *name = cx_eval_dataset_name(ds, i);
-        size_t pl = strlen(data) + strlen(name) + 16;
+        const char *name = cx_eval_dataset_name(ds, i), *file = cx_eval_dataset_file(ds, i);
+        size_t pl = strlen(data) + strlen(file) + 2;
         char *path = cx_malloc(pl);
         if (!path) {
             st = cx_error_set(&e, CX_ERR_NOMEM, "eval", "out of memory");
             goto fail;
         }
-        snprintf(path, pl, "%s/images/%s", data, name);
+        snprintf(path, pl, "%s/%s", data, file);
         cx_pipe_image *img = NULL;
         st = cx_pipe_load_file(path, &pp, &img, NULL, &e);
         cx_free(path);
         if (st != CX_OK)
             goto fail;
         const cx_image *in = img->input ? img->input : img->display;
+        int w = img->source_width, h = img->source_height;
         double t0 = cx_now_ms();
-        st = cx_mrcnn_detect(s, in->data, in->height, in->width, img->source_height, img->source_width,
-                             &dets, &e);
+        st = cx_mrcnn_detect(s, in->data, in->height, in->width, h, w, &dets, &e);
         double ms = cx_now_ms() - t0;
         if (st != CX_OK) {
             cx_pipe_image_free(img);
@@ -162,11 +252,24 @@ int cx_cli_eval(int argc, char **argv)
             goto fail;
         }
         cx_eval_gt gt;
-        st = cx_eval_load_gt(ds, i, m, img->source_width, img->source_height, &ep, &gt, &e);
+        st = cx_eval_load_gt(ds, i, m, w, h, &ep, &gt, &e);
         cx_pipe_image_free(img);
         if (st != CX_OK)
             goto fail;
-        st = cx_eval_add(ev, name, &gt, &dets, ms, &e);
+        if (dets.count > keep_cap) {
+            int *nk = cx_realloc(keep, (size_t)dets.count * sizeof *nk);
+            if (!nk) {
+                cx_eval_gt_clear(&gt);
+                st = cx_error_set(&e, CX_ERR_NOMEM, "eval", "out of memory");
+                goto fail;
+            }
+            keep = nk;
+            keep_cap = dets.count;
+        }
+        cx_eval_image ei = {name, cx_eval_dataset_category(ds, i), keep, 0, 0, ms};
+        ei.image_score = cx_decision_keep(m, &dets, w, h, thr, keep);
+        ei.present = cx_decision_present(m, ei.image_score);
+        st = cx_eval_add_image(ev, &ei, &gt, &dets, &e);
         cx_eval_gt_clear(&gt);
         if (st != CX_OK)
             goto fail;
@@ -176,8 +279,17 @@ int cx_cli_eval(int argc, char **argv)
     cx_eval_result res;
     if ((st = cx_eval_result_get(ev, &res, &e)) != CX_OK)
         goto fail;
-    printf("model %s (sha256 %.16s...), data %s%s%s\n", model_path, cx_model_sha256(m), data,
-           split ? ", subset " : "", split ? subset : "");
+    printf("model %s (sha256 %.16s...), data %s (%s form)", model_path, cx_model_sha256(m), data,
+           mf ? "mask-folder" : "structure");
+    if (split)
+        printf(", %s of %s", subset, split);
+    else if (mf && subset_set)
+        printf(", source_split %s", subset);
+    if (holdout)
+        printf(", holdout of %s", holdout);
+    if (category)
+        printf(", categories %d", n_cats);
+    putchar('\n');
     cx_eval_print_table(ev, &res, m, stdout);
     if (json && (st = cx_eval_write_json(ev, &res, m, model_path, data, json, &e)) != CX_OK)
         goto fail;
@@ -185,9 +297,9 @@ int cx_cli_eval(int argc, char **argv)
 fail:
     rc = cx_cli_fail(CMD, &e);
 done:
+    cx_free(keep);
     cx_detections_clear(&dets);
     cx_eval_free(ev);
-    cx_eval_strings_free(names, n_names);
     cx_eval_dataset_free(ds);
     cx_mrcnn_free(s);
     cx_model_free(m);

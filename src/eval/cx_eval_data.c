@@ -1,16 +1,21 @@
-/* cx_eval_data: the dataset side of `cxrseg eval`: structure.csv, split.json, the cropped RGBA mask
- * PNGs (object = any of R, G, B > 0, never alpha: the shared set's alpha is opaque over the whole
- * box) and ground-truth instances (connected regions for findings, one instance per lung). */
+/* cx_eval_data: the dataset side of `cxrseg eval`. Structure form: structure.csv, split.json, the
+ * cropped RGBA mask PNGs (object = any of R, G, B > 0, never alpha: the shared set's alpha is opaque
+ * over the whole box). Mask-folder form: manifest.csv and full-size grey masks per folder, the one
+ * lung mask split into the patient's sides. Both: ground-truth instances (connected regions for
+ * findings, one instance per lung). */
 #include "config.h"
 #include "cx_eval.h"
+#include "cx_image.h"
 
 #include <ctype.h>
 #include <errno.h>
 #include <limits.h>
+#include <math.h>
 #include <png.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 
 typedef struct ev_row {
     char *cls, *mask;
@@ -20,13 +25,18 @@ typedef struct ev_row {
 
 typedef struct ev_image {
     char *name;
-    ev_row *rows;
+    char *file;                  /* relative to the dataset folder */
+    char *category, *source_split; /* mask-folder form; NULL in the structure form */
+    int line;                    /* of the manifest */
+    ev_row *rows;                /* structure form */
     int n_rows, cap_rows;
 } ev_image;
 
 struct cx_eval_dataset {
+    cx_eval_form form;
     char *dir;
-    char *csv_path;
+    char *csv_path;              /* structure.csv or manifest.csv */
+    int has_category, has_source_split;
     ev_image *img;
     int n, cap;
 };
@@ -174,18 +184,25 @@ static int parse_long(const char *s, long *out)
     return 0;
 }
 
+static void image_free(ev_image *im)
+{
+    for (int r = 0; r < im->n_rows; r++) {
+        cx_free(im->rows[r].cls);
+        cx_free(im->rows[r].mask);
+    }
+    cx_free(im->rows);
+    cx_free(im->name);
+    cx_free(im->file);
+    cx_free(im->category);
+    cx_free(im->source_split);
+}
+
 void cx_eval_dataset_free(cx_eval_dataset *d)
 {
     if (!d)
         return;
-    for (int i = 0; i < d->n; i++) {
-        for (int r = 0; r < d->img[i].n_rows; r++) {
-            cx_free(d->img[i].rows[r].cls);
-            cx_free(d->img[i].rows[r].mask);
-        }
-        cx_free(d->img[i].rows);
-        cx_free(d->img[i].name);
-    }
+    for (int i = 0; i < d->n; i++)
+        image_free(&d->img[i]);
     cx_free(d->img);
     cx_free(d->dir);
     cx_free(d->csv_path);
@@ -207,30 +224,47 @@ static ev_image *find_or_add(cx_eval_dataset *d, const char *name)
     }
     ev_image *im = &d->img[d->n];
     memset(im, 0, sizeof *im);
-    if (!(im->name = cx_strdup(name)))
+    size_t fl = strlen(name) + 8;
+    im->name = cx_strdup(name);
+    im->file = cx_malloc(fl);
+    if (!im->name || !im->file) {
+        cx_free(im->name);
+        cx_free(im->file);
         return NULL;
+    }
+    snprintf(im->file, fl, "images/%s", name);
     d->n++;
     return im;
 }
 
-cx_status cx_eval_dataset_open(const char *dir, cx_eval_dataset **out, cx_error *err)
+/* A new dataset of `form` whose index file is dir/index_name. */
+static cx_eval_dataset *dataset_new(const char *dir, cx_eval_form form, const char *index_name)
+{
+    cx_eval_dataset *d = cx_calloc(1, sizeof *d);
+    if (!d)
+        return NULL;
+    size_t pl = strlen(dir) + strlen(index_name) + 2;
+    d->form = form;
+    d->dir = cx_strdup(dir);
+    d->csv_path = cx_malloc(pl);
+    if (!d->dir || !d->csv_path) {
+        cx_eval_dataset_free(d);
+        return NULL;
+    }
+    snprintf(d->csv_path, pl, "%s/%s", dir, index_name);
+    return d;
+}
+
+static cx_status open_structure(const char *dir, cx_eval_dataset **out, cx_error *err)
 {
     const char *S = "dataset";
-    cx_eval_dataset *d = cx_calloc(1, sizeof *d);
+    cx_eval_dataset *d = dataset_new(dir, CX_EVAL_FORM_STRUCTURE, "structure.csv");
     char *buf = NULL, **f = NULL;
     int fcap = 0, nf = 0, line = 1;
     size_t len = 0, pos = 0;
     cx_status st = CX_OK;
     if (!d)
         return cx_error_set(err, CX_ERR_NOMEM, S, "out of memory");
-    size_t pl = strlen(dir) + 32;
-    d->dir = cx_strdup(dir);
-    d->csv_path = cx_malloc(pl);
-    if (!d->dir || !d->csv_path) {
-        cx_eval_dataset_free(d);
-        return cx_error_set(err, CX_ERR_NOMEM, S, "out of memory");
-    }
-    snprintf(d->csv_path, pl, "%s/structure.csv", dir);
     if (read_file(d->csv_path, &buf, &len, err, S)) {
         cx_eval_dataset_free(d);
         return err ? err->code : CX_ERR_IO;
@@ -358,7 +392,173 @@ done:
     return CX_OK;
 }
 
+/* The mask-folder form's manifest.csv: id (required), category, source_split; other columns are
+ * ignored. Ids are plain file names without ".png" and appear once. */
+static cx_status open_maskfolder(const char *dir, cx_eval_dataset **out, cx_error *err)
+{
+    const char *S = "dataset";
+    cx_eval_dataset *d = dataset_new(dir, CX_EVAL_FORM_MASKFOLDER, "manifest.csv");
+    char *buf = NULL, **f = NULL;
+    int fcap = 0, nf = 0, line = 1;
+    size_t len = 0, pos = 0;
+    cx_status st = CX_OK;
+    if (!d)
+        return cx_error_set(err, CX_ERR_NOMEM, S, "out of memory");
+    if (read_file(d->csv_path, &buf, &len, err, S)) {
+        cx_eval_dataset_free(d);
+        return err ? err->code : CX_ERR_IO;
+    }
+    if (len >= 3 && (unsigned char)buf[0] == 0xEF && (unsigned char)buf[1] == 0xBB)
+        pos = 3;
+    nf = csv_record(buf, len, &pos, &f, &fcap, &line);
+    if (nf == -2) {
+        st = cx_error_set(err, CX_ERR_NOMEM, S, "out of memory");
+        goto done;
+    }
+    if (nf <= 0) {
+        st = cx_error_set(err, CX_ERR_FORMAT, S, "%s:1: no header row", d->csv_path);
+        goto done;
+    }
+    int c_id = -1, c_cat = -1, c_split = -1;
+    for (int i = 0; i < nf; i++) {
+        if (!strcmp(f[i], "id")) c_id = i;
+        else if (!strcmp(f[i], "category")) c_cat = i;
+        else if (!strcmp(f[i], "source_split")) c_split = i;
+    }
+    free_fields(f, nf);
+    if (c_id < 0) {
+        st = cx_error_set(err, CX_ERR_FORMAT, S, "%s:1: header lacks the column id", d->csv_path);
+        goto done;
+    }
+    d->has_category = c_cat >= 0;
+    d->has_source_split = c_split >= 0;
+    int maxc = c_id > c_cat ? c_id : c_cat;
+    if (c_split > maxc)
+        maxc = c_split;
+    for (;;) {
+        int rec_line = line;
+        nf = csv_record(buf, len, &pos, &f, &fcap, &line);
+        if (nf == 0)
+            break;
+        if (nf == -1) {
+            st = cx_error_set(err, CX_ERR_FORMAT, S, "%s:%d: unterminated quoted field", d->csv_path, rec_line);
+            goto done;
+        }
+        if (nf < 0) {
+            st = cx_error_set(err, CX_ERR_NOMEM, S, "out of memory");
+            goto done;
+        }
+        if (nf == 1 && !f[0][0]) {
+            free_fields(f, nf);
+            continue;
+        }
+        const char *bad = NULL;
+        if (nf <= maxc)
+            bad = "fields";
+        else if (!f[c_id][0] || strchr(f[c_id], '/') || strstr(f[c_id], ".."))
+            bad = "id";
+        else if (c_cat >= 0 && (!f[c_cat][0] || strlen(f[c_cat]) >= CX_EVAL_CATEGORY_LEN))
+            bad = "category";
+        if (bad) {
+            if (!strcmp(bad, "fields"))
+                st = cx_error_set(err, CX_ERR_FORMAT, S, "%s:%d: %d fields, the header needs %d", d->csv_path,
+                                  rec_line, nf, maxc + 1);
+            else if (!strcmp(bad, "id"))
+                st = cx_error_set(err, CX_ERR_FORMAT, S, "%s:%d: id '%s' empty or not a plain name",
+                                  d->csv_path, rec_line, f[c_id]);
+            else
+                st = cx_error_set(err, CX_ERR_FORMAT, S, "%s:%d: category '%s' empty or longer than %d",
+                                  d->csv_path, rec_line, f[c_cat], CX_EVAL_CATEGORY_LEN - 1);
+            free_fields(f, nf);
+            goto done;
+        }
+        for (int i = 0; i < d->n; i++)
+            if (!strcmp(d->img[i].name, f[c_id])) {
+                st = cx_error_set(err, CX_ERR_FORMAT, S, "%s:%d: id '%s' repeated (first on line %d)",
+                                  d->csv_path, rec_line, f[c_id], d->img[i].line);
+                free_fields(f, nf);
+                goto done;
+            }
+        ev_image *im = find_or_add(d, f[c_id]);
+        if (im) {
+            size_t fl = strlen(f[c_id]) + 16;
+            cx_free(im->file);
+            im->line = rec_line;
+            im->file = cx_malloc(fl);
+            if (im->file)
+                snprintf(im->file, fl, "images/%s.png", f[c_id]);
+            if (c_cat >= 0)
+                im->category = cx_strdup(f[c_cat]);
+            if (c_split >= 0)
+                im->source_split = cx_strdup(f[c_split]);
+        }
+        free_fields(f, nf);
+        if (!im || !im->file || (c_cat >= 0 && !im->category) || (c_split >= 0 && !im->source_split)) {
+            st = cx_error_set(err, CX_ERR_NOMEM, S, "out of memory");
+            goto done;
+        }
+    }
+    if (d->n == 0)
+        st = cx_error_set(err, CX_ERR_FORMAT, S, "%s: no images listed", d->csv_path);
+done:
+    cx_free(f);
+    cx_free(buf);
+    if (st != CX_OK) {
+        cx_eval_dataset_free(d);
+        return st;
+    }
+    *out = d;
+    return CX_OK;
+}
+
+/* 1 when dir/name is a file (a folder if want_dir), 0 when not, -1 out of memory. */
+static int path_exists(const char *dir, const char *name, int want_dir)
+{
+    size_t pl = strlen(dir) + strlen(name) + 2;
+    char *p = cx_malloc(pl);
+    if (!p)
+        return -1;
+    snprintf(p, pl, "%s/%s", dir, name);
+    struct stat sb;
+    int ok = stat(p, &sb) == 0 && (want_dir ? S_ISDIR(sb.st_mode) : S_ISREG(sb.st_mode));
+    cx_free(p);
+    return ok;
+}
+
+cx_status cx_eval_dataset_open(const char *dir, cx_eval_dataset **out, cx_error *err)
+{
+    int st = path_exists(dir, "structure.csv", 0), mf = 0, im = 0;
+    if (st == 0 && (mf = path_exists(dir, "manifest.csv", 0)) == 1)
+        im = path_exists(dir, "images", 1);
+    if (st < 0 || mf < 0 || im < 0)
+        return cx_error_set(err, CX_ERR_NOMEM, "dataset", "out of memory");
+    if (st)
+        return open_structure(dir, out, err);
+    if (mf && im)
+        return open_maskfolder(dir, out, err);
+    return cx_error_set(err, CX_ERR_IO, "dataset",
+                        "%s: neither structure.csv (structure form) nor manifest.csv and images/ (mask-folder form)",
+                        dir);
+}
+
+cx_eval_form cx_eval_dataset_form(const cx_eval_dataset *d) { return d->form; }
+
 int cx_eval_dataset_count(const cx_eval_dataset *d) { return d ? d->n : 0; }
+
+const char *cx_eval_dataset_file(const cx_eval_dataset *d, int i)
+{
+    return d && i >= 0 && i < d->n ? d->img[i].file : NULL;
+}
+
+const char *cx_eval_dataset_category(const cx_eval_dataset *d, int i)
+{
+    return d && i >= 0 && i < d->n ? d->img[i].category : NULL;
+}
+
+const char *cx_eval_dataset_source_split(const cx_eval_dataset *d, int i)
+{
+    return d && i >= 0 && i < d->n ? d->img[i].source_split : NULL;
+}
 
 const char *cx_eval_dataset_name(const cx_eval_dataset *d, int i)
 {
@@ -388,25 +588,50 @@ cx_status cx_eval_dataset_select(cx_eval_dataset *d, const char *const *names, i
         if (found < 0 || used[found]) {
             cx_free(sel);
             cx_free(used);
-            return cx_error_set(err, CX_ERR_FORMAT, "dataset", "split names '%s' %s", names[k],
-                                found < 0 ? "which is not in structure.csv" : "twice");
+            return cx_error_set(err, CX_ERR_FORMAT, "dataset", "the list names '%s' %s%s", names[k],
+                                found < 0 ? "which is not in " : "twice", found < 0 ? d->csv_path : "");
         }
         used[found] = 1;
         sel[k] = d->img[found];
     }
     for (int i = 0; i < d->n; i++)
-        if (!used[i]) {
-            for (int r = 0; r < d->img[i].n_rows; r++) {
-                cx_free(d->img[i].rows[r].cls);
-                cx_free(d->img[i].rows[r].mask);
-            }
-            cx_free(d->img[i].rows);
-            cx_free(d->img[i].name);
-        }
+        if (!used[i])
+            image_free(&d->img[i]);
     cx_free(d->img);
     cx_free(used);
     d->img = sel;
     d->n = d->cap = n;
+    return CX_OK;
+}
+
+cx_status cx_eval_dataset_filter(cx_eval_dataset *d, const char *source_split,
+                                 const char *const *categories, int n_categories, cx_error *err)
+{
+    const char *S = "dataset";
+    if (source_split && !d->has_source_split)
+        return cx_error_set(err, CX_ERR_FORMAT, S, "%s has no source_split column to select '%s' by",
+                            d->csv_path, source_split);
+    if (n_categories > 0 && !d->has_category)
+        return cx_error_set(err, CX_ERR_FORMAT, S, "%s has no category column to select by", d->csv_path);
+    int kept = 0;
+    for (int i = 0; i < d->n; i++) {
+        ev_image *im = &d->img[i];
+        int ok = !source_split || !strcmp(im->source_split, source_split);
+        if (ok && n_categories > 0) {
+            ok = 0;
+            for (int c = 0; c < n_categories && !ok; c++)
+                ok = !strcmp(im->category, categories[c]);
+        }
+        if (ok)
+            d->img[kept++] = *im;
+        else
+            image_free(im);
+    }
+    d->n = kept;
+    if (kept == 0)
+        return cx_error_set(err, CX_ERR_FORMAT, S, "%s: no image left after selecting%s%s%s", d->csv_path,
+                            source_split ? " source_split " : "", source_split ? source_split : "",
+                            n_categories ? " and the categories asked for" : "");
     return CX_OK;
 }
 
@@ -676,14 +901,22 @@ static void norm_class(const char *in, char *out, size_t cap)
     out[o] = 0;
 }
 
+/* Dataset class names (normalised) that mean a model class of the given short name, besides the
+ * name itself. "infection" is the mask-folder form's finding folder (COVID-QU-Ex: GGO and
+ * consolidation outlined together); for an old GGO-only model it is the nearest ground truth there
+ * is. The structure form's consolidation rows join GGO for opacity only, so a ggo model keeps its
+ * GGO-only figures. The lung folder is split into "right_lung" / "left_lung" by cx_eval_split_lungs. */
+static const char *const class_aliases[][8] = {
+    {"ggo", "ground_glass_opacities", "ground_glass_opacity", "ground_glass", "infection", NULL},
+    {"opacity", "ground_glass_opacities", "ground_glass_opacity", "ground_glass", "consolidation",
+     "consolidations", "infection", NULL},
+    {"right_lung", "lung_right", NULL},
+    {"left_lung", "lung_left", NULL},
+    {"consolidation", "consolidations", NULL},
+};
+
 static int class_matches(const char *model_name, const char *model_meaning, const char *ds)
 {
-    static const char *const aliases[][4] = {
-        {"ggo", "ground_glass_opacities", "ground_glass_opacity", "ground_glass"},
-        {"right_lung", "lung_right", "right_lung", "right_lung"},
-        {"left_lung", "lung_left", "left_lung", "left_lung"},
-        {"consolidation", "consolidations", "consolidation", "consolidation"},
-    };
     char a[256], b[256], c[256];
     norm_class(ds, a, sizeof a);
     norm_class(model_name ? model_name : "", b, sizeof b);
@@ -692,12 +925,17 @@ static int class_matches(const char *model_name, const char *model_meaning, cons
         return 0;
     if (!strcmp(a, b) || (c[0] && !strcmp(a, c)))
         return 1;
-    for (size_t i = 0; i < sizeof aliases / sizeof aliases[0]; i++)
-        if (!strcmp(b, aliases[i][0]))
-            for (int k = 1; k < 4; k++)
-                if (!strcmp(a, aliases[i][k]))
+    for (size_t i = 0; i < sizeof class_aliases / sizeof class_aliases[0]; i++)
+        if (!strcmp(b, class_aliases[i][0]))
+            for (int k = 1; k < 8 && class_aliases[i][k]; k++)
+                if (!strcmp(a, class_aliases[i][k]))
                     return 1;
     return 0;
+}
+
+int cx_eval_class_matches(const char *model_class_name, const char *dataset_class)
+{
+    return class_matches(model_class_name, NULL, dataset_class);
 }
 
 int cx_eval_class_label(const cx_model *m, const char *dataset_class)
@@ -788,6 +1026,7 @@ void cx_eval_gt_clear(cx_eval_gt *gt)
         cx_free(gt->inst[l]);
         cx_free(gt->inst_area[l]);
     }
+    cx_free(gt->lung);
     memset(gt, 0, sizeof *gt);
 }
 
@@ -921,6 +1160,188 @@ cx_status cx_eval_gt_from_masks(const uint8_t *const *masks, int k, int width, i
     return CX_OK;
 }
 
+/* ---------------- mask-folder form ---------------- */
+
+#define LUNG_MIN_FRACTION 0.01 /* models/train/maskfolder.py MIN_LUNG_FRACTION */
+
+typedef struct lung_region {
+    int64_t px, col_sum;
+    int col_min, col_max;
+} lung_region;
+
+static double region_mean_col(const lung_region *r) { return (double)r->col_sum / (double)r->px; }
+
+cx_status cx_eval_split_lungs(const uint8_t *lung, int w, int h, uint8_t *right, uint8_t *left,
+                              int *ambiguous, cx_error *err)
+{
+    if (w < 1 || h < 1 || w > CX_EVAL_MAX_SIDE || h > CX_EVAL_MAX_SIDE)
+        return cx_error_set(err, CX_ERR_INVALID, "lung split", "size %dx%d out of range", w, h);
+    size_t n = (size_t)w * h;
+    int32_t *inst = cx_malloc(n * sizeof *inst);
+    int64_t *area = NULL;
+    int nr = 0;
+    if (!inst)
+        return cx_error_set(err, CX_ERR_NOMEM, "lung split", "out of memory");
+    cx_status st = label_regions(lung, w, h, 0, 1, inst, &nr, &area, err);
+    if (st != CX_OK) {
+        cx_free(inst);
+        return st;
+    }
+    lung_region *rg = cx_calloc((size_t)nr + 1, sizeof *rg);
+    if (!rg) {
+        cx_free(inst);
+        cx_free(area);
+        return cx_error_set(err, CX_ERR_NOMEM, "lung split", "out of memory");
+    }
+    for (int r = 1; r <= nr; r++) {
+        rg[r].col_min = w;
+        rg[r].col_max = -1;
+    }
+    for (size_t q = 0; q < n; q++) {
+        int r = inst[q];
+        if (!r)
+            continue;
+        int x = (int)(q % (size_t)w);
+        rg[r].px++;
+        rg[r].col_sum += x;
+        if (x < rg[r].col_min)
+            rg[r].col_min = x;
+        if (x > rg[r].col_max)
+            rg[r].col_max = x;
+    }
+    /* the two largest regions of at least 1 % of the image (ties: the first in scan order) */
+    double need = LUNG_MIN_FRACTION * (double)n;
+    int a = 0, b = 0;
+    for (int r = 1; r <= nr; r++) {
+        if ((double)rg[r].px < need)
+            continue;
+        if (!a || rg[r].px > rg[a].px) {
+            b = a;
+            a = r;
+        } else if (!b || rg[r].px > rg[b].px) {
+            b = r;
+        }
+    }
+    int amb = !b;
+    if (!amb) {
+        if (region_mean_col(&rg[b]) < region_mean_col(&rg[a])) { /* a: the image's left */
+            int t = a;
+            a = b;
+            b = t;
+        }
+        int lo = rg[a].col_min > rg[b].col_min ? rg[a].col_min : rg[b].col_min;
+        int hi = rg[a].col_max < rg[b].col_max ? rg[a].col_max : rg[b].col_max;
+        int wa = rg[a].col_max - rg[a].col_min + 1, wb = rg[b].col_max - rg[b].col_min + 1;
+        amb = (double)(hi - lo + 1) > 0.5 * (double)(wa < wb ? wa : wb);
+    }
+    memset(right, 0, n);
+    memset(left, 0, n);
+    if (!amb) {
+        /* side of every region: the fields are themselves, the others join the nearer field */
+        uint8_t *side = cx_malloc((size_t)nr + 1);
+        if (!side) {
+            cx_free(rg);
+            cx_free(inst);
+            cx_free(area);
+            return cx_error_set(err, CX_ERR_NOMEM, "lung split", "out of memory");
+        }
+        double ca = region_mean_col(&rg[a]), cb = region_mean_col(&rg[b]);
+        for (int r = 1; r <= nr; r++) {
+            double c = region_mean_col(&rg[r]);
+            side[r] = r == a ? 0 : r == b ? 1 : fabs(c - ca) <= fabs(c - cb) ? 0 : 1;
+        }
+        for (size_t q = 0; q < n; q++)
+            if (inst[q]) {
+                if (side[inst[q]])
+                    left[q] = 1;
+                else
+                    right[q] = 1;
+            }
+        cx_free(side);
+    }
+    cx_free(rg);
+    cx_free(inst);
+    cx_free(area);
+    *ambiguous = amb;
+    return CX_OK;
+}
+
+/* Reads a full-size grey mask (object = value > 0) through the image module's PNG reader and
+ * checks it has the image's size. */
+static cx_status read_grey_mask(const cx_eval_dataset *d, const char *folder, const ev_image *im,
+                                int width, int height, uint8_t **out, cx_error *err)
+{
+    size_t pl = strlen(d->dir) + strlen(folder) + strlen(im->name) + 8;
+    char *path = cx_malloc(pl);
+    if (!path)
+        return cx_error_set(err, CX_ERR_NOMEM, "ground truth", "out of memory");
+    snprintf(path, pl, "%s/%s/%s.png", d->dir, folder, im->name);
+    cx_image *img = NULL;
+    cx_status st = cx_image_read(path, &img, NULL, err);
+    if (st != CX_OK) {
+        cx_error_prefix(err, "ground truth");
+        cx_free(path);
+        return st;
+    }
+    if (img->width != width || img->height != height) {
+        st = cx_error_set(err, CX_ERR_FORMAT, "ground truth", "%s: mask %dx%d but the image %s/%s is %dx%d",
+                          path, img->width, img->height, d->dir, im->file, width, height);
+        cx_image_free(img);
+        cx_free(path);
+        return st;
+    }
+    cx_free(path);
+    size_t n = (size_t)width * height;
+    uint8_t *m = cx_malloc(n);
+    if (!m) {
+        cx_image_free(img);
+        return cx_error_set(err, CX_ERR_NOMEM, "ground truth", "out of memory");
+    }
+    for (size_t q = 0; q < n; q++)
+        m[q] = img->data[q] > 0;
+    cx_image_free(img);
+    *out = m;
+    return CX_OK;
+}
+
+/* masks[1..k] (zeroed, width*height) of a mask-folder image, its whole lung and the side flag. */
+static cx_status maskfolder_masks(const cx_eval_dataset *d, const ev_image *im, const char *const *names,
+                                  int k, int width, int height, uint8_t **masks, uint8_t **lung_out,
+                                  int *side_unknown, cx_error *err)
+{
+    size_t n = (size_t)width * height;
+    uint8_t *lung = NULL, *inf = NULL, *right = NULL, *left = NULL;
+    int amb = 1;
+    cx_status st = read_grey_mask(d, "lung", im, width, height, &lung, err);
+    if (st == CX_OK)
+        st = read_grey_mask(d, "infection", im, width, height, &inf, err);
+    if (st == CX_OK && (!(right = cx_malloc(n)) || !(left = cx_malloc(n))))
+        st = cx_error_set(err, CX_ERR_NOMEM, "ground truth", "out of memory");
+    if (st == CX_OK)
+        st = cx_eval_split_lungs(lung, width, height, right, left, &amb, err);
+    if (st == CX_OK) {
+        for (int l = 1; l <= k; l++) {
+            const uint8_t *src = class_matches(names[l], NULL, "infection")    ? inf
+                                 : class_matches(names[l], NULL, "Right Lung") ? right
+                                 : class_matches(names[l], NULL, "Left Lung")  ? left
+                                                                                : NULL;
+            if (src)
+                for (size_t q = 0; q < n; q++)
+                    masks[l][q] |= src[q];
+        }
+        *lung_out = lung;
+        *side_unknown = amb;
+        lung = NULL;
+    }
+    cx_free(lung);
+    cx_free(inf);
+    cx_free(right);
+    cx_free(left);
+    return st;
+}
+
+/* ---------------- ground truth of one image ---------------- */
+
 cx_status cx_eval_load_gt_names(const cx_eval_dataset *d, int i, const char *const *names, int k,
                                 int width, int height, const cx_eval_params *p, cx_eval_gt *out,
                                 cx_error *err)
@@ -933,13 +1354,19 @@ cx_status cx_eval_load_gt_names(const cx_eval_dataset *d, int i, const char *con
                             width, height);
     const ev_image *im = &d->img[i];
     size_t n = (size_t)width * height;
-    uint8_t *masks[CX_EVAL_MAX_CLASSES + 1] = {0};
+    uint8_t *masks[CX_EVAL_MAX_CLASSES + 1] = {0}, *lung = NULL;
+    int side_unknown = 0;
     cx_status st = CX_OK;
     for (int l = 1; l <= k; l++)
         if (!(masks[l] = cx_calloc(n, 1))) {
             st = cx_error_set(err, CX_ERR_NOMEM, "ground truth", "out of memory");
             goto done;
         }
+    if (d->form == CX_EVAL_FORM_MASKFOLDER) {
+        st = maskfolder_masks(d, im, names, k, width, height, masks, &lung, &side_unknown, err);
+        if (st != CX_OK)
+            goto done;
+    }
     for (int r = 0; r < im->n_rows; r++) {
         const ev_row *row = &im->rows[r];
         int label = 0;
@@ -982,10 +1409,26 @@ cx_status cx_eval_load_gt_names(const cx_eval_dataset *d, int i, const char *con
         }
         cx_free(m);
     }
+    if (!lung) { /* structure form: the lung is the union of the lung classes */
+        if (!(lung = cx_calloc(n, 1))) {
+            st = cx_error_set(err, CX_ERR_NOMEM, "ground truth", "out of memory");
+            goto done;
+        }
+        for (int l = 1; l <= k; l++)
+            if (is_lung_name(names[l]))
+                for (size_t q = 0; q < n; q++)
+                    lung[q] |= masks[l][q];
+    }
     st = cx_eval_gt_from_masks((const uint8_t *const *)masks, k, width, height, p, out, err);
+    if (st == CX_OK) {
+        out->lung = lung;
+        out->lung_side_unknown = side_unknown;
+        lung = NULL;
+    }
 done:
     for (int l = 1; l <= k; l++)
         cx_free(masks[l]);
+    cx_free(lung);
     return st;
 }
 

@@ -522,6 +522,24 @@ int cx_decision_present(const cx_model *m, double image_score)
     return m->decision.label && image_score > 0 && image_score >= m->decision.score;
 }
 
+double cx_decision_keep(const cx_model *m, const cx_detections *d, int width, int height,
+                        const float *score_thresh, int *keep)
+{
+    double score = cx_decision_image_score(m, d, width, height);
+    int present = cx_decision_present(m, score);
+    for (int i = 0; d && i < d->count; i++) {
+        const cx_detection *x = &d->items[i];
+        int l = x->label;
+        if (l < 1 || l > m->K) {
+            keep[i] = 0;
+            continue;
+        }
+        float t = score_thresh ? score_thresh[l] : m->classes[l - 1].score_thresh;
+        keep[i] = x->score >= t && (l != m->decision.label || present);
+    }
+    return score;
+}
+
 const cx_class_info *cx_model_class(const cx_model *m, int label)
 {
     return (label >= 1 && label <= m->K) ? &m->classes[label - 1] : NULL;

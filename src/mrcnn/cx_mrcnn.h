@@ -93,6 +93,15 @@ typedef struct cx_detections {
 double cx_decision_image_score(const cx_model *m, const cx_detections *d, int width, int height);
 /* 1 when that score reaches the rule's threshold. */
 int cx_decision_present(const cx_model *m, double image_score);
+/* Which detections the product reports (the SEG/SR and `cxrseg eval` call this one rule):
+ * keep[i] = 1 when d->items[i].score >= score_thresh[label] and, for a detection of the decision
+ * class, the image is present under m's decision rule; else 0. score_thresh[1..K] are the
+ * reporting thresholds per label (index 0 unused); NULL means each class's cx_class_info.score_thresh.
+ * A model whose decision label is 0 gates nothing. keep (d->count entries, caller-owned) is always
+ * written; labels outside 1..K are never kept. Returns the image score, computed from ALL of d
+ * (cx_decision_image_score), so callers need not compute it again; 0 when d is NULL or empty. */
+double cx_decision_keep(const cx_model *m, const cx_detections *d, int width, int height,
+                        const float *score_thresh, int *keep);
 
 /* Releases the masks and the array; leaves an empty, reusable list. */
 void cx_detections_clear(cx_detections *d);

@@ -1,13 +1,17 @@
 /* Tests of src/eval: COCO mask AP, Dice, image-level and lung-share figures on hand-made detections
- * with hand-computed answers; ground-truth instances (8-connected regions, specks dropped); the
- * dataset reader on tests/data/eval and on broken inputs. */
+ * with hand-computed answers (also per category, with lung sides unknown); ROC AUC; ground-truth
+ * instances (8-connected regions, specks dropped); the lung split; the structure-form reader on
+ * tests/data/eval and on broken inputs; opacity = GGO + consolidation; the mask-folder reader on a
+ * dataset the test writes, with a bad manifest line, a mask of the wrong size and a broken PNG. */
 #include "config.h"
 #include "cx_eval.h"
+#include "cx_image.h"
 #include "cx_test.h"
 
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #define W 20
@@ -127,11 +131,18 @@ static void test_metrics(void)
     CU_ASSERT_EQUAL(r.cls[3].n_gt, 0);
     CU_ASSERT_DOUBLE_EQUAL(r.map50, (ap50 + 1.0) / 2.0, 1e-9); /* classes with ground truth only */
     /* Dice GGO: image 1: pred 25 + 4 + 23 = 52 px, GT 50, overlap 45 -> 90/102; image 3: 0 */
-    CU_ASSERT_EQUAL(r.cls[1].n_dice, 2);
-    CU_ASSERT_DOUBLE_EQUAL(r.cls[1].dice_mean, (90.0 / 102.0) / 2.0, 1e-9);
-    CU_ASSERT_DOUBLE_EQUAL(r.cls[1].dice_median, (90.0 / 102.0) / 2.0, 1e-9);
-    CU_ASSERT_DOUBLE_EQUAL(r.cls[2].dice_mean, 2.0 * 66 / 166.0, 1e-9);
-    CU_ASSERT(isnan(r.cls[3].dice_mean));
+    CU_ASSERT_EQUAL(r.all.dice[1].n, 2);
+    CU_ASSERT_DOUBLE_EQUAL(r.all.dice[1].mean, (90.0 / 102.0) / 2.0, 1e-9);
+    CU_ASSERT_DOUBLE_EQUAL(r.all.dice[1].median, (90.0 / 102.0) / 2.0, 1e-9);
+    CU_ASSERT_EQUAL(r.all.dice_finding_gt.n, 1); /* image 1 only has GT GGO */
+    CU_ASSERT_DOUBLE_EQUAL(r.all.dice_finding_gt.mean, 90.0 / 102.0, 1e-9);
+    CU_ASSERT_DOUBLE_EQUAL(r.all.dice[2].mean, 2.0 * 66 / 166.0, 1e-9);
+    CU_ASSERT(isnan(r.all.dice[3].mean));
+    CU_ASSERT_EQUAL(r.all.dice_lungs.n, 1);      /* lungs together: the right lung alone here */
+    CU_ASSERT_DOUBLE_EQUAL(r.all.dice_lungs.mean, 2.0 * 66 / 166.0, 1e-9);
+    CU_ASSERT_EQUAL(r.n_categories, 0);
+    CU_ASSERT_EQUAL(r.all.n_gt_finding, 1);
+    CU_ASSERT_EQUAL(r.all.n_present, 2);
     /* image level: one TP, one TN, one FP */
     CU_ASSERT_EQUAL(r.tp, 1);
     CU_ASSERT_EQUAL(r.tn, 1);
@@ -139,11 +150,18 @@ static void test_metrics(void)
     CU_ASSERT_EQUAL(r.fn, 0);
     CU_ASSERT_DOUBLE_EQUAL(r.sensitivity, 1.0, 1e-12);
     CU_ASSERT_DOUBLE_EQUAL(r.specificity, 0.5, 1e-12);
-    /* right lung share: GT 25/100 = 25 %, predicted 25/66 */
-    CU_ASSERT_EQUAL(r.n_share[0], 1);
-    CU_ASSERT_EQUAL(r.n_share[1], 0);
-    CU_ASSERT_DOUBLE_EQUAL(r.share_bias[0], 100.0 * 25 / 66 - 25.0, 1e-9);
-    CU_ASSERT_DOUBLE_EQUAL(r.share_mae[0], 100.0 * 25 / 66 - 25.0, 1e-9);
+    /* image scores: positive 0.9; negatives 0 and 0.6 (no categories: every image without GGO) */
+    CU_ASSERT_EQUAL(r.n_pos, 1);
+    CU_ASSERT_EQUAL(r.n_neg, 2);
+    CU_ASSERT_DOUBLE_EQUAL(r.auc, 1.0, 1e-12);
+    /* right lung share: GT 25/100 = 25 %, predicted 25/66; both lungs: the same pixels */
+    CU_ASSERT_EQUAL(r.all.share[0].n, 1);
+    CU_ASSERT_EQUAL(r.all.share[1].n, 0);
+    CU_ASSERT_DOUBLE_EQUAL(r.all.share[0].bias, 100.0 * 25 / 66 - 25.0, 1e-9);
+    CU_ASSERT_DOUBLE_EQUAL(r.all.share[0].mae, 100.0 * 25 / 66 - 25.0, 1e-9);
+    CU_ASSERT_EQUAL(r.all.share_lungs.n, 1);
+    CU_ASSERT_DOUBLE_EQUAL(r.all.share_lungs.bias, 100.0 * 25 / 66 - 25.0, 1e-9);
+    CU_ASSERT_EQUAL(r.all.share_lungs_gt.n, 1);
     CU_ASSERT_DOUBLE_EQUAL(r.ms_mean, 20.0, 1e-9);
 
     char path[] = "/tmp/cx_eval_jsonXXXXXX";
@@ -158,7 +176,8 @@ static void test_metrics(void)
     if (f)
         fclose(f);
     CU_ASSERT_PTR_NOT_NULL(strstr(buf, "\"sensitivity\": 1"));
-    CU_ASSERT_PTR_NOT_NULL(strstr(buf, "\"name\": \"three\""));
+    CU_ASSERT_PTR_NOT_NULL(strstr(buf, "\"name\": \"three\", \"category\": null, \"gt_finding\": false, "
+                                       "\"image_score\": 0.6, \"present\": true"));
     unlink(path);
     cx_eval_free(ev);
 }
@@ -319,14 +338,468 @@ static void test_broken_inputs(void)
     rmdir(dir);
 }
 
+static void test_roc_auc(void)
+{
+    const double p1[] = {0.9, 0.8}, n1[] = {0.1, 0.2};
+    CU_ASSERT_DOUBLE_EQUAL(cx_eval_roc_auc(p1, 2, n1, 2), 1.0, 1e-12);
+    CU_ASSERT_DOUBLE_EQUAL(cx_eval_roc_auc(n1, 2, p1, 2), 0.0, 1e-12);
+    /* ties are worth half a pair */
+    const double t[] = {0.5};
+    CU_ASSERT_DOUBLE_EQUAL(cx_eval_roc_auc(t, 1, t, 1), 0.5, 1e-12);
+    const double z[] = {0, 0, 0};
+    CU_ASSERT_DOUBLE_EQUAL(cx_eval_roc_auc(z, 3, z, 2), 0.5, 1e-12);
+    /* 0.9 beats both, 0.5 ties 0.5 and beats 0.2, 0.3 beats 0.2 only: 4.5 of 6 pairs */
+    const double p2[] = {0.9, 0.5, 0.3}, n2[] = {0.5, 0.2};
+    CU_ASSERT_DOUBLE_EQUAL(cx_eval_roc_auc(p2, 3, n2, 2), 0.75, 1e-12);
+    /* scikit-learn's roc_auc_score example: y = [0, 0, 1, 1], s = [0.1, 0.4, 0.35, 0.8] -> 0.75 */
+    const double p3[] = {0.35, 0.8}, n3[] = {0.1, 0.4};
+    CU_ASSERT_DOUBLE_EQUAL(cx_eval_roc_auc(p3, 2, n3, 2), 0.75, 1e-12);
+    CU_ASSERT(isnan(cx_eval_roc_auc(p1, 2, NULL, 0)));
+    CU_ASSERT(isnan(cx_eval_roc_auc(NULL, 0, n1, 2)));
+}
+
+/* Figures per category, the decision rule's answer as given, lung sides unknown. */
+static void test_categories(void)
+{
+    cx_error e = {0};
+    float thr[4] = {0, 0.5f, 0.5f, 0.5f};
+    cx_eval *ev;
+    CU_ASSERT_EQUAL_FATAL(cx_eval_new(3, thr, 1, 2, 3, &ev, &e), CX_OK);
+    uint8_t g1[W * H] = {0}, g2[W * H] = {0}, g3[W * H] = {0}, m[W * H];
+    cx_eval_gt gt;
+    cx_detection d[3];
+
+    /* covid: finding x0..4 y0..4 in the right lung x0..9; the finding is reported (keep) and
+     * exact; a left-lung detection under its threshold is not reported */
+    fill(g1, W, 0, 0, 4, 4);
+    fill(g2, W, 0, 0, 9, 9);
+    fill(g3, W, 10, 0, 19, 9);
+    make_gt(g1, g2, g3, &gt);
+    memset(m, 0, sizeof m);
+    fill(m, W, 0, 0, 4, 4);
+    det_full(&d[0], 1, 0.9f, m);
+    memset(m, 0, sizeof m);
+    fill(m, W, 0, 0, 9, 9);
+    det_full(&d[1], 2, 0.8f, m);
+    memset(m, 0, sizeof m);
+    fill(m, W, 10, 0, 19, 9);
+    det_full(&d[2], 3, 0.3f, m);
+    int keep_all[3] = {1, 1, 0};
+    cx_detections dl = {3, d, 3};
+    cx_eval_image in = {"c1", "covid", keep_all, 0.9, 1, 1.0};
+    CU_ASSERT_EQUAL(cx_eval_add_image(ev, &in, &gt, &dl, &e), CX_OK);
+    cx_eval_gt_clear(&gt);
+
+    /* normal, lung sides unknown: the whole lung x0..19; the same detections, the finding not
+     * reported (the rule said absent, score 0.4) */
+    memset(g1, 0, sizeof g1);
+    memset(g2, 0, sizeof g2);
+    memset(g3, 0, sizeof g3);
+    make_gt(g1, g2, g3, &gt);
+    gt.lung = calloc(W * H, 1);
+    fill(gt.lung, W, 0, 0, 19, 9);
+    gt.lung_side_unknown = 1;
+    int keep_lungs[3] = {0, 1, 1};
+    cx_eval_image in2 = {"n1", "normal", keep_lungs, 0.4, 0, 1.0};
+    CU_ASSERT_EQUAL(cx_eval_add_image(ev, &in2, &gt, &dl, &e), CX_OK);
+    /* noncovid: present (no GT for the finding: neither positive nor negative) */
+    cx_eval_image in3 = {"p1", "noncovid", keep_all, 0.95, 1, 1.0};
+    CU_ASSERT_EQUAL(cx_eval_add_image(ev, &in3, &gt, &dl, &e), CX_OK);
+    /* normal, called present */
+    cx_eval_image in4 = {"n2", "normal", keep_all, 0.9, 1, 1.0};
+    CU_ASSERT_EQUAL(cx_eval_add_image(ev, &in4, &gt, &dl, &e), CX_OK);
+    cx_eval_gt_clear(&gt);
+    free_dets(d, 3);
+
+    cx_eval_result r;
+    CU_ASSERT_EQUAL_FATAL(cx_eval_result_get(ev, &r, &e), CX_OK);
+    CU_ASSERT_EQUAL(r.n_categories, 3);
+    CU_ASSERT_STRING_EQUAL(r.cat[0].category, "covid");
+    CU_ASSERT_STRING_EQUAL(r.cat[1].category, "normal");
+    CU_ASSERT_STRING_EQUAL(r.cat[2].category, "noncovid");
+    CU_ASSERT_EQUAL(r.cat[1].n_images, 2);
+    CU_ASSERT_EQUAL(r.all.n_side_unknown, 3);
+    /* negatives are the normal images: scores 0.4 and 0.9 against the positive's 0.9 */
+    CU_ASSERT(r.by_category);
+    CU_ASSERT_EQUAL(r.n_pos, 1);
+    CU_ASSERT_EQUAL(r.n_neg, 2);
+    CU_ASSERT_DOUBLE_EQUAL(r.auc, 0.75, 1e-12);
+    CU_ASSERT_EQUAL(r.tp, 1);
+    CU_ASSERT_EQUAL(r.fp, 1);
+    CU_ASSERT_EQUAL(r.tn, 1);
+    CU_ASSERT_EQUAL(r.cat[2].n_present, 1);
+    /* per-side lung Dice: the covid image only (1.0 right; left GT vs nothing reported: 0) */
+    CU_ASSERT_EQUAL(r.all.dice[2].n, 1);
+    CU_ASSERT_DOUBLE_EQUAL(r.all.dice[2].mean, 1.0, 1e-12);
+    CU_ASSERT_EQUAL(r.all.dice[3].n, 1);
+    CU_ASSERT_DOUBLE_EQUAL(r.all.dice[3].mean, 0.0, 1e-12);
+    /* lungs together: covid 2*100/300; n1 and n2 ... reported lungs vs the whole lung */
+    CU_ASSERT_EQUAL(r.all.dice_lungs.n, 4);
+    CU_ASSERT_DOUBLE_EQUAL(r.cat[0].dice_lungs.mean, 200.0 / 300.0, 1e-12);
+    CU_ASSERT_DOUBLE_EQUAL(r.cat[1].dice_lungs.median, (1.0 + 200.0 / 300.0) / 2, 1e-12);
+    /* the finding: covid Dice 1; the normal image with a reported finding: 0 */
+    CU_ASSERT_DOUBLE_EQUAL(r.cat[0].dice[1].mean, 1.0, 1e-12);
+    CU_ASSERT_EQUAL(r.cat[1].dice[1].n, 1);
+    CU_ASSERT_DOUBLE_EQUAL(r.cat[1].dice[1].mean, 0.0, 1e-12);
+    /* % of lung affected, both lungs: covid GT 25/200 = 12.5 %, predicted 25/100 (the reported
+     * right lung); n1 0 vs 0; per side only where the sides are known */
+    CU_ASSERT_DOUBLE_EQUAL(r.cat[0].share_lungs.bias, 25.0 - 12.5, 1e-9);
+    CU_ASSERT_EQUAL(r.all.share_lungs.n, 4);
+    CU_ASSERT_EQUAL(r.all.share_lungs_gt.n, 1);
+    CU_ASSERT_EQUAL(r.all.share[0].n, 1);
+    CU_ASSERT_DOUBLE_EQUAL(r.all.share[0].bias, 0.0, 1e-9);
+    /* AP: lung-side detections of the side-unknown images are left out (1 each, from c1) */
+    CU_ASSERT_EQUAL(r.cls[2].n_det, 1);
+    CU_ASSERT_DOUBLE_EQUAL(r.cls[2].ap50, 1.0, 1e-12);
+    CU_ASSERT_EQUAL(r.cls[1].n_det, 4);
+
+    /* more categories than supported */
+    char nm[16];
+    int bad = 0;
+    make_gt(g1, g2, g3, &gt);
+    for (int i = 0; i < CX_EVAL_MAX_CATEGORIES + 1; i++) {
+        snprintf(nm, sizeof nm, "cat%d", i);
+        cx_eval_image x = {"x", nm, NULL, 0, 0, 0};
+        if (cx_eval_add_image(ev, &x, &gt, NULL, &e) != CX_OK)
+            bad++;
+    }
+    cx_eval_gt_clear(&gt);
+    CU_ASSERT_EQUAL(bad, 4); /* 3 categories already: 5 of the 9 new ones fit */
+    CU_ASSERT_PTR_NOT_NULL(strstr(e.msg, "category"));
+    cx_eval_free(ev);
+}
+
+/* lung mask helpers for the split: w 40, h 20 (1 % = 8 px) */
+#define LW 40
+#define LH 20
+
+static void split(const uint8_t *lung, uint8_t *r, uint8_t *l, int *amb)
+{
+    cx_error e = {0};
+    CU_ASSERT_EQUAL_FATAL(cx_eval_split_lungs(lung, LW, LH, r, l, amb, &e), CX_OK);
+}
+
+static int count(const uint8_t *m, int n)
+{
+    int c = 0;
+    for (int i = 0; i < n; i++)
+        c += m[i] != 0;
+    return c;
+}
+
+static void test_lung_split(void)
+{
+    uint8_t lung[LW * LH], r[LW * LH], l[LW * LH];
+    int amb = -1;
+    /* two fields side by side: the one on the image's left is the patient's right lung */
+    memset(lung, 0, sizeof lung);
+    fill(lung, LW, 2, 2, 11, 17);
+    fill(lung, LW, 25, 2, 36, 17);
+    split(lung, r, l, &amb);
+    CU_ASSERT_EQUAL(amb, 0);
+    CU_ASSERT_EQUAL(r[5 * LW + 5], 1);
+    CU_ASSERT_EQUAL(l[5 * LW + 5], 0);
+    CU_ASSERT_EQUAL(l[5 * LW + 30], 1);
+    CU_ASSERT_EQUAL(count(r, LW * LH), 160);
+    CU_ASSERT_EQUAL(count(l, LW * LH), 192);
+    /* a 2-px fragment (under 1 %) at column 20 joins the field whose mean column is nearer: the
+     * left one (30.5, against 6.5); one at column 14 joins the right lung; a diagonal touch is
+     * the same region as the field */
+    lung[19 * LW + 20] = lung[19 * LW + 21] = 1;
+    lung[0 * LW + 14] = 1;
+    lung[18 * LW + 12] = 1;
+    split(lung, r, l, &amb);
+    CU_ASSERT_EQUAL(amb, 0);
+    CU_ASSERT_EQUAL(l[19 * LW + 20], 1);
+    CU_ASSERT_EQUAL(r[19 * LW + 20], 0);
+    CU_ASSERT_EQUAL(r[0 * LW + 14], 1);
+    CU_ASSERT_EQUAL(r[18 * LW + 12], 1);
+    CU_ASSERT_EQUAL(count(r, LW * LH) + count(l, LW * LH), count(lung, LW * LH));
+    /* mirrored: laterality follows the image side, not the size */
+    memset(lung, 0, sizeof lung);
+    fill(lung, LW, 2, 2, 13, 17);
+    fill(lung, LW, 28, 2, 36, 17);
+    split(lung, r, l, &amb);
+    CU_ASSERT_EQUAL(amb, 0);
+    CU_ASSERT_EQUAL(count(r, LW * LH), 12 * 16);
+    CU_ASSERT_EQUAL(l[10 * LW + 30], 1);
+    /* merged into one region by a bridge: ambiguous, both sides empty */
+    fill(lung, LW, 12, 9, 27, 10);
+    split(lung, r, l, &amb);
+    CU_ASSERT_EQUAL(amb, 1);
+    CU_ASSERT_EQUAL(count(r, LW * LH) + count(l, LW * LH), 0);
+    /* one above the other: columns overlap by more than half of the narrower field */
+    memset(lung, 0, sizeof lung);
+    fill(lung, LW, 5, 1, 30, 8);
+    fill(lung, LW, 8, 11, 28, 18);
+    split(lung, r, l, &amb);
+    CU_ASSERT_EQUAL(amb, 1);
+    /* a small overlap (3 columns of 10) is still side by side */
+    memset(lung, 0, sizeof lung);
+    fill(lung, LW, 2, 1, 11, 8);
+    fill(lung, LW, 9, 11, 18, 18);
+    split(lung, r, l, &amb);
+    CU_ASSERT_EQUAL(amb, 0);
+    CU_ASSERT_EQUAL(r[2 * LW + 2], 1);
+    /* one field only (the other under 1 % of the image), or none at all: ambiguous */
+    memset(lung, 0, sizeof lung);
+    fill(lung, LW, 2, 2, 11, 17);
+    fill(lung, LW, 30, 2, 31, 3);
+    split(lung, r, l, &amb);
+    CU_ASSERT_EQUAL(amb, 1);
+    memset(lung, 0, sizeof lung);
+    split(lung, r, l, &amb);
+    CU_ASSERT_EQUAL(amb, 1);
+}
+
+/* Writes a w x h 8-bit grey PNG of 0/255 from a 0/1 mask. */
+static void write_mask(const char *path, const uint8_t *m, int w, int h)
+{
+    cx_error e = {0};
+    cx_image *img = NULL;
+    CU_ASSERT_EQUAL_FATAL(cx_image_new(w, h, &img, &e), CX_OK);
+    for (int i = 0; i < w * h; i++)
+        img->data[i] = m[i] ? 1.0f : 0.0f;
+    CU_ASSERT_EQUAL(cx_image_write_png(path, img, 8, &e), CX_OK);
+    cx_image_free(img);
+}
+
+static void pathf(char *buf, size_t cap, const char *dir, const char *rel)
+{
+    snprintf(buf, cap, "%s/%s", dir, rel);
+}
+
+static void test_maskfolder(void)
+{
+    char dir[] = "/tmp/cx_eval_mfXXXXXX";
+    CU_ASSERT_PTR_NOT_NULL_FATAL(mkdtemp(dir));
+    char p[512];
+    static const char *const sub[] = {"images", "lung", "infection"};
+    for (int i = 0; i < 3; i++) {
+        pathf(p, sizeof p, dir, sub[i]);
+        CU_ASSERT_EQUAL_FATAL(mkdir(p, 0700), 0);
+    }
+    /* covid_1: two lung fields and a finding in the right one; normal_1: lungs merged */
+    uint8_t img[LW * LH], lung[LW * LH], inf[LW * LH];
+    memset(img, 1, sizeof img);
+    memset(lung, 0, sizeof lung);
+    memset(inf, 0, sizeof inf);
+    fill(lung, LW, 2, 2, 11, 17);
+    fill(lung, LW, 25, 2, 36, 17);
+    fill(inf, LW, 3, 3, 6, 6);
+    fill(inf, LW, 8, 12, 10, 14);
+    const char *ids[] = {"covid_1", "normal_1", "noncovid_1"};
+    for (int i = 0; i < 3; i++) {
+        char rel[64];
+        if (i == 1)
+            fill(lung, LW, 12, 9, 27, 10);
+        if (i > 0)
+            memset(inf, 0, sizeof inf);
+        for (int f = 0; f < 3; f++) {
+            snprintf(rel, sizeof rel, "%s/%s.png", sub[f], ids[i]);
+            pathf(p, sizeof p, dir, rel);
+            write_mask(p, f == 0 ? img : f == 1 ? lung : inf, LW, LH);
+        }
+    }
+    char man[512];
+    pathf(man, sizeof man, dir, "manifest.csv");
+    write_text(man, "id,category,source_split,source_path\n"
+                    "covid_1,covid,val,Val/COVID-19/images/covid_1.png\n"
+                    "normal_1,normal,val,x\n"
+                    "noncovid_1,noncovid,train,x\n");
+    cx_error e = {0};
+    cx_eval_dataset *d = NULL;
+    CU_ASSERT_EQUAL_FATAL(cx_eval_dataset_open(dir, &d, &e), CX_OK);
+    CU_ASSERT_EQUAL(cx_eval_dataset_form(d), CX_EVAL_FORM_MASKFOLDER);
+    CU_ASSERT_EQUAL(cx_eval_dataset_count(d), 3);
+    CU_ASSERT_STRING_EQUAL(cx_eval_dataset_name(d, 0), "covid_1");
+    CU_ASSERT_STRING_EQUAL(cx_eval_dataset_file(d, 0), "images/covid_1.png");
+    CU_ASSERT_STRING_EQUAL(cx_eval_dataset_category(d, 2), "noncovid");
+    CU_ASSERT_STRING_EQUAL(cx_eval_dataset_source_split(d, 2), "train");
+
+    const char *names[4] = {NULL, "opacity", "right_lung", "left_lung"};
+    cx_eval_params prm = cx_eval_default_params_k(3);
+    prm.min_region_frac = 0;
+    cx_eval_gt gt;
+    CU_ASSERT_EQUAL_FATAL(cx_eval_load_gt_names(d, 0, names, 3, LW, LH, &prm, &gt, &e), CX_OK);
+    CU_ASSERT_EQUAL(gt.n_inst[1], 2);          /* two finding regions */
+    CU_ASSERT_EQUAL(gt.inst_area[1][1], 16);
+    CU_ASSERT_EQUAL(gt.n_inst[2], 1);
+    CU_ASSERT_EQUAL(gt.inst_area[2][1], 160);  /* right lung: the image's left field */
+    CU_ASSERT_EQUAL(gt.inst[3][5 * LW + 30], 1);
+    CU_ASSERT_EQUAL(gt.lung_side_unknown, 0);
+    CU_ASSERT_PTR_NOT_NULL(gt.lung);
+    cx_eval_gt_clear(&gt);
+    CU_ASSERT_EQUAL_FATAL(cx_eval_load_gt_names(d, 1, names, 3, LW, LH, &prm, &gt, &e), CX_OK);
+    CU_ASSERT_EQUAL(gt.lung_side_unknown, 1);  /* merged lungs */
+    CU_ASSERT_EQUAL(gt.n_inst[1] + gt.n_inst[2] + gt.n_inst[3], 0);
+    CU_ASSERT_EQUAL(count(gt.lung, LW * LH), 160 + 192 + 2 * 13);
+    cx_eval_gt_clear(&gt);
+    /* the old model's ggo class takes the infection folder too */
+    const char *old_names[4] = {NULL, "ggo", "right_lung", "left_lung"};
+    CU_ASSERT_EQUAL_FATAL(cx_eval_load_gt_names(d, 0, old_names, 3, LW, LH, &prm, &gt, &e), CX_OK);
+    CU_ASSERT_EQUAL(gt.n_inst[1], 2);
+    cx_eval_gt_clear(&gt);
+    /* an image size that is not the masks' */
+    CU_ASSERT_EQUAL(cx_eval_load_gt_names(d, 0, names, 3, LW, LH + 1, &prm, &gt, &e), CX_ERR_FORMAT);
+    CU_ASSERT_PTR_NOT_NULL(strstr(e.msg, "lung/covid_1.png: mask 40x20 but the image"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(e.msg, "images/covid_1.png is 40x21"));
+
+    /* selection: holdout list, then source_split and category */
+    char hp[512];
+    pathf(hp, sizeof hp, dir, "holdout.json");
+    write_text(hp, "{\"data\": \"x\", \"holdout\": [\"noncovid_1\", \"covid_1\"]}");
+    char **sel;
+    int n;
+    CU_ASSERT_EQUAL_FATAL(cx_eval_read_split(hp, "holdout", &sel, &n, &e), CX_OK);
+    CU_ASSERT_EQUAL(cx_eval_dataset_select(d, (const char *const *)sel, n, &e), CX_OK);
+    cx_eval_strings_free(sel, n);
+    CU_ASSERT_EQUAL(cx_eval_dataset_count(d), 2);
+    const char *cats[] = {"covid", "normal"};
+    CU_ASSERT_EQUAL(cx_eval_dataset_filter(d, NULL, cats, 2, &e), CX_OK);
+    CU_ASSERT_EQUAL(cx_eval_dataset_count(d), 1);
+    CU_ASSERT_STRING_EQUAL(cx_eval_dataset_name(d, 0), "covid_1");
+    CU_ASSERT_EQUAL(cx_eval_dataset_filter(d, "train", NULL, 0, &e), CX_ERR_FORMAT);
+    CU_ASSERT_PTR_NOT_NULL(strstr(e.msg, "no image left"));
+    cx_eval_dataset_free(d);
+
+    /* a mask of the wrong size, and a PNG that is not one: errors name the file */
+    CU_ASSERT_EQUAL_FATAL(cx_eval_dataset_open(dir, &d, &e), CX_OK);
+    uint8_t small[10 * 10] = {0};
+    pathf(p, sizeof p, dir, "infection/normal_1.png");
+    write_mask(p, small, 10, 10);
+    CU_ASSERT_EQUAL(cx_eval_load_gt_names(d, 1, names, 3, LW, LH, &prm, &gt, &e), CX_ERR_FORMAT);
+    CU_ASSERT_PTR_NOT_NULL(strstr(e.msg, "infection/normal_1.png: mask 10x10 but the image"));
+    pathf(p, sizeof p, dir, "lung/noncovid_1.png");
+    write_text(p, "not a PNG");
+    CU_ASSERT_NOT_EQUAL(cx_eval_load_gt_names(d, 2, names, 3, LW, LH, &prm, &gt, &e), CX_OK);
+    CU_ASSERT_PTR_NOT_NULL(strstr(e.msg, "lung/noncovid_1.png"));
+    cx_eval_dataset_free(d);
+
+    /* bad manifests: file:line */
+    static const struct {
+        const char *text, *expect;
+    } cases[] = {
+        {"category,source_split\ncovid,val\n", "manifest.csv:1: header lacks the column id"},
+        {"id,category,source_split\ncovid_1,covid,val\nnormal_1,normal\n", "manifest.csv:3: 2 fields"},
+        {"id,category\ncovid_1,covid\n,normal\n", "manifest.csv:3: id '' empty"},
+        {"id,category\n../covid_1,covid\n", "manifest.csv:2: id '../covid_1'"},
+        {"id,category\ncovid_1,covid\ncovid_1,normal\n", "manifest.csv:3: id 'covid_1' repeated (first on line 2)"},
+        {"id,category\ncovid_1,\n", "manifest.csv:2: category '' empty"},
+        {"id,category\n", "no images listed"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        write_text(man, cases[i].text);
+        CU_ASSERT_EQUAL(cx_eval_dataset_open(dir, &d, &e), CX_ERR_FORMAT);
+        if (!strstr(e.msg, cases[i].expect))
+            fprintf(stderr, "case %zu: got '%s'\n", i, e.msg);
+        CU_ASSERT_PTR_NOT_NULL(strstr(e.msg, cases[i].expect));
+    }
+    /* no source_split column: --subset cannot select */
+    write_text(man, "id,category\ncovid_1,covid\n");
+    CU_ASSERT_EQUAL_FATAL(cx_eval_dataset_open(dir, &d, &e), CX_OK);
+    CU_ASSERT_PTR_NULL(cx_eval_dataset_source_split(d, 0));
+    CU_ASSERT_EQUAL(cx_eval_dataset_filter(d, "val", NULL, 0, &e), CX_ERR_FORMAT);
+    CU_ASSERT_PTR_NOT_NULL(strstr(e.msg, "no source_split column"));
+    cx_eval_dataset_free(d);
+    /* neither form */
+    unlink(man);
+    CU_ASSERT_EQUAL(cx_eval_dataset_open(dir, &d, &e), CX_ERR_IO);
+    CU_ASSERT_PTR_NOT_NULL(strstr(e.msg, "manifest.csv"));
+
+    for (int i = 0; i < 3; i++)
+        for (int f = 0; f < 3; f++) {
+            char rel[64];
+            snprintf(rel, sizeof rel, "%s/%s.png", sub[f], ids[i]);
+            pathf(p, sizeof p, dir, rel);
+            unlink(p);
+        }
+    for (int i = 0; i < 3; i++) {
+        pathf(p, sizeof p, dir, sub[i]);
+        rmdir(p);
+    }
+    unlink(hp);
+    rmdir(dir);
+}
+
+/* The structure form: opacity's ground truth is GGO + consolidation, ggo's GGO only. */
+static void test_opacity_mapping(void)
+{
+    CU_ASSERT(cx_eval_class_matches("opacity", "COVID-19 Ground Glass Opacities"));
+    CU_ASSERT(cx_eval_class_matches("opacity", "COVID-19 Consolidation"));
+    CU_ASSERT(cx_eval_class_matches("opacity", "infection"));
+    CU_ASSERT(cx_eval_class_matches("ggo", "COVID-19 Ground Glass Opacities"));
+    CU_ASSERT_FALSE(cx_eval_class_matches("ggo", "COVID-19 Consolidation"));
+    CU_ASSERT_FALSE(cx_eval_class_matches("opacity", "COVID-19 Right Lung"));
+    CU_ASSERT(cx_eval_class_matches("right_lung", "COVID-19 Right Lung"));
+
+    char dir[] = "/tmp/cx_eval_opXXXXXX";
+    CU_ASSERT_PTR_NOT_NULL_FATAL(mkdtemp(dir));
+    char p[512];
+    pathf(p, sizeof p, dir, "masks");
+    CU_ASSERT_EQUAL_FATAL(mkdir(p, 0700), 0);
+    uint8_t box[4 * 4];
+    memset(box, 1, sizeof box);
+    pathf(p, sizeof p, dir, "masks/g.png");
+    write_mask(p, box, 4, 4);
+    pathf(p, sizeof p, dir, "masks/c.png");
+    write_mask(p, box, 4, 4);
+    char csv[512];
+    pathf(csv, sizeof csv, dir, "structure.csv");
+    write_text(csv, "Class,Filename,Mask,Top,Left\n"
+                    "COVID-19 Ground Glass Opacities,a.png,masks/g.png,0,0\n"
+                    "COVID-19 Consolidation,a.png,masks/c.png,0,10\n"
+                    "COVID-19 Consolidation,a.png,masks/c.png,2,2\n");
+    cx_error e = {0};
+    cx_eval_dataset *d = NULL;
+    CU_ASSERT_EQUAL_FATAL(cx_eval_dataset_open(dir, &d, &e), CX_OK);
+    CU_ASSERT_EQUAL(cx_eval_dataset_form(d), CX_EVAL_FORM_STRUCTURE);
+    cx_eval_params prm = cx_eval_default_params_k(3);
+    prm.min_region_frac = 0;
+    cx_eval_gt gt;
+    const char *opacity[4] = {NULL, "opacity", "right_lung", "left_lung"};
+    CU_ASSERT_EQUAL_FATAL(cx_eval_load_gt_names(d, 0, opacity, 3, W, H, &prm, &gt, &e), CX_OK);
+    /* GGO at (0..3, 0..3) overlapping consolidation at (2..5, 2..5): one region of 28 px; the
+     * consolidation at x 10..13 another */
+    CU_ASSERT_EQUAL(gt.n_inst[1], 2);
+    CU_ASSERT_EQUAL(gt.inst_area[1][1], 28);
+    CU_ASSERT_EQUAL(gt.inst_area[1][2], 16);
+    cx_eval_gt_clear(&gt);
+    const char *ggo[4] = {NULL, "ggo", "right_lung", "left_lung"};
+    CU_ASSERT_EQUAL_FATAL(cx_eval_load_gt_names(d, 0, ggo, 3, W, H, &prm, &gt, &e), CX_OK);
+    CU_ASSERT_EQUAL(gt.n_inst[1], 1);
+    CU_ASSERT_EQUAL(gt.inst_area[1][1], 16);
+    cx_eval_gt_clear(&gt);
+    cx_eval_dataset_free(d);
+    unlink(csv);
+    pathf(p, sizeof p, dir, "masks/g.png");
+    unlink(p);
+    pathf(p, sizeof p, dir, "masks/c.png");
+    unlink(p);
+    pathf(p, sizeof p, dir, "masks");
+    rmdir(p);
+    rmdir(dir);
+}
+
+static void alloc_failures(int form);
+
 static void test_alloc_failures(void)
 {
-    /* every allocation of a dataset open + GT load failing in turn gives NOMEM, never a crash */
+    /* every allocation of a dataset open + GT load failing in turn gives NOMEM, never a crash;
+     * both forms (tests/data/eval and tests/data/eval_mf) */
+    for (int form = 0; form < 2; form++)
+        alloc_failures(form);
+}
+
+static void alloc_failures(int form)
+{
     char dir[4096];
     fixture(dir, sizeof dir);
+    if (form)
+        strcat(dir, "_mf");
     const char *names[4] = {NULL, "ggo", "right_lung", "left_lung"};
     cx_eval_params p = cx_eval_default_params_k(3);
-    for (unsigned long k = 1; k < 400; k++) {
+    for (unsigned long k = 1; k < 1000; k++) {
         cx_error e = {0};
         cx_eval_dataset *d = NULL;
         cx_alloc_fail_at(k, 0);
@@ -354,6 +827,11 @@ static const cx_test_case cases[] = {
     {"ground-truth regions", test_regions},
     {"dataset fixture and split", test_dataset},
     {"broken csv and json", test_broken_inputs},
+    {"ROC AUC, ties half", test_roc_auc},
+    {"figures per category, lung sides unknown", test_categories},
+    {"lung split into the patient's sides", test_lung_split},
+    {"mask-folder reader and its errors", test_maskfolder},
+    {"opacity = GGO + consolidation", test_opacity_mapping},
     {"allocation failures", test_alloc_failures},
     {NULL, NULL},
 };

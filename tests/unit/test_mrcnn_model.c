@@ -91,6 +91,10 @@ typedef struct edit {
     const char *drop_tensor;
     const char *extra_tensor;       /* add a 1-element float tensor with this name */
     const char *reshape_tensor;     /* write with dims reversed */
+    const char *add_i64_key;        /* extra metadata: one int and up to two numbers */
+    long long add_i64_val;
+    const char *add_f64_key[2];
+    double add_f64_val[2];
 } edit;
 
 static void write_edited(const edit *e)
@@ -128,6 +132,19 @@ static void write_edited(const edit *e)
                 wb(&body, &m->f[j], 8);
         }
     }
+    if (e->add_i64_key) {
+        nm++;
+        wstr(&body, e->add_i64_key);
+        w32(&body, CX_META_I64);
+        w64(&body, (uint64_t)e->add_i64_val);
+    }
+    for (int i = 0; i < 2; i++)
+        if (e->add_f64_key[i]) {
+            nm++;
+            wstr(&body, e->add_f64_key[i]);
+            w32(&body, CX_META_F64);
+            wb(&body, &e->add_f64_val[i], 8);
+        }
     static const float one = 1.0f;
     int n = cx_mfile_tensor_count(mf);
     for (int i = 0; i <= n; i++) {
@@ -301,6 +318,66 @@ static void test_meta_errors(void)
     expect_fail(CX_ERR_MODEL, "metadata 'class.2.code' missing", NULL);
 }
 
+/* A detection of `label` whose 4 x 5 box-local mask has `px` pixels set. */
+static void det_px(cx_detection *d, int label, float score, int px)
+{
+    memset(d, 0, sizeof *d);
+    d->label = label;
+    d->score = score;
+    d->mask_w = 4;
+    d->mask_h = 5;
+    d->mask = calloc(20, 1);
+    for (int i = 0; i < px && i < 20; i++)
+        d->mask[i] = 1;
+}
+
+/* cx_decision_keep: the reporting threshold per class, and the decision class only when the image
+ * is present under the rule (decision.class 1, score 0.6, min_area 0.1 of a 10 x 10 image = 10 px). */
+static void test_decision_keep(void)
+{
+    CU_ASSERT_FATAL(load_orig());
+    edit e = {0};
+    e.add_i64_key = "decision.class";
+    e.add_i64_val = 1;
+    e.add_f64_key[0] = "decision.score";
+    e.add_f64_val[0] = 0.6;
+    e.add_f64_key[1] = "decision.min_area";
+    e.add_f64_val[1] = 0.1;
+    write_edited(&e);
+    cx_error err = {0};
+    cx_model *m = NULL;
+    CU_ASSERT_FATAL(cx_model_load(tmp_path, &m, &err) == CX_OK);
+    CU_ASSERT_EQUAL(cx_model_decision(m)->label, 1);
+    cx_detection d[5];
+    det_px(&d[0], 1, 0.9f, 5);   /* highest class-1 score, but too small for the rule */
+    det_px(&d[1], 2, 0.8f, 20);  /* another class: only its threshold matters */
+    det_px(&d[2], 1, 0.55f, 12); /* large enough, under the rule's 0.6: image absent */
+    det_px(&d[3], 2, 0.2f, 20);  /* under the class threshold */
+    det_px(&d[4], 9, 0.99f, 20); /* no such label */
+    cx_detections dl = {5, d, 5};
+    float thr[5] = {0, 0.5f, 0.5f, 0.5f, 0.5f};
+    int keep[5] = {7, 7, 7, 7, 7};
+    double s = cx_decision_keep(m, &dl, 10, 10, thr, keep);
+    CU_ASSERT_DOUBLE_EQUAL(s, 0.55, 1e-6);
+    CU_ASSERT_FALSE(cx_decision_present(m, s));
+    CU_ASSERT(keep[0] == 0 && keep[1] == 1 && keep[2] == 0 && keep[3] == 0 && keep[4] == 0);
+    d[2].score = 0.7f;           /* now the image is present: both class-1 detections >= 0.5 report */
+    s = cx_decision_keep(m, &dl, 10, 10, thr, keep);
+    CU_ASSERT_DOUBLE_EQUAL(s, 0.7, 1e-6);
+    CU_ASSERT(keep[0] == 1 && keep[1] == 1 && keep[2] == 1 && keep[3] == 0 && keep[4] == 0);
+    thr[1] = 0.95f;              /* a caller's override of the class threshold still applies */
+    cx_decision_keep(m, &dl, 10, 10, thr, keep);
+    CU_ASSERT(keep[0] == 0 && keep[2] == 0 && keep[1] == 1);
+    /* NULL thresholds: the model's own per class */
+    cx_decision_keep(m, &dl, 10, 10, NULL, keep);
+    CU_ASSERT_EQUAL(keep[1], d[1].score >= cx_model_class(m, 2)->score_thresh);
+    cx_detections none = {0, NULL, 0};
+    CU_ASSERT_DOUBLE_EQUAL(cx_decision_keep(m, &none, 10, 10, thr, keep), 0.0, 0);
+    for (int i = 0; i < 5; i++)
+        free(d[i].mask);
+    cx_model_free(m);
+}
+
 static void test_alloc_failures(void)
 {
     CU_ASSERT_FATAL(load_orig());
@@ -336,6 +413,7 @@ static const cx_test_case cases[] = {
     {"magic, version, header fields", test_magic_version},
     {"wrong shape, missing, extra, inconsistent tensors", test_tensor_errors},
     {"metadata errors", test_meta_errors},
+    {"decision rule: which detections are reported", test_decision_keep},
     {"every allocation failing in turn", test_alloc_failures},
     {"cleanup", test_cleanup},
     {NULL, NULL}};
