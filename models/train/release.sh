@@ -1,7 +1,8 @@
 #!/bin/sh
 # From a finished training run to the shipped model, every choice made by a rule fixed before the
 # final evaluation (docs/training.md, "Release"):
-#   1. reporting thresholds fixed a priori: score 0.5 and mask 0.5 for every class, box NMS 0.3,
+#   1. reporting thresholds fixed a priori: score 0.5 (the opacity class: min(0.5, decision.score),
+#      so that a "present" image always shows its finding) and mask 0.5 for every class, box NMS 0.3,
 #      image-level rule on the opacity class with a minimum area of 0.5 % of the image;
 #   2. the image-level score threshold (decision.score) chosen on the HOLDOUT images that training
 #      left out of COVID-QU-Ex's train split (operating_point.py: holdout specificity >= 0.95);
@@ -38,8 +39,10 @@ $py "$here/../tools/export.py" "$run/ship.pt" -o "$run/provisional.cxm" --name "
     --json "$run/holdout-eval.json" > "$run/holdout-eval.txt"
 $py "$here/operating_point.py" "$run/holdout-eval.json" | tee "$run/operating_point.json"
 t=$($py -c 'import json,sys; print(json.load(open(sys.argv[1]))["score"])' "$run/operating_point.json")
+# the opacity reporting threshold is min(0.5, t): a "present" image always shows its finding
+to=$($py -c 'import sys; print(min(0.5, float(sys.argv[1])))' "$t")
 $py "$here/../tools/export.py" "$run/ship.pt" -o "$out" --name "$name" --version "$version" \
-    --decision-score "$t"
+    --decision-score "$t" --score-thresh "opacity=$to"
 "$build/cxrseg" eval --model "$out" --data "$quex" --subset val --json "$run/val-quex.json" \
     | tee "$run/val-quex.txt"
 "$build/cxrseg" eval --model "$out" --data "$cxr" --split "$here/split.json" --subset val \

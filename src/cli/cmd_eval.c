@@ -268,7 +268,8 @@ int cx_cli_eval(int argc, char **argv)
         }
         cx_eval_image ei = {name, cx_eval_dataset_category(ds, i), keep, 0, 0, ms};
         ei.image_score = cx_decision_keep(m, &dets, w, h, thr, keep);
-        ei.present = cx_decision_present(m, ei.image_score);
+        cx_decision rule = cx_decision_effective(m, thr);
+        ei.present = cx_decision_present_at(&rule, ei.image_score);
         st = cx_eval_add_image(ev, &ei, &gt, &dets, &e);
         cx_eval_gt_clear(&gt);
         if (st != CX_OK)

@@ -519,14 +519,31 @@ double cx_decision_image_score(const cx_model *m, const cx_detections *d, int wi
 
 int cx_decision_present(const cx_model *m, double image_score)
 {
-    return m->decision.label && image_score > 0 && image_score >= m->decision.score;
+    return cx_decision_present_at(&m->decision, image_score);
+}
+
+int cx_decision_present_at(const cx_decision *r, double image_score)
+{
+    return r->label && image_score > 0 && image_score >= r->score;
+}
+
+cx_decision cx_decision_effective(const cx_model *m, const float *score_thresh)
+{
+    cx_decision r = m->decision;
+    if (r.label) {
+        float t = score_thresh ? score_thresh[r.label] : m->classes[r.label - 1].score_thresh;
+        if (t > r.score)
+            r.score = t;
+    }
+    return r;
 }
 
 double cx_decision_keep(const cx_model *m, const cx_detections *d, int width, int height,
                         const float *score_thresh, int *keep)
 {
     double score = cx_decision_image_score(m, d, width, height);
-    int present = cx_decision_present(m, score);
+    cx_decision r = cx_decision_effective(m, score_thresh);
+    int present = cx_decision_present_at(&r, score);
     for (int i = 0; d && i < d->count; i++) {
         const cx_detection *x = &d->items[i];
         int l = x->label;

@@ -91,11 +91,17 @@ typedef struct cx_detections {
 /* The image-level score of `d` under m's decision rule (see cx_decision) for an image of
  * width x height pixels: 0 when no detection qualifies. */
 double cx_decision_image_score(const cx_model *m, const cx_detections *d, int width, int height);
-/* 1 when that score reaches the rule's threshold. */
+/* 1 when that score reaches the threshold of m's rule / of rule r. */
 int cx_decision_present(const cx_model *m, double image_score);
+int cx_decision_present_at(const cx_decision *r, double image_score);
+/* The rule in force with reporting thresholds score_thresh[1..K] (NULL: the classes' own): m's
+ * rule, its score raised to the decision class's reporting threshold when that is higher, so that
+ * "present" always comes with at least one reported finding (a conf file or --score can only make
+ * the rule stricter; release.sh keeps the shipped class threshold at or below decision.score). */
+cx_decision cx_decision_effective(const cx_model *m, const float *score_thresh);
 /* Which detections the product reports (the SEG/SR and `cxrseg eval` call this one rule):
  * keep[i] = 1 when d->items[i].score >= score_thresh[label] and, for a detection of the decision
- * class, the image is present under m's decision rule; else 0. score_thresh[1..K] are the
+ * class, the image is present under the effective rule (cx_decision_effective); else 0. score_thresh[1..K] are the
  * reporting thresholds per label (index 0 unused); NULL means each class's cx_class_info.score_thresh.
  * A model whose decision label is 0 gates nothing. keep (d->count entries, caller-owned) is always
  * written; labels outside 1..K are never kept. Returns the image score, computed from ALL of d

@@ -119,34 +119,29 @@ static cx_status write_overlay(const char *path, const cx_image *disp, const cx_
     return st;
 }
 
+/* The reporting threshold of every label (index 0 unused) as threshold_for gives it. */
+static void thresholds_of(const cx_model *m, const cx_segment_params *p, float *thr)
+{
+    int k = cx_model_num_classes(m);
+    if (k > CX_SEGMENT_MAX_CLASSES)
+        k = CX_SEGMENT_MAX_CLASSES; /* cx_segment_findings refuses such a model */
+    thr[0] = 0;
+    for (int l = 1; l <= k; l++)
+        thr[l] = threshold_for(p, cx_model_class(m, l));
+}
+
 int cx_segment_decide(const cx_model *m, const cx_segment_params *p, const cx_detections *d, int width, int height,
                       cx_decision *rule, double *image_score)
 {
-    cx_decision r = *cx_model_decision(m);
-    const cx_class_info *ci = cx_model_class(m, r.label);
-    /* A reporting threshold above the model's rule (a conf file or --score) makes the rule
-     * stricter, so that "present" always comes with at least one reported finding. */
-    if (ci && threshold_for(p, ci) > r.score)
-        r.score = threshold_for(p, ci);
+    float thr[CX_SEGMENT_MAX_CLASSES + 1];
+    thresholds_of(m, p, thr);
+    cx_decision r = cx_decision_effective(m, thr);
     double s = cx_decision_image_score(m, d, width, height);
     if (rule)
         *rule = r;
     if (image_score)
         *image_score = s;
-    return cx_decision_present(m, s) && s >= r.score;
-}
-
-/* Which detections are reported: those at or above their class's reporting threshold, and those
- * of the decision class only when the image is present. keep[k] = 1 for a reported detection.
- * TODO(merge): replace with cx_decision_keep from src/mrcnn */
-static void report_keep(const cx_model *m, const cx_detections *d, const cx_segment_params *p, int present, int *keep)
-{
-    int label = cx_model_decision(m)->label;
-    for (int k = 0; k < d->count; k++) {
-        const cx_detection *e = &d->items[k];
-        const cx_class_info *ci = cx_model_class(m, e->label);
-        keep[k] = ci && e->score >= threshold_for(p, ci) && (e->label != label || present);
-    }
+    return cx_decision_present_at(&r, s);
 }
 
 static const char *class_meaning(const cx_class_info *ci)
@@ -189,6 +184,9 @@ cx_status cx_segment_findings(const cx_model *m, const cx_detections *d, const c
     if (!m || !d || !p || !fs || !n_out || !keep || !r || width <= 0 || height <= 0)
         return cx_error_set(err, CX_ERR_INVALID, STAGE, "findings: missing argument or empty image (%d x %d)", width,
                             height);
+    if (cx_model_num_classes(m) > CX_SEGMENT_MAX_CLASSES)
+        return cx_error_set(err, CX_ERR_MODEL, STAGE, "findings: the model has %d classes, at most %d are supported",
+                            cx_model_num_classes(m), CX_SEGMENT_MAX_CLASSES);
     memset(keep, 0, (size_t)(d->count ? d->count : 1) * sizeof *keep);
     memset(fs, 0, (size_t)(d->count ? d->count : 1) * sizeof *fs);
     r->n_lungs = r->n_findings = 0;
@@ -205,8 +203,10 @@ cx_status cx_segment_findings(const cx_model *m, const cx_detections *d, const c
                                 e->mask_h, e->mask_x0, e->mask_y0, width, height);
     }
     /* The image-level answer; what is reported; the best lung of each side; findings in score order. */
+    float thr[CX_SEGMENT_MAX_CLASSES + 1];
+    thresholds_of(m, p, thr);
     r->finding_present = cx_segment_decide(m, p, d, width, height, &r->rule, &r->image_score);
-    report_keep(m, d, p, r->finding_present, keep);
+    cx_decision_keep(m, d, width, height, thr, keep);
     int lung_idx[2] = {-1, -1};
     for (int k = 0; k < d->count; k++) {
         const cx_detection *e = &d->items[k];

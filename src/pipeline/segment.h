@@ -14,6 +14,9 @@
 extern "C" {
 #endif
 
+/* Most foreground classes a model may have for the pipeline (the thresholds live on the stack). */
+#define CX_SEGMENT_MAX_CLASSES 64
+
 typedef struct cx_segment_params {
     cxd_write_options write;       /* UID root, series, outputs (CXD_OUT_*), SEG-when-nothing rule */
     double score;                  /* >= 0: one reporting threshold for every class; < 0: per class */
