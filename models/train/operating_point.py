@@ -34,7 +34,7 @@ def choose(images, max_fp_rate=0.05):
 def main():
     with open(sys.argv[1]) as f:
         ev = json.load(f)
-    print(json.dumps(choose(ev["images"]), indent=1))
+    print(json.dumps(choose(ev["per_image"]), indent=1))
 
 
 if __name__ == "__main__":

@@ -49,4 +49,5 @@ $py "$here/../tools/export.py" "$run/ship.pt" -o "$out" --name "$name" --version
     --json "$run/val-cxr.json" | tee "$run/val-cxr.txt"
 $py "$here/plots.py" --log "$run/log.jsonl" --out "$stem-training.png"
 $py "$here/plots.py" --eval "$run/val-cxr.json" --out "$stem-pr.png"
+$py "$here/plots.py" --roc "$run/val-quex.json" "$run/val-cxr.json" --out "$stem-roc.png"
 sha256sum "$out"
