@@ -3,7 +3,7 @@
 # (the recipe is Python and is never run by the build or by `make check`).
 modelsdir = $(pkgdatadir)/models
 dist_models_DATA = models/cxrseg.cxm models/cxrseg.md
-EXTRA_DIST += models/cxrseg-training.png models/cxrseg-pr.png docs/training.md \
+EXTRA_DIST += models/cxrseg-training.png models/cxrseg-pr.png models/cxrseg-roc.png docs/training.md \
 	models/train/cxrdata.py models/train/train.py models/train/make_split.py models/train/split.json \
 	models/train/dsform.py models/train/raster.py models/train/supervisely.py models/train/coco.py \
 	models/train/evaluate.py models/train/tune.py models/train/plots.py models/train/release.sh \
