@@ -239,8 +239,10 @@ typedef struct cxd_write_options {
     int presence;                /* CXD_PRESENCE_* */
     char presence_basis[CXD_LSTR]; /* "" = none; else an SR Comment beside the answer saying how
                                     * it was reached (score, rule) */
-    /* Display image for GSPS/SC: 8-bit grey, windowed (MONOCHROME2 sense), source rows x cols. */
-    const uint8_t *display;      /* borrowed; NULL = no SC */
+    /* The secondary capture's picture, already drawn by the caller (the display image with the
+     * findings and a legend burned in; the pipeline makes it with cx_overlay_render, the same
+     * picture as the CLI's overlay.png): 8-bit RGB, interleaved, source rows x cols. */
+    const uint8_t *display_rgb;  /* borrowed; NULL = no SC */
     int display_rows, display_cols;
     /* Per output (0 SEG, 1 SR, 2 GSPS, 3 SC): series number and description; 0 / "" = derived
      * from series_number and series_description above. */

@@ -708,7 +708,7 @@ cxd_status results_write_dataset(DcmItem &srcds, const cxd_finding *findings, si
             snprintf(r.gsps_path, sizeof r.gsps_path, "%s", p.c_str());
             snprintf(r.gsps_sop_uid, sizeof r.gsps_sop_uid, "%s", uid.c_str());
         }
-        if ((want & CXD_OUT_SC) && opt->display) {
+        if ((want & CXD_OUT_SC) && opt->display_rgb) {
             std::string p = dir + "/sc.dcm", uid;
             write_sc(ctx, p, uid);
             r.written |= CXD_OUT_SC;

@@ -575,14 +575,15 @@ static void test_real_cr(void)
     /* Display image for GSPS/SC: decoded, min-max scaled, inverted (MONOCHROME1). */
     cxd_pixels px;
     CU_ASSERT_EQUAL_FATAL(cxd_file_decode(file, &px, &e), CXD_OK);
-    std::vector<uint8_t> disp((size_t)R * C);
+    std::vector<uint8_t> disp((size_t)R * C * 3);
     int32_t mn = INT32_MAX, mx = INT32_MIN;
-    for (size_t i = 0; i < disp.size(); i++) {
+    for (size_t i = 0; i < (size_t)R * C; i++) {
         mn = std::min(mn, px.data[i]);
         mx = std::max(mx, px.data[i]);
     }
-    for (size_t i = 0; i < disp.size(); i++)
-        disp[i] = (uint8_t)(255 - (int64_t)(px.data[i] - mn) * 255 / std::max(1, mx - mn));
+    for (size_t i = 0; i < (size_t)R * C; i++)
+        disp[3 * i] = disp[3 * i + 1] = disp[3 * i + 2] =
+            (uint8_t)(255 - (int64_t)(px.data[i] - mn) * 255 / std::max(1, mx - mn));
     cxd_pixels_clear(&px);
 
     /* Hand-made findings: two lungs; GGO with two regions in the right lung, one in the left. */
@@ -595,7 +596,7 @@ static void test_real_cr(void)
     cxd_write_options o;
     cxd_write_options_default(&o);
     o.outputs = CXD_OUT_SEG | CXD_OUT_SR | CXD_OUT_GSPS | CXD_OUT_SC;
-    o.display = disp.data();
+    o.display_rgb = disp.data();
     o.display_rows = R;
     o.display_cols = C;
     std::string out = tmpdir("real");
@@ -964,11 +965,17 @@ static void test_monochrome1(void)
     v.push_back(lung(true, 20, 30, 120, 200));
     v.push_back(ggo(40, 60, 50, 50, {{{25, 25, 20}}}, true, 5.0));
     auto fs = view(v);
-    std::vector<uint8_t> disp((size_t)so.rows * so.cols, 128);
+    /* The caller's picture: grey with a coloured patch where the pipeline would draw the GGO. */
+    std::vector<uint8_t> disp((size_t)so.rows * so.cols * 3, 128);
+    for (int y = 60; y < 110; y++)
+        for (int x = 40; x < 90; x++) {
+            uint8_t *q = &disp[((size_t)y * so.cols + x) * 3];
+            q[0] = 255, q[1] = 60, q[2] = 0;
+        }
     cxd_write_options o;
     cxd_write_options_default(&o);
     o.outputs = CXD_OUT_SEG | CXD_OUT_SR | CXD_OUT_GSPS | CXD_OUT_SC;
-    o.display = disp.data();
+    o.display_rgb = disp.data();
     o.display_rows = so.rows;
     o.display_cols = so.cols;
     cxd_write_result r;
@@ -979,17 +986,16 @@ static void test_monochrome1(void)
     check_seg_masks(r.seg_path, fs, so.rows, so.cols);
     std::string g = run("dcmdump '" + std::string(r.gsps_path) + "' 2>&1");
     CU_ASSERT(g.find("PresentationLUTShape") != std::string::npos && g.find("[INVERSE]") != std::string::npos);
-    /* The SC burns the finding colour in: the GGO outline pixel differs from the grey input. */
+    /* The SC holds the caller's picture byte for byte (the legend and the masks are drawn by
+     * src/image's cx_overlay_render, tested in test_image). */
     DcmFileFormat ff;
     CU_ASSERT_FATAL(ff.loadFile(r.sc_path).good());
     const Uint8 *pd = nullptr;
     unsigned long len = 0;
     CU_ASSERT_FATAL(ff.getDataset()->findAndGetUint8Array(DCM_PixelData, pd, &len).good());
-    CU_ASSERT_EQUAL(len, (unsigned long)so.rows * so.cols * 3);
-    size_t coloured = 0;
-    for (size_t i = 0; i + 2 < len; i += 3)
-        coloured += !(pd[i] == pd[i + 1] && pd[i + 1] == pd[i + 2]);
-    CU_ASSERT(coloured > 1000);
+    CU_ASSERT_EQUAL_FATAL(len, (unsigned long)so.rows * so.cols * 3);
+    CU_ASSERT(memcmp(pd, disp.data(), len) == 0);
+    CU_ASSERT(raw_string(r.sc_path, DCM_BurnedInAnnotation) == "YES");
 }
 
 static void test_charsets(void)
@@ -1120,13 +1126,13 @@ static void test_bad_inputs(void)
     alg.model_sha256[10] = 0;
     CU_ASSERT_EQUAL(write_for(src, fs, o, dir, &r, &e, &alg), CXD_ERR_INVALID);
     CU_ASSERT(strstr(e.msg, "64 hex digits") != nullptr);
-    std::vector<uint8_t> disp(100);
+    std::vector<uint8_t> disp(300);
     o.outputs = CXD_OUT_SC;
-    o.display = disp.data();
+    o.display_rgb = disp.data();
     o.display_rows = 10;
     o.display_cols = 10;
     CU_ASSERT_EQUAL(write_for(src, fs, o, dir, &r, &e), CXD_ERR_INVALID);
-    CU_ASSERT(strstr(e.msg, "display image is 10x10") != nullptr);
+    CU_ASSERT(strstr(e.msg, "picture is 10x10") != nullptr);
     cxd_write_options_default(&o);
     CU_ASSERT_EQUAL(write_for(src, fs, o, dir + "/does/not/exist", &r, &e), CXD_ERR_IO);
     CU_ASSERT(strstr(e.msg, "save:") != nullptr);
