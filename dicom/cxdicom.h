@@ -212,6 +212,16 @@ enum { CXD_PRESENCE_FROM_FINDINGS = 0, CXD_PRESENCE_ABSENT = 1, CXD_PRESENCE_PRE
 /* Which outputs cxd_results_write produces (bit mask). */
 enum { CXD_OUT_SEG = 1, CXD_OUT_SR = 2, CXD_OUT_GSPS = 4, CXD_OUT_SC = 8 };
 
+/* How the SEG stores its masks (cxd_write_options.seg_encoding).
+ * FRACTIONAL: 8 bits per pixel, SegmentationType FRACTIONAL (OCCUPANCY), values 0 or the
+ *   MaximumFractionalValue 255 only. Loads in OHIF 3.13.2 at every image size and segment count
+ *   (its adapter takes such a SEG as binary; Orthanc serves 8-bit frames at any width). Eight
+ *   times the size of BINARY uncompressed.
+ * BINARY: 1 bit per pixel, bits packed across frame boundaries (PS3.5 8.1.1). The smaller object,
+ *   but OHIF 3.13.2 over Orthanc fails on it whenever the packed pixel data needs DICOM's pad byte
+ *   (an odd byte count: rows x columns x frames / 8 rounded up). */
+enum { CXD_SEG_FRACTIONAL = 0, CXD_SEG_BINARY = 1 };
+
 typedef struct cxd_write_options {
     char uid_root[CXD_STR];      /* "" = "2.25" (UUID-derived integers) */
     int series_number;           /* SEG gets this, SR +1, GSPS +2, SC +3; 0 = 900 */
@@ -220,6 +230,7 @@ typedef struct cxd_write_options {
     char software_version[64];   /* "" = PACKAGE_VERSION of cxrseg is not known here: "unknown" */
     int outputs;                 /* CXD_OUT_* mask */
     int seg_without_findings;    /* 1: write a SEG (lungs only) even with no CXD_ROLE_FINDING */
+    int seg_encoding;            /* CXD_SEG_FRACTIONAL (the default) or CXD_SEG_BINARY */
     /* The report-level present/absent item (SR "Qualitative Evaluations"): its concept name
      * ("" = (112120 DCM GGO)) and its answer. With presence = CXD_PRESENCE_FROM_FINDINGS it is
      * "present" when a CXD_ROLE_FINDING with pixels has the qualitative type code; otherwise it is
@@ -228,8 +239,10 @@ typedef struct cxd_write_options {
     int presence;                /* CXD_PRESENCE_* */
     char presence_basis[CXD_LSTR]; /* "" = none; else an SR Comment beside the answer saying how
                                     * it was reached (score, rule) */
-    /* Display image for GSPS/SC: 8-bit grey, windowed (MONOCHROME2 sense), source rows x cols. */
-    const uint8_t *display;      /* borrowed; NULL = no SC */
+    /* The secondary capture's picture, already drawn by the caller (the display image with the
+     * findings and a legend burned in; the pipeline makes it with cx_overlay_render, the same
+     * picture as the CLI's overlay.png): 8-bit RGB, interleaved, source rows x cols. */
+    const uint8_t *display_rgb;  /* borrowed; NULL = no SC */
     int display_rows, display_cols;
     /* Per output (0 SEG, 1 SR, 2 GSPS, 3 SC): series number and description; 0 / "" = derived
      * from series_number and series_description above. */

@@ -1,6 +1,7 @@
-// DICOM Segmentation writer: one binary segment (= one full-size frame) per finding or lung that
-// has pixels, built with DCMTK's DcmSegmentation and shaped for a projection radiograph as
-// DICOM-NOTES.md describes (no Frame of Reference, 2D plane macros that OHIF reads).
+// DICOM Segmentation writer: one segment (= one full-size frame) per finding or lung that has
+// pixels, built with DCMTK's DcmSegmentation and shaped for a projection radiograph as
+// DICOM-NOTES.md describes (no Frame of Reference, 2D plane macros that OHIF reads). The masks are
+// stored FRACTIONAL (8-bit, 0 or 255) by default, or BINARY (1-bit packed): see cxd_write_options.
 #include "write_internal.hh"
 
 #include <dcmtk/dcmfg/fgderimg.h>
@@ -26,6 +27,31 @@ static std::string ascii(const std::string &s)
     return r;
 }
 
+// BINARY Pixel Data as PS3.5 8.1.1 packs it: every frame's bits follow the previous frame's
+// without padding, least significant bit first; only the whole element ends on a byte. DCMTK
+// 3.6.7's packer drops a byte at some boundaries of frames whose size is not a multiple of 8 bits
+// (frame 3 of a 333 x 401 SEG started 8 bits early; pydicom read it shifted), so the element is
+// rebuilt here from the masks, in segment (= frame) order.
+static void repack_binary(const Context &ctx, DcmDataset &ds)
+{
+    const size_t per = (size_t)ctx.src.rows * ctx.src.cols;
+    const size_t nbits = per * ctx.items.size();
+    std::vector<Uint8> packed((nbits + 7) / 8, 0);
+    size_t bit = 0;
+    for (const Prepared &p : ctx.items) {
+        const cxd_finding &f = *p.f;
+        for (int y = 0; y < ctx.src.rows; y++)
+            for (int x = 0; x < ctx.src.cols; x++, bit++) {
+                int bx = x - f.x0, by = y - f.y0;
+                if (bx >= 0 && by >= 0 && bx < f.w && by < f.h && f.mask[(size_t)by * f.w + bx])
+                    packed[bit >> 3] |= (Uint8)(1u << (bit & 7));
+            }
+    }
+    // An odd length gets DICOM's pad byte (zero) when DCMTK writes the element.
+    check(ds.putAndInsertUint8Array(DCM_PixelData, packed.data(), (unsigned long)packed.size()), "seg",
+          "PixelData (binary, " + std::to_string(packed.size()) + " bytes)");
+}
+
 void write_seg(Context &ctx, const std::string &path, std::string &sop_uid, int &n_segments)
 {
     const Source &s = ctx.src;
@@ -36,8 +62,17 @@ void write_seg(Context &ctx, const std::string &path, std::string &sop_uid, int 
     ContentIdentificationMacro ci("1", "CXRSEG", ctx.text(std::string(ctx.alg->name) + " segmentation"),
                                   ""); // ContentCreatorName (type 2): a device, not a person
     DcmSegmentation *raw = nullptr;
-    check(DcmSegmentation::createBinarySegmentation(raw, (Uint16)s.rows, (Uint16)s.cols, eq, ci), "seg",
-          "createBinarySegmentation");
+    const bool binary = ctx.opt.seg_encoding == CXD_SEG_BINARY;
+    // FRACTIONAL with only 0 and the maximum is still a hard mask: OCCUPANCY says "this share of
+    // the pixel belongs to the segment", which for 255/255 is all of it (not a probability).
+    const Uint8 inside = binary ? 1 : 255;
+    if (binary)
+        check(DcmSegmentation::createBinarySegmentation(raw, (Uint16)s.rows, (Uint16)s.cols, eq, ci), "seg",
+              "createBinarySegmentation");
+    else
+        check(DcmSegmentation::createFractionalSegmentation(raw, (Uint16)s.rows, (Uint16)s.cols,
+                                                            DcmSegTypes::SFT_OCCUPANCY, inside, eq, ci),
+              "seg", "createFractionalSegmentation");
     std::unique_ptr<DcmSegmentation> seg(raw);
 
     // A CR/DX has no Frame of Reference: relax the rule DCMTK would otherwise enforce on write.
@@ -133,7 +168,7 @@ void write_seg(Context &ctx, const std::string &path, std::string &sop_uid, int 
             const uint8_t *row = f.mask + (size_t)y * f.w;
             Uint8 *dst = frame.data() + (size_t)(f.y0 + y) * s.cols + f.x0;
             for (int x = 0; x < f.w; x++)
-                dst[x] = row[x] ? 1 : 0;
+                dst[x] = row[x] ? inside : 0;
         }
         check(content.setDimensionIndexValues(num, 0), "seg", "DimensionIndexValues");
         OFVector<FGBase *> perframe;
@@ -166,6 +201,8 @@ void write_seg(Context &ctx, const std::string &path, std::string &sop_uid, int 
     DcmFileFormat ff;
     DcmDataset &ds = *ff.getDataset();
     check(seg->writeDataset(ds), "seg", "write dataset");
+    if (binary)
+        repack_binary(ctx, ds);
     copy_patient_study(s, ds);
     for (const Prepared &p : ctx.items) {
         DcmItem *it = nullptr;

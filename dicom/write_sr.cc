@@ -1,12 +1,14 @@
-// TID 1500 Imaging Measurement Report for a 2D image: image library, then per finding a TID 1410
-// measurement group (finding, SEG frame, source image, site, area, share of lung, score) and a
-// display group with the closed contour of every connected region, both carrying the SEG
-// segment's tracking ID/UID, plus a report-level present/absent result (DICOM-NOTES.md).
+// TID 1500 Imaging Measurement Report for a 2D image: image library, then per finding one TID 1410
+// group per connected region, shaped so that OHIF lists it as an editable freehand contour (label,
+// area, closed contour), and one group for the finding as a whole (SEG frame, source image, site,
+// total area, share of lung, score); all of a finding's groups carry its SEG segment's tracking
+// UID. Then a report-level present/absent result (DICOM-NOTES.md).
 #include "write_internal.hh"
 
 #include <dcmtk/dcmsr/dsrdoc.h>
 
 #include <algorithm>
+#include <cstring>
 #include <map>
 #include <vector>
 
@@ -99,6 +101,45 @@ const Code C_AREA("42798000", "SCT", "Area");
 const Code U_MM2("mm2", "UCUM", "square millimeter");
 const Code U_PCT("%", "UCUM", "Percent");
 const Code U_ONE("1", "UCUM", "no units");
+const Code C_COMMENT("121106", "DCM", "Comment");
+const Code C_PIXELS("PIXELS", PRIV, "Area in pixels");
+const Code U_PIXELS("{pixels}", "UCUM", "pixels");
+// The Tracking Identifier OHIF 3.13.2 (cornerstone3D's SR adapters) maps to its freehand contour
+// tool; a group without a tool it knows is drawn read-only and not listed as a measurement.
+const char *const OHIF_FREEHAND = "Cornerstone3DTools@^0.1.0:PlanarFreehandROI";
+
+// "Lung opacity, right lung: 12.3% of the lung": what OHIF shows as the measurement's label. The
+// finding's lung in words (its finding site laterality), and its share of each lung it touches.
+std::string finding_label(const Prepared &p, const Context &ctx)
+{
+    const cxd_finding &f = *p.f;
+    std::string l = p.label;
+    if (f.role == CXD_ROLE_ANATOMY)
+        return l;
+    auto side = [](const cxd_code &c) -> std::string {
+        if (!strcmp(c.value, "24028007"))
+            return "right";
+        if (!strcmp(c.value, "7771000"))
+            return "left";
+        return "";
+    };
+    std::string where;
+    if (!strcmp(f.site_laterality.value, "51440002"))
+        where = "both lungs";
+    else if (!side(f.site_laterality).empty())
+        where = side(f.site_laterality) + " lung";
+    if (!where.empty())
+        l += ", " + where;
+    for (int k = 0; k < f.n_shares; k++) {
+        // One share: the lung is already named. Two: each says whose it is.
+        std::string whose = side(f.shares[k].laterality);
+        if (whose.empty())
+            whose = ctx.text(f.shares[k].laterality.meaning);
+        l += (k ? ", " : ": ") + fmt_ds(f.shares[k].percent, 1) + "% of the " +
+             (f.n_shares > 1 || where.empty() ? whose + " lung" : std::string("lung"));
+    }
+    return l;
+}
 
 } // namespace
 
@@ -145,17 +186,21 @@ void write_sr(Context &ctx, bool seg_written, const std::string &path, std::stri
             spacing_txt += " (at the detector plane: includes geometric magnification)";
     }
     const double px_area = s.spacing[0] * s.spacing[1];
-    for (const Prepared &p : ctx.items) {
+    const Code c_segframe("121214", "DCM", "Referenced Segmentation Frame");
+    const Code c_srcimg("121233", "DCM", "Source image for segmentation");
+    // The TID 1410 rows every group of a finding has: its identity, what it is, where it is in
+    // the SEG and on the source image, and its finding site.
+    auto group = [&](const Prepared &p, const std::string &tracking_id) {
         const cxd_finding &f = *p.f;
-        Code finding = code(f.type, ctx);
-        // Measurement group: the numbers, tied to the SEG segment.
         size_t g = b.add(meas, DSRTypes::RT_contains, DSRTypes::VT_Container, Code("125007", "DCM", "Measurement Group"));
         check(tree.getCurrentContentItem().setTemplateIdentification("1410", "DCMR"), "sr", "TID 1410");
-        b.text(g, DSRTypes::RT_hasObsContext, C_TRACK_ID, p.tracking_id);
+        b.text(g, DSRTypes::RT_hasObsContext, C_TRACK_ID, tracking_id);
         b.uidref(g, DSRTypes::RT_hasObsContext, C_TRACK_UID, p.tracking_uid);
-        b.coded(g, DSRTypes::RT_contains, C_FINDING, finding);
-        Code c_segframe("121214", "DCM", "Referenced Segmentation Frame");
-        Code c_srcimg("121233", "DCM", "Source image for segmentation");
+        b.coded(g, DSRTypes::RT_contains, C_FINDING, code(f.type, ctx));
+        return g;
+    };
+    auto references = [&](size_t g, const Prepared &p) {
+        const cxd_finding &f = *p.f;
         if (seg_written && p.segment_number > 0)
             b.image(g, DSRTypes::RT_contains, &c_segframe, UID_SegmentationStorage, seg_uid, 0, p.segment_number);
         b.image(g, DSRTypes::RT_contains, &c_srcimg, s.sop_class, s.sop_uid, 0, 0);
@@ -164,17 +209,57 @@ void write_sr(Context &ctx, bool seg_written, const std::string &path, std::stri
             if (f.site_laterality.value[0])
                 b.coded(site, DSRTypes::RT_hasConceptMod, C_LATERALITY, code(f.site_laterality, ctx));
         }
+    };
+    for (const Prepared &p : ctx.items) {
+        const cxd_finding &f = *p.f;
+        const cxd_contours &c = p.contours;
+        // One editable contour group per connected region, largest first (OHIF lists them in
+        // this order). Each is what OHIF 3.13.2 re-hydrates into a PlanarFreehandROI measurement
+        // (DICOM-NOTES.md): its Tracking Identifier names the tool, a Comment gives the label, and
+        // its first NUM, the region's area, holds the closed contour (INFERRED FROM SCOORD,
+        // SELECTED FROM the source image). The Referenced Segmentation Frame stands in for the
+        // Image Region row, which TID 1410 allows only without it.
+        std::vector<size_t> order(c.n_contours);
+        for (size_t r = 0; r < c.n_contours; r++)
+            order[r] = r;
+        std::stable_sort(order.begin(), order.end(), [&c](size_t x, size_t y) { return c.areas[x] > c.areas[y]; });
+        const std::string label = ctx.text(finding_label(p, ctx));
+        for (size_t k = 0; k < order.size(); k++) {
+            const size_t r = order[k];
+            size_t g = group(p, OHIF_FREEHAND);
+            b.text(g, DSRTypes::RT_contains, C_COMMENT,
+                   order.size() > 1 ? label + " (region " + std::to_string(k + 1) + " of " + std::to_string(order.size()) + ")"
+                                    : label);
+            references(g, p);
+            size_t a = s.has_spacing ? b.num(g, C_AREA, fmt_ds((double)c.areas[r] * px_area, 1), U_MM2)
+                                     : b.num(g, C_PIXELS, std::to_string(c.areas[r]), U_PIXELS);
+            size_t sc = b.add(a, DSRTypes::RT_inferredFrom, DSRTypes::VT_SCoord, Code());
+            DSRSpatialCoordinatesValue v(DSRTypes::GT_Polyline);
+            DSRGraphicDataList &gl = v.getGraphicDataList();
+            for (size_t q = c.starts[r]; q < c.starts[r + 1]; q++)
+                gl.addItem(c.points[2 * q], c.points[2 * q + 1]);
+            gl.addItem(c.points[2 * c.starts[r]], c.points[2 * c.starts[r] + 1]); // closed: first = last
+            check(tree.getCurrentContentItem().setSpatialCoordinates(v), "sr", "contour of " + p.label);
+            b.image(sc, DSRTypes::RT_selectedFrom, nullptr, s.sop_class, s.sop_uid, 0, 0);
+        }
+
+        // The finding as a whole, tied to its SEG segment by the same Tracking ID and UID: total
+        // area and how it was measured, share of each lung, model score. It has no contour, so
+        // OHIF does not list it; it comes after the regions because OHIF takes a tracking UID's
+        // tool from its first group.
+        size_t g = group(p, p.tracking_id);
+        references(g, p);
         if (s.has_spacing) {
             size_t a = b.num(g, C_AREA, fmt_ds((double)p.pixels * px_area, 1), U_MM2);
             b.text(a, DSRTypes::RT_hasConceptMod, Code("370129005", "SCT", "Measurement Method"),
                    "pixel count x " + spacing_txt);
         } else {
-            b.text(g, DSRTypes::RT_contains, Code("121106", "DCM", "Comment"),
+            b.text(g, DSRTypes::RT_contains, C_COMMENT,
                    "Area not measured: no usable pixel spacing in the source (PixelSpacing absent or zero, "
                    "no ImagerPixelSpacing)");
+            // the only size there is; with spacing it would only clutter the report
+            b.num(g, C_PIXELS, std::to_string(p.pixels), U_PIXELS);
         }
-        if (!s.has_spacing) // the only size there is; with spacing it would only clutter OHIF's labels
-            b.num(g, Code("PIXELS", PRIV, "Area in pixels"), std::to_string(p.pixels), Code("{pixels}", "UCUM", "pixels"));
         for (int k = 0; k < f.n_shares; k++) {
             size_t n = b.num(g, Code("LUNGPCT", PRIV, "Percentage of lung affected"), fmt_ds(f.shares[k].percent, 1),
                              U_PCT);
@@ -182,30 +267,6 @@ void write_sr(Context &ctx, bool seg_written, const std::string &path, std::stri
         }
         if (f.score >= 0)
             b.num(g, Code("SCORE", PRIV, "Model confidence score"), fmt_ds(f.score, 3), U_ONE);
-
-        // Display group: the contour of every connected region on the source image.
-        size_t d = b.add(meas, DSRTypes::RT_contains, DSRTypes::VT_Container, Code("125007", "DCM", "Measurement Group"));
-        check(tree.getCurrentContentItem().setTemplateIdentification("1410", "DCMR"), "sr", "TID 1410");
-        b.text(d, DSRTypes::RT_hasObsContext, C_TRACK_ID, p.tracking_id);
-        b.uidref(d, DSRTypes::RT_hasObsContext, C_TRACK_UID, p.tracking_uid);
-        b.coded(d, DSRTypes::RT_contains, C_FINDING, finding);
-        const cxd_contours &c = p.contours;
-        // Largest region first: OHIF anchors a group's label (and its own area) on the first
-        // contour, which should not be a speck next to the main region.
-        std::vector<size_t> order(c.n_contours);
-        for (size_t r = 0; r < c.n_contours; r++)
-            order[r] = r;
-        std::stable_sort(order.begin(), order.end(), [&c](size_t a, size_t b) { return c.areas[a] > c.areas[b]; });
-        for (size_t r : order) {
-            size_t sc = b.add(d, DSRTypes::RT_contains, DSRTypes::VT_SCoord, Code("111030", "DCM", "Image Region"));
-            DSRSpatialCoordinatesValue v(DSRTypes::GT_Polyline);
-            DSRGraphicDataList &gl = v.getGraphicDataList();
-            for (size_t k = c.starts[r]; k < c.starts[r + 1]; k++)
-                gl.addItem(c.points[2 * k], c.points[2 * k + 1]);
-            gl.addItem(c.points[2 * c.starts[r]], c.points[2 * c.starts[r] + 1]); // closed: first = last
-            check(tree.getCurrentContentItem().setSpatialCoordinates(v), "sr", "contour of " + p.label);
-            b.image(sc, DSRTypes::RT_selectedFrom, nullptr, s.sop_class, s.sop_uid, 0, 0);
-        }
     }
 
     // Report-level result, so that a worklist can be sorted on it.

@@ -406,6 +406,7 @@ extern "C" void cxd_write_options_default(cxd_write_options *o)
     snprintf(o->software_version, sizeof o->software_version, "unknown");
     o->outputs = CXD_OUT_SEG | CXD_OUT_SR;
     o->seg_without_findings = 1;
+    o->seg_encoding = CXD_SEG_FRACTIONAL;
 }
 
 namespace cxdw {
@@ -672,6 +673,8 @@ cxd_status results_write_dataset(DcmItem &srcds, const cxd_finding *findings, si
         else if (!ctx.opt.qualitative.scheme[0] || !ctx.opt.qualitative.meaning[0])
             fail(CXD_ERR_INVALID, "options", "qualitative concept \"%s\" needs a scheme and a meaning",
                  ctx.opt.qualitative.value);
+        if (opt->seg_encoding != CXD_SEG_FRACTIONAL && opt->seg_encoding != CXD_SEG_BINARY)
+            fail(CXD_ERR_INVALID, "options", "SEG encoding %d (0 fractional, 1 binary)", opt->seg_encoding);
         if (opt->presence < CXD_PRESENCE_FROM_FINDINGS || opt->presence > CXD_PRESENCE_PRESENT)
             fail(CXD_ERR_INVALID, "options", "presence %d (0 from the findings, 1 absent, 2 present)", opt->presence);
         ctx.opt.presence_basis[sizeof ctx.opt.presence_basis - 1] = 0;
@@ -705,7 +708,7 @@ cxd_status results_write_dataset(DcmItem &srcds, const cxd_finding *findings, si
             snprintf(r.gsps_path, sizeof r.gsps_path, "%s", p.c_str());
             snprintf(r.gsps_sop_uid, sizeof r.gsps_sop_uid, "%s", uid.c_str());
         }
-        if ((want & CXD_OUT_SC) && opt->display) {
+        if ((want & CXD_OUT_SC) && opt->display_rgb) {
             std::string p = dir + "/sc.dcm", uid;
             write_sc(ctx, p, uid);
             r.written |= CXD_OUT_SC;

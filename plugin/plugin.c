@@ -268,6 +268,7 @@ static cx_status params_from_config(cxp_plugin *p, cx_error *err)
                      ser[k]->series_description);
     }
     sp->write.seg_without_findings = o->seg_when_nothing_found;
+    sp->write.seg_encoding = o->seg_encoding == CX_SEG_ENCODING_BINARY ? CXD_SEG_BINARY : CXD_SEG_FRACTIONAL;
     if (o->manufacturer)
         snprintf(sp->write.manufacturer, sizeof sp->write.manufacturer, "%s", o->manufacturer);
     snprintf(sp->write.software_version, sizeof sp->write.software_version, "cxrseg %s", PACKAGE_VERSION);

@@ -3,7 +3,7 @@
 # End-to-end viewer test (OHIF 3.13.2 in headless Chromium over a private Orthanc; docs/viewer.md)
 # and the private-Orthanc helpers that the Orthanc-plugin tests reuse.
 TESTS += tests/viewer.sh
-EXTRA_DIST += tests/viewer.sh tests/viewer/serve.js tests/viewer/drive.js tests/viewer/app-config.js \
+EXTRA_DIST += tests/viewer.sh tests/viewer/serve.js tests/viewer/drive.js tests/viewer/app-config.js tests/viewer/segstats.py \
 	tests/viewer/package.json tests/viewer/package-lock.json \
 	tests/peers/orthanc-start.sh tests/peers/orthanc-stop.sh
 
@@ -22,3 +22,11 @@ tests_unit_test_decision_SOURCES = tests/unit/test_decision.c tests/unit/cx_test
 tests_unit_test_decision_CPPFLAGS = $(CX_TEST_CPPFLAGS) -I$(top_srcdir)/src/nn -I$(top_srcdir)/src/mrcnn
 tests_unit_test_decision_LDADD = src/mrcnn/libcxmrcnn.la $(CUNIT_LIBS)
 EXTRA_DIST += tests/data/decision_model.cxm
+
+# The viewer test's hand-made results: SEG + SR with 1..16 segments for any source image
+# (tests/viewer.sh shows OHIF every segment count at odd image sizes with them).
+check_PROGRAMS += tests/viewer/results
+tests_viewer_results_SOURCES = tests/viewer/results.c
+tests_viewer_results_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/dicom
+tests_viewer_results_LDADD = dicom/libcxdicom.la -lm
+nodist_EXTRA_tests_viewer_results_SOURCES = dummy.cxx

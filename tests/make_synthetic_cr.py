@@ -6,8 +6,11 @@ OUTDIR/chest.dcm: a CR of a real chest radiograph. The pixels are tests/data/par
 the shared RG1 (so inversion is exercised), Explicit VR Little Endian, about 0.8 MB.
 OUTDIR/extremity.dcm: the same with BodyPartExamined EXTREMITY and ViewPosition AP, which the
 default rules skip, as they skip the shared RG3.
+With sizes (WxH, columns x rows), OUTDIR/chest-WxH.dcm for each instead: the same radiograph
+scaled to that size, each in a study of its own (StudyDescription "stand-in CR WxH"), for the
+viewer test's odd image sizes.
 
-Usage: make_synthetic_cr.py OUTDIR [SRCDIR]
+Usage: make_synthetic_cr.py OUTDIR [SRCDIR [WxH ...]]
 """
 import os
 import sys
@@ -21,14 +24,14 @@ from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 CR_STORAGE = "1.2.840.10008.5.1.4.1.1.1"
 
 
-def chest_pixels(src):
+def chest_pixels(src, size=(600, 700)):
     im = Image.open(os.path.join(src, "tests", "data", "parity_cxr.png")).convert("L")
-    im = im.resize((600, 700), Image.BICUBIC)
+    im = im.resize(size, Image.BICUBIC)
     v = np.asarray(im, np.uint16) * 16 + 8           # 12 bits
     return (4095 - v).astype(np.uint16)               # MONOCHROME1: high = dark
 
 
-def write(path, pixels, body_part, view):
+def write(path, pixels, body_part, view, description="synthetic test CR"):
     meta = FileMetaDataset()
     meta.MediaStorageSOPClassUID = CR_STORAGE
     meta.MediaStorageSOPInstanceUID = generate_uid()
@@ -44,7 +47,7 @@ def write(path, pixels, body_part, view):
     ds.Modality = "CR"
     ds.Manufacturer = "cxrseg tests"
     ds.ReferringPhysicianName = ""
-    ds.StudyDescription = "synthetic test CR"
+    ds.StudyDescription = description
     ds.PatientName = "CXRSEG^SYNTHETIC"
     ds.PatientID = "SYN0001"
     ds.PatientBirthDate = ""
@@ -79,6 +82,12 @@ def main():
     out = sys.argv[1]
     src = sys.argv[2] if len(sys.argv) > 2 else os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
     os.makedirs(out, exist_ok=True)
+    if len(sys.argv) > 3:
+        for spec in sys.argv[3:]:
+            w, h = (int(v) for v in spec.lower().split("x"))
+            write(os.path.join(out, "chest-%dx%d.dcm" % (w, h)), chest_pixels(src, (w, h)), "CHEST", "PA",
+                  "stand-in CR %dx%d" % (w, h))
+        return
     px = chest_pixels(src)
     write(os.path.join(out, "chest.dcm"), px, "CHEST", "PA")
     write(os.path.join(out, "extremity.dcm"), px, "EXTREMITY", "AP")

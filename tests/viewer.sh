@@ -1,7 +1,10 @@
 #!/bin/sh
-# End-to-end viewer test: cxrseg segments the real chest CR, a private Orthanc (DICOMweb plugin)
-# stores the source and the results, OHIF 3.13.2 is served with Orthanc from one origin, and
-# headless Chromium checks that the SEG overlay and the SR areas show (tests/viewer/drive.js).
+# End-to-end viewer test: cxrseg segments the real chest CR (uncut, 1841 x 1955), the same writer
+# makes hand-made results with 1 to 8 segments for stand-ins of odd sizes, a private Orthanc
+# (DICOMweb plugin) stores every source and result, OHIF 3.13.2 is served with Orthanc from one
+# origin, and headless Chromium checks, case by case, that each SEG loads (its requests all
+# answered), that its overlay is where the SEG says, that the SR's findings are listed as
+# editable measurements with their areas, and that the page threw nothing (tests/viewer/drive.js).
 #
 # Installs what is missing (chromium and nodejs/npm via apt when root, the pinned npm packages via
 # `npm ci` from tests/viewer/package-lock.json, OHIF's prebuilt dist via `npm pack`), caching
@@ -11,7 +14,10 @@
 # `cxrseg segment` (for debugging the harness); CX_VIEWER_KEEP=1 keeps the work directory;
 # CX_VIEWER_REQUIRE_LUNGS=yes|no overrides whether the SEG must have lung segments;
 # CX_VIEWER_TIMEOUT (seconds, default 120) bounds each wait in the browser; CX_VIEWER_MODEL=FILE
-# picks the model (default: models/*.cxm, else tests/data's untrained fixture).
+# picks the model (default: models/*.cxm, else tests/data's untrained fixture);
+# CX_VIEWER_STANDINS lists the stand-in cases (see below; "none" for the real CR only);
+# CX_VIEWER_SEG_ENCODING=binary|fractional makes the stand-ins' SEGs with that encoding.
+# A summary table (one line per case) is printed and kept in $CX_BUILDDIR/tests/viewer/artifacts.
 set -u
 
 srcdir=${CX_SRCDIR:-$(cd "$(dirname "$0")/.." && pwd)}
@@ -143,32 +149,29 @@ mkdir -p "$art"
 # RG1_J2KI.dcm has PixelSpacing 0\0 and no ImagerPixelSpacing. OHIF 3.13.2 renders such an image
 # black with WebGL (a zero spacing makes a degenerate image plane), and without a spacing the SR
 # has no areas to show. The test therefore works on a copy with PixelSpacing 0.2\0.2 mm (about
-# right for a 35x43 cm cassette); the UIDs stay those of the original.
+# right for a 35x43 cm cassette); the UIDs and the size (1841 x 1955 for RG1) stay the original's.
 cp "$source_dcm" "$work/source.dcm" && chmod u+w "$work/source.dcm" &&
     dcmodify -nb -i "(0028,0030)=0.2\\0.2" "$work/source.dcm" >/dev/null ||
     fail "could not make the test copy of $source_dcm"
-# OHIF 3.13.2's DICOM parser (dcmjs readUncompressedBitFrame) rejects a BINARY SEG whose packed
-# pixel data needed DICOM's even-length pad byte (frames x rows x columns bits rounding to an odd
-# byte count), and Orthanc cannot serve 1-bit frames that do not start on a byte. That is a viewer
-# bug, documented in docs/viewer.md; it depends only on the image size and the number of segments.
-# So that this test proves what OHIF shows rather than tripping on it at random, the copy is cut to
-# a multiple of 8 columns and rows (1840 x 1952 for the shared CR): every frame count then loads.
-cols=$(dcmdump +P 0028,0011 "$work/source.dcm" | awk '{print $3}' | head -n 1)
-rows=$(dcmdump +P 0028,0010 "$work/source.dcm" | awk '{print $3}' | head -n 1)
-cut_w=$(( ${cols:-0} / 8 * 8 )) cut_h=$(( ${rows:-0} / 8 * 8 ))
-gdcmconv --raw "$work/source.dcm" "$work/raw.dcm" >/dev/null 2>&1 &&
-    dcmscale +C 0 0 "$cut_w" "$cut_h" "$work/raw.dcm" "$work/cut.dcm" >/dev/null 2>&1 &&
-    dcmodify -nb -i "(0028,0030)=0.2\\0.2" "$work/cut.dcm" >/dev/null &&
-    mv "$work/cut.dcm" "$work/source.dcm" && rm -f "$work/raw.dcm" ||
-    fail "could not cut the test copy of $source_dcm to $cut_w x $cut_h (gdcmconv, dcmscale)"
-study=$(dcmdump +P StudyInstanceUID "$work/source.dcm" | sed -n 's/.*\[\(.*\)\].*/\1/p' | head -n 1)
+# The first value of a top-level attribute given by its tag number (dcmdump indents nested
+# ones, and +P would find those too): a string in brackets, or a number (US) as dcmdump prints it.
+tag() {
+    dcmdump -q -M "$1" 2>/dev/null | grep -i "^($2)" | head -n 1 |
+        sed -n -e 's/.*\[\(.*\)\].*/\1/p' -e 't' -e 's/^([0-9a-fA-F,]*) [A-Z][A-Z] \([0-9]*\) .*/\1/p'
+}
+size_of() { echo "$(tag "$1" 0028,0011)x$(tag "$1" 0028,0010)"; }
+study=$(tag "$work/source.dcm" 0020,000d)
 [ -n "$study" ] || fail "no StudyInstanceUID in $source_dcm"
 
+# Every case is a study of its own in Orthanc: its source (to store) and its results folder.
+# cases.tsv: name, source file, results folder, whether lungs are required.
+: >"$work/cases.tsv"
 if [ -n "${CX_VIEWER_RESULTS:-}" ]; then
-    results=$CX_VIEWER_RESULTS
-    say "using the results in $results (CX_VIEWER_RESULTS), not cxrseg segment"
+    say "using the results in $CX_VIEWER_RESULTS (CX_VIEWER_RESULTS), not cxrseg segment"
+    printf 'rg1\t%s\t%s\t%s\n' "$work/source.dcm" "$CX_VIEWER_RESULTS" "$require_lungs" >>"$work/cases.tsv"
 else
-    results=$work/out
+    results=$work/out/rg1
+    mkdir -p "$results"
     set -- "$cxrseg" segment
     # Pass the model the way this build's `segment` takes it.
     if grep -q -- '--model' "$help"; then set -- "$@" --model "$model"; fi
@@ -179,28 +182,91 @@ else
     rc=$?
     [ $rc -eq 0 ] || { cat "$art/segment.log"; fail "cxrseg segment failed (exit $rc)"; }
     say "cxrseg segment took $(( $(date +%s) - t0 )) s with model $model"
+    printf 'rg1\t%s\t%s\t%s\n' "$work/source.dcm" "$results" "$require_lungs" >>"$work/cases.tsv"
 fi
-seg=""
-sr=""
-n_results=0
-for f in "$results"/*.dcm; do
-    [ -f "$f" ] || continue
-    n_results=$((n_results + 1))
-    modality=$(dcmdump +P Modality "$f" 2>/dev/null | sed -n 's/.*\[\(.*\)\].*/\1/p' | head -n 1)
-    case $modality in
-        SEG) [ -z "$seg" ] || fail "more than one SEG in $results"; seg=$f ;;
-        SR) [ -z "$sr" ] || fail "more than one SR in $results"; sr=$f ;;
-    esac
-done
-[ -n "$seg" ] || fail "no SEG among the $n_results DICOM files in $results"
-[ -n "$sr" ] || fail "no SR among the $n_results DICOM files in $results"
-# The segment labels OHIF must list, as the SEG states them (JSON array for drive.js).
-labels=$(dcmdump +P SegmentLabel "$seg" | sed -n 's/.*\[\(.*\)\].*/\1/p' |
-    node -e 'const l=require("fs").readFileSync(0,"utf8").split("\n").filter(Boolean);process.stdout.write(JSON.stringify(l))')
-[ "$labels" != "[]" ] || fail "the SEG $seg has no SegmentLabel"
-say "SEG $(basename "$seg") segments: $labels; SR $(basename "$sr")"
 
-# ---- Orthanc with DICOMweb, the source and the results stored over DICOM ---------------------
+# Stand-ins: every segment count at odd image sizes, with hand-made findings written by the same
+# writer (tests/viewer/results), each in a study of its own. CX_VIEWER_STANDINS lists
+# SIZE:COUNTS items; SIZE is WxH (columns x rows: the radiograph of tests/data scaled to it) or
+# rg1 (the real CR's test copy above, in a new study); COUNTS is a list such as 1-8 or 2,5.
+# "none" runs the real CR only.
+standins=${CX_VIEWER_STANDINS-333x401:1-8 602x699:3,4,7}
+[ "$standins" = none ] && standins=""
+seg_encoding=${CX_VIEWER_SEG_ENCODING:-}
+fixture=$builddir/tests/viewer/results
+if [ -n "$standins" ]; then
+    [ -x "$fixture" ] || skip "$fixture not built (make check builds it; or set CX_VIEWER_STANDINS=none)"
+    sizes=""
+    for item in $standins; do
+        s=${item%%:*}
+        case $s in rg1) ;; *x*) sizes="$sizes $s" ;; *) fail "CX_VIEWER_STANDINS: bad size in $item" ;; esac
+    done
+    if [ -n "$sizes" ]; then
+        # shellcheck disable=SC2086
+        /usr/bin/python3 "$srcdir/tests/make_synthetic_cr.py" "$work/standin" "$srcdir" $sizes >"$work/standin.log" 2>&1 ||
+            skip "cannot make the stand-in CRs (python3 with numpy, PIL, pydicom): $(tail -n 1 "$work/standin.log")"
+    fi
+    for item in $standins; do
+        s=${item%%:*} counts=${item#*:}
+        case $s in rg1) base=$work/source.dcm ;; *) base=$work/standin/chest-$s.dcm ;; esac
+        [ -f "$base" ] || fail "no stand-in source $base"
+        for part in $(echo "$counts" | tr ',' ' '); do
+            case $part in
+                *-*) list=$(seq "${part%-*}" "${part#*-}") ;;
+                *) list=$part ;;
+            esac
+            for n in $list; do
+                name=$s-$n
+                dir=$work/out/$name
+                mkdir -p "$dir"
+                # A new study, series and instance for this case, so that OHIF sees one SEG per study.
+                cp "$base" "$dir.src.dcm" &&
+                    dcmodify -nb -gst -gse -gin -m "(0008,1030)=stand-in $s, $n segments" "$dir.src.dcm" >/dev/null ||
+                    fail "could not make the source of case $name"
+                "$fixture" "$dir.src.dcm" "$dir" "$n" $seg_encoding >"$dir.log" 2>&1 ||
+                    fail "tests/viewer/results for $name: $(cat "$dir.log")"
+                printf '%s\t%s\t%s\tno\n' "$name" "$dir.src.dcm" "$dir" >>"$work/cases.tsv"
+            done
+        done
+    done
+fi
+
+# The cases for drive.js: study, SEG series, size and the segment labels OHIF must show.
+n_sources=0
+n_results=0
+printf '[' >"$work/cases.json"
+sep=""
+while IFS="$(printf '\t')" read -r name src res lungs; do
+    seg="" sr=""
+    for f in "$res"/*.dcm; do
+        [ -f "$f" ] || continue
+        n_results=$((n_results + 1))
+        case $(tag "$f" 0008,0060) in
+            SEG) [ -z "$seg" ] || fail "more than one SEG in $res"; seg=$f ;;
+            SR) [ -z "$sr" ] || fail "more than one SR in $res"; sr=$f ;;
+        esac
+    done
+    n_sources=$((n_sources + 1))
+    [ -n "$seg" ] || fail "case $name: no SEG among the DICOM files in $res"
+    [ -n "$sr" ] || fail "case $name: no SR among the DICOM files in $res"
+    labels=$(dcmdump +P SegmentLabel "$seg" | sed -n 's/.*\[\(.*\)\].*/\1/p' |
+        node -e 'const l=require("fs").readFileSync(0,"utf8").split("\n").filter(Boolean);process.stdout.write(JSON.stringify(l))')
+    [ "$labels" != "[]" ] || fail "the SEG $seg has no SegmentLabel"
+    # The SEG must keep the source's size (OHIF's adapter throws otherwise).
+    [ "$(size_of "$seg")" = "$(size_of "$src")" ] || fail "case $name: SEG is $(size_of "$seg"), the source $(size_of "$src")"
+    # The masks as an independent reader (pydicom) decodes the file, for OHIF's labelmap to match.
+    stats=$(/usr/bin/python3 "$viewer/segstats.py" "$seg" 2>"$work/segstats.err") ||
+        fail "case $name: segstats.py could not read $seg: $(tail -n 1 "$work/segstats.err")"
+    printf '%s{"name":"%s","study":"%s","segSeries":"%s","size":"%s","labels":%s,"requireLungs":"%s","encoding":"%s","segStats":%s}' \
+        "$sep" "$name" "$(tag "$src" 0020,000d)" "$(tag "$seg" 0020,000e)" "$(size_of "$src")" \
+        "$labels" "$lungs" "$(tag "$seg" 0062,0001)" "$stats" >>"$work/cases.json"
+    sep=","
+    say "case $name: $(size_of "$src"), SEG $(tag "$seg" 0062,0001) $(tag "$seg" 0028,0100)-bit, segments $labels"
+done <"$work/cases.tsv"
+printf ']\n' >>"$work/cases.json"
+cp "$work/cases.json" "$art/cases.json"
+
+# ---- Orthanc with DICOMweb, the sources and the results stored over DICOM ---------------------
 "$srcdir/tests/peers/orthanc-start.sh" "$work/orthanc" >/dev/null
 rc=$?
 [ $rc -eq 77 ] && skip "Orthanc or its DICOMweb plugin is not installed (Debian packages orthanc, orthanc-dicomweb)"
@@ -208,14 +274,17 @@ rc=$?
 . "$work/orthanc/env"
 # dcmsend proposes each file's own transfer syntax; storescu's defaults would have to convert the
 # JPEG 2000 source, which DCMTK cannot.
+cut -f 2 "$work/cases.tsv" >"$work/send.lst"
+cut -f 3 "$work/cases.tsv" | while read -r d; do ls "$d"/*.dcm; done >>"$work/send.lst"
+# shellcheck disable=SC2046
 if ! dcmsend -aet CXVIEWERTEST -aec "$ORTHANC_AET" 127.0.0.1 "$ORTHANC_DICOM_PORT" \
-        "$work/source.dcm" "$results"/*.dcm >"$art/dcmsend.log" 2>&1; then
+        $(cat "$work/send.lst") >"$art/dcmsend.log" 2>&1; then
     cat "$art/dcmsend.log"
     fail "dcmsend to Orthanc failed"
 fi
 stored=$(curl -fsS "$ORTHANC_URL/statistics" | sed -n 's/.*"CountInstances" *: *\([0-9]*\).*/\1/p')
-[ "$stored" = $((n_results + 1)) ] || fail "Orthanc holds $stored instances, expected $((n_results + 1))"
-say "Orthanc on 127.0.0.1:$ORTHANC_HTTP_PORT holds the source and $n_results results"
+[ "$stored" = $((n_results + n_sources)) ] || fail "Orthanc holds $stored instances, expected $((n_results + n_sources))"
+say "Orthanc on 127.0.0.1:$ORTHANC_HTTP_PORT holds $n_sources sources and $n_results results"
 
 # ---- one origin for OHIF and DICOMweb -------------------------------------------------------------
 node "$viewer/serve.js" --dist "$ohif_dir/dist" --config "$viewer/app-config.js" \
@@ -224,7 +293,7 @@ serve_pid=$!
 port=""
 i=0
 while [ $i -lt 100 ]; do
-    port=$(sed -n 's/^listening \([0-9]*\)$/\1/p' "$work/serve.out")
+    port=$(sed -n 's/^listening \([0-9]*\)$/\1/p' "$work/serve.out" 2>/dev/null)
     [ -n "$port" ] && break
     kill -0 "$serve_pid" 2>/dev/null || break
     sleep 0.1
@@ -241,12 +310,12 @@ case $desc in
 esac
 
 # ---- the browser ------------------------------------------------------------------------------------
-say "driving OHIF at http://127.0.0.1:$port (setup took $(elapsed) s)"
+say "driving OHIF at http://127.0.0.1:$port over $n_sources cases (setup took $(elapsed) s)"
 NODE_PATH=$npm_dir/node_modules node "$viewer/drive.js" --base "http://127.0.0.1:$port" \
-    --study "$study" --out "$art" --labels "$labels" --chromium "$chromium" \
-    --timeout "${CX_VIEWER_TIMEOUT:-120}" --require-lungs "$require_lungs"
+    --cases "$work/cases.json" --out "$art" --serve-log "$art/serve.log" --chromium "$chromium" \
+    --timeout "${CX_VIEWER_TIMEOUT:-120}"
 status=$?
 cp "$work/orthanc/orthanc.out" "$art/orthanc.out" 2>/dev/null
-say "screenshots in $art; total $(elapsed) s"
-[ $status -eq 0 ] || fail "viewer checks failed (see above and $art/console.log)"
+say "screenshots in $art/<case>/; summary in $art/summary.txt; total $(elapsed) s"
+[ $status -eq 0 ] || fail "viewer checks failed (see above and $art/<case>/console.log)"
 exit 0

@@ -259,6 +259,7 @@ int cx_cli_segment(int argc, char **argv)
                          ser[k]->series_description);
         }
         p.write.seg_without_findings = o->seg_when_nothing_found;
+        p.write.seg_encoding = o->seg_encoding == CX_SEG_ENCODING_BINARY ? CXD_SEG_BINARY : CXD_SEG_FRACTIONAL;
         p.accept = conf_accept;
         p.accept_user = cfg;
         if (o->manufacturer)

@@ -65,7 +65,8 @@ const cx_config_syntax cx_config_syntaxes[] = {
 /* The option table                                                                            */
 
 typedef enum opt_type {
-    OT_INT, OT_LLONG, OT_DOUBLE, OT_BOOL, OT_STRING, OT_ACTION, OT_EMPTY_ACTION, OT_LEVEL, OT_OUTPUTS
+    OT_INT, OT_LLONG, OT_DOUBLE, OT_BOOL, OT_STRING, OT_ACTION, OT_EMPTY_ACTION, OT_LEVEL, OT_OUTPUTS,
+    OT_SEG_ENCODING
 } opt_type;
 
 typedef enum opt_base { OB_CONFIG, OB_DESTINATION, OB_SENDER } opt_base;
@@ -142,6 +143,7 @@ static const opt options[] = {
     {"outputs/segmentation", "enabled", OT_BOOL, C(outputs.seg.enabled), 0, 0, "true"},
     {"outputs/segmentation", "write-when-nothing-found", OT_BOOL, C(outputs.seg_when_nothing_found), 0, 0,
      "true"},
+    {"outputs/segmentation", "encoding", OT_SEG_ENCODING, C(outputs.seg_encoding), 0, 0, "fractional"},
     {"outputs/segmentation", "series-number", OT_INT, C(outputs.seg.series_number), 1, INT_MAX, "9901"},
     {"outputs/segmentation", "series-description", OT_STRING, C(outputs.seg.series_description), 1, 64,
      "CXRSEG Segmentation"},
@@ -531,6 +533,16 @@ static int set_option(ld *l, const opt *o, void *base, const char *text, int lin
     case OT_OUTPUTS:
         if (parse_outputs(text, (unsigned *)field) != 0) {
             ld_err(l, line, "%s/%s: '%s' is not a list of seg, sr, gsps, sc", o->section, o->name, text);
+            return -1;
+        }
+        return 0;
+    case OT_SEG_ENCODING:
+        if (strcmp(text, "fractional") == 0)
+            *(cx_config_seg_encoding *)field = CX_SEG_ENCODING_FRACTIONAL;
+        else if (strcmp(text, "binary") == 0)
+            *(cx_config_seg_encoding *)field = CX_SEG_ENCODING_BINARY;
+        else {
+            ld_err(l, line, "%s/%s: '%s' is not fractional or binary", o->section, o->name, text);
             return -1;
         }
         return 0;

@@ -153,10 +153,18 @@ typedef struct cx_config_series {
     char *series_description;
 } cx_config_series;
 
+/* How the SEG stores its masks (<outputs><segmentation><encoding>); docs/outputs.md says which
+ * viewer needs which. The values match cxdicom.h's CXD_SEG_* (the node maps them). */
+typedef enum cx_config_seg_encoding {
+    CX_SEG_ENCODING_FRACTIONAL = 0, /* 8-bit, 0 or 255: loads in OHIF at every size (default) */
+    CX_SEG_ENCODING_BINARY = 1      /* 1-bit packed: the smaller object, for viewers without FRACTIONAL */
+} cx_config_seg_encoding;
+
 typedef struct cx_config_outputs {
     char *uid_root;                  /* default "2.25"; digits and dots, <= 40 characters */
     cx_config_series seg;            /* on, 9901, "CXRSEG Segmentation" */
     int seg_when_nothing_found;      /* 1: write a SEG with the lungs only (default) */
+    cx_config_seg_encoding seg_encoding; /* default CX_SEG_ENCODING_FRACTIONAL */
     cx_config_series sr;             /* on, 9902, "CXRSEG Report" */
     cx_config_series gsps;           /* off, 9903, "CXRSEG Annotations" */
     cx_config_series sc;             /* off, 9904, "CXRSEG Overlay (not for diagnosis)" */

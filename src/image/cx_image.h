@@ -1,6 +1,7 @@
 /* cx_image: the greyscale pipeline between decoded stored values and what the engine sees:
  * modality LUT -> VOI (window or LUT, or an automatic window) -> polarity -> [0,1] float, area
- * resize to the engine's input size, and PNG/JPEG in and out. Knows nothing of DICOM (the pipeline
+ * resize to the engine's input size, PNG/JPEG in and out, and the overlay picture (masks and a
+ * legend burned into the display image). Knows nothing of DICOM (the pipeline
  * module maps DICOM attributes onto these parameters); depends on cx_base only. */
 #ifndef CX_IMAGE_H
 #define CX_IMAGE_H
@@ -128,6 +129,31 @@ cx_status cx_image_fit_size(int width, int height, const cx_fit_params *p, int *
  * constant and the image mean is preserved for any ratio. Works for upscaling too. */
 cx_status cx_image_resize_area(const cx_image *src, int out_width, int out_height, cx_image **out,
                                cx_error *err);
+
+/* ---- Overlay: masks and a legend burned into the display image ---- */
+/* One mask to draw: a box in image pixels and its w*h bytes (non-zero = inside), borrowed. */
+typedef struct cx_overlay_layer {
+    int x0, y0, w, h;
+    const uint8_t *mask;
+    uint8_t rgb[3];
+} cx_overlay_layer;
+
+/* One legend line: ASCII text (drawn in upper case; characters the font lacks become '?'),
+ * wrapped at spaces to the image width, in rgb (when has_color; otherwise white), after a
+ * square swatch of that colour when swatch is set. */
+typedef struct cx_legend_line {
+    char text[200];
+    int has_color, swatch;
+    uint8_t rgb[3];
+} cx_legend_line;
+
+/* Renders the [0,1] display image as 8-bit RGB with every layer tinted (35 % of its colour) and
+ * outlined in it, each layer over the ones before it, then the legend lines in a dark box at the top left
+ * (font scaled to the image: 1 px per 400 px of the shorter side). *out receives
+ * width*height*3 bytes allocated with cx_malloc (release with cx_free); written only on success.
+ * CX_ERR_INVALID for a layer outside the image. */
+cx_status cx_overlay_render(const cx_image *display, const cx_overlay_layer *layers, size_t n_layers,
+                            const cx_legend_line *lines, size_t n_lines, uint8_t **out, cx_error *err);
 
 /* ---- PNG and JPEG files ---- */
 /* Writes img ([0,1]) as 8-bit (bits = 8) or 16-bit (bits = 16) greyscale PNG. */

@@ -1,8 +1,9 @@
-# src/image: greyscale pipeline (modality LUT, VOI, polarity), area resize, PNG/JPEG I/O.
+# src/image: greyscale pipeline (modality LUT, VOI, polarity), area resize, PNG/JPEG I/O, and the
+# overlay picture (masks and legend burned in).
 # Knows nothing of DICOM; links base only (plus libpng and libjpeg).
 noinst_LTLIBRARIES += src/image/libcximage.la
 src_image_libcximage_la_SOURCES = src/image/cx_image.h src/image/cx_grey.c src/image/cx_resize.c \
-	src/image/cx_image_io.c
+	src/image/cx_image_io.c src/image/cx_overlay.c
 src_image_libcximage_la_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/src/image $(PNG_CFLAGS)
 src_image_libcximage_la_LIBADD = src/base/libcxbase.la $(PNG_LIBS) $(JPEG_LIBS) -lm
 

@@ -76,6 +76,7 @@ static cx_status params_from_config(const cx_config *cfg, cx_segment_params *p, 
                      ser[k]->series_description);
     }
     p->write.seg_without_findings = o->seg_when_nothing_found;
+    p->write.seg_encoding = o->seg_encoding == CX_SEG_ENCODING_BINARY ? CXD_SEG_BINARY : CXD_SEG_FRACTIONAL;
     if (o->manufacturer)
         snprintf(p->write.manufacturer, sizeof p->write.manufacturer, "%s", o->manufacturer);
     snprintf(p->write.software_version, sizeof p->write.software_version, "cxrseg-node");

@@ -78,47 +78,6 @@ static int in_mask(const cx_detection *d, int x, int y)
     return x >= 0 && y >= 0 && x < d->mask_w && y < d->mask_h && d->mask[(size_t)y * d->mask_w + x];
 }
 
-/* Overlay PNG: the display image, each mask tinted in its class colour with an outline. */
-static cx_status write_overlay(const char *path, const cx_image *disp, const cx_model *m, const cx_detections *d,
-                               const int *keep, cx_error *err)
-{
-    int w = disp->width, h = disp->height;
-    size_t n = (size_t)w * h;
-    uint8_t *rgb = cx_malloc(n * 3);
-    if (!rgb)
-        return cx_error_set(err, CX_ERR_NOMEM, STAGE, "overlay of %d x %d", w, h);
-    for (size_t i = 0; i < n; i++) {
-        float v = disp->data[i];
-        uint8_t g = (uint8_t)(v <= 0 ? 0 : v >= 1 ? 255 : v * 255.0f + 0.5f);
-        rgb[3 * i] = rgb[3 * i + 1] = rgb[3 * i + 2] = g;
-    }
-    int t = (w < h ? w : h) / 600 + 1;
-    for (int k = d->count - 1; k >= 0; k--) {
-        if (!keep[k])
-            continue;
-        const cx_detection *e = &d->items[k];
-        const unsigned char *c = cx_model_class(m, e->label)->color;
-        for (int y = 0; y < e->mask_h; y++)
-            for (int x = 0; x < e->mask_w; x++) {
-                if (!e->mask[(size_t)y * e->mask_w + x])
-                    continue;
-                int gx = e->mask_x0 + x, gy = e->mask_y0 + y;
-                uint8_t *q = rgb + ((size_t)gy * w + gx) * 3;
-                for (int j = 0; j < 3; j++)
-                    q[j] = (uint8_t)((q[j] * 65 + c[j] * 35) / 100);
-                if (!in_mask(e, gx - 1, gy) || !in_mask(e, gx + 1, gy) || !in_mask(e, gx, gy - 1) ||
-                    !in_mask(e, gx, gy + 1))
-                    for (int yy = gy - t / 2; yy < gy - t / 2 + t; yy++)
-                        for (int xx = gx - t / 2; xx < gx - t / 2 + t; xx++)
-                            if (xx >= 0 && yy >= 0 && xx < w && yy < h)
-                                memcpy(rgb + ((size_t)yy * w + xx) * 3, c, 3);
-            }
-    }
-    cx_status st = cx_image_write_png_rgb(path, rgb, w, h, err);
-    cx_free(rgb);
-    return st;
-}
-
 /* The reporting threshold of every label (index 0 unused) as threshold_for gives it. */
 static void thresholds_of(const cx_model *m, const cx_segment_params *p, float *thr)
 {
@@ -348,7 +307,7 @@ cx_status cx_segment_file(const cx_model *m, cx_mrcnn *s, const char *path, cons
     cx_detections d = {0};
     int *keep = NULL;
     cxd_finding *fs = NULL;
-    uint8_t *disp8 = NULL;
+    uint8_t *picture = NULL;
     cx_status st = CX_OK;
     cxd_error de;
 
@@ -419,18 +378,12 @@ cx_status cx_segment_file(const cx_model *m, cx_mrcnn *s, const char *path, cons
         snprintf(wo.presence_basis, sizeof wo.presence_basis, "Image score %.2f; present when the model finds %s",
                  r.image_score, rt);
     }
+    /* One picture for the secondary capture and overlay.png (cx_segment_picture). */
     const cx_image *dimg = img->display;
-    if (wo.outputs & CXD_OUT_SC) {
-        disp8 = cx_malloc((size_t)dimg->width * dimg->height);
-        if (!disp8) {
-            st = cx_error_set(err, CX_ERR_NOMEM, STAGE, "display image");
+    if ((wo.outputs & CXD_OUT_SC) || p->overlay_png) {
+        if ((st = cx_segment_picture(m, dimg, fs, nf, &r, has_spacing ? spacing : NULL, &picture, err)) != CX_OK)
             goto done;
-        }
-        for (size_t i = 0; i < (size_t)dimg->width * dimg->height; i++) {
-            float v = dimg->data[i];
-            disp8[i] = (uint8_t)(v <= 0 ? 0 : v >= 1 ? 255 : v * 255.0f + 0.5f);
-        }
-        wo.display = disp8;
+        wo.display_rgb = picture;
         wo.display_rows = dimg->height;
         wo.display_cols = dimg->width;
     }
@@ -446,13 +399,13 @@ cx_status cx_segment_file(const cx_model *m, cx_mrcnn *s, const char *path, cons
     }
     double t3 = cx_now_ms();
     r.ms_write = t3 - t2;
-    if (p->overlay_png && (st = write_overlay(p->overlay_png, dimg, m, &d, keep, err)) != CX_OK)
+    if (p->overlay_png && (st = cx_image_write_png_rgb(p->overlay_png, picture, dimg->width, dimg->height, err)) != CX_OK)
         goto done;
     r.ms_overlay = cx_now_ms() - t3;
     *out = r;
 
 done:
-    cx_free(disp8);
+    cx_free(picture);
     cx_free(fs);
     cx_free(keep);
     cx_detections_clear(&d);

@@ -8,6 +8,7 @@
 
 #include "cx_base.h"
 #include "cx_mrcnn.h"
+#include "cx_image.h"
 #include "cxdicom.h"
 
 #ifdef __cplusplus
@@ -82,6 +83,23 @@ void cx_segment_verdict_text(const cx_model *m, const cx_decision *rule, double 
 cx_status cx_segment_findings(const cx_model *m, const cx_detections *d, const cx_segment_params *p, int width,
                               int height, cxd_finding *fs, size_t *n_out, int *keep, cx_segment_result *r,
                               cx_error *err);
+
+/* The legend of that picture (below), on its own for tests: at most CX_SEGMENT_LEGEND_LINES(nf)
+ * lines into lines[], their number in *n_lines. W x H: the image size the findings' boxes are in. */
+#define CX_SEGMENT_LEGEND_LINES(nf) ((nf) + 5)
+cx_status cx_segment_legend(const cx_model *m, int W, int H, const cxd_finding *fs, size_t nf,
+                            const cx_segment_result *r, const double *spacing_mm, cx_legend_line *lines,
+                            size_t *n_lines, cx_error *err);
+
+/* The picture of overlay.png and of the secondary capture: the display image ([0,1], source size)
+ * with the findings fs tinted and outlined in their colours, and a legend: "research use only -
+ * not for diagnosis", the model's name and version, the image-level answer, then each class in its
+ * colour with (findings) the share of each lung the union of its findings covers and (with
+ * spacing_mm, row and column spacing; NULL = none) its area. *rgb receives width*height*3 bytes
+ * (cx_malloc'ed; release with cx_free), written only on success. r: its rule, image_score and
+ * finding_present are used. */
+cx_status cx_segment_picture(const cx_model *m, const cx_image *display, const cxd_finding *fs, size_t nf,
+                             const cx_segment_result *r, const double *spacing_mm, uint8_t **rgb, cx_error *err);
 
 /* Processes one DICOM file into out_dir (must exist). m and s belong to the caller (one state
  * per thread). PNG/JPEG input is CX_ERR_UNSUPPORTED: results are DICOM objects that reference a

@@ -670,6 +670,63 @@ static void test_alloc_failures(void)
     alloc_failures_on(st, 64, 64);
 }
 
+/* The overlay picture: layers tinted and outlined in their colours, later ones over earlier ones,
+ * the legend in a dark box at the top left with its text in the line's colour, and boxes outside
+ * the image refused. */
+static void test_overlay(void)
+{
+    const int w = 400, h = 90; /* wide enough that no legend line wraps */
+    cx_image *img = NULL;
+    cx_error e = {0};
+    CU_ASSERT_FATAL(cx_image_new(w, h, &img, &e) == CX_OK);
+    for (int i = 0; i < w * h; i++)
+        img->data[i] = 0.5f;
+    static uint8_t big[60 * 60], small[10 * 10];
+    memset(big, 1, sizeof big);
+    memset(small, 1, sizeof small);
+    cx_overlay_layer layers[2] = {{40, 20, 60, 60, big, {0, 0, 255}}, {70, 50, 10, 10, small, {255, 0, 0}}};
+    cx_legend_line lines[2];
+    memset(lines, 0, sizeof lines);
+    snprintf(lines[0].text, sizeof lines[0].text, "Research use only - not for diagnosis");
+    lines[0].has_color = 1;
+    lines[0].rgb[0] = 255, lines[0].rgb[1] = 214;
+    snprintf(lines[1].text, sizeof lines[1].text, "Lung opacity: right lung 12.3%%");
+    lines[1].has_color = lines[1].swatch = 1;
+    lines[1].rgb[0] = 255;
+    uint8_t *rgb = NULL;
+    CU_ASSERT_FATAL(cx_overlay_render(img, layers, 2, lines, 2, &rgb, &e) == CX_OK);
+    const uint8_t *p = rgb + ((size_t)35 * w + 55) * 3; /* inside the big layer only: tinted blue */
+    CU_ASSERT_EQUAL(p[0], (128 * 65) / 100);
+    CU_ASSERT_EQUAL(p[2], (128 * 65 + 255 * 35) / 100);
+    p = rgb + ((size_t)55 * w + 75) * 3; /* inside both: red over blue */
+    CU_ASSERT(p[0] > p[2]);
+    p = rgb + ((size_t)50 * w + 70) * 3; /* the small layer's border: its outline colour */
+    CU_ASSERT(p[0] == 255 && p[1] == 0 && p[2] == 0);
+    p = rgb + ((size_t)85 * w + 5) * 3; /* outside everything: the grey image */
+    CU_ASSERT(p[0] == 128 && p[1] == 128 && p[2] == 128);
+    /* Legend: a dark box from the top left with yellow text on line 1 and a red swatch on line 2
+     * (scale 1 at this size: lines 9 px apart, 4 px padding). */
+    int dark = 0, yellow = 0;
+    for (int y = 0; y < 9; y++)
+        for (int x = 0; x < w; x++) {
+            const uint8_t *q = rgb + ((size_t)y * w + x) * 3;
+            dark += q[0] == 0 && q[1] == 0 && q[2] == 0;
+            yellow += q[0] == 255 && q[1] == 214 && q[2] == 0;
+        }
+    CU_ASSERT(dark > 200);
+    CU_ASSERT(yellow > 20);
+    p = rgb + ((size_t)(4 + 9 + 3) * w + 4 + 3) * 3;
+    CU_ASSERT(p[0] == 255 && p[1] == 0 && p[2] == 0);
+    cx_free(rgb);
+    /* A layer partly outside the image. */
+    layers[1].x0 = 395;
+    rgb = NULL;
+    CU_ASSERT_EQUAL(cx_overlay_render(img, layers, 2, lines, 2, &rgb, &e), CX_ERR_INVALID);
+    CU_ASSERT(strstr(e.msg, "layer 1") != NULL);
+    CU_ASSERT(rgb == NULL);
+    cx_image_free(img);
+}
+
 static const cx_test_case cases[] = {
     {"linear", test_linear},
     {"linear width 1", test_linear_width1},
@@ -690,6 +747,7 @@ static const cx_test_case cases[] = {
     {"jpeg read", test_jpeg_read},
     {"broken files", test_broken_files},
     {"allocation failures", test_alloc_failures},
+    {"overlay picture", test_overlay},
     {NULL, NULL},
 };
 

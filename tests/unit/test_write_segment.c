@@ -266,6 +266,51 @@ static void test_decision_rule(void)
     cx_model_free(m);
 }
 
+/* The legend of overlay.png and the secondary capture: the warning, the model, the answer, then
+ * each class once in its colour with its per-lung share of the union of its findings and its area;
+ * and the picture itself at the image's size. */
+static void test_legend_and_picture(void)
+{
+    CU_ASSERT_PTR_NOT_NULL_FATAL(ggo_model());
+    setup();
+    cx_segment_params p;
+    cx_segment_default_params(&p);
+    cxd_finding fs[8];
+    int keep[8];
+    size_t n = 0;
+    cx_segment_result r;
+    memset(&r, 0, sizeof r);
+    cx_error e = {0};
+    CU_ASSERT_EQUAL_FATAL(cx_segment_findings(ggo_model(), &dets, &p, W, H, fs, &n, keep, &r, &e), CX_OK);
+    cx_legend_line lines[CX_SEGMENT_LEGEND_LINES(8)];
+    size_t nl = 0;
+    const double sp[2] = {0.5, 0.2}; /* 0.1 mm2 per pixel */
+    CU_ASSERT_EQUAL_FATAL(cx_segment_legend(ggo_model(), W, H, fs, n, &r, sp, lines, &nl, &e), CX_OK);
+    CU_ASSERT_EQUAL_FATAL(nl, 6u);
+    CU_ASSERT_STRING_EQUAL(lines[0].text, "Research use only - not for diagnosis");
+    CU_ASSERT(strncmp(lines[1].text, "Model: ", 7) == 0);
+    CU_ASSERT_STRING_EQUAL(lines[2].text, "Ground glass opacity: present (image score 0.90)");
+    CU_ASSERT_STRING_EQUAL(lines[3].text, "Right lung: 240 mm2");
+    CU_ASSERT_STRING_EQUAL(lines[4].text, "Left lung: 240 mm2");
+    /* A + B + D: right 150/2400, left 50/2400, 340 px. */
+    CU_ASSERT_STRING_EQUAL(lines[5].text, "Ground glass opacity (3): right lung 6.2%, left lung 2.1%, 34 mm2");
+    CU_ASSERT(lines[5].swatch && lines[5].has_color);
+    CU_ASSERT_EQUAL(memcmp(lines[5].rgb, fs[2].rgb, 3), 0);
+    /* Without spacing: no areas, and the legend says why. */
+    CU_ASSERT_EQUAL_FATAL(cx_segment_legend(ggo_model(), W, H, fs, n, &r, NULL, lines, &nl, &e), CX_OK);
+    CU_ASSERT_EQUAL_FATAL(nl, 7u);
+    CU_ASSERT_STRING_EQUAL(lines[3].text, "Right lung");
+    CU_ASSERT_STRING_EQUAL(lines[5].text, "Ground glass opacity (3): right lung 6.2%, left lung 2.1%");
+    CU_ASSERT_STRING_EQUAL(lines[6].text, "No areas: the image has no usable pixel spacing");
+    cx_image *img = NULL;
+    CU_ASSERT_EQUAL_FATAL(cx_image_new(W, H, &img, &e), CX_OK);
+    uint8_t *rgb = NULL;
+    CU_ASSERT_EQUAL(cx_segment_picture(ggo_model(), img, fs, n, &r, sp, &rgb, &e), CX_OK);
+    CU_ASSERT_PTR_NOT_NULL(rgb);
+    cx_free(rgb);
+    cx_image_free(img);
+}
+
 static void test_cleanup(void)
 {
     cx_model_free(ggo_model());
@@ -277,6 +322,7 @@ static const cx_test_case cases[] = {
     {"threshold overrides, no findings, missing lung", test_overrides_and_no_findings},
     {"inconsistent detections are errors", test_bad_detections},
     {"image-level answer from the model's decision rule", test_decision_rule},
+    {"legend and picture of overlay.png and the secondary capture", test_legend_and_picture},
     {"cleanup", test_cleanup},
     {NULL, NULL},
 };
