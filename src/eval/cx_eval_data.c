@@ -255,6 +255,24 @@ static cx_eval_dataset *dataset_new(const char *dir, cx_eval_form form, const ch
     return d;
 }
 
+/* Reads a CSV file whole and its header record (a UTF-8 BOM is tolerated): *buf (caller frees),
+ * the position after the header, its fields f[0..nf). */
+static cx_status csv_open(const char *path, char **buf, size_t *len, size_t *pos, char ***f, int *fcap, int *nf,
+                          int *line, cx_error *err)
+{
+    const char *S = "dataset";
+    if (read_file(path, buf, len, err, S))
+        return err ? err->code : CX_ERR_IO;
+    if (*len >= 3 && (unsigned char)(*buf)[0] == 0xEF && (unsigned char)(*buf)[1] == 0xBB)
+        *pos = 3;
+    *nf = csv_record(*buf, *len, pos, f, fcap, line);
+    if (*nf == -2)
+        return cx_error_set(err, CX_ERR_NOMEM, S, "out of memory");
+    if (*nf <= 0)
+        return cx_error_set(err, CX_ERR_FORMAT, S, "%s:1: no header row", path);
+    return CX_OK;
+}
+
 static cx_status open_structure(const char *dir, cx_eval_dataset **out, cx_error *err)
 {
     const char *S = "dataset";
@@ -262,25 +280,11 @@ static cx_status open_structure(const char *dir, cx_eval_dataset **out, cx_error
     char *buf = NULL, **f = NULL;
     int fcap = 0, nf = 0, line = 1;
     size_t len = 0, pos = 0;
-    cx_status st = CX_OK;
+    cx_status st;
     if (!d)
         return cx_error_set(err, CX_ERR_NOMEM, S, "out of memory");
-    if (read_file(d->csv_path, &buf, &len, err, S)) {
-        cx_eval_dataset_free(d);
-        return err ? err->code : CX_ERR_IO;
-    }
-    /* header: find the columns by name (a UTF-8 BOM is tolerated) */
-    if (len >= 3 && (unsigned char)buf[0] == 0xEF && (unsigned char)buf[1] == 0xBB)
-        pos = 3;
-    nf = csv_record(buf, len, &pos, &f, &fcap, &line);
-    if (nf == -2) {
-        st = cx_error_set(err, CX_ERR_NOMEM, S, "out of memory");
+    if ((st = csv_open(d->csv_path, &buf, &len, &pos, &f, &fcap, &nf, &line, err)) != CX_OK)
         goto done;
-    }
-    if (nf <= 0) {
-        st = cx_error_set(err, CX_ERR_FORMAT, S, "%s:1: no header row", d->csv_path);
-        goto done;
-    }
     int c_cls = -1, c_fn = -1, c_mask = -1, c_top = -1, c_left = -1;
     for (int i = 0; i < nf; i++) {
         if (!strcmp(f[i], "Class")) c_cls = i;
@@ -401,24 +405,11 @@ static cx_status open_maskfolder(const char *dir, cx_eval_dataset **out, cx_erro
     char *buf = NULL, **f = NULL;
     int fcap = 0, nf = 0, line = 1;
     size_t len = 0, pos = 0;
-    cx_status st = CX_OK;
+    cx_status st;
     if (!d)
         return cx_error_set(err, CX_ERR_NOMEM, S, "out of memory");
-    if (read_file(d->csv_path, &buf, &len, err, S)) {
-        cx_eval_dataset_free(d);
-        return err ? err->code : CX_ERR_IO;
-    }
-    if (len >= 3 && (unsigned char)buf[0] == 0xEF && (unsigned char)buf[1] == 0xBB)
-        pos = 3;
-    nf = csv_record(buf, len, &pos, &f, &fcap, &line);
-    if (nf == -2) {
-        st = cx_error_set(err, CX_ERR_NOMEM, S, "out of memory");
+    if ((st = csv_open(d->csv_path, &buf, &len, &pos, &f, &fcap, &nf, &line, err)) != CX_OK)
         goto done;
-    }
-    if (nf <= 0) {
-        st = cx_error_set(err, CX_ERR_FORMAT, S, "%s:1: no header row", d->csv_path);
-        goto done;
-    }
     int c_id = -1, c_cat = -1, c_split = -1;
     for (int i = 0; i < nf; i++) {
         if (!strcmp(f[i], "id")) c_id = i;
