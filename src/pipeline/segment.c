@@ -164,8 +164,9 @@ cx_status cx_segment_findings(const cx_model *m, const cx_detections *d, const c
     /* The image-level answer; what is reported; the best lung of each side; findings in score order. */
     float thr[CX_SEGMENT_MAX_CLASSES + 1];
     thresholds_of(m, p, thr);
-    r->finding_present = cx_segment_decide(m, p, d, width, height, &r->rule, &r->image_score);
-    cx_decision_keep(m, d, width, height, thr, keep);
+    r->image_score = cx_decision_keep(m, d, width, height, thr, keep); /* one pass over the masks */
+    r->rule = cx_decision_effective(m, thr);
+    r->finding_present = cx_decision_present_at(&r->rule, r->image_score);
     int lung_idx[2] = {-1, -1};
     for (int k = 0; k < d->count; k++) {
         const cx_detection *e = &d->items[k];
