@@ -21,7 +21,7 @@ TESTS += tests/unit/test_decision
 tests_unit_test_decision_SOURCES = tests/unit/test_decision.c tests/unit/cx_test.h tests/unit/cx_test_mfile.h
 tests_unit_test_decision_CPPFLAGS = $(CX_TEST_CPPFLAGS) -I$(top_srcdir)/src/nn -I$(top_srcdir)/src/mrcnn
 tests_unit_test_decision_LDADD = src/mrcnn/libcxmrcnn.la $(CUNIT_LIBS)
-EXTRA_DIST += tests/data/decision_model.cxm
+EXTRA_DIST += tests/data/decision_model.cxm tests/data/decision_head_model.cxm
 
 # The viewer test's hand-made results: SEG + SR with 1..16 segments for any source image
 # (tests/viewer.sh shows OHIF every segment count at odd image sizes with them).

@@ -2,7 +2,7 @@
 # Full-size parity with torchvision: a ResNet-50-FPN with random weights (4 classes, 100 detections)
 # at 512 and 800 px. torchvision writes its outputs (models/tools/make_parity_refs.py), then the
 # C engine is compared with them by tests/unit/test_mrcnn in its full-size mode (CX_PARITY_FULL:
-# the criteria are in that file's header). Winograd on, as shipped. Runs when Debian's
+# the criteria are in that file's header). The 512 px model has the image-level head (image_head 1). Winograd on, as shipped. Runs when Debian's
 # python3-torchvision is installed (scripts/setup installs it); about 3 minutes.
 set -u
 top=${CX_SRCDIR:-.}
@@ -15,7 +15,7 @@ for S in 512 800; do
     arch="{\"backbone\": \"resnet50\", \"in_channels\": 3, \"image_mean\": [0.485, 0.456, 0.406],
       \"image_std\": [0.229, 0.224, 0.225], \"fpn_channels\": 256, \"num_classes\": 4, \"min_size\": $S,
       \"max_size\": $S, \"box_detections_per_img\": 100, \"representation_size\": 1024,
-      \"mask_layers\": [256, 256, 256, 256], \"mask_dim_reduced\": 256}"
+      \"mask_layers\": [256, 256, 256, 256], \"mask_dim_reduced\": 256, \"image_head\": $((S == 512))}"
     /usr/bin/python3 "$top/models/tools/make_parity_refs.py" --arch "$arch" --sizes "$S" \
         --model "$tmp/m$S.cxm" --refs "$tmp/r$S.cxm" > "$tmp/gen$S.log" 2>&1 ||
         { echo "FAIL: torchvision references at $S px:"; cat "$tmp/gen$S.log"; exit 1; }

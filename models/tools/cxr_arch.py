@@ -46,6 +46,9 @@ DEFAULT_ARCH = {
     "representation_size": 1024,
     "mask_layers": [256, 256, 256, 256],
     "mask_dim_reduced": 256,
+    # 1 = an image-level head: the mean of the backbone's last stage (C5) over the image, then one
+    # linear unit; its sigmoid is the probability that the image shows the decision class.
+    "image_head": 0,
     # training-only knobs (not used by the engine, kept for provenance)
     "rpn_pre_nms_top_n_train": 2000,
     "rpn_post_nms_top_n_train": 2000,
@@ -101,7 +104,32 @@ def build_model(arch):
         bbox_reg_weights=tuple(a["bbox_reg_weights"]),
         mask_head=mask_head, mask_predictor=mask_predictor,
     )
+    if a["image_head"]:
+        c5 = body.layer4[-1].conv2.out_channels if a["backbone"] != "resnet50" else body.layer4[-1].conv3.out_channels
+        model.image_head = nn.Linear(c5, 1)
+        model.backbone.body.register_forward_hook(_keep_c5)
+        model.transform.register_forward_hook(_keep_sizes)
     return model
+
+
+def _keep_c5(module, inputs, outputs):
+    module.last_c5 = outputs["3"]
+
+
+def _keep_sizes(module, inputs, outputs):
+    module.last_sizes = list(outputs[0].image_sizes)
+
+
+def image_logits(model):
+    """The image head's logit per image of the last forward pass of `model` (arch image_head 1).
+    The mean is taken over the C5 cells each image covers once padded to a multiple of 32 (what
+    the engine, which runs one image at a time, sees), not over the batch's padding."""
+    c5 = model.backbone.body.last_c5
+    out = []
+    for i, (h, w) in enumerate(model.transform.last_sizes):
+        fh, fw = -(-h // 32), -(-w // 32)
+        out.append(c5[i, :, :fh, :fw].mean(dim=(1, 2)))
+    return model.image_head(torch.stack(out))[:, 0]
 
 
 def _narrow_resnet(body, width, norm):

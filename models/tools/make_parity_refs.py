@@ -156,6 +156,11 @@ def write_refs(path, model, cases):
         tensors.append((p + "boxes", d["boxes"].numpy().astype(np.float32).reshape(-1, 4)))
         tensors.append((p + "scores", d["scores"].numpy().astype(np.float32)))
         tensors.append((p + "labels", d["labels"].numpy().astype(np.int32)))
+        if hasattr(model, "image_head"):  # the image-level head's probability (arch image_head 1)
+            with torch.no_grad():
+                model([torch.from_numpy(img)[None]])
+                prob = torch.sigmoid(cxr_arch.image_logits(model))
+            tensors.append((p + "image_prob", prob.numpy().astype(np.float32)))
         masks = (d["masks"][:, 0] > 0.5).numpy().astype(np.uint8).reshape(-1, out_size[0] * out_size[1])
         # one bit per pixel, row-major, most significant bit first (np.packbits)
         tensors.append((p + "masks", np.packbits(masks, axis=1).reshape(masks.shape[0], -1)))

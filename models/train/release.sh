@@ -2,8 +2,9 @@
 # From a finished training run to the shipped model, every choice made by a rule fixed before the
 # final evaluation (docs/training.md, "Release"):
 #   1. reporting thresholds fixed a priori: score 0.5 (the opacity class: min(0.5, decision.score),
-#      so that a "present" image always shows its finding) and mask 0.5 for every class, box NMS 0.3,
-#      image-level rule on the opacity class;
+#      so that a "present" image always shows its finding; 0.5 with an image head, whose "present"
+#      keeps the detection it rests on) and mask 0.5 for every class, box NMS 0.3, image-level rule
+#      on the opacity class;
 #   2. the image-level rule chosen on the HOLDOUT images that training left out of COVID-QU-Ex's
 #      train split (operating_point.py): its minimum area among 0.25/0.5/1/2/4 % of the image by
 #      holdout ROC AUC, its score threshold for holdout specificity >= 0.95;
@@ -22,7 +23,7 @@ quex=${CX_QUEX:-$shared/covid-qu-ex}
 cxr=${CX_DATA:-$shared/cxr-covid-seg}
 stem=${out%.cxm}
 name=${CX_MODEL_NAME:-cxrseg-opacity-lungs-r18}
-version=${CX_MODEL_VERSION:-2}
+version=${CX_MODEL_VERSION:-3}
 
 $py - "$run" <<'PY'
 import json, sys, torch
@@ -48,7 +49,9 @@ $py "$here/operating_point.py" $evals | tee "$run/operating_point.json"
 t=$($py -c 'import json,sys; print(json.load(open(sys.argv[1]))["score"])' "$run/operating_point.json")
 ma=$($py -c 'import json,sys; print(json.load(open(sys.argv[1]))["min_area"])' "$run/operating_point.json")
 # the opacity reporting threshold is min(0.5, t): a "present" image always shows its finding
-to=$($py -c 'import sys; print(min(0.5, float(sys.argv[1])))' "$t")
+head=$($py -c 'import sys, torch; print(int(torch.load(sys.argv[1], map_location="cpu")["arch"].get("image_head", 0)))' "$run/ship.pt")
+if [ "$head" = 1 ]; then to=0.5; else
+    to=$($py -c 'import sys; print(min(0.5, float(sys.argv[1])))' "$t"); fi
 $py "$here/../tools/export.py" "$run/ship.pt" -o "$out" --name "$name" --version "$version" \
     --decision-score "$t" --decision-min-area "$ma" --score-thresh "opacity=$to"
 "$build/cxrseg" eval --model "$out" --data "$quex" --subset val --json "$run/val-quex.json" \

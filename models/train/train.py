@@ -26,7 +26,7 @@ sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(HERE, "..", "tools"))
 import cxrdata  # noqa: E402
 import maskfolder  # noqa: E402
-from cxr_arch import build_model, full_arch  # noqa: E402
+from cxr_arch import build_model, full_arch, image_logits  # noqa: E402
 
 # What the model file says about each label (DICOM codes for the SEG/SR writers).
 CLASSES = [
@@ -130,6 +130,7 @@ def model_payload(model, arch, args, extra):
             "size": args.size, "mix": args.mix, "holdout_per_category": args.holdout,
             "recipe": "models/train/train.py", "seed": args.seed, "lr": args.lr,
             "batch": args.batch, "budget_hours": args.hours, "torch": torch.__version__,
+            "init": os.path.relpath(args.init, os.path.join(HERE, "..", "..")) if args.init else "",
         }, **extra),
     }
 
@@ -186,6 +187,11 @@ def main():
     ap.add_argument("--score-thresh", type=float, default=0.5)
     ap.add_argument("--arch", default="", help="JSON overriding keys of the default arch")
     ap.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
+    ap.add_argument("--init", default="",
+                    help="start from this checkpoint's weights (final.pt of an earlier run: its arch, "
+                         "image mean/std and weights; --arch may add keys such as image_head)")
+    ap.add_argument("--image-loss", type=float, default=1.0,
+                    help="weight of the image head's loss (binary cross-entropy, opacity present)")
     args = ap.parse_args()
 
     torch.set_num_threads(args.threads)
@@ -252,10 +258,29 @@ def main():
     mean, std = round(float(allpix.mean()), 4), round(float(allpix.std()), 4)
 
     arch = dict(ARCH, image_mean=[mean], image_std=[std], min_size=size, max_size=size)
+    init = None
+    if args.init:
+        init = torch.load(args.init, map_location="cpu")
+        arch = dict(init["arch"])
+        mean, std = arch["image_mean"][0], arch["image_std"][0]
     if args.arch:
         arch.update(json.loads(args.arch))
     full_arch(arch)  # validates keys
     model = build_model(arch)
+    if init is not None:
+        missing, unexpected = model.load_state_dict(init["model"], strict=False)
+        if unexpected or any(not k.startswith("image_head.") for k in missing):
+            sys.exit(f"train: --init {args.init} does not fit the arch: missing {missing}, "
+                     f"unexpected {unexpected}")
+        log(f"initialised from {args.init} ({init.get('provenance', {}).get('iterations', '?')} "
+            f"iterations); new: {missing or 'nothing'}")
+        if missing:  # a fresh image head starts at the prior's log-odds
+            torch.nn.init.normal_(model.image_head.weight, std=0.01)
+            torch.nn.init.zeros_(model.image_head.bias)
+        del init
+    has_head = bool(full_arch(arch)["image_head"])
+    # The image head's label: the decision class (opacity, bit 0 of the planes) outlined anywhere.
+    present = [bool((p & 1).any()) for _, p, _ in train]
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.SGD(params, lr=args.lr, momentum=0.9, weight_decay=args.wd)
 
@@ -319,13 +344,14 @@ def main():
             lr = args.lr * (0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * frac)))
         for g in opt.param_groups:
             g["lr"] = lr
-        images, targets = [], []
+        images, targets, labels = [], [], []
         while len(images) < args.batch:
             if state["pos"] >= len(order):
                 state["epoch"] += 1
                 state["pos"] = 0
                 order = epoch_order(state["epoch"])
-            img, planes, _ = train[order[state["pos"]]]
+            idx = order[state["pos"]]
+            img, planes, _ = train[idx]
             state["pos"] += 1
             x, p = augment(img, planes, rng)
             tg = make_target(p, min_px)
@@ -333,7 +359,12 @@ def main():
                 continue
             images.append(x)
             targets.append(tg)
+            labels.append(float(present[idx]))
         losses = model(images, targets)
+        if has_head:
+            logit = image_logits(model)
+            losses["loss_image"] = args.image_loss * F.binary_cross_entropy_with_logits(
+                logit, torch.tensor(labels))
         loss = sum(losses.values())
         if not torch.isfinite(loss):
             log(f"iteration {it}: non-finite loss {loss.item()} ({ {k: v.item() for k, v in losses.items()} }); skipped")

@@ -163,6 +163,9 @@ static cx_status load_arch(ld *L)
                             cx_mfile_path(mf), MR_MAX_MASK_LAYERS);
     m->n_mask_layers = ml->count;
     TRY(get_int(L, "arch.mask_dim_reduced", 1, 4096, &m->mask_dim));
+    m->image_head = 0;
+    if (cx_mfile_meta(mf, "arch.image_head"))
+        TRY(get_int(L, "arch.image_head", 0, 1, &m->image_head));
     return CX_OK;
 fail:
     return st;
@@ -266,6 +269,14 @@ static cx_status load_weights(ld *L)
         m->deconv_b = q;
     }
     TRY(get_conv(L, "roi_heads.mask_predictor.mask_fcn_logits", m->mask_dim, K1, 1, 1, 0, &m->mask_logits));
+    if (m->image_head) {
+        int64_t dw[2] = {1, (int64_t)(w << 3) * e}, db[1] = {1};
+        const void *q;
+        TRY(cx_mfile_get_tensor(m->mf, "image_head.weight", CX_DT_F32, 2, dw, &q, L->err));
+        m->image_w = q;
+        TRY(cx_mfile_get_tensor(m->mf, "image_head.bias", CX_DT_F32, 1, db, &q, L->err));
+        m->image_b = q;
+    }
     for (int i = 0; i < cx_mfile_tensor_count(m->mf); i++) {
         cx_tensor_ref *t = cx_mfile_tensor_at(m->mf, i);
         if (!t->used)
@@ -497,24 +508,42 @@ float cx_model_score_thresh(const cx_model *m) { return m->score_thresh; }
 float cx_model_mask_thresh(const cx_model *m) { return m->mask_thresh; }
 int cx_model_provenance_count(const cx_model *m) { return m->n_prov; }
 const cx_decision *cx_model_decision(const cx_model *m) { return &m->decision; }
+int cx_model_has_image_head(const cx_model *m) { return m->image_head; }
 
-double cx_decision_image_score(const cx_model *m, const cx_detections *d, int width, int height)
+/* The index of the highest-scoring detection of the decision class whose mask covers at least
+ * min_area_frac of the image, or -1. */
+static int best_qualifying(const cx_model *m, const cx_detections *d, int width, int height)
 {
     const cx_decision *r = &m->decision;
-    double best = 0, need = r->min_area_frac * (double)width * (double)height;
+    double need = r->min_area_frac * (double)width * (double)height;
+    int best = -1;
     if (!r->label || !d)
-        return 0;
+        return -1;
     for (int i = 0; i < d->count; i++) {
         const cx_detection *x = &d->items[i];
-        if (x->label != r->label || x->score <= best)
+        if (x->label != r->label || (best >= 0 && x->score <= d->items[best].score))
             continue;
         size_t px = 0, n = (size_t)x->mask_w * (size_t)x->mask_h;
         for (size_t k = 0; k < n; k++)
             px += x->mask[k] != 0;
         if ((double)px >= need && px > 0)
-            best = x->score;
+            best = i;
     }
     return best;
+}
+
+static double image_score_of(const cx_model *m, const cx_detections *d, int best)
+{
+    if (best < 0)
+        return 0;
+    if (m->image_head && d->has_image_prob)
+        return d->image_prob > 0 ? d->image_prob : 0;
+    return d->items[best].score;
+}
+
+double cx_decision_image_score(const cx_model *m, const cx_detections *d, int width, int height)
+{
+    return image_score_of(m, d, best_qualifying(m, d, width, height));
 }
 
 int cx_decision_present(const cx_model *m, double image_score)
@@ -530,7 +559,7 @@ int cx_decision_present_at(const cx_decision *r, double image_score)
 cx_decision cx_decision_effective(const cx_model *m, const float *score_thresh)
 {
     cx_decision r = m->decision;
-    if (r.label) {
+    if (r.label && !m->image_head) {
         float t = score_thresh ? score_thresh[r.label] : m->classes[r.label - 1].score_thresh;
         if (t > r.score)
             r.score = t;
@@ -541,7 +570,8 @@ cx_decision cx_decision_effective(const cx_model *m, const float *score_thresh)
 double cx_decision_keep(const cx_model *m, const cx_detections *d, int width, int height,
                         const float *score_thresh, int *keep)
 {
-    double score = cx_decision_image_score(m, d, width, height);
+    int best = best_qualifying(m, d, width, height);
+    double score = image_score_of(m, d, best);
     cx_decision r = cx_decision_effective(m, score_thresh);
     int present = cx_decision_present_at(&r, score);
     for (int i = 0; d && i < d->count; i++) {
@@ -552,7 +582,7 @@ double cx_decision_keep(const cx_model *m, const cx_detections *d, int width, in
             continue;
         }
         float t = score_thresh ? score_thresh[l] : m->classes[l - 1].score_thresh;
-        keep[i] = x->score >= t && (l != m->decision.label || present);
+        keep[i] = l != m->decision.label ? x->score >= t : present && (x->score >= t || i == best);
     }
     return score;
 }

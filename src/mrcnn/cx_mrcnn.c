@@ -40,6 +40,7 @@ struct cx_mrcnn {
     int nprops, rh, rw;
     double t[4];
     float mask_min_score;    /* detections below it get no mask (0: all, as torchvision) */
+    double image_logit;      /* the image head's output (models with arch.image_head) */
 };
 
 /* ---------------------------------------------------------------- arena */
@@ -189,6 +190,8 @@ void cx_detections_clear(cx_detections *d)
     cx_free(d->items);
     d->items = NULL;
     d->count = d->capacity = 0;
+    d->has_image_prob = 0;
+    d->image_prob = 0;
 }
 
 /* ---------------------------------------------------------------- helpers */
@@ -692,6 +695,19 @@ static cx_status backbone_fpn(cx_mrcnn *s, const float *x, int Hp, int Wp, cx_er
         if (l == 0)
             arena_release(s, m1);
     }
+    if (m->image_head) {
+        /* image head: the mean of each C5 channel over the padded map, then one linear unit */
+        size_t C5 = (size_t)(m->width << 3) * e, hw = (size_t)hs[3] * ws[3];
+        double acc = m->image_b[0];
+        for (size_t c = 0; c < C5; c++) {
+            const float *p = cl[3] + c * hw;
+            double sum = 0;
+            for (size_t i = 0; i < hw; i++)
+                sum += p[i];
+            acc += (double)m->image_w[c] * (sum / (double)hw);
+        }
+        s->image_logit = acc;
+    }
     /* FPN top-down */
     float *last;
     ALLOCF(last, (size_t)C * hs[3] * ws[3]);
@@ -1049,6 +1065,10 @@ cx_status cx_mrcnn_detect(cx_mrcnn *s, const float *img, int h, int w, int out_h
         arena_release(s, mk);
     }
     s->t[3] = cx_now_ms() - t3;
+    if (m->image_head) {
+        out->has_image_prob = 1;
+        out->image_prob = (float)(1.0 / (1.0 + exp(-s->image_logit)));
+    }
     return CX_OK;
 fail:
     cx_detections_clear(out);

@@ -57,14 +57,19 @@ float cx_model_score_thresh(const cx_model *m);
 float cx_model_mask_thresh(const cx_model *m);
 /* The image-level answer "this X-ray shows <finding>" (models/FORMAT.md, decision.*): the image's
  * score is the highest score of a `label` detection whose mask covers at least min_area_frac of
- * the image; the finding is present when that score is >= score. Models without decision.* keys
- * get label = the first class that is not a lung, score = its reporting threshold, min_area 0. */
+ * the image; the finding is present when that score is >= score. A model with an image head
+ * (arch.image_head 1) scores the image with the head's probability instead, provided such a
+ * detection exists (at any score the engine returns), so that "present" always has a region to
+ * show. Models without decision.* keys get label = the first class that is not a lung, score =
+ * its reporting threshold, min_area 0. */
 typedef struct cx_decision {
     int label;             /* 1..K, 0 when the model has no finding class */
     double score;
     double min_area_frac;
 } cx_decision;
 const cx_decision *cx_model_decision(const cx_model *m);
+/* 1 when the model has an image-level head (arch.image_head; cx_detections.image_prob). */
+int cx_model_has_image_head(const cx_model *m);
 
 /* Provenance strings ("provenance.<key>" in the file); i in [0, count). */
 int cx_model_provenance_count(const cx_model *m);
@@ -86,6 +91,8 @@ typedef struct cx_detections {
     int count;
     cx_detection *items;   /* sorted by decreasing score, as torchvision */
     int capacity;
+    int has_image_prob;    /* 1 when the model has an image head: */
+    float image_prob;      /* sigmoid of the head's logit, the probability the image shows the finding */
 } cx_detections;
 
 /* The image-level score of `d` under m's decision rule (see cx_decision) for an image of
@@ -97,11 +104,14 @@ int cx_decision_present_at(const cx_decision *r, double image_score);
 /* The rule in force with reporting thresholds score_thresh[1..K] (NULL: the classes' own): m's
  * rule, its score raised to the decision class's reporting threshold when that is higher, so that
  * "present" always comes with at least one reported finding (a conf file or --score can only make
- * the rule stricter; release.sh keeps the shipped class threshold at or below decision.score). */
+ * the rule stricter; release.sh keeps the shipped class threshold at or below decision.score).
+ * With an image head the rule scores a probability, not a detection: it is m's rule unchanged. */
 cx_decision cx_decision_effective(const cx_model *m, const float *score_thresh);
 /* Which detections the product reports (the SEG/SR and `cxrseg eval` call this one rule):
  * keep[i] = 1 when d->items[i].score >= score_thresh[label] and, for a detection of the decision
- * class, the image is present under the effective rule (cx_decision_effective); else 0. score_thresh[1..K] are the
+ * class, the image is present under the effective rule (cx_decision_effective); else 0. When the
+ * image is present, its best qualifying detection of the decision class (the one the image score
+ * rests on) is kept whatever its score, so "present" is never without a region. score_thresh[1..K] are the
  * reporting thresholds per label (index 0 unused); NULL means each class's cx_class_info.score_thresh.
  * A model whose decision label is 0 gates nothing. keep (d->count entries, caller-owned) is always
  * written; labels outside 1..K are never kept. Returns the image score, computed from ALL of d

@@ -46,6 +46,8 @@ struct cx_model {
     cx_class_info *classes;              /* [K], index label-1 */
     float score_thresh, mask_thresh;
     cx_decision decision;
+    int image_head;                      /* arch.image_head: mean of C5, then one linear unit */
+    const float *image_w, *image_b;      /* [C5 channels], [1] */
     int n_prov;
     const cx_meta **prov;
     float *wino_buf;                     /* owned: Winograd forms of the convs that use it */

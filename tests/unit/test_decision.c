@@ -186,6 +186,43 @@ static void test_bad_keys(void)
     expect_load_error(score, 1, "decision.score");
 }
 
+/* A model with an image head: the head's probability is the image score when a detection of the
+ * decision class covers min_area (whatever its score); "present" keeps that detection even below
+ * the class threshold; the rule is not raised to the class threshold. */
+static void test_image_head(void)
+{
+    cx_model *m = load(data_path("decision_head_model.cxm"));
+    CU_ASSERT_PTR_NOT_NULL_FATAL(m);
+    CU_ASSERT_TRUE(cx_model_has_image_head(m));
+    memset(&dets, 0, sizeof dets);
+    put(0, 2, 0.95f, 0, 0, 10, 10, 60);   /* right lung */
+    put(1, 1, 0.30f, 10, 10, 10, 10, 50); /* opacity, 50 px >= 40, below the 0.4 threshold */
+    put(2, 1, 0.20f, 30, 30, 10, 10, 45); /* opacity, lower score */
+    put(3, 1, 0.90f, 50, 50, 10, 10, 30); /* opacity, too small for min_area */
+    dets.has_image_prob = 1;
+    dets.image_prob = 0.70f;
+    int keep[8];
+    double s = cx_decision_keep(m, &dets, W, H, NULL, keep);
+    CU_ASSERT_DOUBLE_EQUAL(s, 0.70, 1e-6);
+    CU_ASSERT_DOUBLE_EQUAL(cx_decision_image_score(m, &dets, W, H), 0.70, 1e-6);
+    CU_ASSERT_TRUE(keep[0]);
+    CU_ASSERT_TRUE(keep[1]);   /* the best qualifying opacity: kept though below 0.4 */
+    CU_ASSERT_FALSE(keep[2]);  /* below the threshold and not the one the answer rests on */
+    CU_ASSERT_TRUE(keep[3]);   /* at or above 0.4: reported */
+    dets.image_prob = 0.60f;   /* below the rule's 0.62: absent */
+    s = cx_decision_keep(m, &dets, W, H, NULL, keep);
+    CU_ASSERT_FALSE(cx_decision_present(m, s));
+    CU_ASSERT_TRUE(keep[0]);
+    CU_ASSERT_FALSE(keep[1] || keep[2] || keep[3]);
+    float thr[4] = {0, 0.9f, 0.5f, 0.5f};
+    cx_decision r = cx_decision_effective(m, thr);
+    CU_ASSERT_DOUBLE_EQUAL(r.score, 0.62, 1e-12);  /* a probability rule: not raised to 0.9 */
+    dets.count = 1;            /* only a lung: nothing for the answer to rest on */
+    dets.image_prob = 0.99f;
+    CU_ASSERT_DOUBLE_EQUAL(cx_decision_image_score(m, &dets, W, H), 0.0, 0);
+    cx_model_free(m);
+}
+
 static void test_cleanup(void)
 {
     remove(tmp_path);
@@ -197,6 +234,7 @@ static const cx_test_case cases[] = {
     {"image score: min_area boundary, other labels, empty masks", test_min_area_and_labels},
     {"no decision keys: first non-lung class, its threshold, any area", test_default_rule},
     {"bad decision keys are load errors", test_bad_keys},
+    {"image head: probability as the image score, its detection kept", test_image_head},
     {"cleanup", test_cleanup},
     {NULL, NULL},
 };

@@ -46,6 +46,13 @@ static const cx_tensor_ref *ref(cx_mfile *f, int c, const char *what)
     return t;
 }
 
+static const char *image_prob_name(int c)
+{
+    static char n[64];
+    snprintf(n, sizeof n, "case%d.image_prob", c);
+    return n;
+}
+
 static int mask_bit(const uint8_t *packed, size_t i)
 {
     return (packed[i >> 3] >> (7 - (i & 7))) & 1;
@@ -197,6 +204,15 @@ static void run_parity(int n_threads)
         }
         CU_ASSERT(worst_box <= 1e-2);
         CU_ASSERT(worst_score <= 1e-4);
+        /* the image head (models with arch.image_head): its probability within 1e-4 */
+        const cx_tensor_ref *ip = cx_mfile_tensor(rf, image_prob_name(c));
+        CU_ASSERT(!ip == !cx_model_has_image_head(m));
+        CU_ASSERT(dets.has_image_prob == cx_model_has_image_head(m));
+        if (ip && dets.has_image_prob) {
+            double want = ((const float *)ip->data)[0];
+            printf("\n  case %d: image head %.6f, torchvision %.6f", c, dets.image_prob, want);
+            CU_ASSERT(fabs(dets.image_prob - want) <= 1e-4);
+        }
         if (full) {
             CU_ASSERT(low_iou * 20 <= nd);
             printf("\n  case %d: %d of %d proposals beyond 1e-3 px, %d detections matched at another position "
