@@ -3,6 +3,7 @@
 The exporter (export.py) and the parity-reference generator (make_parity_refs.py) both write this
 container; the C loader (src/mrcnn/cx_mfile.c) is its only reader at run time.
 """
+import hashlib
 import struct
 
 import numpy as np
@@ -46,31 +47,46 @@ def _meta_entry(key, value):
     return bytes(b)
 
 
-def write(path, meta, tensors):
-    """meta: list of (key, value); tensors: list of (name, numpy array float32/uint8/int32)."""
+def write(path, meta, tensors, integrity=True):
+    """meta: list of (key, value); tensors: list of (name, numpy array float32/uint8/int32).
+    integrity: append integrity.meta_sha256 (the other metadata entries and the tensor table, as
+    stored, in file order) and integrity.data_sha256 (the tensor data region), which the loader
+    checks (models/FORMAT.md "Integrity")."""
+    meta = [(k, v) for k, v in meta if not k.startswith("integrity.")]
     keys = [k for k, _ in meta]
     if len(set(keys)) != len(keys):
         raise ValueError("duplicate metadata key")
     names = [n for n, _ in tensors]
     if len(set(names)) != len(names):
         raise ValueError("duplicate tensor name")
-    body = bytearray()
+    entries = bytearray()
     for k, v in meta:
-        body += _meta_entry(k, v)
+        entries += _meta_entry(k, v)
+    table = bytearray()
     offset = 0
     arrays = []
+    data_sha = hashlib.sha256()
     for name, arr in tensors:
         arr = np.ascontiguousarray(arr)
         if arr.dtype not in _DTYPES:
             raise TypeError(f"tensor {name}: dtype {arr.dtype} not supported")
-        _str(body, name)
-        body += struct.pack("<II", _DTYPES[arr.dtype], arr.ndim)
-        body += struct.pack("<%dQ" % arr.ndim, *arr.shape)
-        body += struct.pack("<QQ", offset, arr.nbytes)
+        _str(table, name)
+        table += struct.pack("<II", _DTYPES[arr.dtype], arr.ndim)
+        table += struct.pack("<%dQ" % arr.ndim, *arr.shape)
+        table += struct.pack("<QQ", offset, arr.nbytes)
         arrays.append((offset, arr))
+        data_sha.update(arr.tobytes())
+        data_sha.update(b"\0" * ((-arr.nbytes) % ALIGN))
         offset += (arr.nbytes + ALIGN - 1) // ALIGN * ALIGN
+    n_meta = len(meta)
+    if integrity:
+        meta_sha = hashlib.sha256(bytes(entries) + bytes(table)).hexdigest()
+        entries += _meta_entry("integrity.meta_sha256", meta_sha)
+        entries += _meta_entry("integrity.data_sha256", data_sha.hexdigest())
+        n_meta += 2
+    body = entries + table
     data_offset = (64 + len(body) + ALIGN - 1) // ALIGN * ALIGN
-    header = MAGIC + struct.pack("<IIIIQQ", VERSION, len(meta), len(tensors), 0, data_offset, offset)
+    header = MAGIC + struct.pack("<IIIIQQ", VERSION, n_meta, len(tensors), 0, data_offset, offset)
     header += b"\0" * (64 - len(header))
     with open(path, "wb") as f:
         f.write(header)

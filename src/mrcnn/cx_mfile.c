@@ -8,9 +8,12 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#include <openssl/evp.h>
 
 #include "cx_mfile.h"
 
@@ -27,7 +30,22 @@ struct cx_mfile {
     cx_meta *meta;
     cx_tensor_ref *tensors;
     char sha[65];
+    int has_integrity;
 };
+
+/* The integrity digests (models/FORMAT.md "Integrity"): SHA-256 of the metadata entries other
+ * than integrity.* and of the tensor table, in file order (meta), and of the tensor data region
+ * (data). Filled while parsing. */
+typedef struct digests {
+    EVP_MD_CTX *meta;
+    unsigned char meta_sha[32], data_sha[32];
+} digests;
+
+static void hex32(const unsigned char h[32], char out[65])
+{
+    for (int i = 0; i < 32; i++)
+        snprintf(out + 2 * i, 3, "%02x", h[i]);
+}
 
 /* Bounded little-endian cursor over [pos, end). */
 typedef struct cur {
@@ -109,7 +127,7 @@ void cx_mfile_free(cx_mfile *mf)
 
 #define FAIL(code, ...) do { st = cx_error_set(err, code, "model", __VA_ARGS__); goto fail; } while (0)
 
-static cx_status parse_meta(cx_mfile *mf, cur *c, cx_error *err)
+static cx_status parse_meta(cx_mfile *mf, cur *c, EVP_MD_CTX *dig, cx_error *err)
 {
     cx_status st = CX_OK;
     for (int i = 0; i < mf->n_meta; i++) {
@@ -166,6 +184,8 @@ static cx_status parse_meta(cx_mfile *mf, cur *c, cx_error *err)
                 }
             }
         }
+        if (strncmp(m->key, "integrity.", 10) != 0)
+            EVP_DigestUpdate(dig, c->p + at, c->pos - at);
     }
 fail:
     return st;
@@ -224,9 +244,56 @@ fail:
     return st;
 }
 
+/* The file's SHA-256 (mf->sha, the "model file hash" results record) and the data region's, in one
+ * pass over the mapping. */
+static cx_status hash_file(cx_mfile *mf, size_t data_off, digests *dg, cx_error *err)
+{
+    EVP_MD_CTX *file = EVP_MD_CTX_new(), *data = EVP_MD_CTX_new();
+    int ok = file && data && EVP_DigestInit_ex(file, EVP_sha256(), NULL) && EVP_DigestInit_ex(data, EVP_sha256(), NULL);
+    ok = ok && EVP_DigestUpdate(file, mf->map, data_off);
+    for (size_t at = data_off; ok && at < mf->size;) {
+        size_t n = mf->size - at < ((size_t)1 << 20) ? mf->size - at : (size_t)1 << 20;
+        ok = EVP_DigestUpdate(file, mf->map + at, n) && EVP_DigestUpdate(data, mf->map + at, n);
+        at += n;
+    }
+    unsigned char h[32];
+    ok = ok && EVP_DigestFinal_ex(file, h, NULL) && EVP_DigestFinal_ex(data, dg->data_sha, NULL);
+    EVP_MD_CTX_free(file);
+    EVP_MD_CTX_free(data);
+    if (!ok)
+        return cx_error_set(err, CX_ERR_NOMEM, "model", "%s: SHA-256 failed (libcrypto)", mf->path);
+    hex32(h, mf->sha);
+    return CX_OK;
+}
+
+/* integrity.meta_sha256 / integrity.data_sha256 (both or neither) against what was computed. */
+static cx_status check_integrity(cx_mfile *mf, const digests *dg, cx_error *err)
+{
+    static const char *const key[2] = {"integrity.meta_sha256", "integrity.data_sha256"};
+    static const char *const what[2] = {"metadata and tensor table", "tensor data"};
+    const unsigned char *got[2] = {dg->meta_sha, dg->data_sha};
+    const cx_meta *m[2] = {cx_mfile_meta(mf, key[0]), cx_mfile_meta(mf, key[1])};
+    if (!m[0] && !m[1])
+        return CX_OK;
+    for (int i = 0; i < 2; i++) {
+        if (!m[i] || m[i]->type != CX_META_STR || strlen(m[i]->s[0]) != 64)
+            return cx_error_set(err, CX_ERR_MODEL, "model", "%s: metadata '%s' missing or not 64 hex digits "
+                                "(integrity digests come in pairs)", mf->path, key[i]);
+        char hex[65];
+        hex32(got[i], hex);
+        if (strcasecmp(hex, m[i]->s[0]) != 0)
+            return cx_error_set(err, CX_ERR_MODEL, "model", "%s: %s digest mismatch: the file records %s, its "
+                                "content hashes to %s (corrupted or changed after export; re-copy or "
+                                "re-export it)", mf->path, what[i], m[i]->s[0], hex);
+    }
+    mf->has_integrity = 1;
+    return CX_OK;
+}
+
 cx_status cx_mfile_open(const char *path, cx_mfile **out, cx_error *err)
 {
     cx_status st = CX_OK;
+    digests dg = {0};
     if (!path || !out)
         return cx_error_set(err, CX_ERR_INVALID, "model", "NULL argument");
     cx_mfile *mf = cx_calloc(1, sizeof *mf);
@@ -289,17 +356,24 @@ cx_status cx_mfile_open(const char *path, cx_mfile **out, cx_error *err)
     mf->n_tensors = (int)n_tensors;
     c.pos = HEADER_SIZE;
     c.end = (size_t)data_off;
-    if ((st = parse_meta(mf, &c, err)) != CX_OK)
+    if (!(dg.meta = EVP_MD_CTX_new()) || !EVP_DigestInit_ex(dg.meta, EVP_sha256(), NULL))
+        FAIL(CX_ERR_NOMEM, "out of memory (libcrypto digest)");
+    if ((st = parse_meta(mf, &c, dg.meta, err)) != CX_OK)
         goto fail;
+    size_t table = c.pos;
     if ((st = parse_tensors(mf, &c, data_off, data_size, err)) != CX_OK)
         goto fail;
-    unsigned char h[32];
-    cx_sha256(mf->map, mf->size, h);
-    for (int i = 0; i < 32; i++)
-        snprintf(mf->sha + 2 * i, 3, "%02x", h[i]);
+    EVP_DigestUpdate(dg.meta, mf->map + table, c.pos - table);
+    EVP_DigestFinal_ex(dg.meta, dg.meta_sha, NULL);
+    if ((st = hash_file(mf, (size_t)data_off, &dg, err)) != CX_OK)
+        goto fail;
+    if ((st = check_integrity(mf, &dg, err)) != CX_OK)
+        goto fail;
+    EVP_MD_CTX_free(dg.meta);
     *out = mf;
     return CX_OK;
 fail:
+    EVP_MD_CTX_free(dg.meta);
     cx_mfile_free(mf);
     return st;
 }
@@ -318,6 +392,7 @@ void cx_mfile_drop(cx_mfile *mf, const void *data, size_t bytes)
 
 const char *cx_mfile_path(const cx_mfile *mf) { return mf->path; }
 const char *cx_mfile_sha256(const cx_mfile *mf) { return mf->sha; }
+int cx_mfile_has_integrity(const cx_mfile *mf) { return mf->has_integrity; }
 size_t cx_mfile_size(const cx_mfile *mf) { return mf->size; }
 int cx_mfile_meta_count(const cx_mfile *mf) { return mf->n_meta; }
 const cx_meta *cx_mfile_meta_at(const cx_mfile *mf, int i) { return (i >= 0 && i < mf->n_meta) ? &mf->meta[i] : NULL; }
@@ -431,60 +506,9 @@ cx_status cx_mfile_get_tensor(cx_mfile *mf, const char *name, cx_dtype dtype, in
     return CX_OK;
 }
 
-/* ---- SHA-256 (FIPS 180-4), for the "model file hash" recorded in results. ---- */
-static const uint32_t K256[64] = {
-    0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5,
-    0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe, 0x9bdc06a7, 0xc19bf174,
-    0xe49b69c1, 0xefbe4786, 0x0fc19dc6, 0x240ca1cc, 0x2de92c6f, 0x4a7484aa, 0x5cb0a9dc, 0x76f988da,
-    0x983e5152, 0xa831c66d, 0xb00327c8, 0xbf597fc7, 0xc6e00bf3, 0xd5a79147, 0x06ca6351, 0x14292967,
-    0x27b70a85, 0x2e1b2138, 0x4d2c6dfc, 0x53380d13, 0x650a7354, 0x766a0abb, 0x81c2c92e, 0x92722c85,
-    0xa2bfe8a1, 0xa81a664b, 0xc24b8b70, 0xc76c51a3, 0xd192e819, 0xd6990624, 0xf40e3585, 0x106aa070,
-    0x19a4c116, 0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a, 0x5b9cca4f, 0x682e6ff3,
-    0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7, 0xc67178f2};
-
-#define ROR(x, n) (((x) >> (n)) | ((x) << (32 - (n))))
-
-static void sha_block(uint32_t h[8], const unsigned char *b)
-{
-    uint32_t w[64];
-    for (int i = 0; i < 16; i++)
-        w[i] = (uint32_t)b[4 * i] << 24 | (uint32_t)b[4 * i + 1] << 16 | (uint32_t)b[4 * i + 2] << 8 | b[4 * i + 3];
-    for (int i = 16; i < 64; i++) {
-        uint32_t s0 = ROR(w[i - 15], 7) ^ ROR(w[i - 15], 18) ^ (w[i - 15] >> 3);
-        uint32_t s1 = ROR(w[i - 2], 17) ^ ROR(w[i - 2], 19) ^ (w[i - 2] >> 10);
-        w[i] = w[i - 16] + s0 + w[i - 7] + s1;
-    }
-    uint32_t a = h[0], bb = h[1], c = h[2], d = h[3], e = h[4], f = h[5], g = h[6], hh = h[7];
-    for (int i = 0; i < 64; i++) {
-        uint32_t t1 = hh + (ROR(e, 6) ^ ROR(e, 11) ^ ROR(e, 25)) + ((e & f) ^ (~e & g)) + K256[i] + w[i];
-        uint32_t t2 = (ROR(a, 2) ^ ROR(a, 13) ^ ROR(a, 22)) + ((a & bb) ^ (a & c) ^ (bb & c));
-        hh = g; g = f; f = e; e = d + t1; d = c; c = bb; bb = a; a = t1 + t2;
-    }
-    h[0] += a; h[1] += bb; h[2] += c; h[3] += d; h[4] += e; h[5] += f; h[6] += g; h[7] += hh;
-}
-
 void cx_sha256(const void *data, size_t n, unsigned char out[32])
 {
-    uint32_t h[8] = {0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19};
-    const unsigned char *p = data;
-    size_t i = 0;
-    for (; i + 64 <= n; i += 64)
-        sha_block(h, p + i);
-    unsigned char tail[128] = {0};
-    size_t r = n - i;
-    memcpy(tail, p + i, r);
-    tail[r] = 0x80;
-    size_t tl = r + 1 + 8 <= 64 ? 64 : 128;
-    uint64_t bits = (uint64_t)n * 8;
-    for (int k = 0; k < 8; k++)
-        tail[tl - 1 - k] = (unsigned char)(bits >> (8 * k));
-    sha_block(h, tail);
-    if (tl == 128)
-        sha_block(h, tail + 64);
-    for (int k = 0; k < 8; k++) {
-        out[4 * k] = (unsigned char)(h[k] >> 24);
-        out[4 * k + 1] = (unsigned char)(h[k] >> 16);
-        out[4 * k + 2] = (unsigned char)(h[k] >> 8);
-        out[4 * k + 3] = (unsigned char)h[k];
-    }
+    unsigned int len = 32;
+    if (!EVP_Digest(data, n, out, &len, EVP_sha256(), NULL))
+        memset(out, 0, 32); /* only on allocation failure inside libcrypto */
 }

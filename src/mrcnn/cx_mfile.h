@@ -79,7 +79,10 @@ cx_status cx_mfile_get_tensor(cx_mfile *mf, const char *name, cx_dtype dtype, in
                               const int64_t *dims, const void **data, cx_error *err);
 
 /* SHA-256 helper (also used by tests). */
-void cx_sha256(const void *data, size_t n, unsigned char out[32]);
+void cx_sha256(const void *data, size_t n, unsigned char out[32]);  /* libcrypto's */
+/* 1 when the file carries integrity.meta_sha256 / integrity.data_sha256 and both matched at open
+ * (a file whose digests do not match does not open). */
+int cx_mfile_has_integrity(const cx_mfile *mf);
 
 #ifdef __cplusplus
 }

@@ -2,8 +2,8 @@
 noinst_LTLIBRARIES += src/mrcnn/libcxmrcnn.la
 src_mrcnn_libcxmrcnn_la_SOURCES = src/mrcnn/cx_mrcnn.h src/mrcnn/cx_mrcnn_impl.h src/mrcnn/cx_mfile.h \
 	src/mrcnn/cx_mfile.c src/mrcnn/cx_model.c src/mrcnn/cx_mrcnn.c
-src_mrcnn_libcxmrcnn_la_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/src/nn
-src_mrcnn_libcxmrcnn_la_LIBADD = src/nn/libcxnn.la src/base/libcxbase.la -lm
+src_mrcnn_libcxmrcnn_la_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/src/nn $(CRYPTO_CFLAGS)
+src_mrcnn_libcxmrcnn_la_LIBADD = src/nn/libcxnn.la src/base/libcxbase.la $(CRYPTO_LIBS) -lm
 
 check_PROGRAMS += tests/unit/test_mrcnn tests/unit/test_mrcnn_model
 TESTS += tests/unit/test_mrcnn tests/unit/test_mrcnn_model

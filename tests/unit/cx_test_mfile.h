@@ -90,6 +90,8 @@ static inline int cx_test_rewrite_model(const char *src, const char *dst, const 
             }
         if (e && e->kind == 'd')
             continue;
+        if (!e && !strncmp(m->key, "integrity.", 10))
+            continue; /* the variant is another file: it carries no digests unless an edit sets them */
         nm++;
         if (e) {
             cx_test_put_edit(&body, e);

@@ -93,7 +93,7 @@ static void test_metrics(void)
     fill(m, W, 0, 0, 9, 5); /* 60 px of the lung */
     fill(m, W, 0, 6, 5, 6); /* + 6 = 66 px: IoU 0.66 */
     det_full(&d[3], 2, 0.95f, m);
-    cx_detections dl = {4, d, 4};
+    cx_detections dl = {.count = 4, .items = d, .capacity = 4};
     CU_ASSERT_EQUAL(cx_eval_add(ev, "one", &gt, &dl, 10.0, &e), CX_OK);
     free_dets(d, 4);
     cx_eval_gt_clear(&gt);
@@ -102,13 +102,13 @@ static void test_metrics(void)
     memset(g1, 0, sizeof g1);
     memset(g2, 0, sizeof g2);
     make_gt(g1, g2, g3, &gt);
-    cx_detections none = {0, NULL, 0};
+    cx_detections none = {0};
     CU_ASSERT_EQUAL(cx_eval_add(ev, "two", &gt, &none, 20.0, &e), CX_OK);
     /* image 3: no GGO, a GGO detection at 0.6: a false positive image, Dice 0 */
     memset(m, 0, sizeof m);
     fill(m, W, 2, 2, 3, 3);
     det_full(&d[0], 1, 0.6f, m);
-    cx_detections one = {1, d, 1};
+    cx_detections one = {.count = 1, .items = d, .capacity = 1};
     CU_ASSERT_EQUAL(cx_eval_add(ev, "three", &gt, &one, 30.0, &e), CX_OK);
     free_dets(d, 1);
     cx_eval_gt_clear(&gt);
@@ -193,7 +193,7 @@ static void test_bad_detection(void)
     cx_detection d;
     memset(&d, 0, sizeof d);
     d.label = 7;
-    cx_detections dl = {1, &d, 1};
+    cx_detections dl = {.count = 1, .items = &d, .capacity = 1};
     CU_ASSERT_EQUAL(cx_eval_add(ev, "x", &gt, &dl, 0, &e), CX_ERR_INVALID);
     CU_ASSERT_PTR_NOT_NULL(strstr(e.msg, "label 7"));
     cx_eval_gt_clear(&gt);
@@ -385,7 +385,7 @@ static void test_categories(void)
     fill(m, W, 10, 0, 19, 9);
     det_full(&d[2], 3, 0.3f, m);
     int keep_all[3] = {1, 1, 0};
-    cx_detections dl = {3, d, 3};
+    cx_detections dl = {.count = 3, .items = d, .capacity = 3};
     cx_eval_image in = {"c1", "covid", keep_all, 0.9, 1, 1.0};
     CU_ASSERT_EQUAL(cx_eval_add_image(ev, &in, &gt, &dl, &e), CX_OK);
     cx_eval_gt_clear(&gt);

@@ -354,7 +354,7 @@ static void test_decision_keep(void)
     det_px(&d[2], 1, 0.55f, 12); /* large enough, under the rule's 0.6: image absent */
     det_px(&d[3], 2, 0.2f, 20);  /* under the class threshold */
     det_px(&d[4], 9, 0.99f, 20); /* no such label */
-    cx_detections dl = {5, d, 5};
+    cx_detections dl = {.count = 5, .items = d, .capacity = 5};
     float thr[5] = {0, 0.5f, 0.5f, 0.5f, 0.5f};
     int keep[5] = {7, 7, 7, 7, 7};
     double s = cx_decision_keep(m, &dl, 10, 10, thr, keep);
@@ -371,7 +371,7 @@ static void test_decision_keep(void)
     /* NULL thresholds: the model's own per class */
     cx_decision_keep(m, &dl, 10, 10, NULL, keep);
     CU_ASSERT_EQUAL(keep[1], d[1].score >= cx_model_class(m, 2)->score_thresh);
-    cx_detections none = {0, NULL, 0};
+    cx_detections none = {0};
     CU_ASSERT_DOUBLE_EQUAL(cx_decision_keep(m, &none, 10, 10, thr, keep), 0.0, 0);
     for (int i = 0; i < 5; i++)
         free(d[i].mask);
@@ -405,6 +405,50 @@ static void cleanup(void)
         remove(tmp_path);
 }
 
+/* Integrity digests (export.py writes them; tests/data/decision_model.cxm): the file opens and says
+ * so; one byte changed in the tensor data, or in a metadata string, is an error naming the file
+ * and both digests; a file without digests still loads (models exported before them). */
+static void test_integrity(void)
+{
+    CU_ASSERT_FATAL(load_orig());
+    char path[4096];
+    snprintf(path, sizeof path, "%s/tests/data/decision_model.cxm", cx_test_srcdir());
+    FILE *f = fopen(path, "rb");
+    CU_ASSERT_FATAL(f != NULL);
+    fseek(f, 0, SEEK_END);
+    size_t n = (size_t)ftell(f);
+    fseek(f, 0, SEEK_SET);
+    unsigned char *b = malloc(n), *c = malloc(n);
+    CU_ASSERT_FATAL(b && c && fread(b, 1, n, f) == n);
+    fclose(f);
+    cx_error err = {0};
+    cx_mfile *mf = NULL;
+    CU_ASSERT_FATAL(cx_mfile_open(path, &mf, &err) == CX_OK);
+    CU_ASSERT(cx_mfile_has_integrity(mf));
+    const cx_meta *want = cx_mfile_meta(mf, "integrity.data_sha256");
+    CU_ASSERT_FATAL(want != NULL);
+    char recorded[65];
+    snprintf(recorded, sizeof recorded, "%s", want->s[0]);
+    cx_mfile_free(mf);
+    memcpy(c, b, n);
+    c[n - 200] ^= 0x01;   /* one bit of a weight: the loader cannot see it any other way */
+    put(c, n);
+    expect_fail(CX_ERR_MODEL, "tensor data digest mismatch", recorded);
+    expect_fail(CX_ERR_MODEL, tmp_path, NULL);
+    memcpy(c, b, n);
+    unsigned char *hit = memmem(c, n, "Right lung", 10);
+    CU_ASSERT_FATAL(hit != NULL);
+    hit[0] = 'r';         /* a class meaning, still a valid string */
+    put(c, n);
+    expect_fail(CX_ERR_MODEL, "metadata and tensor table digest mismatch", NULL);
+    /* the parity model has no digests: it loads, and says it was not checked */
+    CU_ASSERT_FATAL(cx_mfile_open(src_path, &mf, &err) == CX_OK);
+    CU_ASSERT(!cx_mfile_has_integrity(mf));
+    cx_mfile_free(mf);
+    free(b);
+    free(c);
+}
+
 static void test_cleanup(void) { cleanup(); CU_PASS("cleanup"); }
 
 static const cx_test_case cases[] = {
@@ -415,6 +459,7 @@ static const cx_test_case cases[] = {
     {"metadata errors", test_meta_errors},
     {"decision rule: which detections are reported", test_decision_keep},
     {"every allocation failing in turn", test_alloc_failures},
+    {"integrity digests: data and metadata changes are errors", test_integrity},
     {"cleanup", test_cleanup},
     {NULL, NULL}};
 
