@@ -429,9 +429,9 @@ ORTHANC_PLUGINS_API int32_t OrthancPluginInitialize(OrthancPluginContext *contex
     OrthancPluginRegisterOnStoredInstanceCallback(context, on_stored);
     OrthancPluginRegisterOnChangeCallback(context, on_change);
     OrthancPluginRegisterRestCallback(context, "/cxrseg/instances/([^/]+)/process", rest_process);
-    cx_log(CX_LOG_INFO, MOD, NULL, "cxrseg %s: configuration %s, model %s (%s, sha256 %s), %d worker%s", PACKAGE_VERSION,
-           cfg->path, cfg->model.file, cx_model_name(p->model), cx_model_sha256(p->model), p->n_workers,
-           p->n_workers == 1 ? "" : "s");
+    cx_log(CX_LOG_INFO, MOD, NULL, "cxrseg %s: configuration %s, model %s (%s, sha256 %s, integrity digests %s), "
+           "%d worker%s", PACKAGE_VERSION, cfg->path, cfg->model.file, cx_model_name(p->model),
+           cx_model_sha256(p->model), cx_model_integrity(p->model), p->n_workers, p->n_workers == 1 ? "" : "s");
     return 0;
 }
 

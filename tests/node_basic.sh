@@ -31,6 +31,11 @@ start_dest "$D" "$T/recv"
 start_node "$T/cxrseg.xml"
 wait_echo "$P" || fail "node does not answer C-ECHO"
 ok "C-ECHO"
+# the model's full SHA-256 and whether its integrity digests were checked are in the start log
+msha=$(sha256sum "$(model_file)" | cut -c1-64)
+grep -q "model.*(sha256 $msha, integrity digests \(verified\|none\))" "$T/node.log" ||
+    fail "model SHA-256 $msha not in the start log: $(grep -m1 'model' "$T/node.log")"
+ok "model in the log: $(grep -o 'sha256 [0-9a-f]*, integrity digests [a-z]*' "$T/node.log" | head -n 1)"
 
 # Calling-AE allow-list, applied by SIGHUP; a broken file on SIGHUP keeps the old configuration.
 write_conf "$T/cxrseg.xml" "$P" "$(dest_xml pacs "$D")" \

@@ -501,6 +501,7 @@ void cx_model_free(cx_model *m)
 const char *cx_model_name(const cx_model *m) { return m->name; }
 const char *cx_model_version(const cx_model *m) { return m->version; }
 const char *cx_model_sha256(const cx_model *m) { return cx_mfile_sha256(m->mf); }
+const char *cx_model_integrity(const cx_model *m) { return cx_mfile_has_integrity(m->mf) ? "verified" : "none"; }
 const char *cx_model_path(const cx_model *m) { return cx_mfile_path(m->mf); }
 const cx_arch_info *cx_model_arch(const cx_model *m) { return &m->arch; }
 int cx_model_num_classes(const cx_model *m) { return m->K; }

@@ -49,6 +49,9 @@ void cx_model_free(cx_model *m);
 const char *cx_model_name(const cx_model *m);
 const char *cx_model_version(const cx_model *m);
 const char *cx_model_sha256(const cx_model *m);   /* SHA-256 of the file, 64 hex digits */
+/* "verified" when the file's integrity digests matched at load, "none" when it carries none
+ * (models/FORMAT.md "Integrity"); a file whose digests do not match does not load. */
+const char *cx_model_integrity(const cx_model *m);
 const char *cx_model_path(const cx_model *m);
 const cx_arch_info *cx_model_arch(const cx_model *m);
 int cx_model_num_classes(const cx_model *m);      /* foreground classes K (labels 1..K) */

@@ -187,8 +187,9 @@ int main(int argc, char **argv)
         cx_log(CX_LOG_WARN, "model", NULL, "%s (ignored in relay test mode)", err.msg);
         node.model = NULL;
     } else {
-        cx_log(CX_LOG_INFO, "model", NULL, "%s %s (sha256 %.12s...) from %s", cx_model_name(node.model),
-               cx_model_version(node.model), cx_model_sha256(node.model), cx_model_path(node.model));
+        cx_log(CX_LOG_INFO, "model", NULL, "%s %s (sha256 %s, integrity digests %s) from %s",
+               cx_model_name(node.model), cx_model_version(node.model), cx_model_sha256(node.model),
+               cx_model_integrity(node.model), cx_model_path(node.model));
     }
 
     cx_spool_params sp = cx_node_spool_params(cfg);
