@@ -441,6 +441,26 @@ static void test_integrity(void)
     hit[0] = 'r';         /* a class meaning, still a valid string */
     put(c, n);
     expect_fail(CX_ERR_MODEL, "metadata and tensor table digest mismatch", NULL);
+    /* a sweep: one bit flipped at 200 spread positions of the data region and 50 of the metadata
+     * (every byte a digest covers), each copy must be refused */
+    uint64_t data_off = 0;
+    memcpy(&data_off, b + 24, 8);
+    CU_ASSERT_FATAL(data_off > 1064 && data_off < n);
+    int accepted = 0;
+    for (int k = 0; k < 250; k++) {
+        size_t at = k < 200 ? (size_t)data_off + (size_t)k * ((n - (size_t)data_off) / 200)
+                            : 64 + (size_t)(k - 200) * 20;
+        memcpy(c, b, n);
+        c[at] ^= (unsigned char)(1u << (k % 8));
+        put(c, n);
+        cx_model *m = NULL;
+        if (cx_model_load(tmp_path, &m, &err) == CX_OK) {
+            fprintf(stderr, "\n    bit %d of byte %zu flipped: the model still loads\n", k % 8, at);
+            accepted++;
+        }
+        cx_model_free(m);
+    }
+    CU_ASSERT_EQUAL(accepted, 0);
     /* the parity model has no digests: it loads, and says it was not checked */
     CU_ASSERT_FATAL(cx_mfile_open(src_path, &mf, &err) == CX_OK);
     CU_ASSERT(!cx_mfile_has_integrity(mf));
