@@ -3,7 +3,6 @@
  * needs into the plain C struct cxd_info. Pixel decoding is in read_decode.cc and j2k.cc. */
 #include "read_internal.h"
 
-#include <dcmtk/dcmdata/dcistrmb.h>
 #include <dcmtk/dcmdata/dcrledrg.h>
 #include <dcmtk/dcmjpeg/djdecode.h>
 #include <dcmtk/dcmjpls/djdecode.h>
@@ -18,6 +17,9 @@
 #include <cstdlib>
 #include <cstring>
 #include <new>
+
+#include <sys/mman.h>
+#include <unistd.h>
 
 /* ---------------------------------------------------------------- errors, allocator, log */
 
@@ -216,6 +218,38 @@ static cxd_status load_error(const OFCondition &c, const char *what, size_t size
                          c.text());
 }
 
+/* Parses the file at path (what names it in messages) with DCMTK's file stream, which knows the
+ * file's size: an element whose declared length runs past the end is an error before anything is
+ * allocated for it (DcmInputBufferStream lets DCMTK allocate whatever a length field says). */
+static cxd_status load_path(const char *path, const char *what, size_t size, cxd_file **out, cxd_error *err)
+{
+    cxd_status st;
+    cxd_file *f = nullptr;
+    try {
+        f = new cxd_file();
+        OFCondition c = f->ff.loadFile(path, EXS_Unknown, EGL_noChange, DCM_MaxReadLength, ERM_autoDetect);
+        if (c.good())
+            c = f->ff.loadAllDataIntoMemory(); /* no lazy reads later: the file may be gone */
+        if (c.bad()) {
+            st = load_error(c, what, size, err);
+            delete f;
+            return st;
+        }
+        fill_ts(f);
+    } catch (const std::bad_alloc &) {
+        delete f;
+        return cxd_set_error(err, CXD_ERR_NOMEM, "open: out of memory while reading %s", what);
+    } catch (const std::exception &e) {
+        delete f;
+        return cxd_set_error(err, CXD_ERR_INTERNAL, "open: %s: %s", what, e.what());
+    } catch (...) {
+        delete f;
+        return cxd_set_error(err, CXD_ERR_INTERNAL, "open: %s: unknown exception", what);
+    }
+    *out = f;
+    return CXD_OK;
+}
+
 extern "C" cxd_status cxd_file_open(const char *path, cxd_file **out, cxd_error *err)
 {
     if (!path || !out)
@@ -237,30 +271,7 @@ extern "C" cxd_status cxd_file_open(const char *path, cxd_file **out, cxd_error 
     snprintf(what, sizeof what, "'%s'", path);
     if ((st = sniff(head, n, what, err)) != CXD_OK)
         return st;
-    cxd_file *f = nullptr;
-    try {
-        f = new cxd_file();
-        OFCondition c = f->ff.loadFile(path, EXS_Unknown, EGL_noChange, DCM_MaxReadLength, ERM_autoDetect);
-        if (c.good())
-            c = f->ff.loadAllDataIntoMemory(); /* no lazy reads later: the file may be gone */
-        if (c.bad()) {
-            st = load_error(c, what, fsize < 0 ? 0 : (size_t)fsize, err);
-            delete f;
-            return st;
-        }
-        fill_ts(f);
-    } catch (const std::bad_alloc &) {
-        delete f;
-        return cxd_set_error(err, CXD_ERR_NOMEM, "open: out of memory while reading %s", what);
-    } catch (const std::exception &e) {
-        delete f;
-        return cxd_set_error(err, CXD_ERR_INTERNAL, "open: %s: %s", what, e.what());
-    } catch (...) {
-        delete f;
-        return cxd_set_error(err, CXD_ERR_INTERNAL, "open: %s: unknown exception", what);
-    }
-    *out = f;
-    return CXD_OK;
+    return load_path(path, what, fsize < 0 ? 0 : (size_t)fsize, out, err);
 }
 
 extern "C" cxd_status cxd_file_open_memory(const void *buf, size_t len, cxd_file **out, cxd_error *err)
@@ -274,36 +285,29 @@ extern "C" cxd_status cxd_file_open_memory(const void *buf, size_t len, cxd_file
         return st;
     if (len > (size_t)0xFFFFFFF0u)
         return cxd_set_error(err, CXD_ERR_UNSUPPORTED, "open: buffer of %zu bytes exceeds the 4 GiB limit", len);
-    cxd_file *f = nullptr;
-    try {
-        f = new cxd_file();
-        DcmInputBufferStream is;
-        is.setBuffer(buf, (offile_off_t)len);
-        is.setEos();
-        f->ff.transferInit();
-        OFCondition c = f->ff.read(is, EXS_Unknown, EGL_noChange, DCM_MaxReadLength);
-        f->ff.transferEnd();
-        if (c.good())
-            c = f->ff.loadAllDataIntoMemory();
-        is.releaseBuffer();
-        if (c.bad()) {
-            st = load_error(c, "the buffer", len, err);
-            delete f;
-            return st;
+    /* The bytes go to an anonymous in-memory file so that DCMTK reads them through its file
+     * stream, bounded by the size (see load_path); one copy, in the page cache. */
+    int fd = memfd_create("cxrseg-dicom", MFD_CLOEXEC);
+    if (fd < 0)
+        return cxd_set_error(err, CXD_ERR_IO, "open: memfd_create: %s", strerror(errno));
+    const unsigned char *p = (const unsigned char *)buf;
+    for (size_t done = 0; done < len;) {
+        ssize_t w = write(fd, p + done, len - done);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0) {
+            int e = errno;
+            close(fd);
+            return cxd_set_error(err, e == ENOMEM || e == ENOSPC ? CXD_ERR_NOMEM : CXD_ERR_IO,
+                                 "open: copying the %zu-byte buffer: %s", len, strerror(e));
         }
-        fill_ts(f);
-    } catch (const std::bad_alloc &) {
-        delete f;
-        return cxd_set_error(err, CXD_ERR_NOMEM, "open: out of memory while reading the buffer");
-    } catch (const std::exception &e) {
-        delete f;
-        return cxd_set_error(err, CXD_ERR_INTERNAL, "open: buffer: %s", e.what());
-    } catch (...) {
-        delete f;
-        return cxd_set_error(err, CXD_ERR_INTERNAL, "open: buffer: unknown exception");
+        done += (size_t)w;
     }
-    *out = f;
-    return CXD_OK;
+    char path[64];
+    snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
+    st = load_path(path, "the buffer", len, out, err);
+    close(fd);
+    return st;
 }
 
 extern "C" void cxd_file_free(cxd_file *f)

@@ -19,7 +19,9 @@
 #include <fcntl.h>
 #include <new>
 #include <string>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #include <vector>
 
@@ -635,6 +637,67 @@ static bool read_file(const std::string &path, std::vector<unsigned char> *buf)
     return true;
 }
 
+/* 1 under valgrind (its preload is mapped), where an address-space limit would stop valgrind itself. */
+static bool under_valgrind(void)
+{
+    FILE *f = fopen("/proc/self/maps", "r");
+    char line[512];
+    bool vg = false;
+    while (f && !vg && fgets(line, sizeof line, f))
+        vg = strstr(line, "vgpreload") != nullptr;
+    if (f)
+        fclose(f);
+    return vg;
+}
+
+/* A buffer whose last element declares 0xF0000000 bytes with 16 present, at the top level and
+ * inside an undefined-length sequence item: the memory path must refuse it as malformed without
+ * allocating the declared length. Run in a child limited to 512 MB more address space than it has,
+ * where a 3.75 GB allocation fails (which would show as CXD_ERR_NOMEM). */
+static void t_memory_length_bomb(void)
+{
+    std::vector<unsigned char> base;
+    CU_ASSERT_FATAL(read_file(corpus("ok_native.dcm"), &base));
+    static const unsigned char top[] = {0xE1, 0x7F, 0x10, 0x10, 'O', 'B', 0, 0, 0x00, 0x00, 0x00, 0xF0};
+    static const unsigned char nested[] = {0xE1, 0x7F, 0x20, 0x10, 'S', 'Q', 0, 0, 0xFF, 0xFF, 0xFF, 0xFF,
+                                           0xFE, 0xFF, 0x00, 0xE0, 0xFF, 0xFF, 0xFF, 0xFF,
+                                           0x09, 0x00, 0x10, 0x10, 'O', 'B', 0, 0, 0x00, 0x00, 0x00, 0xF0};
+    const unsigned char *tails[2] = {top, nested};
+    size_t lens[2] = {sizeof top, sizeof nested};
+    bool limit = !under_valgrind();
+    for (int k = 0; k < 2; k++) {
+        std::vector<unsigned char> buf = base;
+        buf.insert(buf.end(), tails[k], tails[k] + lens[k]);
+        buf.insert(buf.end(), 16, 0);
+        fflush(stdout);
+        pid_t pid = fork();
+        CU_ASSERT_FATAL(pid >= 0);
+        if (pid == 0) {
+            if (limit) {
+                FILE *st = fopen("/proc/self/statm", "r");
+                unsigned long pages = 0;
+                if (!st || fscanf(st, "%lu", &pages) != 1)
+                    _exit(100);
+                fclose(st);
+                struct rlimit rl;
+                rl.rlim_cur = rl.rlim_max = (rlim_t)pages * (rlim_t)sysconf(_SC_PAGESIZE) + ((rlim_t)512 << 20);
+                if (setrlimit(RLIMIT_AS, &rl) != 0)
+                    _exit(101);
+            }
+            cxd_file *f = nullptr;
+            cxd_error err = {};
+            cxd_status st = cxd_file_open_memory(buf.data(), buf.size(), &f, &err);
+            fprintf(stderr, "\n    %s: %s", k ? "nested" : "top level", err.msg);
+            cxd_file_free(f);
+            _exit((int)st);
+        }
+        int status = 0;
+        CU_ASSERT_FATAL(waitpid(pid, &status, 0) == pid);
+        CU_ASSERT(WIFEXITED(status));
+        CU_ASSERT_EQUAL(WEXITSTATUS(status), CXD_ERR_MALFORMED);
+    }
+}
+
 static void t_open_memory(void)
 {
     const char *names[] = {"ok_native.dcm", "ok_j2k.dcm", "ok_jpegls.dcm", "ok_deflated.dcm", "ok_bigendian.dcm"};
@@ -973,6 +1036,7 @@ static const cx_test_case k_all[] = {
     {"JPEG 2000 lossless equals GDCM", t_j2k_lossless_equals_gdcm},
     {"synthetic images in every syntax", t_synthetic_syntaxes},
     {"open from memory", t_open_memory},
+    {"memory path: declared lengths past the end are refused before allocation", t_memory_length_bomb},
     {"valid corpus files", t_corpus_valid},
     {"broken-input corpus", t_corpus},
     {"mutated inputs", t_mutations},
@@ -989,6 +1053,7 @@ static const cx_test_case k_strict[] = {
     {"status names", t_status_names},
     {"init and argument checks", t_init_and_args},
     {"open from memory", t_open_memory},
+    {"memory path: declared lengths past the end are refused before allocation", t_memory_length_bomb},
     {"valid corpus files", t_corpus_valid},
     {"broken-input corpus", t_corpus},
     {"mutated inputs", t_mutations},
