@@ -700,10 +700,10 @@ static void test_parallel_loads(void)
     CU_ASSERT_EQUAL(jobs[3].right_errors, 25);
 }
 
-static void test_zz_cleanup(void)
+static int suite_cleanup(void)
 {
     cleanup_scratch();
-    CU_PASS("scratch removed");
+    return 0;
 }
 
 static const cx_test_case cases[] = {
@@ -718,8 +718,7 @@ static const cx_test_case cases[] = {
     {"filters decide and explain", test_filters},
     {"damaged copies of the shipped conf", test_truncated_and_mangled},
     {"parallel loads keep their errors apart", test_parallel_loads},
-    {"cleanup", test_zz_cleanup},
     {NULL, NULL},
 };
 
-CX_TEST_MAIN("config", cases)
+CX_TEST_MAIN_SUITE("config", NULL, suite_cleanup, cases)

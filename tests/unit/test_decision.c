@@ -223,10 +223,10 @@ static void test_image_head(void)
     cx_model_free(m);
 }
 
-static void test_cleanup(void)
+static int suite_cleanup(void)
 {
     remove(tmp_path);
-    CU_PASS("cleanup");
+    return 0;
 }
 
 static const cx_test_case cases[] = {
@@ -235,12 +235,11 @@ static const cx_test_case cases[] = {
     {"no decision keys: first non-lung class, its threshold, any area", test_default_rule},
     {"bad decision keys are load errors", test_bad_keys},
     {"image head: probability as the image score, its detection kept", test_image_head},
-    {"cleanup", test_cleanup},
     {NULL, NULL},
 };
 
 int main(void)
 {
     snprintf(tmp_path, sizeof tmp_path, "/tmp/cx_test_decision_%d.cxm", (int)getpid());
-    return cx_test_run("decision rule", cases);
+    return cx_test_run_suite("decision rule", NULL, suite_cleanup, cases);
 }

@@ -135,7 +135,7 @@ static bool shared_dicom(std::string *dir)
 {
     const char *s = cx_test_shared();
     if (!s) {
-        printf("\n  (skipped: $CX_SHARED/data absent) ");
+        cx_test_skip("$CX_SHARED/data absent: the real-file checks did not run");
         return false;
     }
     *dir = std::string(s) + "/dicom";
@@ -310,7 +310,7 @@ static void t_synthetic_syntaxes(void)
             if (!applies(c, s))
                 continue;
             if (!have_tool(c.tool)) {
-                printf("\n  (%s not installed: %s %s skipped) ", c.tool, c.tool, c.args);
+                cx_test_skip("%s not installed: %s %s did not run", c.tool, c.tool, c.args);
                 continue;
             }
             std::string out = dir + "/synth_" + s.name + "_" + c.ts_uid + ".dcm";
@@ -598,7 +598,7 @@ static void compare_with_gdcm(const char *name)
     if (!shared_dicom(&dir))
         return;
     if (!have_tool("gdcmconv")) {
-        printf("\n  (gdcmconv not installed: skipped) ");
+        cx_test_skip("gdcmconv not installed (Debian package libgdcm-tools): the GDCM comparison did not run");
         return;
     }
     std::string raw = tmpdir() + "/" + name + ".raw.dcm";

@@ -469,7 +469,11 @@ static void test_integrity(void)
     free(c);
 }
 
-static void test_cleanup(void) { cleanup(); CU_PASS("cleanup"); }
+static int suite_cleanup(void)
+{
+    cleanup();
+    return 0;
+}
 
 static const cx_test_case cases[] = {
     {"rewritten model loads", test_roundtrip_loads},
@@ -480,7 +484,6 @@ static const cx_test_case cases[] = {
     {"decision rule: which detections are reported", test_decision_keep},
     {"every allocation failing in turn", test_alloc_failures},
     {"integrity digests: data and metadata changes are errors", test_integrity},
-    {"cleanup", test_cleanup},
     {NULL, NULL}};
 
-CX_TEST_MAIN("mrcnn_model", cases)
+CX_TEST_MAIN_SUITE("mrcnn_model", NULL, suite_cleanup, cases)

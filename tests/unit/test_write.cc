@@ -81,7 +81,7 @@ static void check_dciodvfy(const std::string &path)
     if (have < 0) {
         have = have_tool("dciodvfy");
         if (!have)
-            fprintf(stderr, "\n  [dciodvfy not installed (Debian package dicom3tools): IOD checks skipped]\n");
+            cx_test_skip("dciodvfy not installed (Debian package dicom3tools): IOD checks did not run");
     }
     if (!have)
         return;
@@ -311,7 +311,7 @@ static void check_seg_pydicom(const std::string &path, const std::vector<cxd_fin
     if (have < 0) {
         have = run("/usr/bin/python3 -c 'import pydicom, numpy' 2>/dev/null && echo yes").find("yes") == 0;
         if (!have)
-            fprintf(stderr, "\n  [python3-pydicom not installed: pydicom read-back skipped]");
+            cx_test_skip("python3-pydicom not installed: the pydicom read-back did not run");
     }
     if (!have)
         return;
@@ -561,7 +561,7 @@ static void test_real_cr(void)
 {
     const char *sh = cx_test_shared();
     if (!sh) {
-        fprintf(stderr, "\n  [CX_SHARED data absent: real CR test skipped]");
+        cx_test_skip("$CX_SHARED data absent: the real CR test did not run");
         return;
     }
     std::string src = std::string(sh) + "/dicom/RG1_J2KI.dcm";
