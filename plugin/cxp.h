@@ -39,8 +39,6 @@ typedef struct cxp_plugin {
     cx_config *cfg;
     cx_model *model;
     cx_segment_params params;     /* from the configuration; accept is set per worker */
-    const char **tnames;          /* per-class thresholds (cx_malloc'ed arrays) */
-    double *tscores;
     const char *marker_kind;      /* derived-UID kind of the output stored last ("sr", ...) */
     char tmpdir[1024];            /* private scratch folder, removed at Finalize */
 

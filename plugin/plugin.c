@@ -237,8 +237,7 @@ static void plugin_free(cxp_plugin *p)
 {
     if (!p)
         return;
-    cx_free(p->tnames);
-    cx_free(p->tscores);
+    cx_segment_params_release(&p->params);
     cx_model_free(p->model);
     cx_config_free(p->cfg);
     if (p->tmpdir[0])
@@ -249,42 +248,17 @@ static void plugin_free(cxp_plugin *p)
     cx_free(p);
 }
 
-/* Segment parameters from the shared configuration (the same mapping as `cxrseg segment --conf`). */
+/* Segment parameters from the shared configuration (cx_segment_params_from_config, the mapping
+ * of `cxrseg segment --conf` and the node). */
 static cx_status params_from_config(cxp_plugin *p, cx_error *err)
 {
     cx_segment_params *sp = &p->params;
     const cx_config *cfg = p->cfg;
-    const cx_config_outputs *o = &cfg->outputs;
-    cx_segment_default_params(sp);
-    snprintf(sp->write.uid_root, sizeof sp->write.uid_root, "%s", o->uid_root ? o->uid_root : "2.25");
-    const cx_config_series *ser[4] = {&o->seg, &o->sr, &o->gsps, &o->sc};
-    sp->write.outputs = 0;
-    for (int k = 0; k < 4; k++) {
-        if (ser[k]->enabled)
-            sp->write.outputs |= 1 << k;
-        sp->write.series_numbers[k] = ser[k]->series_number;
-        if (ser[k]->series_description)
-            snprintf(sp->write.series_descriptions[k], sizeof sp->write.series_descriptions[k], "%s",
-                     ser[k]->series_description);
-    }
-    sp->write.seg_without_findings = o->seg_when_nothing_found;
-    sp->write.seg_encoding = o->seg_encoding == CX_SEG_ENCODING_BINARY ? CXD_SEG_BINARY : CXD_SEG_FRACTIONAL;
-    if (o->manufacturer)
-        snprintf(sp->write.manufacturer, sizeof sp->write.manufacturer, "%s", o->manufacturer);
-    snprintf(sp->write.software_version, sizeof sp->write.software_version, "cxrseg %s", PACKAGE_VERSION);
-    if (cfg->model.threshold_count) {
-        p->tnames = cx_calloc(cfg->model.threshold_count, sizeof *p->tnames);
-        p->tscores = cx_calloc(cfg->model.threshold_count, sizeof *p->tscores);
-        if (!p->tnames || !p->tscores)
-            return cx_error_set(err, CX_ERR_NOMEM, "orthanc", "thresholds");
-        for (size_t i = 0; i < cfg->model.threshold_count; i++) {
-            p->tnames[i] = cfg->model.thresholds[i].class_name;
-            p->tscores[i] = cfg->model.thresholds[i].score;
-        }
-        sp->n_thresholds = cfg->model.threshold_count;
-        sp->threshold_names = p->tnames;
-        sp->threshold_scores = p->tscores;
-    }
+    char version[64];
+    snprintf(version, sizeof version, "cxrseg %s", PACKAGE_VERSION);
+    cx_status st = cx_segment_params_from_config(cfg, version, sp, err);
+    if (st != CX_OK)
+        return st;
     /* The result stored last marks an instance as done (see work.c). */
     int out = sp->write.outputs;
     p->marker_kind = out & CXD_OUT_SR ? "sr" : out & CXD_OUT_SC ? "sc" : out & CXD_OUT_GSPS ? "gsps" : "seg";

@@ -232,10 +232,7 @@ int cx_cli_segment(int argc, char **argv)
 
     cx_segment_params p;
     cx_segment_default_params(&p);
-    p.score = score;
     cx_config *cfg = NULL;
-    const char **tnames = NULL;
-    double *tscores = NULL;
     if (conf_path) {
         cx_config_errors errs;
         memset(&errs, 0, sizeof errs);
@@ -246,45 +243,17 @@ int cx_cli_segment(int argc, char **argv)
             cx_config_errors_clear(&errs);
             return cx_cli_exit_code(cst);
         }
-        const cx_config_outputs *o = &cfg->outputs;
-        snprintf(p.write.uid_root, sizeof p.write.uid_root, "%s", o->uid_root ? o->uid_root : "2.25");
-        const cx_config_series *ser[4] = {&o->seg, &o->sr, &o->gsps, &o->sc};
-        p.write.outputs = 0;
-        for (int k = 0; k < 4; k++) {
-            if (ser[k]->enabled)
-                p.write.outputs |= 1 << k;
-            p.write.series_numbers[k] = ser[k]->series_number;
-            if (ser[k]->series_description)
-                snprintf(p.write.series_descriptions[k], sizeof p.write.series_descriptions[k], "%s",
-                         ser[k]->series_description);
+        cx_error e = {0};
+        if (cx_segment_params_from_config(cfg, NULL, &p, &e) != CX_OK) {
+            cx_config_free(cfg);
+            return cx_cli_fail(CMD, &e);
         }
-        p.write.seg_without_findings = o->seg_when_nothing_found;
-        p.write.seg_encoding = o->seg_encoding == CX_SEG_ENCODING_BINARY ? CXD_SEG_BINARY : CXD_SEG_FRACTIONAL;
         p.accept = conf_accept;
         p.accept_user = cfg;
-        if (o->manufacturer)
-            snprintf(p.write.manufacturer, sizeof p.write.manufacturer, "%s", o->manufacturer);
         if (!model_path && cfg->model.file)
             model_path = cfg->model.file;
-        if (cfg->model.threshold_count) {
-            tnames = calloc(cfg->model.threshold_count, sizeof *tnames);
-            tscores = calloc(cfg->model.threshold_count, sizeof *tscores);
-            if (!tnames || !tscores) {
-                free(tnames);
-                free(tscores);
-                cx_config_free(cfg);
-                cx_error e = {CX_ERR_NOMEM, "segment: out of memory"};
-                return cx_cli_fail(CMD, &e);
-            }
-            for (size_t i = 0; i < cfg->model.threshold_count; i++) {
-                tnames[i] = cfg->model.thresholds[i].class_name;
-                tscores[i] = cfg->model.thresholds[i].score;
-            }
-            p.n_thresholds = cfg->model.threshold_count;
-            p.threshold_names = tnames;
-            p.threshold_scores = tscores;
-        }
     }
+    p.score = score;
     int rc = CX_EXIT_OK;
     if (outputs && parse_outputs(outputs, &p.write.outputs)) {
         rc = cx_cli_usage(CMD, "--outputs '%s': expected a comma list of seg, sr, gsps, sc", outputs);
@@ -428,8 +397,7 @@ int cx_cli_segment(int argc, char **argv)
     cx_mrcnn_free(s);
     cx_model_free(m);
 out:
-    free(tnames);
-    free(tscores);
+    cx_segment_params_release(&p);
     cx_config_free(cfg);
     return rc;
 }

@@ -9,6 +9,7 @@
 #endif
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 
 #include "cx_base.h"
@@ -56,8 +57,15 @@ typedef struct cx_node_dest {
     char return_for_ae[17]; /* return-to-sender: the calling AE it serves; "" otherwise */
 } cx_node_dest;
 
+/* A configuration shared by reference: the node's current one, and each job's snapshot of it. */
+typedef struct cx_node_conf {
+    cx_config *cfg;
+    atomic_int refs;
+} cx_node_conf;
+
 struct cx_node {
-    cx_config *cfg;              /* current configuration; swap under cfg_lock */
+    cx_config *cfg;              /* current configuration (conf->cfg); swap under cfg_lock */
+    cx_node_conf *conf;          /* its reference-counted holder */
     pthread_rwlock_t cfg_lock;
     cx_spool *spool;
     cxd_listener *listener;
@@ -79,6 +87,15 @@ struct cx_node {
 /* node_config.c: destinations of the current configuration (return-to-sender ones named
  * "return-<AE>"); *out is cx_malloc'ed. */
 cx_status cx_node_dests(const cx_config *cfg, cx_node_dest **out, size_t *n, cx_error *err);
+
+/* The configuration in force, held until cx_node_conf_put: a SIGHUP reload swaps the node's
+ * current one without waiting for jobs that run with an earlier snapshot (the last put frees it).
+ * cx_node_conf_new wraps a loaded configuration with one reference; cx_node_conf_set installs it
+ * as current and drops the node's reference to the previous one. */
+cx_node_conf *cx_node_conf_new(cx_config *cfg);
+cx_node_conf *cx_node_conf_get(cx_node *node);
+void cx_node_conf_put(cx_node_conf *c);
+void cx_node_conf_set(cx_node *node, cx_node_conf *c);
 /* Fills listener / spool parameters from the configuration; the arrays are cx_malloc'ed and
  * released with cx_node_listener_params_clear. */
 void cx_node_listener_params(const cx_config *cfg, cxd_listener_params *p);

@@ -60,6 +60,43 @@ static void *listener_main(void *arg)
     return NULL;
 }
 
+cx_node_conf *cx_node_conf_new(cx_config *cfg)
+{
+    cx_node_conf *c = cx_calloc(1, sizeof *c);
+    if (!c)
+        return NULL;
+    c->cfg = cfg;
+    atomic_init(&c->refs, 1);
+    return c;
+}
+
+cx_node_conf *cx_node_conf_get(cx_node *node)
+{
+    pthread_rwlock_rdlock(&node->cfg_lock);
+    cx_node_conf *c = node->conf;
+    atomic_fetch_add(&c->refs, 1);
+    pthread_rwlock_unlock(&node->cfg_lock);
+    return c;
+}
+
+void cx_node_conf_put(cx_node_conf *c)
+{
+    if (c && atomic_fetch_sub(&c->refs, 1) == 1) {
+        cx_config_free(c->cfg);
+        cx_free(c);
+    }
+}
+
+void cx_node_conf_set(cx_node *node, cx_node_conf *c)
+{
+    pthread_rwlock_wrlock(&node->cfg_lock);
+    cx_node_conf *old = node->conf;
+    node->conf = c;
+    node->cfg = c ? c->cfg : NULL;
+    pthread_rwlock_unlock(&node->cfg_lock);
+    cx_node_conf_put(old);
+}
+
 static void reload(cx_node *node, const char *path)
 {
     cx_log(CX_LOG_INFO, "config", NULL, "SIGHUP: reloading %s", path);
@@ -87,10 +124,13 @@ static void reload(cx_node *node, const char *path)
     }
     cx_spool_params sp = cx_node_spool_params(n);
     cx_spool_set_limits(node->spool, &sp);
-    pthread_rwlock_wrlock(&node->cfg_lock);
-    node->cfg = n;
-    pthread_rwlock_unlock(&node->cfg_lock);
-    cx_config_free(old);
+    cx_node_conf *nc = cx_node_conf_new(n);
+    if (!nc) {
+        cx_log(CX_LOG_ERROR, "config", NULL, "reload failed: out of memory; keeping the running configuration");
+        cx_config_free(n);
+        return;
+    }
+    cx_node_conf_set(node, nc); /* jobs still running keep their snapshot of the old one */
     cx_error err = {0};
     if (cx_node_log_setup(n, &err) != CX_OK)
         cx_log(CX_LOG_ERROR, "config", NULL, "%s", err.msg);
@@ -163,8 +203,13 @@ int main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
 
     static cx_node node;
-    node.cfg = cfg;
     pthread_rwlock_init(&node.cfg_lock, NULL);
+    if (!(node.conf = cx_node_conf_new(cfg))) {
+        cx_log(CX_LOG_ERROR, "node", NULL, "out of memory");
+        cx_config_free(cfg);
+        return CX_NODE_EXIT_INTERNAL;
+    }
+    node.cfg = cfg;
     pthread_mutex_init(&node.mu, NULL);
     pthread_cond_init(&node.send_cv, NULL);
     const char *relay = getenv("CXRSEG_NODE_TEST_RELAY");
@@ -257,8 +302,6 @@ int main(int argc, char **argv)
     cx_model_free(node.model);
     cx_log(CX_LOG_INFO, "node", NULL, "stopped");
     cx_node_log_close();
-    pthread_rwlock_wrlock(&node.cfg_lock);
-    cx_config_free(node.cfg);
-    pthread_rwlock_unlock(&node.cfg_lock);
+    cx_node_conf_set(&node, NULL);
     return CX_NODE_EXIT_OK;
 }

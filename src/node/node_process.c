@@ -13,18 +13,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cx_pipe.h"
 #include "segment.h"
-
-static cx_status from_cxd(const cxd_error *de, cxd_status s, cx_error *err)
-{
-    cx_status code = s == CXD_ERR_NOMEM         ? CX_ERR_NOMEM
-                     : s == CXD_ERR_IO          ? CX_ERR_IO
-                     : s == CXD_ERR_UNSUPPORTED ? CX_ERR_UNSUPPORTED
-                     : s == CXD_ERR_INVALID     ? CX_ERR_INVALID
-                     : s == CXD_ERR_INTERNAL    ? CX_ERR_INTERNAL
-                                                : CX_ERR_FORMAT;
-    return cx_error_set(err, code, "source", "%s", de->msg);
-}
 
 static cx_status relay(const cx_spool_job *job, cx_node_outcome *o, cx_error *err)
 {
@@ -32,7 +22,7 @@ static cx_status relay(const cx_spool_job *job, cx_node_outcome *o, cx_error *er
     cxd_file *f = NULL;
     cxd_status ds = cxd_file_open(job->object_path, &f, &de);
     if (ds != CXD_OK)
-        return from_cxd(&de, ds, err);
+        return cx_pipe_error_from_cxd(&de, ds, err);
     cxd_info info;
     memset(&info, 0, sizeof info);
     cxd_pixels px;
@@ -44,61 +34,16 @@ static cx_status relay(const cx_spool_job *job, cx_node_outcome *o, cx_error *er
     cxd_info_clear(&info);
     cxd_file_free(f);
     if (ds != CXD_OK)
-        return from_cxd(&de, ds, err);
+        return cx_pipe_error_from_cxd(&de, ds, err);
     cx_node_result *r = &o->results[0];
     if (snprintf(r->path, sizeof r->path, "%s/transport-test.dcm", job->out_dir) >= (int)sizeof r->path)
         return cx_error_set(err, CX_ERR_INVALID, "process", "output path too long");
     ds = cxd_transport_test_copy(job->object_path, r->path, r->sop_instance_uid, sizeof r->sop_instance_uid, &de);
     if (ds != CXD_OK)
-        return from_cxd(&de, ds, err);
+        return cx_pipe_error_from_cxd(&de, ds, err);
     r->kind = CX_OUTPUT_SEG;
     o->n = 1;
     snprintf(o->summary, sizeof o->summary, "transport test copy %s (not a result)", r->sop_instance_uid);
-    return CX_OK;
-}
-
-/* Segment parameters from the configuration (called with the configuration read-locked). The
- * threshold arrays are cx_malloc'ed into *names / *scores. */
-static cx_status params_from_config(const cx_config *cfg, cx_segment_params *p, const char ***names, double **scores,
-                                    cx_error *err)
-{
-    cx_segment_default_params(p);
-    const cx_config_outputs *o = &cfg->outputs;
-    snprintf(p->write.uid_root, sizeof p->write.uid_root, "%s", o->uid_root ? o->uid_root : "2.25");
-    const cx_config_series *ser[4] = {&o->seg, &o->sr, &o->gsps, &o->sc};
-    p->write.outputs = 0;
-    for (int k = 0; k < 4; k++) {
-        if (ser[k]->enabled)
-            p->write.outputs |= 1 << k;
-        p->write.series_numbers[k] = ser[k]->series_number;
-        if (ser[k]->series_description)
-            snprintf(p->write.series_descriptions[k], sizeof p->write.series_descriptions[k], "%s",
-                     ser[k]->series_description);
-    }
-    p->write.seg_without_findings = o->seg_when_nothing_found;
-    p->write.seg_encoding = o->seg_encoding == CX_SEG_ENCODING_BINARY ? CXD_SEG_BINARY : CXD_SEG_FRACTIONAL;
-    if (o->manufacturer)
-        snprintf(p->write.manufacturer, sizeof p->write.manufacturer, "%s", o->manufacturer);
-    snprintf(p->write.software_version, sizeof p->write.software_version, "cxrseg-node");
-    *names = NULL;
-    *scores = NULL;
-    size_t n = cfg->model.threshold_count;
-    if (n) {
-        *names = cx_calloc(n, sizeof **names);
-        *scores = cx_calloc(n, sizeof **scores);
-        if (!*names || !*scores) {
-            cx_free(*names);
-            cx_free(*scores);
-            return cx_error_set(err, CX_ERR_NOMEM, "process", "out of memory for %zu thresholds", n);
-        }
-        for (size_t i = 0; i < n; i++) {
-            (*names)[i] = cfg->model.thresholds[i].class_name;
-            (*scores)[i] = cfg->model.thresholds[i].score;
-        }
-        p->n_thresholds = n;
-        p->threshold_names = *names;
-        p->threshold_scores = *scores;
-    }
     return CX_OK;
 }
 
@@ -126,21 +71,17 @@ cx_status cx_node_process(cx_node *node, cx_mrcnn *engine, const cx_spool_job *j
     if (!node->model || !engine)
         return cx_error_set(err, CX_ERR_MODEL, "process", "no model loaded");
 
+    /* The job runs with a snapshot of the configuration: a SIGHUP reload meanwhile swaps the
+     * node's current one without waiting for this job (the threshold names point into it). */
+    cx_node_conf *conf = cx_node_conf_get(node);
     cx_segment_params p;
-    const char **names = NULL;
-    double *scores = NULL;
-    /* The configuration may be swapped by SIGHUP while the job runs: the strings the parameters
-     * point to are copied into p.write; the threshold names stay valid because the lock is held
-     * until segmentation returns. */
-    pthread_rwlock_rdlock(&node->cfg_lock);
-    cx_status st = params_from_config(node->cfg, &p, &names, &scores, err);
+    cx_status st = cx_segment_params_from_config(conf->cfg, "cxrseg-node", &p, err);
     cx_segment_result r;
     memset(&r, 0, sizeof r);
     if (st == CX_OK)
         st = cx_segment_file(node->model, engine, job->object_path, job->out_dir, &p, &r, err);
-    pthread_rwlock_unlock(&node->cfg_lock);
-    cx_free(names);
-    cx_free(scores);
+    cx_segment_params_release(&p);
+    cx_node_conf_put(conf);
     if (st != CX_OK)
         return st;
     if (cancel && *cancel)

@@ -25,9 +25,10 @@ tests_unit_test_pipeline_files_LDADD = src/pipeline/libcxpipeline.la $(CUNIT_LIB
 nodist_EXTRA_tests_unit_test_pipeline_files_SOURCES = dummy.cxx
 
 # segment: render -> engine -> findings -> SEG/SR/GSPS/SC (owned by the results work)
-src_pipeline_libcxpipeline_la_SOURCES += src/pipeline/segment.h src/pipeline/segment.c src/pipeline/segment_picture.c
-src_pipeline_libcxpipeline_la_CPPFLAGS += -I$(top_srcdir)/src/mrcnn
-src_pipeline_libcxpipeline_la_LIBADD += src/mrcnn/libcxmrcnn.la
+src_pipeline_libcxpipeline_la_SOURCES += src/pipeline/segment.h src/pipeline/segment.c src/pipeline/segment_picture.c \
+	src/pipeline/segment_config.c
+src_pipeline_libcxpipeline_la_CPPFLAGS += -I$(top_srcdir)/src/mrcnn -I$(top_srcdir)/src/config
+src_pipeline_libcxpipeline_la_LIBADD += src/mrcnn/libcxmrcnn.la src/config/libcxconfig.la $(XML_LIBS)
 check_PROGRAMS += tests/unit/test_write_segment
 TESTS += tests/unit/test_write_segment
 tests_unit_test_write_segment_SOURCES = tests/unit/test_write_segment.c tests/unit/cx_test.h

@@ -36,6 +36,16 @@ typedef struct cx_segment_params {
 /* Defaults: cxd_write_options_default (SEG + SR), model thresholds, no overlay. */
 void cx_segment_default_params(cx_segment_params *p);
 
+/* The parameters a loaded configuration asks for (outputs, UID root, series numbers and
+ * descriptions, SEG encoding and empty-SEG rule, manufacturer, per-class thresholds), on top of
+ * the defaults; software_version (NULL: the default) names the writer in the objects. The
+ * threshold names point into cfg, which must outlive p; the arrays are p's: free them with
+ * cx_segment_params_release. The one mapping used by the CLI, the node and the plugin. */
+struct cx_config;
+cx_status cx_segment_params_from_config(const struct cx_config *cfg, const char *software_version,
+                                        cx_segment_params *p, cx_error *err);
+void cx_segment_params_release(cx_segment_params *p);
+
 /* What one image gave (for logs, the CLI summary table and tests). */
 typedef struct cx_segment_result {
     int width, height;             /* source image */
