@@ -41,7 +41,16 @@ struct cx_mrcnn {
     double t[4];
     float mask_min_score;    /* detections below it get no mask (0: all, as torchvision) */
     double image_logit;      /* the image head's output (models with arch.image_head) */
+    const atomic_int *cancel; /* set by another thread: stop between stages */
 };
+
+#define CHECK_CANCEL(stage)                                                                                       \
+    do {                                                                                                          \
+        if (s->cancel && atomic_load_explicit(s->cancel, memory_order_relaxed)) {                                 \
+            st = cx_error_set(err, CX_ERR_TIMEOUT, STAGE, "cancelled after %s (job deadline)", stage);            \
+            goto fail;                                                                                            \
+        }                                                                                                         \
+    } while (0)
 
 /* ---------------------------------------------------------------- arena */
 
@@ -881,9 +890,11 @@ cx_status cx_mrcnn_detect(cx_mrcnn *s, const float *img, int h, int w, int out_h
     TRY(backbone_fpn(s, x, Hp, Wp, err));
     double t1 = cx_now_ms();
     s->t[0] = t1 - t0;
+    CHECK_CANCEL("the backbone");
     /* ---- RPN ---- */
     TRY(rpn(s, Hp, Wp, err));
     double t2 = cx_now_ms();
+    CHECK_CANCEL("the RPN");
     s->t[1] = t2 - t1;
 
     /* ---- box branch ---- */
@@ -967,6 +978,7 @@ cx_status cx_mrcnn_detect(cx_mrcnn *s, const float *img, int h, int w, int out_h
     }
     double t3 = cx_now_ms();
     s->t[2] = t3 - t2;
+    CHECK_CANCEL("the box head");
 
     /* ---- mask branch ---- */
     if (D > 0) {
@@ -1073,6 +1085,11 @@ cx_status cx_mrcnn_detect(cx_mrcnn *s, const float *img, int h, int w, int out_h
 fail:
     cx_detections_clear(out);
     return st;
+}
+
+void cx_mrcnn_set_cancel(cx_mrcnn *s, const atomic_int *flag)
+{
+    s->cancel = flag;
 }
 
 void cx_mrcnn_set_mask_min_score(cx_mrcnn *s, float min_score)

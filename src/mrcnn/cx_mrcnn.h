@@ -142,6 +142,14 @@ cx_status cx_mrcnn_detect(cx_mrcnn *s, const float *img, int h, int w, int out_h
  * as torchvision. Boxes, scores and the masks that are computed are unchanged. */
 void cx_mrcnn_set_mask_min_score(cx_mrcnn *s, float min_score);
 
+#ifndef __cplusplus
+#include <stdatomic.h>
+/* A flag another thread sets to stop a detect in progress (the node's job deadline): checked
+ * between the engine's stages (backbone+FPN, RPN, box head, mask head); a set flag makes
+ * cx_mrcnn_detect return CX_ERR_TIMEOUT naming the stage reached. NULL (default): never. */
+void cx_mrcnn_set_cancel(cx_mrcnn *s, const atomic_int *flag);
+#endif
+
 /* The OpenBLAS kernel in use ("Haswell", "Cooperlake", ...), for logs and benchmarks. */
 const char *cx_mrcnn_blas_kernel(void);
 

@@ -25,6 +25,7 @@
 #include <config.h>
 
 #include <cblas.h>
+#include <stdatomic.h>
 #include <string.h>
 
 #include "cx_winograd.h"
@@ -66,11 +67,11 @@
 #define CX_WINO_CLONES
 #endif
 
-static int chunk_override;
+static atomic_int chunk_override; /* set by tests and benchmarks while engines may run */
 
 void cx_wino_set_chunk(int tiles)
 {
-    chunk_override = tiles < 0 ? 0 : (tiles > TC_CAP ? TC_CAP : tiles);
+    atomic_store_explicit(&chunk_override, tiles < 0 ? 0 : (tiles > TC_CAP ? TC_CAP : tiles), memory_order_relaxed);
 }
 
 int cx_wino_eligible(const cx_conv *c)
@@ -147,8 +148,9 @@ static wino_plan make_plan(int threads, int m, const cx_conv *c, int n, int h, i
     p.T = (long)n * p.tiles_y * p.tiles_x;
     p.cob = c->cout <= COUT_BLOCK * 3 / 2 ? c->cout : COUT_BLOCK;
     long tc;
-    if (chunk_override > 0) {
-        tc = round_up(chunk_override, WL);
+    int forced = atomic_load_explicit(&chunk_override, memory_order_relaxed);
+    if (forced > 0) {
+        tc = round_up(forced, WL);
     } else {
         /* The widest chunk that fits the budget and OpenBLAS's small-matrix kernel (up to
          * TC_MAX), then as many chunks as a multiple of the threads (equal shares), and more (up
@@ -173,7 +175,7 @@ static wino_plan make_plan(int threads, int m, const cx_conv *c, int n, int h, i
     long tr = round_up(p.T, WL);
     if (tc > tr)
         tc = tr;
-    if (threads > 1 && !chunk_override && tc < tr && tr <= TC_CAP && (long)c->cin * c->cout >= WHOLE_MIN_CC &&
+    if (threads > 1 && !forced && tc < tr && tr <= TC_CAP && (long)c->cin * c->cout >= WHOLE_MIN_CC &&
         (size_t)p.K * ((size_t)c->cin + c->cout) * (size_t)tr <= THREAD_FLOATS * (size_t)threads) {
         /* The whole conv fits the threads' budgets together: no chunks, so U is packed once, not
          * once per chunk. Pays where U is large (measured: 2x at 512 channels, 1.2-1.7x at 256);

@@ -69,7 +69,7 @@ struct cx_node {
     pthread_rwlock_t cfg_lock;
     cx_spool *spool;
     cxd_listener *listener;
-    volatile int stopping;       /* SIGTERM: drain */
+    atomic_int stopping;         /* SIGTERM: drain */
     pthread_mutex_t mu;          /* guards sender threads list, wake-up */
     pthread_cond_t send_cv;      /* signalled when results are queued */
     unsigned send_gen;
@@ -113,7 +113,7 @@ void cx_node_workers_join(cx_node *node);
 
 /* node_process.c: THE processing step (source file -> result files). engine is the worker's own
  * state over node->model (NULL in relay test mode). */
-cx_status cx_node_process(cx_node *node, cx_mrcnn *engine, const cx_spool_job *job, const volatile int *cancel,
+cx_status cx_node_process(cx_node *node, cx_mrcnn *engine, const cx_spool_job *job, const atomic_int *cancel,
                           cx_node_outcome *out, cx_error *err);
 
 /* node_send.c */

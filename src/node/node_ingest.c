@@ -29,7 +29,7 @@ static uint16_t store_begin(void *user, const cxd_peer *peer, const char *sop_cl
     cx_node *node = user;
     char aj[24];
     assoc_job(peer, aj);
-    if (node->stopping) {
+    if (atomic_load(&node->stopping)) {
         snprintf(comment, comment_len, "cxrseg: shutting down");
         cx_log(CX_LOG_WARN, "ingest", aj, "refused %s from %s@%s: node is shutting down (Out of Resources)",
                sop_instance_uid, peer->calling_ae, peer->host);

@@ -291,7 +291,7 @@ int main(int argc, char **argv)
                 cx_log(CX_LOG_INFO, "spool", NULL, "retention: %u old entries removed", removed);
         }
     }
-    node.stopping = 1;
+    atomic_store(&node.stopping, 1);
     cxd_listener_stop(node.listener);
     pthread_join(lt, NULL);
     cx_spool_shutdown(node.spool);

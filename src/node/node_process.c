@@ -57,7 +57,7 @@ static void add_result(cx_node_outcome *o, const char *path, const char *uid, un
     r->kind = kind;
 }
 
-cx_status cx_node_process(cx_node *node, cx_mrcnn *engine, const cx_spool_job *job, const volatile int *cancel,
+cx_status cx_node_process(cx_node *node, cx_mrcnn *engine, const cx_spool_job *job, const atomic_int *cancel,
                           cx_node_outcome *out, cx_error *err)
 {
     cx_node_outcome o;
@@ -76,6 +76,7 @@ cx_status cx_node_process(cx_node *node, cx_mrcnn *engine, const cx_spool_job *j
     cx_node_conf *conf = cx_node_conf_get(node);
     cx_segment_params p;
     cx_status st = cx_segment_params_from_config(conf->cfg, "cxrseg-node", &p, err);
+    p.cancel = cancel;
     cx_segment_result r;
     memset(&r, 0, sizeof r);
     if (st == CX_OK)
@@ -84,7 +85,7 @@ cx_status cx_node_process(cx_node *node, cx_mrcnn *engine, const cx_spool_job *j
     cx_node_conf_put(conf);
     if (st != CX_OK)
         return st;
-    if (cancel && *cancel)
+    if (cancel && atomic_load(cancel))
         return cx_error_set(err, CX_ERR_TIMEOUT, "process", "cancelled");
 
     const cxd_write_result *w = &r.written;

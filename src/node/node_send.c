@@ -94,7 +94,7 @@ static void wait_for_work(cx_node *node, double ms)
     ts.tv_nsec = (long)(ns % 1000000000LL);
     pthread_mutex_lock(&node->mu);
     unsigned gen = node->send_gen;
-    while (gen == node->send_gen && !node->stopping)
+    while (gen == node->send_gen && !atomic_load(&node->stopping))
         if (pthread_cond_timedwait(&node->send_cv, &node->mu, &ts) == ETIMEDOUT)
             break;
     pthread_mutex_unlock(&node->mu);
@@ -107,7 +107,7 @@ static void *sender_main(void *arg)
     retry_entry *tab = NULL;
     size_t ntab = 0, cap = 0;
     int warned_missing = 0;
-    while (!node->stopping) {
+    while (!atomic_load(&node->stopping)) {
         cx_node_dest d;
         cx_config_retry retry;
         if (!find_dest(node, snd->name, &d, &retry)) {

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
+#include <stdatomic.h>
 #include <unistd.h>
 
 typedef struct worker_slot {
@@ -19,7 +20,7 @@ typedef struct worker_slot {
     int index;
     pthread_mutex_t mu;
     double deadline_ms;   /* 0 when idle */
-    volatile int cancel;
+    atomic_int cancel;    /* set by the watchdog past the deadline; the pipeline and engine check it */
     char job[CX_SPOOL_ID_MAX];
     char marker[CX_SPOOL_PATH_MAX]; /* crash marker of the running job */
     volatile sig_atomic_t busy;      /* read by the crash handler */
@@ -58,7 +59,7 @@ static void install_crash_handler(void)
     }
 }
 static pthread_t g_watchdog;
-static volatile int g_watch_stop;
+static atomic_int g_watch_stop;
 
 static int job_timeout_s(cx_node *node)
 {
@@ -97,7 +98,7 @@ static void run_job(worker_slot *w, cx_mrcnn *engine, cx_spool_job *job)
            job->meta.sop_instance_uid, job->meta.calling_ae, job->meta.peer, w->index + 1, job->attempt);
     double t0 = cx_now_ms();
     pthread_mutex_lock(&w->mu);
-    w->cancel = 0;
+    atomic_store(&w->cancel, 0);
     w->deadline_ms = t0 + timeout * 1000.0;
     snprintf(w->job, sizeof w->job, "%s", job->id);
     memcpy(w->marker, job->crash_marker, sizeof w->marker);
@@ -111,7 +112,7 @@ static void run_job(worker_slot *w, cx_mrcnn *engine, cx_spool_job *job)
     double ms = cx_now_ms() - t0;
 
     pthread_mutex_lock(&w->mu);
-    int cancelled = w->cancel;
+    int cancelled = atomic_load(&w->cancel);
     w->deadline_ms = 0;
     w->busy = 0;
     pthread_mutex_unlock(&w->mu);
@@ -195,7 +196,7 @@ static void *worker_main(void *arg)
             return NULL;
         }
     }
-    while (!node->stopping) {
+    while (!atomic_load(&node->stopping)) {
         cx_spool_job job;
         cx_error err = {0};
         cx_status st = cx_spool_claim(node->spool, 500, &job, &err);
@@ -212,14 +213,14 @@ static void *worker_main(void *arg)
 static void *watchdog_main(void *arg)
 {
     cx_node *node = arg;
-    while (!g_watch_stop) {
+    while (!atomic_load(&g_watch_stop)) {
         usleep(200000);
         double now = cx_now_ms();
         for (int i = 0; i < node->n_workers; i++) {
             worker_slot *w = &g_slots[i];
             pthread_mutex_lock(&w->mu);
-            if (w->deadline_ms > 0 && now > w->deadline_ms && !w->cancel) {
-                w->cancel = 1;
+            if (w->deadline_ms > 0 && now > w->deadline_ms && !atomic_load(&w->cancel)) {
+                atomic_store(&w->cancel, 1);
                 cx_log(CX_LOG_WARN, "worker", w->job, "job timeout reached: cancelling");
             }
             pthread_mutex_unlock(&w->mu);
@@ -249,7 +250,7 @@ cx_status cx_node_workers_start(cx_node *node, int n, cx_error *err)
             return cx_error_set(err, CX_ERR_INTERNAL, "node", "cannot start worker %d", i + 1);
         node->n_workers++;
     }
-    g_watch_stop = 0;
+    atomic_store(&g_watch_stop, 0);
     if (pthread_create(&g_watchdog, NULL, watchdog_main, node) != 0)
         return cx_error_set(err, CX_ERR_INTERNAL, "node", "cannot start the job watchdog");
     return CX_OK;
@@ -259,7 +260,7 @@ void cx_node_workers_join(cx_node *node)
 {
     for (int i = 0; i < node->n_workers; i++)
         pthread_join(node->workers[i], NULL);
-    g_watch_stop = 1;
+    atomic_store(&g_watch_stop, 1);
     pthread_join(g_watchdog, NULL);
     g_nslots = 0;
     for (int i = 0; i < node->n_workers; i++)

@@ -344,7 +344,14 @@ cx_status cx_segment_file(const cx_model *m, cx_mrcnn *s, const char *path, cons
     r.ms_render = t1 - t0;
 
     const cx_image *in = img->input ? img->input : img->display;
-    if ((st = cx_mrcnn_detect(s, in->data, in->height, in->width, r.height, r.width, &d, err)) != CX_OK)
+    if (p->cancel && atomic_load(p->cancel)) {
+        st = cx_error_set(err, CX_ERR_TIMEOUT, STAGE, "cancelled after decoding (job deadline)");
+        goto done;
+    }
+    cx_mrcnn_set_cancel(s, p->cancel);
+    st = cx_mrcnn_detect(s, in->data, in->height, in->width, r.height, r.width, &d, err);
+    cx_mrcnn_set_cancel(s, NULL);
+    if (st != CX_OK)
         goto done;
     double t2 = cx_now_ms();
     r.ms_infer = t2 - t1;
@@ -394,6 +401,10 @@ cx_status cx_segment_file(const cx_model *m, cx_mrcnn *s, const char *path, cons
     snprintf(alg.version, sizeof alg.version, "%s",
              cx_model_version(m) && *cx_model_version(m) ? cx_model_version(m) : "unknown");
     snprintf(alg.model_sha256, sizeof alg.model_sha256, "%s", cx_model_sha256(m));
+    if (p->cancel && atomic_load(p->cancel)) {
+        st = cx_error_set(err, CX_ERR_TIMEOUT, STAGE, "cancelled before writing the results (job deadline)");
+        goto done;
+    }
     if ((ds = cxd_results_write(f, fs, nf, &alg, &wo, out_dir, &r.written, &de)) != CXD_OK) {
         st = cx_pipe_error_from_cxd(&de, ds, err);
         goto done;

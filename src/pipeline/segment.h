@@ -11,6 +11,8 @@
 #include "cx_image.h"
 #include "cxdicom.h"
 
+#include <stdatomic.h>
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -31,6 +33,10 @@ typedef struct cx_segment_params {
      * returns 1 to process; 0 to skip, with the reason in why. A skip is CX_ERR_UNSUPPORTED. */
     int (*accept)(const cxd_info *info, void *user, char *why, size_t why_size);
     void *accept_user;
+    /* Set by another thread to stop the work (the node's job deadline): checked between the
+     * stages and inside the engine (cx_mrcnn_set_cancel); the call then fails with CX_ERR_TIMEOUT.
+     * NULL: never. */
+    const atomic_int *cancel;
 } cx_segment_params;
 
 /* Defaults: cxd_write_options_default (SEG + SR), model thresholds, no overlay. */

@@ -280,6 +280,17 @@ static void test_model_info(void)
     blank[100] = 1e30f;
     CU_ASSERT(cx_mrcnn_detect(s, blank, 64, 48, 640, 480, &d, &err) == CX_OK);
     cx_detections_clear(&d);
+    /* a raised cancel flag (the node's job deadline) stops the run after the backbone */
+    atomic_int stop;
+    atomic_init(&stop, 1);
+    cx_mrcnn_set_cancel(s, &stop);
+    CU_ASSERT(cx_mrcnn_detect(s, blank, 64, 48, 64, 48, &d, &err) == CX_ERR_TIMEOUT);
+    CU_ASSERT(strstr(err.msg, "cancelled after the backbone") != NULL);
+    CU_ASSERT_EQUAL(d.count, 0);
+    atomic_store(&stop, 0);
+    CU_ASSERT(cx_mrcnn_detect(s, blank, 64, 48, 64, 48, &d, &err) == CX_OK);
+    cx_mrcnn_set_cancel(s, NULL);
+    cx_detections_clear(&d);
     /* extreme aspect ratio: resizes to zero width */
     float *thin = calloc(4000, sizeof(float));
     CU_ASSERT(cx_mrcnn_detect(s, thin, 4000, 1, 4000, 1, &d, &err) == CX_ERR_INVALID);
