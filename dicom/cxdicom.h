@@ -410,11 +410,6 @@ cxd_status cxd_send_files(const cxd_send_params *p, const char *const *paths, si
 /* C-ECHO (for `cxrseg-node -t` checks and tests). */
 cxd_status cxd_echo(const cxd_send_params *p, cxd_error *err);
 
-/* Transport test fixture, NOT a result: copies src to dst with a new SOP Instance UID and Series
- * Instance UID derived deterministically from the source's (2.25.<decimal hash>) and Series
- * Description "CXRSEG TRANSPORT TEST (not a result)". Lets the node's delivery guarantees be
- * tested without a model. out_uid receives the new SOP Instance UID. */
-cxd_status cxd_transport_test_copy(const char *src, const char *dst, char *out_uid, size_t out_len, cxd_error *err);
 
 #ifdef __cplusplus
 }

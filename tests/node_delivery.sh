@@ -2,10 +2,10 @@
 # Node integration test 2: delivery guarantees of the sender with two destinations. One is down
 # while results are produced: the other still gets everything at once (no blocking); when the
 # missing one comes up, it gets every result exactly once (counted by SOP Instance UID and by
-# receptions). Results are transport-test copies (CXRSEG_NODE_TEST_RELAY=1) so the test does not
+# receptions). Results are transport-test copies (the relay test build, tests/cxrseg-node-relay) so the test does not
 # depend on the model; the SEG/SR path is covered by node_basic.sh once the pipeline is linked.
 . "$(dirname "$0")/node_lib.sh"
-export CXRSEG_NODE_TEST_RELAY=1
+use_relay_node
 N=4
 P=$(free_port); UP=$(free_port); DOWN=$(free_port)
 write_conf "$T/cxrseg.xml" "$P" "$(dest_xml up "$UP" UPAE) $(dest_xml down "$DOWN" DOWNAE)"

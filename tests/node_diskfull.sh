@@ -4,7 +4,7 @@
 # Resources once the disk is nearly full, instead of failing a write, and every acknowledged image
 # is processed; after space is freed (processing deletes the sources) it accepts again.
 . "$(dirname "$0")/node_lib.sh"
-export CXRSEG_NODE_TEST_RELAY=1
+use_relay_node
 [ "$(id -u)" -eq 0 ] || skip "mounting a tmpfs needs root"
 mkdir -p "$T/spool"
 mount -t tmpfs -o size=4m cxrseg-test "$T/spool" 2>/dev/null || skip "cannot mount a tmpfs here"

@@ -3,9 +3,9 @@
 # chest CRs (each retried by the sender until acknowledged, as a PACS does), restart after each
 # kill; in the end every acknowledged image has its result at the destination exactly once,
 # counted by SOP Instance UID (each source has its own Study Instance UID, which its result keeps).
-# Results are transport-test copies (CXRSEG_NODE_TEST_RELAY=1): the test is about the spool.
+# Results are transport-test copies (the relay test build, tests/cxrseg-node-relay): the test is about the spool.
 . "$(dirname "$0")/node_lib.sh"
-export CXRSEG_NODE_TEST_RELAY=1
+use_relay_node
 N=${CX_KILL9_N:-20}
 KILLS=${CX_KILL9_KILLS:-5}
 P=$(free_port); D=$(free_port)

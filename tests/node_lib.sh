@@ -9,6 +9,12 @@ set -u
 export DCMDICTPATH="${DCMDICTPATH:-/usr/share/libdcmtk17/dicom.dic}"
 export CXRSEG_XSD="$CX_SRCDIR/conf/cxrseg.xsd"
 NODE="$CX_BUILDDIR/cxrseg-node"
+# The delivery tests call use_relay_node: the relay test build (make check builds it), where
+# transport-test copies stand in for results (src/node/node_process.c, CX_NODE_RELAY).
+use_relay_node() {
+    NODE="$CX_BUILDDIR/tests/cxrseg-node-relay"
+    [ -x "$NODE" ] || fail "$NODE not built (make check builds it)"
+}
 CR="$CX_SHARED/data/dicom/RG1_J2KI.dcm"
 EXTREMITY="$CX_SHARED/data/dicom/RG3_J2KR.dcm"
 

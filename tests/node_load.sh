@@ -1,9 +1,9 @@
 #!/bin/sh
 # Node integration test 4: 8 senders at once with 50 chest CRs in total: every C-STORE succeeds,
 # every image is processed, every result arrives once, and the log holds no error line.
-# Results are transport-test copies (CXRSEG_NODE_TEST_RELAY=1).
+# Results are transport-test copies (the relay test build, tests/cxrseg-node-relay).
 . "$(dirname "$0")/node_lib.sh"
-export CXRSEG_NODE_TEST_RELAY=1
+use_relay_node
 N=${CX_LOAD_N:-50}
 S=8
 P=$(free_port); D=$(free_port)

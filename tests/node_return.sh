@@ -2,7 +2,7 @@
 # Node integration test 8: return to sender. Images from calling AE "MODALITY1" go back to that AE
 # at its configured address; images from another AE do not; the configured destination gets both.
 . "$(dirname "$0")/node_lib.sh"
-export CXRSEG_NODE_TEST_RELAY=1
+use_relay_node
 P=$(free_port); D=$(free_port); R=$(free_port)
 write_conf "$T/cxrseg.xml" "$P" "$(dest_xml pacs "$D")
     <return-to-sender><sender><calling-ae-title>MODALITY1</calling-ae-title><host>127.0.0.1</host><port>$R</port></sender></return-to-sender>"

@@ -11,6 +11,14 @@ cxrseg_node_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/src/node -I$(top_srcdir)/s
 cxrseg_node_LDADD = src/pipeline/libcxpipeline.la src/spool/libcxspool.la src/config/libcxconfig.la \
 	src/image/libcximage.la dicom/libcxdicom.la src/base/libcxbase.la $(XML_LIBS) -lpthread -lm
 
+# The relay test build (check only, never installed): the same sources with CX_NODE_RELAY, where a
+# transport-test copy stands in for the results, so the delivery tests run without a model.
+check_PROGRAMS += tests/cxrseg-node-relay
+tests_cxrseg_node_relay_SOURCES = $(cxrseg_node_SOURCES) tests/node/relay_copy.cc
+tests_cxrseg_node_relay_CPPFLAGS = $(cxrseg_node_CPPFLAGS) -DCX_NODE_RELAY
+tests_cxrseg_node_relay_CXXFLAGS = $(AM_CXXFLAGS)
+tests_cxrseg_node_relay_LDADD = $(cxrseg_node_LDADD)
+
 # The systemd unit (runs as the unprivileged user "cxrseg"), with the installed paths filled in.
 systemdunitdir = $(prefix)/lib/systemd/system
 systemdunit_DATA = cxrseg-node.service

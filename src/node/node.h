@@ -79,7 +79,7 @@ struct cx_node {
     /* senders: one thread per destination name */
     struct cx_node_sender *senders;
     size_t n_senders;
-    int relay_test_mode;         /* CXRSEG_NODE_TEST_RELAY=1: see node_process.c */
+    int relay_test_mode;         /* 1 only in the relay test build (CX_NODE_RELAY): see node_process.c */
     cx_model *model;             /* one immutable model shared by every worker (NULL in relay mode
                                   * when the file is not a model) */
 };

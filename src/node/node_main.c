@@ -212,8 +212,9 @@ int main(int argc, char **argv)
     node.cfg = cfg;
     pthread_mutex_init(&node.mu, NULL);
     pthread_cond_init(&node.send_cv, NULL);
-    const char *relay = getenv("CXRSEG_NODE_TEST_RELAY");
-    node.relay_test_mode = relay && !strcmp(relay, "1");
+#ifdef CX_NODE_RELAY
+    node.relay_test_mode = 1; /* tests/cxrseg-node-relay only: see node_process.c */
+#endif
 
     cx_error err = {0};
     if (cx_node_log_setup(cfg, &err) != CX_OK) {
@@ -221,7 +222,7 @@ int main(int argc, char **argv)
         return CX_NODE_EXIT_CONFIG;
     }
     if (node.relay_test_mode)
-        cx_log(CX_LOG_WARN, "node", NULL, "CXRSEG_NODE_TEST_RELAY=1: transport-test copies are sent instead of results");
+        cx_log(CX_LOG_WARN, "node", NULL, "relay test build: transport-test copies are sent instead of results");
 
     /* One immutable model for all workers; each worker makes its own engine state over it. */
     if (cx_model_load(cfg->model.file, &node.model, &err) != CX_OK) {

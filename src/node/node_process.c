@@ -3,8 +3,8 @@
  * findings -> SEG/SR/GSPS/SC writers) with parameters taken from the current configuration; the
  * written files and their SOP Instance UIDs become the job's results.
  *
- * CXRSEG_NODE_TEST_RELAY=1 (tests only) replaces the pipeline by a decode of the source plus a
- * transport-test copy (new derived UIDs, Series Description "CXRSEG TRANSPORT TEST (not a
+ * The relay test build (tests/cxrseg-node-relay: these sources compiled with CX_NODE_RELAY, never
+ * the installed node) replaces the pipeline by a decode of the source plus a transport-test copy (new derived UIDs, Series Description "CXRSEG TRANSPORT TEST (not a
  * result)") as the one "result", so the delivery guarantees (retry, exactly once, kill -9, load)
  * are tested quickly and without a model. It is never a finding. */
 #include "node.h"
@@ -15,6 +15,10 @@
 
 #include "cx_pipe.h"
 #include "segment.h"
+
+#ifdef CX_NODE_RELAY
+/* tests/node/relay_copy.cc */
+cxd_status cxd_transport_test_copy(const char *src, const char *dst, char *out_uid, size_t out_len, cxd_error *err);
 
 static cx_status relay(const cx_spool_job *job, cx_node_outcome *o, cx_error *err)
 {
@@ -46,6 +50,7 @@ static cx_status relay(const cx_spool_job *job, cx_node_outcome *o, cx_error *er
     snprintf(o->summary, sizeof o->summary, "transport test copy %s (not a result)", r->sop_instance_uid);
     return CX_OK;
 }
+#endif
 
 static void add_result(cx_node_outcome *o, const char *path, const char *uid, unsigned kind)
 {
@@ -62,12 +67,14 @@ cx_status cx_node_process(cx_node *node, cx_mrcnn *engine, const cx_spool_job *j
 {
     cx_node_outcome o;
     memset(&o, 0, sizeof o);
+#ifdef CX_NODE_RELAY
     if (node->relay_test_mode) {
         cx_status st = relay(job, &o, err);
         if (st == CX_OK)
             *out = o;
         return st;
     }
+#endif
     if (!node->model || !engine)
         return cx_error_set(err, CX_ERR_MODEL, "process", "no model loaded");
 

@@ -154,8 +154,11 @@ void cx_spool_status_clear(cx_spool_status *st);
 /* 1 when name is usable as a destination folder name. */
 int cx_spool_dest_name_ok(const char *name);
 
-/* Test hook: every later data write fails with this errno (0 disarms), to simulate a full disk. */
+#ifdef CX_SPOOL_TEST_HOOKS
+/* Test build only (CX_SPOOL_TEST_HOOKS): every later data write fails with this errno (0 disarms),
+ * to simulate a full disk. */
 void cx_spool_test_fail_writes(int errnum);
+#endif
 
 #ifdef __cplusplus
 }

@@ -6,6 +6,7 @@ src_spool_libcxspool_la_LIBADD = src/base/libcxbase.la -lpthread
 
 check_PROGRAMS += tests/unit/test_spool
 TESTS += tests/unit/test_spool
-tests_unit_test_spool_SOURCES = tests/unit/test_spool.c tests/unit/cx_test.h
-tests_unit_test_spool_CPPFLAGS = $(CX_TEST_CPPFLAGS) -I$(top_srcdir)/src/spool
-tests_unit_test_spool_LDADD = src/spool/libcxspool.la src/base/libcxbase.la $(CUNIT_LIBS) -lpthread
+# the spool compiled again with its test hook (CX_SPOOL_TEST_HOOKS: simulated write failures)
+tests_unit_test_spool_SOURCES = tests/unit/test_spool.c tests/unit/cx_test.h src/spool/cx_spool.c
+tests_unit_test_spool_CPPFLAGS = $(CX_TEST_CPPFLAGS) -I$(top_srcdir)/src/spool -DCX_SPOOL_TEST_HOOKS
+tests_unit_test_spool_LDADD = src/base/libcxbase.la $(CUNIT_LIBS) -lpthread
