@@ -313,6 +313,7 @@ static cx_status load_decision(ld *L)
         TRY(get_num(L, "decision.score", 0, 1, &d->score));
         TRY(get_num(L, "decision.min_area", 0, 1, &v));
         d->min_area_frac = v;
+        d->image_head = m->image_head;
         return CX_OK;
     }
     d->label = 0;
@@ -321,6 +322,7 @@ static cx_status load_decision(ld *L)
             d->label = i + 1;
     d->score = d->label ? m->classes[d->label - 1].score_thresh : 1.0;
     d->min_area_frac = 0;
+    d->image_head = m->image_head;
     return CX_OK;
 fail:
     return st;

@@ -69,6 +69,7 @@ typedef struct cx_decision {
     int label;             /* 1..K, 0 when the model has no finding class */
     double score;
     double min_area_frac;
+    int image_head;        /* 1: score is the image head's probability (arch.image_head) */
 } cx_decision;
 const cx_decision *cx_model_decision(const cx_model *m);
 /* 1 when the model has an image-level head (arch.image_head; cx_detections.image_prob). */

@@ -112,7 +112,11 @@ void cx_segment_rule_text(const cx_decision *rule, char *buf, size_t n)
 {
     if (!buf || !n)
         return;
-    size_t k = (size_t)snprintf(buf, n, "a detection >= %.4g", rule->score);
+    size_t k;
+    if (rule->image_head)
+        k = (size_t)snprintf(buf, n, "an image-level probability >= %.4g with a detection", rule->score);
+    else
+        k = (size_t)snprintf(buf, n, "a detection >= %.4g", rule->score);
     if (rule->min_area_frac > 0 && k < n)
         snprintf(buf + k, n - k, " covering >= %.4g%% of the image", 100.0 * rule->min_area_frac);
 }
