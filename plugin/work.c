@@ -306,7 +306,12 @@ static void process_item(cxp_worker *w, const cxp_item *it)
     snprintf(out, sizeof out, "%s/out", w->dir);
     snprintf(uri, sizeof uri, "/instances/%s/file", it->id);
     cx_status st = cxp_rest_get(p, uri, &body, &n, &e);
-    if (st == CX_OK) {
+    long long max_bytes = (long long)p->cfg->listener.max_object_mb << 20;
+    if (st == CX_OK && max_bytes > 0 && (long long)n > max_bytes) {
+        st = cx_error_set(&e, CX_ERR_UNSUPPORTED, MOD, "%zu bytes, more than listener/max-object-mb %lld MB: not "
+                          "processed", n, max_bytes >> 20);
+        cx_free(body);
+    } else if (st == CX_OK) {
         st = write_file(src, body, n, &e);
         cx_free(body);
     }

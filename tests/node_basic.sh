@@ -117,6 +117,20 @@ storescu -xw -aet PACS -aec CXRSEG 127.0.0.1 "$P" "$T/after/cr1.dcm" >/dev/null 
 wait_until 120 'grep -q "processed $auid" "$T/node.log"' || fail "node stopped processing after a failure"
 ok "node carries on after a failed object"
 
+# An object larger than listener/max-object-mb (1 MB here; the CR decompressed is 7 MB) is refused
+# with Out of Resources and not kept; a small one still passes.
+write_conf "$T/cxrseg.xml" "$P" "$(dest_xml pacs "$D")" "<max-object-mb>1</max-object-mb>"
+n0=$(grep -c "configuration reloaded" "$T/node.log")
+kill -HUP "$NODE_PID"
+wait_until 5 '[ "$(grep -c "configuration reloaded" "$T/node.log")" -gt "$n0" ]' || fail "no reload (max-object-mb)"
+gdcmconv --raw "$CR" "$T/big.dcm" >/dev/null 2>&1 || fail "gdcmconv --raw failed (libgdcm-tools)"
+buid=$(sop_uid "$T/big.dcm")
+storescu -v -aet PACS -aec CXRSEG 127.0.0.1 "$P" "$T/big.dcm" > "$T/s6.log" 2>&1
+grep -qi "Out of Resources\|OutOfResources\|a700" "$T/s6.log" || fail "oversized object not refused: $(grep -i status "$T/s6.log" | head -n 3)"
+grep "refused $buid" "$T/node.log" | grep -q "more than listener/max-object-mb 1 MB" || fail "oversize refusal not logged"
+grep -rqs "$buid" "$T"/spool/queue "$T"/spool/processing 2>/dev/null && fail "oversized object kept in the spool"
+ok "oversized object refused: $(grep -o "refused $buid.*" "$T/node.log" | sed 's/.*(0xA700): //')"
+
 "$NODE" status -c "$T/cxrseg.xml" > "$T/status.txt" 2>&1 || fail "status failed: $(cat "$T/status.txt")"
 grep -q "failed *1" "$T/status.txt" || fail "status does not count the failed job: $(cat "$T/status.txt")"
 ok "status: $(tr '\n' ' ' < "$T/status.txt" | tr -s ' ')"

@@ -66,6 +66,18 @@ static uint16_t store_end(void *user, void *token, const cxd_peer *peer, int rec
         cx_free(id);
         return CXD_STATUS_OUT_OF_RESOURCES;
     }
+    pthread_rwlock_rdlock(&node->cfg_lock);
+    long long max_bytes = (long long)node->cfg->listener.max_object_mb << 20;
+    pthread_rwlock_unlock(&node->cfg_lock);
+    if (max_bytes > 0 && obj->file_size > max_bytes) {
+        cx_spool_ingest_abort(node->spool, id);
+        snprintf(comment, comment_len, "cxrseg: object larger than max-object-mb");
+        cx_log(CX_LOG_WARN, "ingest", id, "refused %s from %s@%s with Out of Resources (0xA700): %lld bytes, more "
+               "than listener/max-object-mb %lld MB; discarded", obj->sop_instance_uid, peer->calling_ae, peer->host,
+               obj->file_size, max_bytes >> 20);
+        cx_free(id);
+        return CXD_STATUS_OUT_OF_RESOURCES;
+    }
     if (obj->parsed) {
         char why[400] = "";
         cx_config_object o = {obj->modality, obj->body_part_examined, obj->view_position, obj->series_description,
