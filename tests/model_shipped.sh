@@ -19,7 +19,7 @@ cat "$tmp/out"
 awk '/^Dice of reported masks/ { d = 1 } /^% of lung affected/ { d = 0 }
      d && ($1 == "right_lung" || $1 == "left_lung") { n++; if ($2 + 0 < 0.75) bad = bad " " $1 "=" $2 }
      END { if (n != 2 || bad != "") { print "FAIL: lung Dice below 0.75:" bad; exit 1 } }' "$tmp/out" || exit 1
-# COVID-QU-Ex (when present; the model v2 card's figures are far above these floors): lungs together
+# COVID-QU-Ex (when present; the model card's figures are far above these floors): lungs together
 # Dice >= 0.85, finding Dice >= 0.2 on the COVID images (0.415 over all 287, card), at most 5 of 15
 # normal images called present (v1 failed both the lung floor and this one: 14 of 15).
 quex="${CX_SHARED:-$top/../shared}/data/covid-qu-ex"
