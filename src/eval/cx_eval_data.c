@@ -14,6 +14,9 @@
 #include <png.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+
+#include <jansson.h>
 #include <strings.h>
 #include <sys/stat.h>
 
@@ -626,139 +629,7 @@ cx_status cx_eval_dataset_filter(cx_eval_dataset *d, const char *source_split,
     return CX_OK;
 }
 
-/* ---------------- split.json (a minimal JSON reader: enough to skip any value) ---------------- */
-
-typedef struct js {
-    const char *s;
-    size_t p, n;
-} js;
-
-static void js_ws(js *j)
-{
-    while (j->p < j->n && isspace((unsigned char)j->s[j->p]))
-        j->p++;
-}
-
-/* Parses a JSON string at j->p; if out is non-NULL, stores a cx_malloc'ed UTF-8 copy. */
-static int js_string(js *j, char **out)
-{
-    if (j->p >= j->n || j->s[j->p] != '"')
-        return -1;
-    j->p++;
-    char *b = out ? cx_malloc(j->n - j->p + 1) : NULL;
-    size_t o = 0;
-    if (out && !b)
-        return -2;
-    while (j->p < j->n && j->s[j->p] != '"') {
-        unsigned char c = (unsigned char)j->s[j->p++];
-        if (c < 0x20) {
-            cx_free(b);
-            return -1;
-        }
-        if (c == '\\') {
-            if (j->p >= j->n) {
-                cx_free(b);
-                return -1;
-            }
-            char e = j->s[j->p++];
-            unsigned cp = 0;
-            switch (e) {
-            case '"': case '\\': case '/': cp = (unsigned char)e; break;
-            case 'b': cp = '\b'; break;
-            case 'f': cp = '\f'; break;
-            case 'n': cp = '\n'; break;
-            case 'r': cp = '\r'; break;
-            case 't': cp = '\t'; break;
-            case 'u':
-                if (j->p + 4 > j->n) {
-                    cx_free(b);
-                    return -1;
-                }
-                for (int k = 0; k < 4; k++) {
-                    char h = j->s[j->p++];
-                    cp <<= 4;
-                    if (h >= '0' && h <= '9') cp |= (unsigned)(h - '0');
-                    else if (h >= 'a' && h <= 'f') cp |= (unsigned)(h - 'a' + 10);
-                    else if (h >= 'A' && h <= 'F') cp |= (unsigned)(h - 'A' + 10);
-                    else {
-                        cx_free(b);
-                        return -1;
-                    }
-                }
-                break;
-            default:
-                cx_free(b);
-                return -1;
-            }
-            if (b) { /* BMP code points only; surrogates pass through as-is (names are ASCII) */
-                if (cp < 0x80) b[o++] = (char)cp;
-                else if (cp < 0x800) { b[o++] = (char)(0xC0 | (cp >> 6)); b[o++] = (char)(0x80 | (cp & 0x3F)); }
-                else { b[o++] = (char)(0xE0 | (cp >> 12)); b[o++] = (char)(0x80 | ((cp >> 6) & 0x3F)); b[o++] = (char)(0x80 | (cp & 0x3F)); }
-            }
-        } else if (b) {
-            b[o++] = (char)c;
-        }
-    }
-    if (j->p >= j->n) {
-        cx_free(b);
-        return -1;
-    }
-    j->p++;
-    if (b) {
-        b[o] = 0;
-        *out = b;
-    }
-    return 0;
-}
-
-static int js_skip(js *j, int depth)
-{
-    if (depth > 64)
-        return -1;
-    js_ws(j);
-    if (j->p >= j->n)
-        return -1;
-    char c = j->s[j->p];
-    if (c == '"')
-        return js_string(j, NULL);
-    if (c == '{' || c == '[') {
-        char close = c == '{' ? '}' : ']';
-        j->p++;
-        js_ws(j);
-        if (j->p < j->n && j->s[j->p] == close) {
-            j->p++;
-            return 0;
-        }
-        for (;;) {
-            if (c == '{') {
-                js_ws(j);
-                if (js_string(j, NULL))
-                    return -1;
-                js_ws(j);
-                if (j->p >= j->n || j->s[j->p] != ':')
-                    return -1;
-                j->p++;
-            }
-            if (js_skip(j, depth + 1))
-                return -1;
-            js_ws(j);
-            if (j->p < j->n && j->s[j->p] == ',') {
-                j->p++;
-                continue;
-            }
-            if (j->p < j->n && j->s[j->p] == close) {
-                j->p++;
-                return 0;
-            }
-            return -1;
-        }
-    }
-    /* number or literal */
-    size_t st = j->p;
-    while (j->p < j->n && (isalnum((unsigned char)j->s[j->p]) || strchr("+-.", j->s[j->p])))
-        j->p++;
-    return j->p > st ? 0 : -1;
-}
+/* ---------------- split.json / holdout.json (libjansson) ---------------- */
 
 void cx_eval_strings_free(char **s, int n)
 {
@@ -772,103 +643,35 @@ void cx_eval_strings_free(char **s, int n)
 cx_status cx_eval_read_split(const char *path, const char *key, char ***out, int *n, cx_error *err)
 {
     const char *S = "split";
-    char *buf;
-    size_t len;
-    if (read_file(path, &buf, &len, err, S))
-        return err ? err->code : CX_ERR_IO;
-    js j = {buf, 0, len};
-    char **list = NULL;
-    int cnt = 0, cap = 0, found = 0;
+    json_error_t je;
+    json_t *root = json_load_file(path, JSON_REJECT_DUPLICATES, &je);
+    if (!root)
+        return cx_error_set(err, access(path, R_OK) ? CX_ERR_IO : CX_ERR_FORMAT, S, "%s:%d:%d: %s", path, je.line,
+                            je.column, je.text);
     cx_status st = CX_OK;
-    js_ws(&j);
-    if (j.p >= j.n || j.s[j.p] != '{') {
+    char **list = NULL;
+    int cnt = 0;
+    json_t *arr = json_object_get(root, key);
+    if (!json_is_object(root))
         st = cx_error_set(err, CX_ERR_FORMAT, S, "%s: not a JSON object", path);
-        goto done;
-    }
-    j.p++;
-    for (;;) {
-        js_ws(&j);
-        if (j.p < j.n && j.s[j.p] == '}')
-            break;
-        char *k = NULL;
-        if (js_string(&j, &k)) {
-            st = cx_error_set(err, CX_ERR_FORMAT, S, "%s: malformed JSON at byte %zu", path, j.p);
-            goto done;
-        }
-        js_ws(&j);
-        if (j.p >= j.n || j.s[j.p] != ':') {
-            cx_free(k);
-            st = cx_error_set(err, CX_ERR_FORMAT, S, "%s: expected ':' at byte %zu", path, j.p);
-            goto done;
-        }
-        j.p++;
-        js_ws(&j);
-        int want = strcmp(k, key) == 0;
-        cx_free(k);
-        if (want && !found) {
-            found = 1;
-            if (j.p >= j.n || j.s[j.p] != '[') {
-                st = cx_error_set(err, CX_ERR_FORMAT, S, "%s: \"%s\" is not an array", path, key);
-                goto done;
-            }
-            j.p++;
-            js_ws(&j);
-            if (j.p < j.n && j.s[j.p] == ']')
-                j.p++;
-            else
-                for (;;) {
-                    js_ws(&j);
-                    char *v = NULL;
-                    int r = js_string(&j, &v);
-                    if (r) {
-                        st = cx_error_set(err, r == -2 ? CX_ERR_NOMEM : CX_ERR_FORMAT, S,
-                                          "%s: \"%s\" item %d is not a string", path, key, cnt);
-                        goto done;
-                    }
-                    if (cnt == cap) {
-                        int nc = cap ? cap * 2 : 32;
-                        char **nl = cx_realloc(list, (size_t)nc * sizeof *nl);
-                        if (!nl) {
-                            cx_free(v);
-                            st = cx_error_set(err, CX_ERR_NOMEM, S, "out of memory");
-                            goto done;
-                        }
-                        list = nl;
-                        cap = nc;
-                    }
-                    list[cnt++] = v;
-                    js_ws(&j);
-                    if (j.p < j.n && j.s[j.p] == ',') {
-                        j.p++;
-                        continue;
-                    }
-                    if (j.p < j.n && j.s[j.p] == ']') {
-                        j.p++;
-                        break;
-                    }
-                    st = cx_error_set(err, CX_ERR_FORMAT, S, "%s: malformed array at byte %zu", path, j.p);
-                    goto done;
-                }
-        } else if (js_skip(&j, 0)) {
-            st = cx_error_set(err, CX_ERR_FORMAT, S, "%s: malformed JSON at byte %zu", path, j.p);
-            goto done;
-        }
-        js_ws(&j);
-        if (j.p < j.n && j.s[j.p] == ',') {
-            j.p++;
-            continue;
-        }
-        if (j.p < j.n && j.s[j.p] == '}')
-            break;
-        st = cx_error_set(err, CX_ERR_FORMAT, S, "%s: malformed JSON at byte %zu", path, j.p);
-        goto done;
-    }
-    if (!found)
+    else if (!arr)
         st = cx_error_set(err, CX_ERR_FORMAT, S, "%s: no key \"%s\"", path, key);
-    else if (cnt == 0)
+    else if (!json_is_array(arr))
+        st = cx_error_set(err, CX_ERR_FORMAT, S, "%s: \"%s\" is not an array", path, key);
+    else if (json_array_size(arr) == 0)
         st = cx_error_set(err, CX_ERR_FORMAT, S, "%s: \"%s\" is empty", path, key);
-done:
-    cx_free(buf);
+    else if (!(list = cx_calloc(json_array_size(arr), sizeof *list)))
+        st = cx_error_set(err, CX_ERR_NOMEM, S, "out of memory");
+    for (size_t i = 0; st == CX_OK && i < json_array_size(arr); i++) {
+        const char *v = json_string_value(json_array_get(arr, i));
+        if (!v)
+            st = cx_error_set(err, CX_ERR_FORMAT, S, "%s: \"%s\" item %zu is not a string", path, key, i);
+        else if (!(list[cnt] = cx_strdup(v)))
+            st = cx_error_set(err, CX_ERR_NOMEM, S, "out of memory");
+        else
+            cnt++;
+    }
+    json_decref(root);
     if (st != CX_OK) {
         cx_eval_strings_free(list, cnt);
         return st;

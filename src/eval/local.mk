@@ -4,9 +4,9 @@
 noinst_LTLIBRARIES += src/eval/libcxeval.la
 src_eval_libcxeval_la_SOURCES = src/eval/cx_eval.h src/eval/cx_eval.c src/eval/cx_eval_data.c
 src_eval_libcxeval_la_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/src/eval -I$(top_srcdir)/src/mrcnn \
-	-I$(top_srcdir)/src/image $(PNG_CFLAGS)
+	-I$(top_srcdir)/src/image $(PNG_CFLAGS) $(JANSSON_CFLAGS)
 src_eval_libcxeval_la_LIBADD = src/mrcnn/libcxmrcnn.la src/image/libcximage.la src/base/libcxbase.la \
-	$(PNG_LIBS) -lm
+	$(PNG_LIBS) $(JANSSON_LIBS) -lm
 
 # Metrics on hand-made detections with hand-computed answers, ROC AUC, the lung split, the dataset
 # readers on the tests/data/eval fixture and on small datasets the test writes (both forms).
