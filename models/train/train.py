@@ -27,6 +27,7 @@ sys.path.insert(0, os.path.join(HERE, "..", "tools"))
 import cxrdata  # noqa: E402
 import maskfolder  # noqa: E402
 from cxr_arch import build_model, full_arch, image_logits  # noqa: E402
+import import_cxm  # noqa: E402
 
 # What the model file says about each label (DICOM codes for the SEG/SR writers).
 CLASSES = [
@@ -188,8 +189,9 @@ def main():
     ap.add_argument("--arch", default="", help="JSON overriding keys of the default arch")
     ap.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
     ap.add_argument("--init", default="",
-                    help="start from this checkpoint's weights (final.pt of an earlier run: its arch, "
-                         "image mean/std and weights; --arch may add keys such as image_head)")
+                    help="start from these weights: final.pt of an earlier run, or a released model file "
+                         "(.cxm, e.g. models/cxrseg.cxm): its arch, image mean/std and weights; "
+                         "--arch may add keys such as image_head")
     ap.add_argument("--image-loss", type=float, default=1.0,
                     help="weight of the image head's loss (binary cross-entropy, opacity present)")
     args = ap.parse_args()
@@ -260,7 +262,10 @@ def main():
     arch = dict(ARCH, image_mean=[mean], image_std=[std], min_size=size, max_size=size)
     init = None
     if args.init:
-        init = torch.load(args.init, map_location="cpu")
+        if args.init.endswith(".cxm"):  # a released model file: folded BatchNorms come back
+            init = import_cxm.checkpoint(args.init)
+        else:
+            init = torch.load(args.init, map_location="cpu")
         arch = dict(init["arch"])
         mean, std = arch["image_mean"][0], arch["image_std"][0]
     if args.arch:
@@ -277,6 +282,12 @@ def main():
         if missing:  # a fresh image head starts at the prior's log-odds
             torch.nn.init.normal_(model.image_head.weight, std=0.01)
             torch.nn.init.zeros_(model.image_head.bias)
+        if "folded_bias" in init:
+            sample = [im for im, _, _ in train[::max(1, len(train) // args.bn_images)]]
+            import_cxm.calibrate_bn(model, init["folded_bias"],
+                                    ((torch.from_numpy(im).float()[None, None] / 255.0 - mean) / std
+                                     for im in sample))
+            log(f"BatchNorms of the folded body rebuilt from {len(sample)} training images")
         del init
     has_head = bool(full_arch(arch)["image_head"])
     # The image head's label: the decision class (opacity, bit 0 of the planes) outlined anywhere.

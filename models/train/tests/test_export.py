@@ -112,3 +112,63 @@ class TestExportRoundTrip(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class TestImportCxm(unittest.TestCase):
+    """A model file back into a trainable checkpoint (models/tools/import_cxm.py): the folded body
+    BatchNorms are rebuilt so that the eval-mode network computes what the file holds, before and
+    after calibration, and a batch in train mode is normalised close to the eval output."""
+
+    def test_round_trip(self):
+        import import_cxm
+        torch.manual_seed(3)
+        arch = dict(ARCH, image_head=1, anchor_sizes=[[16], [32], [64], [128], [256]])
+        model = cxr_arch.build_model(arch)
+        for m in model.backbone.body.modules():  # non-trivial statistics to fold
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.running_mean.uniform_(-0.5, 0.5)
+                m.running_var.uniform_(0.5, 2.0)
+                m.weight.data.uniform_(0.5, 1.5)
+                m.bias.data.uniform_(-0.2, 0.2)
+        model.eval()
+        x = torch.randn(2, 1, 64, 64)
+        with torch.no_grad():
+            want = model.backbone(x)
+        with tempfile.TemporaryDirectory() as d:
+            out = os.path.join(d, "m.cxm")
+            export.export(model.state_dict(), arch, CLASSES, {"score": 0.5, "mask": 0.5}, {"seed": 7},
+                          "t", "0", out)
+            ck = import_cxm.checkpoint(out)
+        self.assertEqual(ck["arch"], cxr_arch.full_arch(arch))
+        self.assertEqual(str(ck["provenance"]["seed"]), "7")
+        back = cxr_arch.build_model(ck["arch"])
+        back.load_state_dict(ck["model"], strict=True)
+        back.eval()
+
+        def close(got):
+            for k in want:
+                self.assertLess(float((got[k] - want[k]).abs().max()), 1e-4, k)
+        with torch.no_grad():
+            close(back.backbone(x))
+            import_cxm.calibrate_bn(back, ck["folded_bias"], [torch.randn(4, 1, 64, 64) for _ in range(4)])
+            self.assertFalse(back.training)
+            close(back.backbone(x))
+            for k in ("image_head.weight", "roi_heads.mask_predictor.mask_fcn_logits.weight"):
+                self.assertTrue(torch.equal(back.state_dict()[k], model.state_dict()[k]), k)
+            # train mode on the calibration batch itself: batch statistics = the calibrated ones
+            xb = torch.randn(8, 1, 64, 64)
+            import_cxm.calibrate_bn(back, ck["folded_bias"], [xb])
+            ev = back.backbone(xb)
+            back.train()
+            tr = back.backbone(xb)
+            for k in ev:
+                self.assertLess(float((tr[k] - ev[k]).abs().max()) / float(ev[k].abs().max()), 0.05, k)
+
+    def test_not_a_model(self):
+        import import_cxm
+        with tempfile.TemporaryDirectory() as d:
+            p = os.path.join(d, "x.cxm")
+            with open(p, "wb") as f:
+                f.write(b"nonsense" * 16)
+            with self.assertRaisesRegex(ValueError, "not a cxrseg model file"):
+                import_cxm.checkpoint(p)
