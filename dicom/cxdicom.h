@@ -296,8 +296,13 @@ void cxd_contours_clear(cxd_contours *c);
 
 /* ---- network: C-STORE/C-ECHO listener and C-STORE sender (dicom/net*.cc) ----
  * The listener binds its port in cxd_listener_open (so "port in use" is a start-up error), then
- * cxd_listener_run accepts associations, one thread each, up to max_associations (more are
- * rejected "transient, local limit exceeded"). Unknown called AE titles are rejected "called AE
+ * cxd_listener_run hands every TCP connection to its own thread before reading a byte of it, so no
+ * client can hold up another: a connection from an address that already has max_per_host open is
+ * closed at once, and so is one beyond the total of max(64, 4 x max_associations); the
+ * A-ASSOCIATE-RQ must arrive complete within acse_timeout_s, and on an open association every
+ * read or write waits at most dimse_timeout_s (a PDU cut short and left silent is aborted).
+ * Associations run up to max_associations at once (more are rejected "transient, local limit
+ * exceeded"). Unknown called AE titles are rejected "called AE
  * title not recognized", calling AE titles outside the allow-list "calling AE title not
  * recognized", hosts outside the allow-list "no reason given" (the standard has no host reason).
  * Each C-STORE is received directly into the file the store_begin callback names; the callbacks
@@ -319,6 +324,8 @@ typedef struct cxd_listener_params {
     unsigned acse_timeout_s;        /* association negotiation (0 = 30) */
     unsigned dimse_timeout_s;       /* wait for the next message on an open association (0 = 60) */
     unsigned max_associations;      /* concurrent (0 = 8) */
+    unsigned max_per_host;          /* open TCP connections from one address, counted before anything
+                                     * is read (0 = 16); more are closed at once */
     const char *const *transfer_syntaxes; /* accepted for storage; NULL = every syntax the decoder reads */
     size_t n_transfer_syntaxes;
     const char *const *calling_aes; /* allow-list; n = 0 accepts any calling AE */

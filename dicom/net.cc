@@ -6,6 +6,8 @@
 #include <dcmtk/config/osconfig.h>
 #include <dcmtk/dcmdata/dctk.h>
 #include <dcmtk/dcmnet/assoc.h>
+#include <dcmtk/dcmnet/dcmlayer.h>
+#include <dcmtk/dcmnet/dcmtrans.h>
 #include <dcmtk/dcmnet/diutil.h>
 #include <dcmtk/dcmnet/dulstruc.h>
 #include <dcmtk/dcmnet/scpthrd.h>
@@ -13,11 +15,14 @@
 #include <dcmtk/oflog/oflog.h>
 
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -25,6 +30,7 @@
 #include <cstdio>
 #include <cstring>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <new>
 #include <set>
@@ -186,7 +192,13 @@ struct cxd_listener {
     std::set<std::string> calling_aes;
     std::vector<std::pair<uint32_t, uint32_t>> nets; // host allow-list as (address, mask), host order
     bool any_host = true;
-    unsigned active = 0;
+    unsigned active = 0;                     // associations past negotiation
+    unsigned conns = 0;                      // connection threads (pending + associations)
+    unsigned max_per_host = 16;
+    unsigned max_conns = 64;
+    unsigned acse_s = 30, dimse_s = 60;
+    std::map<std::string, unsigned> per_host; // open connections by peer address
+    std::set<int> pending;                   // sockets still before an A-ASSOCIATE-RQ is complete
     unsigned next_id = 0;
     std::atomic<bool> stop{false};
 };
@@ -425,6 +437,251 @@ bool rebind(T_ASC_Network *net, const char *addr, int port, cxd_error *err)
     return true;
 }
 
+// ---- The accept path ----------------------------------------------------------------------
+// DCMTK's ASC_receiveAssociation accepts a connection and then reads the whole A-ASSOCIATE-RQ in
+// the same call, so an accept loop built on it is held by any client that sends part of a request
+// (or nothing). Here the loop only waits for the listening socket to become readable and starts a
+// thread; that thread calls ASC_receiveAssociation on a network object of its own that shares the
+// listening socket, so the accept and every read of that connection happen on it. The transport
+// layer below sees the socket right after accept(): it counts the connection against the caps
+// before a byte is read, and its reads and writes wait at most until a deadline (the ACSE timeout
+// for the request, then the DIMSE timeout per read or write).
+
+long long now_ms()
+{
+    return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now().time_since_epoch())
+        .count();
+}
+
+// One TCP connection, from accept to close; shared by its thread and its transport objects.
+struct Conn {
+    cxd_listener *l = nullptr;
+    unsigned id = 0;
+    int fd = -1;
+    std::string host;
+    std::atomic<long long> deadline_ms{0}; // absolute end of the request phase; 0 = none
+    std::atomic<int> wait_ms{0};           // longest wait of one read or write; 0 = no limit
+    std::atomic<bool> timed_out{false};
+    bool counted_host = false;
+    const char *refused = nullptr;         // why the connection was closed before any read
+    // Hand-off with the accept loop: set once accept() has returned (or the attempt ended).
+    std::mutex mu;
+    std::condition_variable cv;
+    bool taken = false;
+    void set_taken()
+    {
+        std::lock_guard<std::mutex> g(mu);
+        taken = true;
+        cv.notify_all();
+    }
+};
+
+// Waits until the socket is ready for `events` within the connection's limits.
+bool conn_wait(Conn *c, int fd, short events)
+{
+    for (;;) {
+        long long dl = c->deadline_ms.load();
+        int per = c->wait_ms.load();
+        long long ms = -1;
+        if (dl) {
+            ms = dl - now_ms();
+            if (ms < 0)
+                ms = 0;
+        }
+        if (per > 0 && (ms < 0 || per < ms))
+            ms = per;
+        pollfd p{fd, events, 0};
+        int r = poll(&p, 1, ms < 0 ? -1 : (int)ms);
+        if (r > 0)
+            return true;
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r == 0) {
+            c->timed_out.store(true);
+            errno = ETIMEDOUT;
+        }
+        return false;
+    }
+}
+
+class GuardedConnection : public DcmTCPConnection {
+  public:
+    GuardedConnection(DcmNativeSocketType s, Conn *c) : DcmTCPConnection(s), m_c(c) {}
+    ssize_t read(void *buf, size_t n) override
+    {
+        if (!ready(POLLIN))
+            return -1;
+        return DcmTCPConnection::read(buf, n);
+    }
+    ssize_t write(void *buf, size_t n) override
+    {
+        if (!ready(POLLOUT))
+            return -1;
+        return DcmTCPConnection::write(buf, n);
+    }
+
+  private:
+    // On a timeout the peer is cut off at once: DCMTK's own clean-up after the failed read may
+    // wait for the peer again (an A-ABORT, a drop with its own timeout) before it closes.
+    bool ready(short events)
+    {
+        if (conn_wait(m_c, getSocket(), events))
+            return true;
+        int e = errno;
+        if (m_c->timed_out.load())
+            shutdown(getSocket(), SHUT_RDWR);
+        errno = e;
+        return false;
+    }
+
+    Conn *m_c;
+};
+
+class GuardedLayer : public DcmTransportLayer {
+  public:
+    explicit GuardedLayer(Conn *c) : m_c(c) {}
+    DcmTransportConnection *createConnection(DcmNativeSocketType s, OFBool secure) override
+    {
+        Conn *c = m_c;
+        c->fd = s;
+        sockaddr_in sa{};
+        socklen_t n = sizeof sa;
+        char ip[INET_ADDRSTRLEN] = "";
+        if (getpeername(s, (sockaddr *)&sa, &n) == 0 && sa.sin_family == AF_INET)
+            inet_ntop(AF_INET, &sa.sin_addr, ip, sizeof ip);
+        c->host = ip;
+        {
+            std::lock_guard<std::mutex> g(c->l->mu);
+            unsigned &h = c->l->per_host[c->host];
+            if (h >= c->l->max_per_host)
+                c->refused = "refused before reading: too many connections from this host (listener/max-connections-per-host)";
+            else if (c->l->stop.load())
+                c->refused = "refused: the listener is stopping";
+            else {
+                h++;
+                c->counted_host = true;
+                c->l->pending.insert(s);
+            }
+        }
+        if (c->refused)
+            shutdown(s, SHUT_RDWR); // the first read fails at once; nothing of the peer's is parsed
+        c->deadline_ms.store(now_ms() + 1000LL * c->l->acse_s);
+        c->set_taken();
+        return secure ? nullptr : new GuardedConnection(s, c);
+    }
+
+  private:
+    Conn *m_c;
+};
+
+void conn_event(Conn *c, const char *what, const char *calling = nullptr)
+{
+    if (!c->l->cb.event)
+        return;
+    cxd_peer peer{};
+    peer.assoc_id = c->id;
+    copy_str(peer.host, sizeof peer.host, c->host.c_str());
+    if (calling)
+        copy_str(peer.calling_ae, sizeof peer.calling_ae, calling);
+    c->l->cb.event(c->l->cb.user, &peer, what);
+}
+
+void conn_done(Conn *c)
+{
+    std::lock_guard<std::mutex> g(c->l->mu);
+    if (c->counted_host) {
+        auto it = c->l->per_host.find(c->host);
+        if (it != c->l->per_host.end() && --it->second == 0)
+            c->l->per_host.erase(it);
+    }
+    c->l->pending.erase(c->fd);
+    c->l->conns--;
+    c->l->cv.notify_all();
+}
+
+// The association that reached negotiation: the association limit, then the SCP.
+void serve_association(Conn *c, T_ASC_Association *assoc)
+{
+    cxd_listener *l = c->l;
+    bool full;
+    {
+        std::lock_guard<std::mutex> g(l->mu);
+        full = l->active >= l->max_assoc;
+        if (!full)
+            l->active++;
+    }
+    if (full) {
+        T_ASC_RejectParameters rej;
+        rej.result = ASC_RESULT_REJECTEDTRANSIENT;
+        rej.source = ASC_SOURCE_SERVICEPROVIDER_PRESENTATION_RELATED;
+        rej.reason = ASC_REASON_SP_PRES_LOCALLIMITEXCEEDED;
+        ASC_rejectAssociation(assoc, &rej);
+        conn_event(c, "rejected: too many associations (A-ASSOCIATE-RJ transient, local limit exceeded)",
+                   trim(assoc->params->DULparams.callingAPTitle).c_str());
+        ASC_dropSCPAssociation(assoc, 1); // at most 1 s for the peer to read the RJ (the default waits 180 s)
+        ASC_destroyAssociation(&assoc);
+        return;
+    }
+    try {
+        NodeSCP scp(l, c->id);
+        scp.setSharedConfig(l->cfg);
+        scp.go(assoc); // takes over the association, frees it
+    } catch (...) {
+    }
+    std::lock_guard<std::mutex> g(l->mu);
+    l->active--;
+}
+
+// One connection's thread: accept, the request within the ACSE timeout, then the association.
+void serve_connection(std::shared_ptr<Conn> c, int listen_fd)
+{
+    cxd_listener *l = c->l;
+    T_ASC_Network *net = nullptr;
+    T_ASC_Association *assoc = nullptr;
+    OFCondition r = ASC_initializeNetwork(NET_REQUESTOR, 0, (int)l->acse_s, &net);
+    int fd = r.good() ? fcntl(listen_fd, F_DUPFD_CLOEXEC, 0) : -1;
+    if (fd < 0) {
+        if (net)
+            ASC_dropNetwork(&net);
+        c->set_taken();
+        conn_done(c.get());
+        return;
+    }
+    auto *key = static_cast<PRIVATE_NETWORKKEY *>(net->network);
+    key->applicationFunction |= DICOM_APPLICATION_ACCEPTOR;
+    key->networkSpecific.TCP.listenSocket = fd; // closed by ASC_dropNetwork
+    net->role = NET_ACCEPTOR;
+    ASC_setTransportLayer(net, new GuardedLayer(c.get()), 1);
+    r = ASC_receiveAssociation(net, &assoc, l->cfg->getMaxReceivePDULength(), nullptr, nullptr, OFFalse, DUL_NOBLOCK,
+                               1);
+    c->set_taken(); // also when accept() found nothing (another thread took it, or it was reset)
+    {
+        std::lock_guard<std::mutex> g(l->mu);
+        l->pending.erase(c->fd);
+    }
+    if (r.good() && !c->refused) {
+        c->deadline_ms.store(0);
+        c->wait_ms.store(1000 * (int)l->dimse_s);
+        serve_association(c.get(), assoc);
+    } else {
+        if (c->fd >= 0 && !c->refused && !l->stop.load()) {
+            std::string why = c->timed_out.load() || r == DUL_READTIMEOUT
+                                  ? "closed: no complete A-ASSOCIATE-RQ within " + std::to_string(l->acse_s) +
+                                        " s (listener/acse-timeout-seconds)"
+                                  : std::string("closed before an association: ") + r.text();
+            conn_event(c.get(), why.c_str());
+        } else if (c->refused) {
+            conn_event(c.get(), c->refused);
+        }
+        if (assoc) {
+            ASC_dropAssociation(assoc); // not ASC_dropSCPAssociation: it first waits up to 180 s for data
+            ASC_destroyAssociation(&assoc);
+        }
+    }
+    ASC_dropNetwork(&net);
+    conn_done(c.get());
+}
+
 } // namespace
 
 extern "C" cxd_status cxd_listener_open(const cxd_listener_params *p, const cxd_listener_callbacks *cb,
@@ -450,6 +707,10 @@ extern "C" cxd_status cxd_listener_open(const cxd_listener_params *p, const cxd_
         l->cb = *cb;
         l->ae = trim(p->ae_title);
         l->max_assoc = p->max_associations ? p->max_associations : 8;
+        l->max_per_host = p->max_per_host ? p->max_per_host : 16;
+        l->max_conns = std::max(64u, 4 * l->max_assoc);
+        l->acse_s = p->acse_timeout_s ? p->acse_timeout_s : 30;
+        l->dimse_s = p->dimse_timeout_s ? p->dimse_timeout_s : 60;
         l->any_called = p->accept_any_called_ae;
         if (!apply_lists(l.get(), p, err))
             return CXD_ERR_INVALID;
@@ -526,8 +787,12 @@ extern "C" cxd_status cxd_listener_update(cxd_listener *l, const cxd_listener_pa
         if (!apply_lists(l, p, err))
             return CXD_ERR_INVALID;
         std::lock_guard<std::mutex> g(l->mu);
-        if (p->max_associations)
+        if (p->max_associations) {
             l->max_assoc = p->max_associations;
+            l->max_conns = std::max(64u, 4 * l->max_assoc);
+        }
+        if (p->max_per_host)
+            l->max_per_host = p->max_per_host;
         return CXD_OK;
     } catch (...) {
         set_err(err, CXD_ERR_NOMEM, "listener: out of memory updating the allow-lists");
@@ -542,66 +807,56 @@ extern "C" cxd_status cxd_listener_run(cxd_listener *l, cxd_error *err)
         return CXD_ERR_INVALID;
     }
     try {
+        int lfd = (int)static_cast<PRIVATE_NETWORKKEY *>(l->net->network)->networkSpecific.TCP.listenSocket;
+        // Non-blocking, so an accept() racing a reset connection returns instead of waiting.
+        fcntl(lfd, F_SETFL, fcntl(lfd, F_GETFL) | O_NONBLOCK);
         while (!l->stop.load()) {
-            T_ASC_Association *assoc = nullptr;
-            // Poll once a second so cxd_listener_stop takes effect promptly.
-            OFCondition c = ASC_receiveAssociation(l->net, &assoc, l->cfg->getMaxReceivePDULength(), nullptr, nullptr,
-                                                   OFFalse, DUL_NOBLOCK, 1);
-            if (c == DUL_NOASSOCIATIONREQUEST || c.bad()) {
-                if (assoc) {
-                    ASC_dropSCPAssociation(assoc);
-                    ASC_destroyAssociation(&assoc);
-                }
+            pollfd pf{lfd, POLLIN, 0};
+            int pr = poll(&pf, 1, 1000); // once a second, so cxd_listener_stop takes effect promptly
+            if (pr <= 0)
                 continue;
-            }
-            unsigned id;
-            bool full;
+            auto c = std::make_shared<Conn>();
+            c->l = l;
+            bool over;
             {
                 std::lock_guard<std::mutex> g(l->mu);
-                id = ++l->next_id;
-                full = l->active >= l->max_assoc;
-                if (!full)
-                    l->active++;
+                over = l->conns >= l->max_conns;
+                if (!over)
+                    l->conns++;
+                c->id = ++l->next_id;
             }
-            if (full) {
-                T_ASC_RejectParameters rej;
-                rej.result = ASC_RESULT_REJECTEDTRANSIENT;
-                rej.source = ASC_SOURCE_SERVICEPROVIDER_PRESENTATION_RELATED;
-                rej.reason = ASC_REASON_SP_PRES_LOCALLIMITEXCEEDED;
-                ASC_rejectAssociation(assoc, &rej);
-                if (l->cb.event) {
-                    cxd_peer peer{};
-                    peer.assoc_id = id;
-                    copy_str(peer.calling_ae, sizeof peer.calling_ae, trim(assoc->params->DULparams.callingAPTitle).c_str());
-                    copy_str(peer.host, sizeof peer.host, host_of(assoc->params->DULparams.callingPresentationAddress).c_str());
-                    l->cb.event(l->cb.user, &peer, "rejected: too many associations (A-ASSOCIATE-RJ transient, local limit exceeded)");
+            if (over) {
+                // Every connection thread busy: close the newest at once rather than queue it.
+                int s = accept4(lfd, nullptr, nullptr, SOCK_CLOEXEC);
+                if (s >= 0) {
+                    close(s);
+                    conn_event(c.get(), "refused before reading: too many open connections in total");
                 }
-                ASC_dropSCPAssociation(assoc);
-                ASC_destroyAssociation(&assoc);
                 continue;
             }
             try {
-                std::thread([l, assoc, id]() {
-                    try {
-                        NodeSCP scp(l, id);
-                        scp.setSharedConfig(l->cfg);
-                        scp.go(assoc); // takes over the association, frees it
-                    } catch (...) {
-                    }
-                    std::lock_guard<std::mutex> g(l->mu);
-                    l->active--;
-                    l->cv.notify_all();
-                }).detach();
+                std::thread(serve_connection, c, lfd).detach();
             } catch (...) {
                 std::lock_guard<std::mutex> g(l->mu);
-                l->active--;
-                ASC_dropSCPAssociation(assoc);
-                ASC_destroyAssociation(&assoc);
+                l->conns--;
+                continue;
             }
+            // Wait until that thread has taken the connection off the queue (accept() returned),
+            // so the next readable event is a new connection. Bounded: a thread slow to start
+            // costs at most this, never a client's pace.
+            std::unique_lock<std::mutex> g(c->mu);
+            c->cv.wait_for(g, std::chrono::seconds(2), [&c] { return c->taken; });
+        }
+        {
+            // Connections still negotiating are cut; open associations finish (their objects are
+            // being made durable).
+            std::lock_guard<std::mutex> g(l->mu);
+            for (int fd : l->pending)
+                shutdown(fd, SHUT_RDWR);
         }
         // Drain: let the open associations finish (their objects are being made durable).
         std::unique_lock<std::mutex> g(l->mu);
-        l->cv.wait_for(g, std::chrono::seconds(120), [l] { return l->active == 0; });
+        l->cv.wait_for(g, std::chrono::seconds(120), [l] { return l->conns == 0; });
         return CXD_OK;
     } catch (const std::bad_alloc &) {
         set_err(err, CXD_ERR_NOMEM, "listener: out of memory");
@@ -633,7 +888,7 @@ extern "C" void cxd_listener_free(cxd_listener *l)
     {
         // Association threads still hold the pointer until they finish.
         std::unique_lock<std::mutex> g(l->mu);
-        l->cv.wait_for(g, std::chrono::seconds(10), [l] { return l->active == 0; });
+        l->cv.wait_for(g, std::chrono::seconds(10), [l] { return l->conns == 0; });
     }
     if (l->net)
         ASC_dropNetwork(&l->net);

@@ -95,6 +95,7 @@ static const opt options[] = {
     {"listener", "dimse-timeout-seconds", OT_INT, C(listener.dimse_timeout_s), 1, 86400, "60"},
     {"listener", "idle-timeout-seconds", OT_INT, C(listener.idle_timeout_s), 1, 86400, "300"},
     {"listener", "max-associations", OT_INT, C(listener.max_associations), 1, 256, "16"},
+    {"listener", "max-connections-per-host", OT_INT, C(listener.max_per_host), 1, 4096, "16"},
     {"listener", "max-object-mb", OT_INT, C(listener.max_object_mb), 1, 65536, "1024"},
 
     {"filters/modality", "otherwise", OT_ACTION, C(filters.modality.otherwise), 0, 0, "skip"},

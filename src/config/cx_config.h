@@ -58,6 +58,7 @@ typedef struct cx_config_listener {
     int dimse_timeout_s;             /* one DIMSE message, default 60 */
     int idle_timeout_s;              /* association without traffic, default 300 */
     int max_associations;            /* concurrent, default 16 */
+    int max_per_host;                /* open TCP connections from one address, default 16 */
     int max_object_mb;               /* largest object accepted (node) or processed (plugin), default 1024 */
     cx_config_strings transfer_syntaxes; /* UIDs accepted, in preference order; default: every
                                           * syntax the decoder reads */

@@ -89,6 +89,7 @@ void cx_node_listener_params(const cx_config *cfg, cxd_listener_params *p)
     p->acse_timeout_s = (unsigned)l->acse_timeout_s;
     p->dimse_timeout_s = (unsigned)l->dimse_timeout_s;
     p->max_associations = (unsigned)l->max_associations;
+    p->max_per_host = (unsigned)l->max_per_host;
     p->transfer_syntaxes = (const char *const *)l->transfer_syntaxes.items;
     p->n_transfer_syntaxes = l->transfer_syntaxes.count;
     p->calling_aes = (const char *const *)l->allowed_calling_ae_titles.items;
