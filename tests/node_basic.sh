@@ -6,6 +6,7 @@
 . "$(dirname "$0")/node_lib.sh"
 
 P=$(free_port); D=$(free_port)
+AUDIT_TO="$T/audit.jsonl"
 write_conf "$T/cxrseg.xml" "$P" "$(dest_xml pacs "$D")"
 
 # -t: valid, then invalid with file:line and exit code 4.
@@ -134,6 +135,36 @@ ok "oversized object refused: $(grep -o "refused $buid.*" "$T/node.log" | sed 's
 "$NODE" status -c "$T/cxrseg.xml" > "$T/status.txt" 2>&1 || fail "status failed: $(cat "$T/status.txt")"
 grep -q "failed *1" "$T/status.txt" || fail "status does not count the failed job: $(cat "$T/status.txt")"
 ok "status: $(tr '\n' ' ' < "$T/status.txt" | tr -s ' ')"
+
+# The audit trail: every line a JSON object; the events above are there with their reasons and
+# UIDs; no patient name or ID from the received objects appears in it.
+pn=$(dcmdump -s +P 0010,0010 "$CR" 2>/dev/null | sed -n 's/.*\[\(.*\)\].*/\1/p' | head -n 1)
+pid=$(dcmdump -s +P 0010,0020 "$CR" 2>/dev/null | sed -n 's/.*\[\(.*\)\].*/\1/p' | head -n 1)
+out=$(/usr/bin/python3 - "$T/audit.jsonl" "$uid" "$euid" "$buid" "$pn" "$pid" <<'PY'
+import json, sys
+path, cr, ext, big, pn, pid = sys.argv[1:7]
+text = open(path, encoding="utf-8").read()
+recs = [json.loads(line) for line in text.splitlines()]  # raises on a line that is not JSON
+def has(**kv):
+    return any(all(r.get(k) == v for k, v in kv.items()) for r in recs)
+need = [dict(event="association", outcome="rejected", reason="calling AE title not recognized (A-ASSOCIATE-RJ permanent)"),
+        dict(event="association", outcome="accepted", calling_ae="PACS", host="127.0.0.1"),
+        dict(event="object", outcome="accepted", sop_instance_uid=cr, calling_ae="PACS", status="0x0000"),
+        dict(event="processing", outcome="done", sop_instance_uid=cr),
+        dict(event="delivery", outcome="sent", destination="pacs", status="0x0000"),
+        dict(event="object", outcome="skipped", sop_instance_uid=ext),
+        dict(event="object", outcome="refused", sop_instance_uid=big, status="0xA700"),
+        dict(event="processing", outcome="failed")]
+missing = [n for n in need if not has(**n)]
+if missing:
+    sys.exit(f"audit trail lacks {missing}")
+for secret in (pn, pid):
+    if secret and len(secret) > 2 and secret in text:
+        sys.exit(f"audit trail contains patient data {secret!r}")
+print(f"{len(recs)} lines, events {sorted({(r['event'], r['outcome']) for r in recs})}")
+PY
+) || fail "audit: $out"
+ok "audit trail: $out"
 
 # Full spool: a 1 MB quota holds one chest CR (0.65 MB) while it is processed; the others in the
 # same association get Out of Resources, and every acknowledged one is processed.

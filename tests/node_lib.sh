@@ -61,6 +61,7 @@ model_file() {
     echo "$T/placeholder.cxm"
 }
 
+# write_conf FILE PORT ... (with AUDIT_TO set: logging/audit-to, the audit trail)
 # write_conf FILE PORT 'DESTINATIONS-XML' ['LISTENER-EXTRA-XML'] ['SPOOL-EXTRA-XML'] ['WORKERS']
 write_conf() {
     cat > "$1" <<EOF
@@ -89,7 +90,7 @@ write_conf() {
   </spool>
   <workers><count>${6:-2}</count><job-timeout-seconds>120</job-timeout-seconds></workers>
   <model><file>$(model_file)</file></model>
-  <logging><level>info</level></logging>
+  <logging><level>info</level>${AUDIT_TO:+<audit-to>$AUDIT_TO</audit-to>}</logging>
 </cxrseg>
 EOF
 }

@@ -167,6 +167,7 @@ static const opt options[] = {
 
     {"logging", "level", OT_LEVEL, C(logging.level), 0, 0, "info"},
     {"logging", "write-to", OT_STRING, C(logging.file), 1, 4096, "stderr"},
+    {"logging", "audit-to", OT_STRING, C(logging.audit_file), 1, 4096, "none"},
 
     {"orthanc", "enabled", OT_BOOL, C(orthanc.enabled), 0, 0, "true"},
     {"orthanc", "workers", OT_INT, C(orthanc.workers), 1, 64, "1"},
@@ -822,6 +823,16 @@ static void fill_outputs_logging_orthanc(ld *l)
         cx_free(lg->file);
         lg->file = NULL;
     }
+    if (lg->audit_file && strcmp(lg->audit_file, "none") == 0)
+        lg->audit_target = CX_AUDIT_OFF;
+    else if (lg->audit_file && strcmp(lg->audit_file, "syslog") == 0)
+        lg->audit_target = CX_AUDIT_TO_SYSLOG;
+    else if (lg->audit_file)
+        lg->audit_target = CX_AUDIT_TO_FILE;
+    if (lg->audit_target != CX_AUDIT_TO_FILE) {
+        cx_free(lg->audit_file);
+        lg->audit_file = NULL;
+    }
     xmlNode *o = child(l->root, "orthanc");
     collect(l, o, "forward-to-modality", &l->cfg->orthanc.forward_to_modalities);
     collect(l, o, "forward-to-peer", &l->cfg->orthanc.forward_to_peers);
@@ -1050,6 +1061,9 @@ static void check_rules(ld *l)
     if (cfg->logging.target == CX_LOG_TO_FILE && cfg->logging.file[0] != '/')
         ld_err(l, line_at(l, "logging/write-to"),
                "logging/write-to: '%s' is not stderr, syslog or an absolute file path", cfg->logging.file);
+    if (cfg->logging.audit_target == CX_AUDIT_TO_FILE && cfg->logging.audit_file[0] != '/')
+        ld_err(l, line_at(l, "logging/audit-to"),
+               "logging/audit-to: '%s' is not none, syslog or an absolute file path", cfg->logging.audit_file);
 
     for (size_t i = 0; i < cfg->model.threshold_count; i++)
         for (size_t j = 0; j < i; j++)
@@ -1147,6 +1161,7 @@ void cx_config_free(cx_config *cfg)
     cx_free(cfg->outputs.manufacturer);
     cx_free(cfg->outputs.model_name);
     cx_free(cfg->logging.file);
+    cx_free(cfg->logging.audit_file);
     strings_free(&cfg->orthanc.forward_to_modalities);
     strings_free(&cfg->orthanc.forward_to_peers);
     strings_free(&cfg->warnings);

@@ -44,6 +44,10 @@ typedef enum cx_config_log_target {
     CX_LOG_TO_STDERR = 0, CX_LOG_TO_FILE = 1, CX_LOG_TO_SYSLOG = 2
 } cx_config_log_target;
 
+typedef enum cx_config_audit_target {
+    CX_AUDIT_OFF = 0, CX_AUDIT_TO_FILE = 1, CX_AUDIT_TO_SYSLOG = 2
+} cx_config_audit_target;
+
 typedef struct cx_config_strings {
     size_t count;
     char **items;
@@ -178,6 +182,8 @@ typedef struct cx_config_logging {
     cx_log_level level;              /* default CX_LOG_INFO */
     cx_config_log_target target;     /* default stderr */
     char *file;                      /* absolute path when target is CX_LOG_TO_FILE, else NULL */
+    cx_config_audit_target audit_target; /* default CX_AUDIT_OFF */
+    char *audit_file;                /* absolute path when audit_target is CX_AUDIT_TO_FILE, else NULL */
 } cx_config_logging;
 
 typedef struct cx_config_orthanc {

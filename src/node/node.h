@@ -125,6 +125,13 @@ void cx_node_senders_join(cx_node *node);
 cx_status cx_node_log_setup(const cx_config *cfg, cx_error *err);
 void cx_node_log_close(void);
 
+/* The audit trail (node_audit.c, docs/audit.md): set up from logging/audit-to (again on SIGHUP).
+ * cx_node_audit(event, outcome, key, value, ..., NULL) writes one JSON line; NULL or empty values
+ * are left out. Identifiers only, never patient demographics. */
+cx_status cx_node_audit_setup(const cx_config *cfg, cx_error *err);
+void cx_node_audit_close(void);
+void cx_node_audit(const char *event, const char *outcome, ...) __attribute__((sentinel));
+
 /* node_status.c */
 int cx_node_status_main(const char *conf_path);
 

@@ -23,6 +23,17 @@ static void assoc_job(const cxd_peer *peer, char out[24])
     snprintf(out, 24, "a%u", peer ? peer->assoc_id : 0u);
 }
 
+static void audit_object(const cxd_peer *peer, const char *job, const char *sop_class, const char *sop_instance,
+                         const char *study, const char *outcome, const char *status, const char *reason)
+{
+    char assoc[24];
+    assoc_job(peer, assoc);
+    cx_node_audit("object", outcome, "association", assoc, "job", strcmp(job, assoc) ? job : NULL, "calling_ae",
+                  peer->calling_ae, "called_ae", peer->called_ae, "host", peer->host, "sop_class_uid", sop_class,
+                  "sop_instance_uid", sop_instance, "study_instance_uid", study, "status", status, "reason", reason,
+                  NULL);
+}
+
 static uint16_t store_begin(void *user, const cxd_peer *peer, const char *sop_class_uid, const char *sop_instance_uid,
                             char *path, size_t path_len, void **token, char *comment, size_t comment_len)
 {
@@ -33,6 +44,7 @@ static uint16_t store_begin(void *user, const cxd_peer *peer, const char *sop_cl
         snprintf(comment, comment_len, "cxrseg: shutting down");
         cx_log(CX_LOG_WARN, "ingest", aj, "refused %s from %s@%s: node is shutting down (Out of Resources)",
                sop_instance_uid, peer->calling_ae, peer->host);
+        audit_object(peer, aj, sop_class_uid, sop_instance_uid, NULL, "refused", "0xA700", "node shutting down");
         return CXD_STATUS_OUT_OF_RESOURCES;
     }
     char id[CX_SPOOL_ID_MAX];
@@ -42,6 +54,7 @@ static uint16_t store_begin(void *user, const cxd_peer *peer, const char *sop_cl
         snprintf(comment, comment_len, "cxrseg: %s", st == CX_ERR_FULL ? "spool full" : "spool error");
         cx_log(CX_LOG_WARN, "ingest", aj, "refused %s (%s) from %s@%s with Out of Resources (0xA700): %s",
                sop_instance_uid, class_name(sop_class_uid), peer->calling_ae, peer->host, err.msg);
+        audit_object(peer, aj, sop_class_uid, sop_instance_uid, NULL, "refused", "0xA700", err.msg);
         return CXD_STATUS_OUT_OF_RESOURCES;
     }
     char *t = cx_strdup(id);
@@ -62,6 +75,7 @@ static uint16_t store_end(void *user, void *token, const cxd_peer *peer, int rec
     if (!received) {
         cx_log(CX_LOG_WARN, "ingest", id, "transfer from %s@%s broke off before the object was complete: discarded "
                "(not acknowledged)", peer->calling_ae, peer->host);
+        audit_object(peer, id, NULL, NULL, NULL, "broken-off", NULL, "transfer ended before the object was complete");
         cx_spool_ingest_abort(node->spool, id);
         cx_free(id);
         return CXD_STATUS_OUT_OF_RESOURCES;
@@ -75,6 +89,8 @@ static uint16_t store_end(void *user, void *token, const cxd_peer *peer, int rec
         cx_log(CX_LOG_WARN, "ingest", id, "refused %s from %s@%s with Out of Resources (0xA700): %lld bytes, more "
                "than listener/max-object-mb %lld MB; discarded", obj->sop_instance_uid, peer->calling_ae, peer->host,
                obj->file_size, max_bytes >> 20);
+        audit_object(peer, id, obj->sop_class_uid, obj->sop_instance_uid, obj->study_instance_uid, "refused", "0xA700",
+                     "larger than listener/max-object-mb");
         cx_free(id);
         return CXD_STATUS_OUT_OF_RESOURCES;
     }
@@ -90,11 +106,15 @@ static uint16_t store_end(void *user, void *token, const cxd_peer *peer, int rec
             if (a == CX_ACTION_SKIP) {
                 cx_log(CX_LOG_INFO, "ingest", id, "skipped %s from %s@%s (acknowledged, not processed): %s",
                        obj->sop_instance_uid, peer->calling_ae, peer->host, why);
+                audit_object(peer, id, obj->sop_class_uid, obj->sop_instance_uid, obj->study_instance_uid, "skipped",
+                             "0x0000", why);
                 cx_free(id);
                 return CXD_STATUS_SUCCESS;
             }
             cx_log(CX_LOG_INFO, "ingest", id, "rejected %s from %s@%s with 0x0124 (Not Authorized): %s",
                    obj->sop_instance_uid, peer->calling_ae, peer->host, why);
+            audit_object(peer, id, obj->sop_class_uid, obj->sop_instance_uid, obj->study_instance_uid, "rejected",
+                         "0x0124", why);
             snprintf(comment, comment_len, "%.60s", why);
             cx_free(id);
             return CXD_STATUS_NOT_AUTHORIZED;
@@ -113,9 +133,13 @@ static uint16_t store_end(void *user, void *token, const cxd_peer *peer, int rec
         snprintf(comment, comment_len, "cxrseg: %s", st == CX_ERR_FULL ? "spool full" : "spool error");
         cx_log(CX_LOG_WARN, "ingest", id, "refused %s from %s@%s with Out of Resources (0xA700): %s",
                obj->sop_instance_uid, peer->calling_ae, peer->host, err.msg);
+        audit_object(peer, id, obj->sop_class_uid, obj->sop_instance_uid, obj->study_instance_uid, "refused", "0xA700",
+                     err.msg);
         cx_free(id);
         return CXD_STATUS_OUT_OF_RESOURCES;
     }
+    audit_object(peer, id, obj->sop_class_uid, obj->sop_instance_uid, obj->study_instance_uid, "accepted", "0x0000",
+                 obj->parsed ? "queued for processing" : "queued; header unreadable, the worker records the failure");
     if (obj->parsed)
         cx_log(CX_LOG_INFO, "ingest", id, "received %s (%s %s, %dx%d, %s, %lld bytes) from %s@%s: queued",
                obj->sop_instance_uid, class_name(obj->sop_class_uid), obj->modality, obj->columns, obj->rows,
@@ -140,6 +164,15 @@ static void event(void *user, const cxd_peer *peer, const char *what)
         lvl = CX_LOG_INFO;
     cx_log(lvl, "listener", aj, "association from %s@%s to %s: %s", peer->calling_ae[0] ? peer->calling_ae : "?",
            peer->host[0] ? peer->host : "?", peer->called_ae[0] ? peer->called_ae : "?", what);
+    if (strcmp(what, "echo") != 0) {
+        /* "rejected: why", "refused ...: why", "closed: why", "aborted...": outcome, then the reason */
+        char outcome[24];
+        size_t n = strcspn(what, ": ");
+        snprintf(outcome, sizeof outcome, "%.*s", (int)(n < sizeof outcome ? n : sizeof outcome - 1), what);
+        const char *reason = what[n] ? what + n + strspn(what + n, ": ") : NULL;
+        cx_node_audit("association", outcome, "association", aj, "calling_ae", peer->calling_ae, "called_ae",
+                      peer->called_ae, "host", peer->host, "reason", reason, NULL);
+    }
 }
 
 const cxd_listener_callbacks cx_node_ingest_callbacks_template = {NULL, store_begin, store_end, event};

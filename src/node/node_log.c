@@ -58,11 +58,12 @@ cx_status cx_node_log_setup(const cx_config *cfg, cx_error *err)
     } else {
         cx_log_set_sink(NULL, NULL);
     }
-    return CX_OK;
+    return cx_node_audit_setup(cfg, err);
 }
 
 void cx_node_log_close(void)
 {
+    cx_node_audit_close();
     cx_log_set_sink(NULL, NULL);
     pthread_mutex_lock(&g_mu);
     if (g_file)

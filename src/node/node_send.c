@@ -85,6 +85,16 @@ static int status_ok(uint16_t s)
     return s == 0x0000 || s == 0xB000 || s == 0xB006 || s == 0xB007;
 }
 
+static void audit_delivery(const char *outcome, const char *uid, const cx_node_dest *d, uint16_t st, const char *why)
+{
+    char to[300], status[8] = "";
+    snprintf(to, sizeof to, "%s@%s:%d", d->ae_title, d->host, d->port);
+    if (st != CXD_STATUS_NOT_SENT)
+        snprintf(status, sizeof status, "0x%04X", st);
+    cx_node_audit("delivery", outcome, "sop_instance_uid", uid, "destination", d->name, "peer", to, "status", status,
+                  "reason", why, NULL);
+}
+
 static void wait_for_work(cx_node *node, double ms)
 {
     struct timespec ts;
@@ -178,6 +188,7 @@ static void *sender_main(void *arg)
                         cx_log(CX_LOG_ERROR, "sender", NULL, "%s", e2.msg);
                     cx_log(CX_LOG_INFO, "sender", NULL, "sent %s to %s (%s@%s:%d), status 0x%04X, %.0f ms for %zu objects",
                            it->uid, d.name, d.ae_title, d.host, d.port, st[b], ms, nb);
+                    audit_delivery("sent", it->uid, &d, st[b], NULL);
                     if (e)
                         e->attempts = 0;
                     continue;
@@ -200,12 +211,14 @@ static void *sender_main(void *arg)
                     if (cx_spool_outbox_fail(node->spool, snd->name, it->uid, reason, &e2) != CX_OK)
                         cx_log(CX_LOG_ERROR, "sender", NULL, "%s", e2.msg);
                     cx_log(CX_LOG_ERROR, "sender", NULL, "failed to send %s to %s: %s", it->uid, d.name, reason);
+                    audit_delivery("failed", it->uid, &d, st[b], reason);
                 } else {
                     e->next_ms = cx_now_ms() + backoff_ms(&retry, e->attempts);
                     first_retry = backoff_ms(&retry, e->attempts) / 1000.0;
                     if (ds == CXD_OK)
                         cx_log(CX_LOG_WARN, "sender", NULL, "%s not stored by %s: %s; retry %d/%d in %.0f s", it->uid,
                                d.name, why, e->attempts, retry.max_attempts, first_retry);
+                    audit_delivery("retry", it->uid, &d, st[b], why);
                 }
             }
             if (ds != CXD_OK && failed)
