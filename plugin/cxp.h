@@ -1,6 +1,7 @@
 /* cxp: internal interfaces of the Orthanc plugin (plugin/). plugin.c holds the four exported
  * entry points, the configuration, the callbacks and the REST routes; work.c the bounded queue,
- * the worker threads (fetch -> segment -> store -> forward) and the start-up scan.
+ * the worker threads (fetch -> segment -> store -> forward) and the start-up scan; exchange.c
+ * (exchange.h) the JSON read from and written to Orthanc.
  * Nothing outside plugin/ includes this header. GPL-3.0-or-later. */
 #ifndef CXP_H
 #define CXP_H
@@ -13,24 +14,18 @@
 #include "cx_base.h"
 #include "cx_config.h"
 #include "cx_mrcnn.h"
-#include "json.h"
+#include "exchange.h"
 #include "segment.h"
 
 /* Queue bound: a callback never waits; an instance that does not fit is picked up by the rescan
  * that an overflow triggers (see work.c). */
 #define CXP_QUEUE_MAX 1024
-#define CXP_ID_MAX 64 /* Orthanc identifiers are 44 characters */
 
 typedef struct cxp_item {
     char id[CXP_ID_MAX];     /* Orthanc instance identifier */
     char origin[16];         /* "DICOM", "REST", "Plugin", "scan", "re-run", ... */
     char remote_aet[17];     /* calling AE title for DICOM arrivals, else "" */
 } cxp_item;
-
-typedef struct cxp_stats {
-    unsigned long queued, processed, failed, skipped, ignored, dropped, scans, scan_queued, forward_failed;
-    double last_ms;          /* time of the last processed instance, fetch to stored */
-} cxp_stats;
 
 typedef struct cxp_worker cxp_worker;
 

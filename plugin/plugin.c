@@ -104,26 +104,24 @@ static OrthancPluginErrorCode on_change(OrthancPluginChangeType type, OrthancPlu
 
 /* ---------------- REST ---------------- */
 
-static void answer_json(OrthancPluginRestOutput *out, cxj_buf *b)
+/* Sends a text from exchange.c (NULL: it could not be made) and frees it. */
+static void answer_json(OrthancPluginRestOutput *out, char *text)
 {
-    if (b->failed || !b->data) {
+    if (!text)
         OrthancPluginSendHttpStatusCode(g_ctx, out, 500);
-        return;
-    }
-    OrthancPluginAnswerBuffer(g_ctx, out, b->data, (uint32_t)b->len, "application/json");
+    else
+        OrthancPluginAnswerBuffer(g_ctx, out, text, (uint32_t)strlen(text), "application/json");
+    cx_free(text);
 }
 
 static void answer_error(OrthancPluginRestOutput *out, uint16_t status, const char *msg)
 {
-    cxj_buf b = {0};
-    cxj_buf_printf(&b, "{\"Error\":");
-    cxj_buf_string(&b, msg);
-    cxj_buf_printf(&b, "}\n");
-    if (!b.failed)
-        OrthancPluginSendHttpStatus(g_ctx, out, status, b.data, (uint32_t)b.len);
+    char *text = cxp_error_answer(msg);
+    if (text)
+        OrthancPluginSendHttpStatus(g_ctx, out, status, text, (uint32_t)strlen(text));
     else
         OrthancPluginSendHttpStatusCode(g_ctx, out, status);
-    cxj_buf_free(&b);
+    cx_free(text);
 }
 
 static OrthancPluginErrorCode rest_status(OrthancPluginRestOutput *out, const char *url,
@@ -135,41 +133,25 @@ static OrthancPluginErrorCode rest_status(OrthancPluginRestOutput *out, const ch
         return OrthancPluginErrorCode_Success;
     }
     cxp_plugin *p = g_plugin;
-    cxj_buf b = {0};
-    cxj_buf_printf(&b, "{\n  \"Version\": ");
-    cxj_buf_string(&b, PACKAGE_VERSION);
+    cxp_status s = {.version = PACKAGE_VERSION, .queue_capacity = CXP_QUEUE_MAX};
     if (!p) {
-        cxj_buf_printf(&b, ",\n  \"Enabled\": false,\n  \"Reason\": ");
-        cxj_buf_string(&b, g_disabled_why);
-        cxj_buf_printf(&b, "\n}\n");
-        answer_json(out, &b);
-        cxj_buf_free(&b);
-        return OrthancPluginErrorCode_Success;
+        s.disabled = g_disabled_why;
+    } else {
+        pthread_mutex_lock(&p->mu);
+        s.stats = p->stats;
+        s.queue_length = p->len;
+        s.busy = p->busy;
+        s.scan_pending = p->scan_requested;
+        s.scanning = p->scanning;
+        pthread_mutex_unlock(&p->mu);
+        s.configuration = p->cfg->path;
+        s.model_name = cx_model_name(p->model);
+        s.model_version = cx_model_version(p->model);
+        s.model_sha256 = cx_model_sha256(p->model);
+        s.model_file = p->cfg->model.file;
+        s.workers = p->n_workers;
     }
-    pthread_mutex_lock(&p->mu);
-    cxp_stats s = p->stats;
-    size_t len = p->len;
-    int busy = p->busy, scan_pending = p->scan_requested, scanning = p->scanning;
-    pthread_mutex_unlock(&p->mu);
-    cxj_buf_printf(&b, ",\n  \"Enabled\": true,\n  \"Configuration\": ");
-    cxj_buf_string(&b, p->cfg->path);
-    cxj_buf_printf(&b, ",\n  \"Model\": {\"Name\": ");
-    cxj_buf_string(&b, cx_model_name(p->model));
-    cxj_buf_printf(&b, ", \"Version\": ");
-    cxj_buf_string(&b, cx_model_version(p->model));
-    cxj_buf_printf(&b, ", \"Sha256\": ");
-    cxj_buf_string(&b, cx_model_sha256(p->model));
-    cxj_buf_printf(&b, ", \"File\": ");
-    cxj_buf_string(&b, p->cfg->model.file);
-    cxj_buf_printf(&b,
-                   "},\n  \"Workers\": %d,\n  \"QueueLength\": %zu,\n  \"QueueCapacity\": %d,\n  \"Busy\": %d,\n"
-                   "  \"Queued\": %lu,\n  \"Processed\": %lu,\n  \"Failed\": %lu,\n  \"Skipped\": %lu,\n"
-                   "  \"Ignored\": %lu,\n  \"Dropped\": %lu,\n  \"ForwardFailed\": %lu,\n  \"Scans\": %lu,\n"
-                   "  \"ScanPending\": %s,\n  \"Scanning\": %s,\n  \"QueuedByScan\": %lu,\n  \"LastMilliseconds\": %.0f\n}\n",
-                   p->n_workers, len, CXP_QUEUE_MAX, busy, s.queued, s.processed, s.failed, s.skipped, s.ignored,
-                   s.dropped, s.forward_failed, s.scans, scan_pending ? "true" : "false", scanning ? "true" : "false", s.scan_queued, s.last_ms);
-    answer_json(out, &b);
-    cxj_buf_free(&b);
+    answer_json(out, cxp_status_answer(&s));
     return OrthancPluginErrorCode_Success;
 }
 
@@ -222,12 +204,7 @@ static OrthancPluginErrorCode rest_process(OrthancPluginRestOutput *out, const c
         return OrthancPluginErrorCode_Success;
     }
     cx_log(CX_LOG_INFO, MOD, id, "re-run requested through REST%s", r == 0 ? " (already queued)" : "");
-    cxj_buf b = {0};
-    cxj_buf_printf(&b, "{\"ID\": ");
-    cxj_buf_string(&b, id);
-    cxj_buf_printf(&b, ", \"Queued\": true}\n");
-    answer_json(out, &b);
-    cxj_buf_free(&b);
+    answer_json(out, cxp_queued_answer(id));
     return OrthancPluginErrorCode_Success;
 }
 
@@ -267,8 +244,7 @@ static cx_status params_from_config(cxp_plugin *p, cx_error *err)
     return CX_OK;
 }
 
-/* Reads Orthanc's "CxrSeg" section. Returns 1 with path set, 0 when the section (or its
- * ConfigurationFile) is absent, -1 when it is malformed (message in why). */
+/* Orthanc's "CxrSeg" section (cxp_config_section): 1 path set, 0 absent, -1 malformed (why). */
 static int orthanc_section(char *path, size_t path_size, char *why, size_t why_size)
 {
     char *json = OrthancPluginGetConfiguration(g_ctx);
@@ -276,39 +252,7 @@ static int orthanc_section(char *path, size_t path_size, char *why, size_t why_s
         snprintf(why, why_size, "Orthanc did not give its configuration");
         return -1;
     }
-    cxj_value *root = NULL;
-    cx_error e = {0};
-    int rc;
-    if (cxj_parse(json, strlen(json), &root, &e) != CX_OK) {
-        snprintf(why, why_size, "Orthanc's configuration: %s", e.msg);
-        rc = -1;
-    } else {
-        const cxj_value *sec = cxj_get(root, "CxrSeg");
-        const cxj_value *file = cxj_get(sec, "ConfigurationFile");
-        if (!sec) {
-            snprintf(why, why_size, "no \"CxrSeg\" section in Orthanc's configuration");
-            rc = 0;
-        } else if (sec->type != CXJ_OBJECT) {
-            snprintf(why, why_size, "\"CxrSeg\" must be an object with \"ConfigurationFile\"");
-            rc = -1;
-        } else if (!file) {
-            snprintf(why, why_size, "\"CxrSeg\" has no \"ConfigurationFile\"");
-            rc = 0;
-        } else if (!cxj_str(file) || !*cxj_str(file)) {
-            snprintf(why, why_size, "\"CxrSeg\": \"ConfigurationFile\" must be a non-empty string (a path)");
-            rc = -1;
-        } else if (strlen(cxj_str(file)) >= path_size) {
-            snprintf(why, why_size, "\"CxrSeg\": \"ConfigurationFile\" is longer than %zu characters", path_size - 1);
-            rc = -1;
-        } else {
-            snprintf(path, path_size, "%s", cxj_str(file));
-            rc = 1;
-            for (size_t i = 0; i < sec->count; i++)
-                if (strcmp(sec->keys[i], "ConfigurationFile"))
-                    cx_log(CX_LOG_WARN, MOD, NULL, "\"CxrSeg\": unknown option \"%s\" ignored", sec->keys[i]);
-        }
-    }
-    cxj_free(root);
+    int rc = cxp_config_section(json, path, path_size, why, why_size);
     OrthancPluginFreeString(g_ctx, json);
     return rc;
 }

@@ -230,21 +230,10 @@ static cx_status store_result(cxp_plugin *p, const char *path, char id[CXP_ID_MA
         char *ans = NULL;
         if ((st = cxp_rest_post(p, "/instances", data, n, &ans, err)) != CX_OK)
             break;
-        cxj_value *v = NULL;
-        st = cxj_parse(ans, strlen(ans), &v, err);
+        int already = 0;
+        st = cxp_stored_answer(ans, id, &already, err);
         cx_free(ans);
-        if (st != CX_OK)
-            break;
-        const char *oid = cxj_str(cxj_get(v, "ID")), *status = cxj_str(cxj_get(v, "Status"));
-        if (!oid || strlen(oid) >= CXP_ID_MAX) {
-            cxj_free(v);
-            st = cx_error_set(err, CX_ERR_FORMAT, "orthanc", "POST /instances: no ID in Orthanc's answer");
-            break;
-        }
-        snprintf(id, CXP_ID_MAX, "%s", oid);
-        int again = status && !strcmp(status, "AlreadyStored") && attempt == 0;
-        cxj_free(v);
-        if (!again)
+        if (st != CX_OK || !already || attempt > 0)
             break;
         cx_log(CX_LOG_INFO, MOD, id, "an older copy of this result was kept by Orthanc (OverwriteInstances is "
                "false): deleting it and storing the new one");
@@ -391,18 +380,15 @@ static void process_item(cxp_worker *w, const cxp_item *it)
 
     const cx_config_orthanc *oc = &p->cfg->orthanc;
     if (n_ids && (oc->forward_to_modalities.count || oc->forward_to_peers.count)) {
-        cxj_buf b = {0};
-        cxj_buf_printf(&b, "[");
-        for (size_t i = 0; i < n_ids; i++) {
-            cxj_buf_printf(&b, "%s", i ? "," : "");
-            cxj_buf_string(&b, ids[i]);
+        char *body = cxp_id_list((const char (*)[CXP_ID_MAX])ids, n_ids);
+        if (body) {
+            forward(p, job, "modalities", &oc->forward_to_modalities, body);
+            forward(p, job, "peers", &oc->forward_to_peers, body);
+        } else {
+            bump(p, &p->stats.forward_failed);
+            cx_log(CX_LOG_ERROR, MOD, job, "results not forwarded: out of memory");
         }
-        cxj_buf_printf(&b, "]");
-        if (!b.failed) {
-            forward(p, job, "modalities", &oc->forward_to_modalities, b.data);
-            forward(p, job, "peers", &oc->forward_to_peers, b.data);
-        }
-        cxj_buf_free(&b);
+        cx_free(body);
     }
 }
 
@@ -452,11 +438,7 @@ static int has_results(cxp_plugin *p, const char *sop_uid, cx_error *err)
     char *ans = NULL;
     if (cxp_rest_post(p, "/tools/lookup", uid, strlen(uid), &ans, err) != CX_OK)
         return -1;
-    cxj_value *v = NULL;
-    int found = -1;
-    if (cxj_parse(ans, strlen(ans), &v, err) == CX_OK && v->type == CXJ_ARRAY)
-        found = v->count > 0;
-    cxj_free(v);
+    int found = cxp_lookup_answer(ans, err);
     cx_free(ans);
     return found;
 }
@@ -473,28 +455,24 @@ static void scan(cxp_plugin *p)
         pthread_mutex_unlock(&p->mu);
         if (stop)
             return;
-        char q[256];
-        snprintf(q, sizeof q,
-                 "{\"Level\":\"Instance\",\"Query\":{\"Modality\":\"CR\\\\DX\"},\"Expand\":true,"
-                 "\"Since\":%zu,\"Limit\":%zu}",
-                 since, page);
-        char *ans = NULL;
+        char *q = cxp_find_query(since, page), *ans = NULL;
         cx_error e = {0};
-        cxj_value *v = NULL;
-        if (cxp_rest_post(p, "/tools/find", q, strlen(q), &ans, &e) != CX_OK ||
-            cxj_parse(ans, strlen(ans), &v, &e) != CX_OK || v->type != CXJ_ARRAY) {
-            cx_log(CX_LOG_ERROR, MOD, "scan", "stopped after %zu instances: %s", seen,
-                   e.msg[0] ? e.msg : "/tools/find did not answer with a list");
-            cx_free(ans);
-            cxj_free(v);
+        json_t *list = NULL;
+        cx_status st = q ? cxp_rest_post(p, "/tools/find", q, strlen(q), &ans, &e)
+                         : cx_error_set(&e, CX_ERR_NOMEM, MOD, "/tools/find: out of memory");
+        cx_free(q);
+        if (st == CX_OK)
+            st = cxp_find_answer(ans, &list, &e);
+        cx_free(ans);
+        if (st != CX_OK) {
+            cx_log(CX_LOG_ERROR, MOD, "scan", "stopped after %zu instances: %s", seen, e.msg);
             return;
         }
-        cx_free(ans);
-        for (size_t i = 0; i < v->count; i++) {
-            const cxj_value *inst = &v->items[i];
-            const char *id = cxj_str(cxj_get(inst, "ID"));
-            const char *uid = cxj_str(cxj_get(cxj_get(inst, "MainDicomTags"), "SOPInstanceUID"));
-            if (!id || !uid || strlen(id) >= CXP_ID_MAX)
+        size_t i;
+        json_t *inst;
+        json_array_foreach(list, i, inst) {
+            const char *id, *uid;
+            if (!cxp_find_item(inst, &id, &uid))
                 continue;
             seen++;
             int has = has_results(p, uid, &e);
@@ -511,8 +489,8 @@ static void scan(cxp_plugin *p)
                 bump(p, &p->stats.scan_queued);
             }
         }
-        size_t got = v->count;
-        cxj_free(v);
+        size_t got = json_array_size(list);
+        json_decref(list);
         if (got < page)
             break;
         since += page;

@@ -34,10 +34,6 @@ int cx_cli_need_value(const char *cmd, int i, int argc, char **argv);
 int cx_cli_parse_int(const char *s, long lo, long hi, long *out);
 int cx_cli_parse_double(const char *s, double *out);
 
-/* Writes s as a JSON string literal (quotes included). Bytes that are not valid UTF-8 (a
- * Latin-1 patient name, say) are written as \u00XX so the output always parses. */
-void cx_cli_json_string(FILE *out, const char *s);
-
 /* Subcommands. Those defined in optional files are weak: when their file is not linked in, the
  * symbol is NULL and the dispatcher says the command is not built (exit 3). */
 int cx_cli_info(int argc, char **argv);

@@ -5,6 +5,7 @@
  * the model's decision rule, and draws an overlay. */
 #include "config.h"
 #include "cli.h"
+#include "cx_json.h"
 #include "cx_image.h"
 #include "cx_mrcnn.h"
 #include "cx_pipe.h"
@@ -244,9 +245,9 @@ int cx_cli_detect(int argc, char **argv)
             area += x->mask[q] != 0;
         if (json) {
             printf("{\"image\": ");
-            cx_cli_json_string(stdout, image);
+            cx_json_fput_text(stdout, image);
             printf(", \"label\": %d, \"class\": ", x->label);
-            cx_cli_json_string(stdout, ci->name);
+            cx_json_fput_text(stdout, ci->name);
             printf(", \"score\": %.4f, \"box\": [%.1f, %.1f, %.1f, %.1f], \"mask_pixels\": %ld}\n", x->score,
                    x->box[0], x->box[1], x->box[2], x->box[3], area);
         } else {

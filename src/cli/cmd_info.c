@@ -3,6 +3,7 @@
  * be computed with (PixelSpacing 0\0 counts as absent). PNG/JPEG files get their size only. */
 #include "config.h"
 #include "cli.h"
+#include "cx_json.h"
 #include "cx_image.h"
 #include "cx_pipe.h"
 
@@ -169,7 +170,7 @@ static void print_text(const char *path, const cxd_info *in)
 static void json_kv(const char *key, const char *value, int *first)
 {
     printf("%s\n  \"%s\": ", *first ? "" : ",", key);
-    cx_cli_json_string(stdout, value);
+    cx_json_fput_text(stdout, value);
     *first = 0;
 }
 
@@ -189,9 +190,9 @@ static void json_lut(const char *key, const cxd_lut *l, int *first)
     }
     printf("{\"entries\": %u, \"first_mapped\": %d, \"bits\": %d, \"lut_type\": ", (unsigned)l->entries,
            (int)l->first_mapped, l->bits);
-    cx_cli_json_string(stdout, l->lut_type);
+    cx_json_fput_text(stdout, l->lut_type);
     fputs(", \"explanation\": ", stdout);
-    cx_cli_json_string(stdout, l->explanation);
+    cx_json_fput_text(stdout, l->explanation);
     fputs("}", stdout);
 }
 
@@ -214,7 +215,7 @@ static void print_json(const char *path, const cxd_info *in)
     if (in->has_rescale) {
         printf(",\n  \"rescale\": {\"slope\": %.17g, \"intercept\": %.17g, \"type\": ", in->rescale_slope,
                in->rescale_intercept);
-        cx_cli_json_string(stdout, in->rescale_type);
+        cx_json_fput_text(stdout, in->rescale_type);
         fputs("}", stdout);
     } else {
         fputs(",\n  \"rescale\": null", stdout);
@@ -223,7 +224,7 @@ static void print_json(const char *path, const cxd_info *in)
     for (int w = 0; w < in->n_windows && w < CXD_MAX_WINDOWS; w++) {
         printf("%s{\"center\": %.17g, \"width\": %.17g, \"explanation\": ", w ? ", " : "", in->window_center[w],
                in->window_width[w]);
-        cx_cli_json_string(stdout, in->window_explanation[w]);
+        cx_json_fput_text(stdout, in->window_explanation[w]);
         fputs("}", stdout);
     }
     fputs("]", stdout);
@@ -275,7 +276,7 @@ static int info_image(const char *path, int json)
     const char *fmt = h == 0x89 ? "png" : "jpeg";
     if (json) {
         fputs("{\"file\": ", stdout);
-        cx_cli_json_string(stdout, path);
+        cx_json_fput_text(stdout, path);
         printf(", \"format\": \"%s\", \"columns\": %d, \"rows\": %d, \"bits\": %d}\n", fmt, img->width,
                img->height, bits);
     } else {

@@ -165,53 +165,6 @@ int cx_cli_parse_double(const char *s, double *out)
     return 0;
 }
 
-/* Length of a valid UTF-8 sequence at p (1..4), or 0 if invalid. */
-static int utf8_len(const unsigned char *p)
-{
-    if (p[0] < 0x80)
-        return 1;
-    int n = (p[0] & 0xE0) == 0xC0 ? 2 : (p[0] & 0xF0) == 0xE0 ? 3 : (p[0] & 0xF8) == 0xF0 ? 4 : 0;
-    if (n == 0 || (n == 2 && p[0] < 0xC2))
-        return 0;
-    for (int i = 1; i < n; i++)
-        if ((p[i] & 0xC0) != 0x80)
-            return 0;
-    return n;
-}
-
-void cx_cli_json_string(FILE *out, const char *s)
-{
-    const unsigned char *p = (const unsigned char *)(s ? s : "");
-    fputc('"', out);
-    while (*p) {
-        unsigned char ch = *p;
-        if (ch == '"' || ch == '\\') {
-            fputc('\\', out);
-            fputc(ch, out);
-            p++;
-        } else if (ch == '\n') {
-            fputs("\\n", out);
-            p++;
-        } else if (ch == '\t') {
-            fputs("\\t", out);
-            p++;
-        } else if (ch < 0x20) {
-            fprintf(out, "\\u%04x", ch);
-            p++;
-        } else {
-            int n = utf8_len(p);
-            if (n == 0) {
-                fprintf(out, "\\u%04x", ch); /* Latin-1 byte: its code point */
-                p++;
-            } else {
-                fwrite(p, 1, (size_t)n, out);
-                p += n;
-            }
-        }
-    }
-    fputc('"', out);
-}
-
 int main(int argc, char **argv)
 {
     int i = 1;

@@ -5,6 +5,7 @@
  * affected" figure the SR reports; for the whole dataset and per category. */
 #include "config.h"
 #include "cx_eval.h"
+#include "cx_json.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -702,20 +703,6 @@ void cx_eval_print_table(const cx_eval *e, const cx_eval_result *r, const cx_mod
     fprintf(out, "mean inference time %.0f ms/image\n", r->ms_mean);
 }
 
-static void json_str(FILE *f, const char *s)
-{
-    fputc('"', f);
-    for (const unsigned char *p = (const unsigned char *)s; p && *p; p++) {
-        if (*p == '"' || *p == '\\')
-            fprintf(f, "\\%c", *p);
-        else if (*p < 0x20)
-            fprintf(f, "\\u%04x", *p);
-        else
-            fputc(*p, f);
-    }
-    fputc('"', f);
-}
-
 static void json_num(FILE *f, double v)
 {
     if (isnan(v) || isinf(v))
@@ -747,7 +734,7 @@ static void json_group(FILE *f, const cx_eval *e, const cx_eval_group *g, const 
     char nb[32];
     fputs("    {\"category\": ", f);
     if (g->category[0])
-        json_str(f, g->category);
+        cx_json_fput_text(f, g->category);
     else
         fputs("null", f);
     fprintf(f, ", \"images\": %d, \"gt_finding\": %d, \"present\": %d, \"present_share\": ", g->n_images,
@@ -756,7 +743,7 @@ static void json_group(FILE *f, const cx_eval *e, const cx_eval_group *g, const 
     fprintf(f, ", \"lung_side_unknown\": %d,\n     \"dice\": {", g->n_side_unknown);
     for (int l = 1; l <= e->k; l++) {
         fprintf(f, "%s", l > 1 ? ", " : "");
-        json_str(f, class_name(m, l, nb, sizeof nb));
+        cx_json_fput_text(f, class_name(m, l, nb, sizeof nb));
         fputs(": ", f);
         json_stat(f, &g->dice[l]);
     }
@@ -789,13 +776,13 @@ cx_status cx_eval_write_json(const cx_eval *e, const cx_eval_result *r, const cx
     }
     char nb[32];
     fputs("{\n  \"model\": ", f);
-    json_str(f, model_path ? model_path : "");
+    cx_json_fput_text(f, model_path ? model_path : "");
     if (m) {
         fputs(", \"model_sha256\": ", f);
-        json_str(f, cx_model_sha256(m));
+        cx_json_fput_text(f, cx_model_sha256(m));
     }
     fputs(",\n  \"data\": ", f);
-    json_str(f, data_dir ? data_dir : "");
+    cx_json_fput_text(f, data_dir ? data_dir : "");
     fprintf(f, ",\n  \"images\": %d, \"lung_side_unknown\": %d,\n  \"mask_map50\": ", r->n_images,
             r->all.n_side_unknown);
     json_num(f, r->map50);
@@ -806,7 +793,7 @@ cx_status cx_eval_write_json(const cx_eval *e, const cx_eval_result *r, const cx
         const cx_eval_class_result *c = &r->cls[l];
         const cx_eval_stat *dc = &r->all.dice[l];
         fprintf(f, "    {\"label\": %d, \"name\": ", l);
-        json_str(f, class_name(m, l, nb, sizeof nb));
+        cx_json_fput_text(f, class_name(m, l, nb, sizeof nb));
         fprintf(f, ", \"score_thresh\": %.4g, \"n_gt\": %d, \"n_det\": %d, \"n_dice\": %d, \"dice_mean\": ",
                 e->thresh[l], c->n_gt, c->n_det, dc->n);
         json_num(f, dc->mean);
@@ -845,7 +832,7 @@ cx_status cx_eval_write_json(const cx_eval *e, const cx_eval_result *r, const cx
     if (e->finding) {
         const cx_decision *dr = m ? cx_model_decision(m) : NULL;
         fprintf(f, ",\n  \"finding\": {\"label\": %d, \"name\": ", e->finding);
-        json_str(f, class_name(m, e->finding, nb, sizeof nb));
+        cx_json_fput_text(f, class_name(m, e->finding, nb, sizeof nb));
         fprintf(f, ", \"score_thresh\": %.4g", e->thresh[e->finding]);
         if (dr) {
             fputs(", \"decision_score\": ", f);
@@ -883,10 +870,10 @@ cx_status cx_eval_write_json(const cx_eval *e, const cx_eval_result *r, const cx
     for (int i = 0; i < e->n_img; i++) {
         const ev_img *im = &e->img[i];
         fputs("    {\"name\": ", f);
-        json_str(f, im->name);
+        cx_json_fput_text(f, im->name);
         fputs(", \"category\": ", f);
         if (im->cat >= 0)
-            json_str(f, e->cat[im->cat]);
+            cx_json_fput_text(f, e->cat[im->cat]);
         else
             fputs("null", f);
         fprintf(f, ", \"gt_finding\": %s, \"image_score\": ", im->gt_finding ? "true" : "false");
