@@ -316,6 +316,22 @@ void cxd_contours_clear(cxd_contours *c);
 
 typedef struct cxd_listener cxd_listener;
 
+/* DICOM TLS (PS3.15 B.9 / BCP 195 profile, TLS 1.2 or later) for the listener or a destination.
+ * Files are PEM. verify_peer: CXD_TLS_VERIFY_REQUIRE = the peer must present a certificate that
+ * chains to ca_file (the listener asks every client for one: mutual authentication as IHE ATNA
+ * requires); CXD_TLS_VERIFY_IF_PRESENTED = a certificate the peer presents must chain to ca_file,
+ * none is accepted; CXD_TLS_VERIFY_NONE = any certificate or none (encryption without
+ * authentication of the peer). The listener needs certificate and key; a destination needs them
+ * only when its peer asks for a client certificate. */
+enum { CXD_TLS_VERIFY_REQUIRE = 0, CXD_TLS_VERIFY_IF_PRESENTED = 1, CXD_TLS_VERIFY_NONE = 2 };
+typedef struct cxd_tls_params {
+    int enabled;                    /* 0: plain TCP (the other fields are ignored) */
+    const char *certificate_file;   /* our certificate chain */
+    const char *private_key_file;   /* its unencrypted private key */
+    const char *ca_file;            /* certificates trusted for the peer (required unless VERIFY_NONE) */
+    int verify_peer;                /* CXD_TLS_VERIFY_* */
+} cxd_tls_params;
+
 typedef struct cxd_listener_params {
     const char *ae_title;           /* our AE title; associations to another called AE are rejected */
     const char *bind_address;       /* IPv4 address to listen on; NULL, "" or "0.0.0.0": all */
@@ -334,6 +350,7 @@ typedef struct cxd_listener_params {
                                      * (resolved when the list is set); n = 0 accepts any host */
     size_t n_hosts;
     int accept_any_called_ae;       /* 1: do not check the called AE title */
+    cxd_tls_params tls;             /* fixed when the listener opens (cxd_listener_update ignores it) */
 } cxd_listener_params;
 
 /* The association a callback is called for. */
@@ -404,6 +421,7 @@ typedef struct cxd_send_params {
     unsigned connect_timeout_s;     /* 0 = 10 */
     unsigned acse_timeout_s;        /* 0 = 30 */
     unsigned dimse_timeout_s;       /* 0 = 60 */
+    cxd_tls_params tls;             /* TLS to the destination; files are read on each send */
 } cxd_send_params;
 
 /* Sends the files over one association, proposing each file's SOP class with its own transfer

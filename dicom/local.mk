@@ -5,9 +5,9 @@
 noinst_LTLIBRARIES += dicom/libcxdicom.la
 dicom_libcxdicom_la_SOURCES = dicom/cxdicom.h dicom/read_internal.h \
 	dicom/read.cc dicom/read_decode.cc dicom/j2k.cc dicom/rle.cc
-dicom_libcxdicom_la_CPPFLAGS = -I$(top_srcdir)/dicom $(OPENJPEG_CFLAGS) $(CRYPTO_CFLAGS)
+dicom_libcxdicom_la_CPPFLAGS = -I$(top_srcdir)/dicom $(OPENJPEG_CFLAGS) $(CRYPTO_CFLAGS) $(SSL_CFLAGS)
 dicom_libcxdicom_la_CXXFLAGS = $(AM_CXXFLAGS)
-dicom_libcxdicom_la_LIBADD = $(DCMTK_LIBS) $(OPENJPEG_LIBS) $(CRYPTO_LIBS) -lz -lpthread
+dicom_libcxdicom_la_LIBADD = $(DCMTK_LIBS) $(OPENJPEG_LIBS) $(SSL_LIBS) $(CRYPTO_LIBS) -lz -lpthread
 
 # Unit tests of reading/decoding: real files in $CX_SHARED/data/dicom, synthetic files made with
 # DCMTK and GDCM command-line tools at run time, the broken-input corpus in tests/corpus, and

@@ -12,7 +12,11 @@
 #include <dcmtk/dcmnet/dulstruc.h>
 #include <dcmtk/dcmnet/scpthrd.h>
 #include <dcmtk/dcmnet/scu.h>
+#include <dcmtk/dcmtls/tlslayer.h>
 #include <dcmtk/oflog/oflog.h>
+
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
 
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -20,6 +24,7 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -177,7 +182,109 @@ cxd_status peek(const char *path, cxd_object_info *o, cxd_error *err)
 } // namespace
 
 // ---------------------------------------------------------------------------------------------
+// TLS
+
+namespace {
+
+// A TLS context for one role from the conf's files: the BCP 195 profile (TLS 1.2 and 1.3, forward
+// secrecy only) with 1.2 as the floor set on the context itself, PEM files, the peer-verification
+// rule. `who` starts every error ("listener TLS", "send TLS to AE@host:port").
+std::unique_ptr<DcmTLSTransportLayer> make_tls(const cxd_tls_params *t, T_ASC_NetworkRole role, const std::string &who,
+                                               cxd_error *err)
+{
+    static std::once_flag once;
+    std::call_once(once, [] { DcmTLSTransportLayer::initializeOpenSSL(); });
+    std::unique_ptr<DcmTLSTransportLayer> l(new DcmTLSTransportLayer(role, nullptr, OFFalse));
+    if (!*l) {
+        set_err(err, CXD_ERR_INTERNAL, "%s: cannot create an OpenSSL context", who.c_str());
+        return nullptr;
+    }
+    OFCondition r = l->setTLSProfile(TSP_Profile_BCP195_ND);
+    if (r.good())
+        r = l->activateCipherSuites();
+    if (r.bad()) {
+        set_err(err, CXD_ERR_INTERNAL, "%s: cipher suites: %s", who.c_str(), r.text());
+        return nullptr;
+    }
+    if (SSL_CTX_set_min_proto_version(l->getNativeHandle(), TLS1_2_VERSION) != 1) {
+        set_err(err, CXD_ERR_INTERNAL, "%s: cannot set TLS 1.2 as the lowest version", who.c_str());
+        return nullptr;
+    }
+    bool has_cert = t->certificate_file && t->certificate_file[0];
+    if (has_cert != (t->private_key_file && t->private_key_file[0])) {
+        set_err(err, CXD_ERR_INVALID, "%s: a certificate needs its private key and a key its certificate", who.c_str());
+        return nullptr;
+    }
+    if (has_cert) {
+        r = l->setPrivateKeyFile(t->private_key_file, DCF_Filetype_PEM);
+        if (r.bad()) {
+            set_err(err, CXD_ERR_INVALID, "%s: private key %s: %s", who.c_str(), t->private_key_file, r.text());
+            return nullptr;
+        }
+        r = l->setCertificateFile(t->certificate_file, DCF_Filetype_PEM);
+        if (r.bad()) {
+            set_err(err, CXD_ERR_INVALID, "%s: certificate %s: %s", who.c_str(), t->certificate_file, r.text());
+            return nullptr;
+        }
+        if (!l->checkPrivateKeyMatchesCertificate()) {
+            set_err(err, CXD_ERR_INVALID, "%s: private key %s does not match certificate %s", who.c_str(),
+                    t->private_key_file, t->certificate_file);
+            return nullptr;
+        }
+    } else if (role == NET_ACCEPTOR) {
+        set_err(err, CXD_ERR_INVALID, "%s: a listener needs a certificate and its private key", who.c_str());
+        return nullptr;
+    }
+    if (t->ca_file && t->ca_file[0]) {
+        r = l->addTrustedCertificateFile(t->ca_file, DCF_Filetype_PEM);
+        if (r.bad()) {
+            set_err(err, CXD_ERR_INVALID, "%s: CA file %s: %s", who.c_str(), t->ca_file, r.text());
+            return nullptr;
+        }
+    } else if (t->verify_peer != CXD_TLS_VERIFY_NONE) {
+        set_err(err, CXD_ERR_INVALID, "%s: verifying the peer needs a CA file", who.c_str());
+        return nullptr;
+    }
+    l->setCertificateVerification(t->verify_peer == CXD_TLS_VERIFY_NONE          ? DCV_ignoreCertificate
+                                  : t->verify_peer == CXD_TLS_VERIFY_IF_PRESENTED ? DCV_checkCertificate
+                                                                                  : DCV_requireCertificate);
+    return l;
+}
+
+// "CN=...,O=..." of the peer's certificate on a TLS connection, "" when there is none.
+std::string peer_subject(T_ASC_Association *assoc)
+{
+    unsigned long n = ASC_getPeerCertificateLength(assoc);
+    if (n == 0)
+        return "";
+    std::vector<unsigned char> der(n);
+    if (ASC_getPeerCertificate(assoc, der.data(), n) != n)
+        return "";
+    const unsigned char *p = der.data();
+    X509 *x = d2i_X509(nullptr, &p, (long)n);
+    if (!x)
+        return "";
+    std::string out;
+    BIO *b = BIO_new(BIO_s_mem());
+    if (b && X509_NAME_print_ex(b, X509_get_subject_name(x), 0, XN_FLAG_RFC2253) >= 0) {
+        char *d = nullptr;
+        long len = BIO_get_mem_data(b, &d);
+        if (len > 0)
+            out.assign(d, (size_t)len);
+    }
+    BIO_free(b);
+    X509_free(x);
+    return out;
+}
+
+} // namespace
+
+// ---------------------------------------------------------------------------------------------
 // Listener
+
+namespace {
+struct Conn;
+}
 
 struct cxd_listener {
     cxd_listener_callbacks cb{};
@@ -198,7 +305,8 @@ struct cxd_listener {
     unsigned max_conns = 64;
     unsigned acse_s = 30, dimse_s = 60;
     std::map<std::string, unsigned> per_host; // open connections by peer address
-    std::set<int> pending;                   // sockets still before an A-ASSOCIATE-RQ is complete
+    std::map<int, Conn *> pending;           // sockets still before an A-ASSOCIATE-RQ is complete
+    std::unique_ptr<DcmTLSTransportLayer> tls; // shared by the connections when listener/tls is on
     unsigned next_id = 0;
     std::atomic<bool> stop{false};
 };
@@ -560,14 +668,24 @@ class GuardedLayer : public DcmTransportLayer {
             else {
                 h++;
                 c->counted_host = true;
-                c->l->pending.insert(s);
+                c->l->pending[s] = c;
             }
+            c->deadline_ms.store(now_ms() + 1000LL * c->l->acse_s);
         }
         if (c->refused)
             shutdown(s, SHUT_RDWR); // the first read fails at once; nothing of the peer's is parsed
-        c->deadline_ms.store(now_ms() + 1000LL * c->l->acse_s);
         c->set_taken();
-        return secure ? nullptr : new GuardedConnection(s, c);
+        if (!secure)
+            return new GuardedConnection(s, c);
+        if (!c->l->tls)
+            return nullptr;
+        // OpenSSL reads and writes the socket itself, so the limits come from the socket: each
+        // read or write waits at most the DIMSE timeout, and the accept loop cuts the connection
+        // at the request deadline (handshake and A-ASSOCIATE-RQ together).
+        timeval tv{(time_t)c->l->dimse_s, 0};
+        setsockopt(s, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+        setsockopt(s, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+        return c->l->tls->createConnection(s, OFTrue);
     }
 
   private:
@@ -594,7 +712,9 @@ void conn_done(Conn *c)
         if (it != c->l->per_host.end() && --it->second == 0)
             c->l->per_host.erase(it);
     }
-    c->l->pending.erase(c->fd);
+    auto p = c->l->pending.find(c->fd);
+    if (p != c->l->pending.end() && p->second == c)
+        c->l->pending.erase(p);
     c->l->conns--;
     c->l->cv.notify_all();
 }
@@ -652,23 +772,36 @@ void serve_connection(std::shared_ptr<Conn> c, int listen_fd)
     key->networkSpecific.TCP.listenSocket = fd; // closed by ASC_dropNetwork
     net->role = NET_ACCEPTOR;
     ASC_setTransportLayer(net, new GuardedLayer(c.get()), 1);
-    r = ASC_receiveAssociation(net, &assoc, l->cfg->getMaxReceivePDULength(), nullptr, nullptr, OFFalse, DUL_NOBLOCK,
-                               1);
+    r = ASC_receiveAssociation(net, &assoc, l->cfg->getMaxReceivePDULength(), nullptr, nullptr,
+                               l->tls ? OFTrue : OFFalse, DUL_NOBLOCK, 1);
     c->set_taken(); // also when accept() found nothing (another thread took it, or it was reset)
     {
         std::lock_guard<std::mutex> g(l->mu);
-        l->pending.erase(c->fd);
+        auto p = l->pending.find(c->fd);
+        if (p != l->pending.end() && p->second == c.get())
+            l->pending.erase(p);
     }
     if (r.good() && !c->refused) {
         c->deadline_ms.store(0);
         c->wait_ms.store(1000 * (int)l->dimse_s);
+        if (l->tls) {
+            std::string who = peer_subject(assoc);
+            conn_event(c.get(), ("TLS: " + (who.empty() ? std::string("the peer sent no certificate")
+                                                         : "peer certificate " + who))
+                                    .c_str(),
+                       trim(assoc->params->DULparams.callingAPTitle).c_str());
+        }
         serve_association(c.get(), assoc);
     } else {
         if (c->fd >= 0 && !c->refused && !l->stop.load()) {
+            // A failed handshake comes back as DUL's TLS condition or as one of dcmtls's own
+            // ("TLS error: ..."), depending on where OpenSSL gave up.
+            bool tls_failed = l->tls && (r.code() == DULC_TLSERROR || strncmp(r.text(), "TLS error", 9) == 0);
             std::string why = c->timed_out.load() || r == DUL_READTIMEOUT
                                   ? "closed: no complete A-ASSOCIATE-RQ within " + std::to_string(l->acse_s) +
                                         " s (listener/acse-timeout-seconds)"
-                                  : std::string("closed before an association: ") + r.text();
+                              : tls_failed ? std::string("refused: TLS handshake failed (") + r.text() + ")"
+                                           : std::string("closed before an association: ") + r.text();
             conn_event(c.get(), why.c_str());
         } else if (c->refused) {
             conn_event(c.get(), c->refused);
@@ -714,6 +847,11 @@ extern "C" cxd_status cxd_listener_open(const cxd_listener_params *p, const cxd_
         l->any_called = p->accept_any_called_ae;
         if (!apply_lists(l.get(), p, err))
             return CXD_ERR_INVALID;
+        if (p->tls.enabled) {
+            l->tls = make_tls(&p->tls, NET_ACCEPTOR, "listener TLS", err);
+            if (!l->tls)
+                return err ? err->code : CXD_ERR_INVALID;
+        }
         DcmSCPConfig &c = *l->cfg;
         c.setAETitle(l->ae.c_str());
         c.setMaxReceivePDULength(pdu);
@@ -813,6 +951,17 @@ extern "C" cxd_status cxd_listener_run(cxd_listener *l, cxd_error *err)
         while (!l->stop.load()) {
             pollfd pf{lfd, POLLIN, 0};
             int pr = poll(&pf, 1, 1000); // once a second, so cxd_listener_stop takes effect promptly
+            {
+                // Requests past their deadline are cut here too: a TLS handshake or request that
+                // OpenSSL is reading has no other clock.
+                long long now = now_ms();
+                std::lock_guard<std::mutex> g(l->mu);
+                for (auto &p : l->pending) {
+                    long long dl = p.second->deadline_ms.load();
+                    if (dl && now > dl && !p.second->timed_out.exchange(true))
+                        shutdown(p.first, SHUT_RDWR);
+                }
+            }
             if (pr <= 0)
                 continue;
             auto c = std::make_shared<Conn>();
@@ -851,8 +1000,8 @@ extern "C" cxd_status cxd_listener_run(cxd_listener *l, cxd_error *err)
             // Connections still negotiating are cut; open associations finish (their objects are
             // being made durable).
             std::lock_guard<std::mutex> g(l->mu);
-            for (int fd : l->pending)
-                shutdown(fd, SHUT_RDWR);
+            for (auto &p : l->pending)
+                shutdown(p.first, SHUT_RDWR);
         }
         // Drain: let the open associations finish (their objects are being made durable).
         std::unique_lock<std::mutex> g(l->mu);
@@ -921,7 +1070,14 @@ extern "C" cxd_status cxd_object_peek(const char *path, cxd_object_info *out, cx
 
 namespace {
 
-bool setup_scu(DcmSCU &scu, const cxd_send_params *p, cxd_error *err)
+// DcmSCU keeps useSecureConnection protected (DcmTLSSCU would bring its own option handling).
+class NodeSCU : public DcmSCU {
+  public:
+    using DcmSCU::useSecureConnection;
+};
+
+// `tls` receives the TLS layer when the destination uses TLS; it must outlive the association.
+bool setup_scu(NodeSCU &scu, const cxd_send_params *p, std::unique_ptr<DcmTLSTransportLayer> &tls, cxd_error *err)
 {
     if (!p || !p->calling_ae || !p->called_ae || !p->host || !p->calling_ae[0] || !p->called_ae[0] ||
         strlen(p->calling_ae) > 16 || strlen(p->called_ae) > 16 || p->port <= 0 || p->port > 65535) {
@@ -938,12 +1094,21 @@ bool setup_scu(DcmSCU &scu, const cxd_send_params *p, cxd_error *err)
     scu.setACSETimeout(p->acse_timeout_s ? p->acse_timeout_s : 30);
     scu.setDIMSETimeout(p->dimse_timeout_s ? p->dimse_timeout_s : 60);
     scu.setDIMSEBlockingMode(DIMSE_NONBLOCKING);
+    if (p->tls.enabled) {
+        tls = make_tls(&p->tls, NET_REQUESTOR,
+                       std::string("send TLS to ") + p->called_ae + "@" + p->host + ":" + std::to_string(p->port), err);
+        if (!tls)
+            return false;
+    }
     return true;
 }
 
-bool open_assoc(DcmSCU &scu, const cxd_send_params *p, cxd_error *err)
+// The TLS layer goes onto the network that initNetwork makes, so after it.
+bool open_assoc(NodeSCU &scu, const cxd_send_params *p, DcmTLSTransportLayer *tls, cxd_error *err)
 {
     OFCondition c = scu.initNetwork();
+    if (c.good() && tls)
+        c = scu.useSecureConnection(tls);
     if (c.good())
         c = scu.negotiateAssociation();
     if (c.bad()) {
@@ -962,9 +1127,10 @@ extern "C" cxd_status cxd_send_files(const cxd_send_params *p, const char *const
     try {
         for (size_t i = 0; i < n; i++)
             statuses[i] = CXD_STATUS_NOT_SENT;
-        DcmSCU scu;
-        if (!setup_scu(scu, p, err))
-            return CXD_ERR_INVALID;
+        std::unique_ptr<DcmTLSTransportLayer> tls; // declared first: outlives the association
+        NodeSCU scu;
+        if (!setup_scu(scu, p, tls, err))
+            return err ? err->code : CXD_ERR_INVALID;
         if (n == 0)
             return CXD_OK;
         std::vector<cxd_object_info> info(n);
@@ -990,7 +1156,7 @@ extern "C" cxd_status cxd_send_files(const cxd_send_params *p, const char *const
             x.push_back(UID_LittleEndianImplicitTransferSyntax);
             scu.addPresentationContext(kv.first.c_str(), x);
         }
-        if (!open_assoc(scu, p, err))
+        if (!open_assoc(scu, p, tls.get(), err))
             return CXD_ERR_NETWORK;
         std::string failures;
         for (size_t i = 0; i < n; i++) {
@@ -1029,14 +1195,15 @@ extern "C" cxd_status cxd_send_files(const cxd_send_params *p, const char *const
 extern "C" cxd_status cxd_echo(const cxd_send_params *p, cxd_error *err)
 {
     try {
-        DcmSCU scu;
-        if (!setup_scu(scu, p, err))
-            return CXD_ERR_INVALID;
+        std::unique_ptr<DcmTLSTransportLayer> tls;
+        NodeSCU scu;
+        if (!setup_scu(scu, p, tls, err))
+            return err ? err->code : CXD_ERR_INVALID;
         OFList<OFString> x;
         x.push_back(UID_LittleEndianExplicitTransferSyntax);
         x.push_back(UID_LittleEndianImplicitTransferSyntax);
         scu.addPresentationContext(UID_VerificationSOPClass, x);
-        if (!open_assoc(scu, p, err))
+        if (!open_assoc(scu, p, tls.get(), err))
             return CXD_ERR_NETWORK;
         OFCondition c = scu.sendECHORequest(0);
         scu.releaseAssociation();

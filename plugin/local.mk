@@ -22,7 +22,7 @@ plugin_libOrthancCxrSeg_so_CXXFLAGS = $(AM_CXXFLAGS) -fPIC -fvisibility=hidden
 plugin_libOrthancCxrSeg_so_LINK = $(CXX) $(AM_CXXFLAGS) $(CXXFLAGS) -shared -Wl,--no-undefined \
 	-Wl,--version-script=$(top_srcdir)/plugin/exports.map $(LDFLAGS) -o $@
 plugin_libOrthancCxrSeg_so_LDADD = $(DCMTK_LIBS) $(OPENJPEG_LIBS) $(PNG_LIBS) $(JPEG_LIBS) $(XML_LIBS) \
-	$(OPENBLAS_LIBS) $(CRYPTO_LIBS) $(JANSSON_LIBS) -lz -lpthread -lm
+	$(OPENBLAS_LIBS) $(SSL_LIBS) $(CRYPTO_LIBS) $(JANSSON_LIBS) -lz -lpthread -lm
 EXTRA_plugin_libOrthancCxrSeg_so_DEPENDENCIES = plugin/exports.map
 
 # A real Orthanc 1.10.1 with the plugin loaded (skips, exit 77, when Orthanc or a tool is missing).

@@ -35,6 +35,9 @@
 #include <libxml/xmlerror.h>
 #include <libxml/xmlschemas.h>
 
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+
 #ifndef CX_DATADIR
 #define CX_DATADIR "/usr/share/cxrseg"
 #endif
@@ -66,7 +69,7 @@ const cx_config_syntax cx_config_syntaxes[] = {
 
 typedef enum opt_type {
     OT_INT, OT_LLONG, OT_DOUBLE, OT_BOOL, OT_STRING, OT_ACTION, OT_EMPTY_ACTION, OT_LEVEL, OT_OUTPUTS,
-    OT_SEG_ENCODING
+    OT_SEG_ENCODING, OT_TLS_VERIFY
 } opt_type;
 
 typedef enum opt_base { OB_CONFIG, OB_DESTINATION, OB_SENDER } opt_base;
@@ -97,6 +100,11 @@ static const opt options[] = {
     {"listener", "max-associations", OT_INT, C(listener.max_associations), 1, 256, "16"},
     {"listener", "max-connections-per-host", OT_INT, C(listener.max_per_host), 1, 4096, "16"},
     {"listener", "max-object-mb", OT_INT, C(listener.max_object_mb), 1, 65536, "1024"},
+    {"listener/tls", "enabled", OT_BOOL, C(listener.tls.enabled), 0, 0, "false"},
+    {"listener/tls", "certificate-file", OT_STRING, C(listener.tls.certificate_file), 1, 4096, NULL},
+    {"listener/tls", "private-key-file", OT_STRING, C(listener.tls.private_key_file), 1, 4096, NULL},
+    {"listener/tls", "ca-file", OT_STRING, C(listener.tls.ca_file), 1, 4096, NULL},
+    {"listener/tls", "verify-peer", OT_TLS_VERIFY, C(listener.tls.verify_peer), 0, 0, "require"},
 
     {"filters/modality", "otherwise", OT_ACTION, C(filters.modality.otherwise), 0, 0, "skip"},
     {"filters/modality", "when-empty", OT_EMPTY_ACTION, C(filters.modality.when_empty), 0, 0, "skip"},
@@ -117,6 +125,11 @@ static const opt options[] = {
     {"destinations/destination", "outputs", OT_OUTPUTS, D(outputs), 0, 0, ALL_OUTPUTS},
     {"destinations/destination", "connect-timeout-seconds", OT_INT, D(connect_timeout_s), 1, 86400, "10"},
     {"destinations/destination", "dimse-timeout-seconds", OT_INT, D(dimse_timeout_s), 1, 86400, "60"},
+    {"destinations/destination/tls", "enabled", OT_BOOL, D(tls.enabled), 0, 0, "false"},
+    {"destinations/destination/tls", "certificate-file", OT_STRING, D(tls.certificate_file), 1, 4096, NULL},
+    {"destinations/destination/tls", "private-key-file", OT_STRING, D(tls.private_key_file), 1, 4096, NULL},
+    {"destinations/destination/tls", "ca-file", OT_STRING, D(tls.ca_file), 1, 4096, NULL},
+    {"destinations/destination/tls", "verify-peer", OT_TLS_VERIFY, D(tls.verify_peer), 0, 0, "require"},
     {"destinations/return-to-sender/sender", "calling-ae-title", OT_STRING, S(calling_ae_title), 1, 16, NULL},
     {"destinations/return-to-sender/sender", "host", OT_STRING, S(host), 1, 253, NULL},
     {"destinations/return-to-sender/sender", "port", OT_INT, S(port), 1, 65535, NULL},
@@ -539,6 +552,16 @@ static int set_option(ld *l, const opt *o, void *base, const char *text, int lin
             return -1;
         }
         return 0;
+    case OT_TLS_VERIFY: {
+        static const char *const names[] = {"require", "if-presented", "none"};
+        for (int i = 0; i < 3; i++)
+            if (strcmp(text, names[i]) == 0) {
+                *(cx_config_tls_verify *)field = (cx_config_tls_verify)i;
+                return 0;
+            }
+        ld_err(l, line, "%s/%s: '%s' is not require, if-presented or none", o->section, o->name, text);
+        return -1;
+    }
     case OT_SEG_ENCODING:
         if (strcmp(text, "fractional") == 0)
             *(cx_config_seg_encoding *)field = CX_SEG_ENCODING_FRACTIONAL;
@@ -617,6 +640,9 @@ static void fill_listener(ld *l)
     cx_config_listener *li = &l->cfg->listener;
     xmlNode *sec = child(l->root, "listener");
     apply_section(l, "listener", sec, l->cfg);
+    xmlNode *tls = child(sec, "tls");
+    apply_section(l, "listener/tls", tls, l->cfg);
+    li->tls.line = line_of(tls ? tls : sec);
     xmlNode *ts = child(sec, "transfer-syntaxes");
     char text[200];
     if (ts) {
@@ -701,6 +727,9 @@ static void fill_destinations(ld *l)
         d->name = ld_strdup(l, name ? (const char *)name : "");
         xmlFree(name);
         apply_section(l, "destinations/destination", c, d);
+        xmlNode *tls = child(c, "tls");
+        apply_section(l, "destinations/destination/tls", tls, d);
+        d->tls.line = tls ? line_of(tls) : d->line;
         if (!d->calling_ae_title && l->cfg->listener.ae_title)
             d->calling_ae_title = ld_strdup(l, l->cfg->listener.ae_title);
     }
@@ -919,6 +948,80 @@ static int is_local_host(const char *h)
     return strcmp(h, "127.0.0.1") == 0 || strcmp(h, "localhost") == 0 || strcmp(h, "::1") == 0;
 }
 
+/* TLS settings of the listener (server 1) or of a destination: the rule, and files that exist,
+ * are readable and are relative to the configuration's folder when not absolute. The PEM content
+ * itself is checked when the node sets up TLS (a bad certificate stops it at start). */
+static int no_password(char *buf, int size, int rwflag, void *u)
+{
+    (void)buf, (void)size, (void)rwflag, (void)u;
+    return 0; /* an encrypted key is refused, never asked for on a terminal */
+}
+
+/* What the files hold: a PEM certificate that has not expired, the unencrypted PEM key that
+ * belongs to it, at least one PEM certificate in the CA file. Read with libcrypto, so a wrong
+ * file is a file:line error at start, not a failed handshake later. */
+static void check_tls_files(ld *l, const cx_config_tls *t, const char *what)
+{
+    X509 *cert = NULL;
+    EVP_PKEY *key = NULL;
+    FILE *f;
+    if (t->certificate_file && (f = fopen(t->certificate_file, "r"))) {
+        cert = PEM_read_X509(f, NULL, no_password, NULL);
+        fclose(f);
+        if (!cert)
+            ld_err(l, t->line, "%s/tls/certificate-file: %s: not a PEM certificate", what, t->certificate_file);
+        else if (X509_cmp_current_time(X509_get0_notAfter(cert)) < 0)
+            ld_err(l, t->line, "%s/tls/certificate-file: %s: the certificate has expired", what, t->certificate_file);
+    }
+    if (t->private_key_file && (f = fopen(t->private_key_file, "r"))) {
+        key = PEM_read_PrivateKey(f, NULL, no_password, NULL);
+        fclose(f);
+        if (!key)
+            ld_err(l, t->line, "%s/tls/private-key-file: %s: not an unencrypted PEM private key", what,
+                   t->private_key_file);
+    }
+    if (cert && key && X509_check_private_key(cert, key) != 1)
+        ld_err(l, t->line, "%s/tls: private key %s does not belong to certificate %s", what, t->private_key_file,
+               t->certificate_file);
+    X509_free(cert);
+    EVP_PKEY_free(key);
+    if (t->ca_file && (f = fopen(t->ca_file, "r"))) {
+        X509 *ca = PEM_read_X509(f, NULL, no_password, NULL);
+        fclose(f);
+        if (!ca)
+            ld_err(l, t->line, "%s/tls/ca-file: %s: no PEM certificate in it", what, t->ca_file);
+        X509_free(ca);
+    }
+}
+
+static void check_tls(ld *l, cx_config_tls *t, const char *what, int server)
+{
+    char **files[3] = {&t->certificate_file, &t->private_key_file, &t->ca_file};
+    static const char *const names[3] = {"certificate-file", "private-key-file", "ca-file"};
+    for (int i = 0; i < 3; i++)
+        if (*files[i]) {
+            char *abs = path_join(l, l->cfg->dir, *files[i]);
+            if (!abs)
+                return;
+            cx_free(*files[i]);
+            *files[i] = abs;
+        }
+    if (!t->enabled)
+        return;
+    static const char *const rule[] = {"require", "if-presented", "none"};
+    const char *v = rule[t->verify_peer];
+    if (server && !t->certificate_file)
+        ld_err(l, t->line, "%s/tls: a TLS listener needs certificate-file and private-key-file", what);
+    if (!t->certificate_file != !t->private_key_file)
+        ld_err(l, t->line, "%s/tls: certificate-file and private-key-file go together", what);
+    if (!t->ca_file && t->verify_peer != CX_TLS_VERIFY_NONE)
+        ld_err(l, t->line, "%s/tls: ca-file is needed to verify the peer (verify-peer %s)", what, v);
+    for (int i = 0; i < 3; i++)
+        if (*files[i] && access(*files[i], R_OK) != 0)
+            ld_err(l, t->line, "%s/tls/%s: %s: %s", what, names[i], *files[i], strerror(errno));
+    check_tls_files(l, t, what);
+}
+
 static void check_destinations(ld *l)
 {
     cx_config *cfg = l->cfg;
@@ -952,6 +1055,9 @@ static void check_destinations(ld *l)
                 ld_err(l, line_of(on), "destinations: destination '%s' asks for %s, but outputs/%s is not enabled",
                        d->name, outs[k].name, outs[k].element);
         d->outputs &= enabled;
+        char what[96];
+        snprintf(what, sizeof what, "destinations/destination '%.40s'", d->name);
+        check_tls(l, &d->tls, what, 0);
         if (cfg->listener.ae_title && d->port == cfg->listener.port && is_local_host(d->host) &&
             strcmp(d->ae_title, cfg->listener.ae_title) == 0)
             ld_err(l, d->line, "destinations: destination '%s' is this node itself (%s@%s:%d): results would loop",
@@ -1018,6 +1124,7 @@ static void check_rules(ld *l)
     char why[200];
 
     check_hosts(l);
+    check_tls(l, &cfg->listener.tls, "listener", 1);
     check_destinations(l);
 
     if (cfg->spool.directory && cfg->spool.directory[0] != '/')
@@ -1116,6 +1223,13 @@ static void check_rules(ld *l)
 /* ------------------------------------------------------------------------------------------ */
 /* Loading                                                                                     */
 
+static void tls_free(cx_config_tls *t)
+{
+    cx_free(t->certificate_file);
+    cx_free(t->private_key_file);
+    cx_free(t->ca_file);
+}
+
 void cx_config_free(cx_config *cfg)
 {
     if (!cfg)
@@ -1128,6 +1242,7 @@ void cx_config_free(cx_config *cfg)
     strings_free(&li->transfer_syntaxes);
     strings_free(&li->allowed_calling_ae_titles);
     strings_free(&li->allowed_hosts);
+    tls_free(&li->tls);
     strings_free(&cfg->filters.modality.accept);
     strings_free(&cfg->filters.body_part.accept);
     strings_free(&cfg->filters.view_position.accept);
@@ -1139,6 +1254,7 @@ void cx_config_free(cx_config *cfg)
         cx_free(d->ae_title);
         cx_free(d->host);
         cx_free(d->calling_ae_title);
+        tls_free(&d->tls);
     }
     cx_free(cfg->destinations.items);
     for (size_t i = 0; i < cfg->destinations.sender_count; i++) {

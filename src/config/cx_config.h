@@ -53,6 +53,24 @@ typedef struct cx_config_strings {
     char **items;
 } cx_config_strings;
 
+typedef enum cx_config_tls_verify {
+    CX_TLS_VERIFY_REQUIRE = 0, CX_TLS_VERIFY_IF_PRESENTED = 1, CX_TLS_VERIFY_NONE = 2
+} cx_config_tls_verify;
+
+/* DICOM TLS (PS3.15 B.9, BCP 195 non-downgrading: TLS 1.2 or newer only) of the listener or of
+ * one destination. Files are PEM. verify_peer: "require" (the peer must present a certificate
+ * that chains to ca_file: mutual authentication, IHE ATNA style), "if-presented" (checked when
+ * the peer sends one) or "none" (not checked; a sender never uses it without saying so in the
+ * log). Defaults: listener "require", destination "require". */
+typedef struct cx_config_tls {
+    int enabled;                     /* default 0 */
+    char *certificate_file;          /* ours; listener: required; destination: for mutual auth */
+    char *private_key_file;          /* ours, unencrypted; with certificate_file */
+    char *ca_file;                   /* trusted CA certificates; required unless verify_peer none */
+    cx_config_tls_verify verify_peer; /* default CX_TLS_VERIFY_REQUIRE */
+    int line;                        /* line of <tls>, for messages */
+} cx_config_tls;
+
 typedef struct cx_config_listener {
     char *ae_title;                  /* our AE title (default "CXRSEG") */
     char *bind_address;              /* default "127.0.0.1": see docs/configuration.md */
@@ -68,6 +86,7 @@ typedef struct cx_config_listener {
                                           * syntax the decoder reads */
     cx_config_strings allowed_calling_ae_titles; /* empty: any calling AE */
     cx_config_strings allowed_hosts; /* IP, IP/prefix or host name; empty: any host */
+    cx_config_tls tls;
 } cx_config_listener;
 
 /* A rule on one attribute: the object passes when its value is one of `accept`. */
@@ -98,6 +117,7 @@ typedef struct cx_config_destination {
                                       * outputs switched on in <outputs> exist at all) */
     int connect_timeout_s;           /* default 10 */
     int dimse_timeout_s;             /* default 60 */
+    cx_config_tls tls;
     int send_results;                /* 1 when results go here (see <send-results-to>) */
     int line;                        /* line of <destination> in the conf file */
 } cx_config_destination;

@@ -55,6 +55,9 @@ typedef struct cx_node_dest {
     unsigned outputs;
     int connect_timeout_s, dimse_timeout_s;
     char return_for_ae[17]; /* return-to-sender: the calling AE it serves; "" otherwise */
+    /* TLS (destination/tls; a return-to-sender destination uses listener/tls): absolute paths */
+    int tls, tls_verify;    /* tls_verify: CXD_TLS_VERIFY_* */
+    char tls_cert[4096], tls_key[4096], tls_ca[4096];
 } cx_node_dest;
 
 /* A configuration shared by reference: the node's current one, and each job's snapshot of it. */

@@ -15,6 +15,21 @@ static void copy(char *dst, size_t cap, const char *src)
     dst[n] = 0;
 }
 
+static int tls_verify(cx_config_tls_verify v)
+{
+    return v == CX_TLS_VERIFY_NONE ? CXD_TLS_VERIFY_NONE
+           : v == CX_TLS_VERIFY_IF_PRESENTED ? CXD_TLS_VERIFY_IF_PRESENTED : CXD_TLS_VERIFY_REQUIRE;
+}
+
+static void dest_tls(cx_node_dest *o, const cx_config_tls *t)
+{
+    o->tls = t->enabled;
+    o->tls_verify = tls_verify(t->verify_peer);
+    copy(o->tls_cert, sizeof o->tls_cert, t->certificate_file);
+    copy(o->tls_key, sizeof o->tls_key, t->private_key_file);
+    copy(o->tls_ca, sizeof o->tls_ca, t->ca_file);
+}
+
 void cx_node_return_name(const char *ae, char out[CX_SPOOL_NAME_MAX])
 {
     /* AE titles may hold characters a folder name should not: keep [A-Za-z0-9_.-], map the rest. */
@@ -59,6 +74,7 @@ cx_status cx_node_dests(const cx_config *cfg, cx_node_dest **out, size_t *n, cx_
         o->outputs = d->outputs;
         o->connect_timeout_s = d->connect_timeout_s;
         o->dimse_timeout_s = d->dimse_timeout_s;
+        dest_tls(o, &d->tls);
     }
     for (size_t i = 0; i < ds->sender_count; i++) {
         const cx_config_sender *s = &ds->senders[i];
@@ -72,6 +88,9 @@ cx_status cx_node_dests(const cx_config *cfg, cx_node_dest **out, size_t *n, cx_
         o->connect_timeout_s = 10;
         o->dimse_timeout_s = 60;
         copy(o->return_for_ae, sizeof o->return_for_ae, s->calling_ae_title);
+        /* The sender reached us over the listener's TLS: its results go back the same way, with
+         * the same certificate and trust. */
+        dest_tls(o, &cfg->listener.tls);
     }
     *out = v;
     *n = k;
@@ -96,6 +115,11 @@ void cx_node_listener_params(const cx_config *cfg, cxd_listener_params *p)
     p->n_calling_aes = l->allowed_calling_ae_titles.count;
     p->hosts = (const char *const *)l->allowed_hosts.items;
     p->n_hosts = l->allowed_hosts.count;
+    p->tls.enabled = l->tls.enabled;
+    p->tls.certificate_file = l->tls.certificate_file;
+    p->tls.private_key_file = l->tls.private_key_file;
+    p->tls.ca_file = l->tls.ca_file;
+    p->tls.verify_peer = tls_verify(l->tls.verify_peer);
 }
 
 void cx_node_listener_params_clear(cxd_listener_params *p)

@@ -172,7 +172,8 @@ static void *sender_main(void *arg)
         if (nb) {
             uint16_t st[BATCH];
             cxd_send_params sp = {d.calling_ae, d.ae_title, d.host, d.port, 0, (unsigned)d.connect_timeout_s, 30,
-                                  (unsigned)d.dimse_timeout_s};
+                                  (unsigned)d.dimse_timeout_s,
+                                  {d.tls, d.tls_cert, d.tls_key, d.tls_ca, d.tls_verify}};
             cxd_error de = {0};
             double t0 = cx_now_ms();
             cxd_status ds = cxd_send_files(&sp, paths, nb, st, &de);

@@ -21,20 +21,6 @@ static const char *xsd_path(void)
     return p;
 }
 
-/* Appends the opening tags of `section` (with the required children of item sections). */
-static void open_section(char *buf, size_t size, const char *section)
-{
-    char copy[200];
-    snprintf(copy, sizeof copy, "%s", section);
-    for (char *s = strtok(copy, "/"); s; s = strtok(NULL, "/")) {
-        size_t n = strlen(buf);
-        if (strcmp(s, "destination") == 0)
-            snprintf(buf + n, size - n, "<destination name=\"d\">");
-        else
-            snprintf(buf + n, size - n, "<%s>", s);
-    }
-}
-
 static void close_section(char *buf, size_t size, const char *section)
 {
     char copy[200], *parts[8];
@@ -61,14 +47,30 @@ static void required_children(char *buf, size_t size, const opt *o)
         }
 }
 
+/* Appends the opening tags of `section`; an item element (destination, sender) gets its required
+ * children right after its own tag, also when the option sits in a sub-element of it (tls). */
+static void open_section(char *buf, size_t size, const opt *o)
+{
+    char copy[200];
+    snprintf(copy, sizeof copy, "%s", o->section);
+    for (char *s = strtok(copy, "/"); s; s = strtok(NULL, "/")) {
+        size_t n = strlen(buf);
+        if (strcmp(s, "destination") == 0)
+            snprintf(buf + n, size - n, "<destination name=\"d\">");
+        else
+            snprintf(buf + n, size - n, "<%s>", s);
+        if (strcmp(s, "destination") == 0 || strcmp(s, "sender") == 0)
+            required_children(buf, size, o);
+    }
+}
+
 /* Loads a conf that sets only option `o` to `value`; returns 1 when the schema reported an error
  * on that element (libxml2 messages start with "Element 'NAME'"). */
 static int schema_refuses(const opt *o, const char *value)
 {
     static char xml[20000];
     snprintf(xml, sizeof xml, "<cxrseg version=\"1\">");
-    open_section(xml, sizeof xml, o->section);
-    required_children(xml, sizeof xml, o);
+    open_section(xml, sizeof xml, o);
     size_t n = strlen(xml);
     snprintf(xml + n, sizeof xml - n, "<%s>%s</%s>", o->name, value, o->name);
     close_section(xml, sizeof xml, o->section);
