@@ -181,6 +181,10 @@ static const opt options[] = {
     {"logging", "level", OT_LEVEL, C(logging.level), 0, 0, "info"},
     {"logging", "write-to", OT_STRING, C(logging.file), 1, 4096, "stderr"},
     {"logging", "audit-to", OT_STRING, C(logging.audit_file), 1, 4096, "none"},
+    {"http", "enabled", OT_BOOL, C(http.enabled), 0, 0, "false"},
+    {"http", "bind-address", OT_STRING, C(http.bind_address), 1, 253, "127.0.0.1"},
+    {"http", "port", OT_INT, C(http.port), 1, 65535, "9110"},
+    {"http", "destination-failing-seconds", OT_INT, C(http.destination_failing_s), 10, 86400, "600"},
 
     {"orthanc", "enabled", OT_BOOL, C(orthanc.enabled), 0, 0, "true"},
     {"orthanc", "workers", OT_INT, C(orthanc.workers), 1, 64, "1"},
@@ -835,7 +839,7 @@ static void fill_outputs_logging_orthanc(ld *l)
 {
     static const char *const paths[] = {"outputs", "outputs/segmentation", "outputs/structured-report",
                                         "outputs/presentation-state", "outputs/secondary-capture",
-                                        "spool", "workers", "logging", "orthanc"};
+                                        "spool", "workers", "logging", "orthanc", "http"};
     for (size_t i = 0; i < sizeof paths / sizeof paths[0]; i++)
         apply_section(l, paths[i], find_path(l->root, paths[i]), l->cfg);
     if (l->nomem)
@@ -1172,6 +1176,20 @@ static void check_rules(ld *l)
         ld_err(l, line_at(l, "logging/audit-to"),
                "logging/audit-to: '%s' is not none, syslog or an absolute file path", cfg->logging.audit_file);
 
+    if (cfg->http.enabled) {
+        struct in_addr a4;
+        if (inet_pton(AF_INET, cfg->http.bind_address, &a4) != 1)
+            ld_err(l, line_at(l, "http/bind-address"), "http/bind-address: '%s' is not an IPv4 address",
+                   cfg->http.bind_address);
+        else if (!is_local_host(cfg->http.bind_address))
+            ld_warn(l, line_at(l, "http/bind-address"),
+                    "http: /metrics and /healthz on %s are readable by any machine that reaches port %d (no "
+                    "authentication; they name destinations and the model, never patients)",
+                    cfg->http.bind_address, cfg->http.port);
+        if (cfg->http.port == cfg->listener.port)
+            ld_err(l, line_at(l, "http/port"), "http/port: %d is the DICOM listener's port", cfg->http.port);
+    }
+
     for (size_t i = 0; i < cfg->model.threshold_count; i++)
         for (size_t j = 0; j < i; j++)
             if (strcmp(cfg->model.thresholds[i].class_name, cfg->model.thresholds[j].class_name) == 0)
@@ -1278,6 +1296,7 @@ void cx_config_free(cx_config *cfg)
     cx_free(cfg->outputs.model_name);
     cx_free(cfg->logging.file);
     cx_free(cfg->logging.audit_file);
+    cx_free(cfg->http.bind_address);
     strings_free(&cfg->orthanc.forward_to_modalities);
     strings_free(&cfg->orthanc.forward_to_peers);
     strings_free(&cfg->warnings);

@@ -214,6 +214,15 @@ typedef struct cx_config_orthanc {
     cx_config_strings forward_to_peers;      /* Orthanc peer names */
 } cx_config_orthanc;
 
+/* The node's HTTP endpoint (/metrics for Prometheus, /healthz), libmicrohttpd. Off by default. */
+typedef struct cx_config_http {
+    int enabled;                     /* default 0 */
+    char *bind_address;              /* default "127.0.0.1" (an IPv4 address) */
+    int port;                        /* default 9110 */
+    int destination_failing_s;       /* /healthz: not ready once a destination has failed this long
+                                      * without a success (default 600) */
+} cx_config_http;
+
 typedef struct cx_config {
     char *path;                      /* the conf file as given */
     char *dir;                       /* its folder, absolute (relative paths resolve here) */
@@ -226,6 +235,7 @@ typedef struct cx_config {
     cx_config_outputs outputs;
     cx_config_logging logging;
     cx_config_orthanc orthanc;
+    cx_config_http http;
     /* Valid but probably unintended settings, each "file:line: warning: message" (e.g. listening
      * on the network with no allow-list). Programs log them at start-up; check-config prints them. */
     cx_config_strings warnings;

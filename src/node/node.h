@@ -42,6 +42,7 @@ typedef struct cx_node_outcome {
     cx_node_result results[CX_NODE_MAX_RESULTS];
     char summary[512];    /* findings for the log line, e.g. "2 findings (max score 0.91), 1234 mm2, ...,
                            * Lung opacity (...): present (image score 0.91)" */
+    double stage_ms[3];   /* render, engine, write */
 } cx_node_outcome;
 
 typedef struct cx_node cx_node;
@@ -134,6 +135,15 @@ void cx_node_log_close(void);
 cx_status cx_node_audit_setup(const cx_config *cfg, cx_error *err);
 void cx_node_audit_close(void);
 void cx_node_audit(const char *event, const char *outcome, ...) __attribute__((sentinel));
+
+/* node_metrics.c: counters for /metrics and the destination health for /healthz (docs/metrics.md);
+ * the HTTP endpoint itself (libmicrohttpd), started when <http> is on. */
+void cx_node_metric_object(const char *outcome, const char *why);
+void cx_node_metric_association(const char *outcome);
+void cx_node_metric_processing(int ok, double total_ms, const double stage_ms[3]); /* render, engine, write */
+void cx_node_metric_delivery(const char *dest, const char *outcome, const char *why);
+cx_status cx_node_http_start(cx_node *node, const cx_config *cfg, cx_error *err);
+void cx_node_http_stop(void);
 
 /* node_status.c */
 int cx_node_status_main(const char *conf_path);

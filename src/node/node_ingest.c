@@ -28,6 +28,7 @@ static void audit_object(const cxd_peer *peer, const char *job, const char *sop_
 {
     char assoc[24];
     assoc_job(peer, assoc);
+    cx_node_metric_object(outcome, reason);
     cx_node_audit("object", outcome, "association", assoc, "job", strcmp(job, assoc) ? job : NULL, "calling_ae",
                   peer->calling_ae, "called_ae", peer->called_ae, "host", peer->host, "sop_class_uid", sop_class,
                   "sop_instance_uid", sop_instance, "study_instance_uid", study, "status", status, "reason", reason,
@@ -170,6 +171,7 @@ static void event(void *user, const cxd_peer *peer, const char *what)
         size_t n = strcspn(what, ": ");
         snprintf(outcome, sizeof outcome, "%.*s", (int)(n < sizeof outcome ? n : sizeof outcome - 1), what);
         const char *reason = what[n] ? what + n + strspn(what + n, ": ") : NULL;
+        cx_node_metric_association(outcome);
         cx_node_audit("association", outcome, "association", aj, "calling_ae", peer->calling_ae, "called_ae",
                       peer->called_ae, "host", peer->host, "reason", reason, NULL);
     }

@@ -259,6 +259,12 @@ int main(int argc, char **argv)
         cx_spool_free(node.spool);
         return de.code == CXD_ERR_NETWORK ? CX_NODE_EXIT_LISTEN : CX_NODE_EXIT_CONFIG;
     }
+    if (cx_node_http_start(&node, cfg, &err) != CX_OK) {
+        cx_log(CX_LOG_ERROR, "http", NULL, "%s", err.msg);
+        cxd_listener_free(node.listener);
+        cx_spool_free(node.spool);
+        return CX_NODE_EXIT_LISTEN;
+    }
     if (cx_node_senders_sync(&node, &err) != CX_OK || cx_node_workers_start(&node, cfg->workers.count, &err) != CX_OK) {
         cx_log(CX_LOG_ERROR, "node", NULL, "%s", err.msg);
         return CX_NODE_EXIT_INTERNAL;
@@ -298,6 +304,7 @@ int main(int argc, char **argv)
     cx_spool_shutdown(node.spool);
     cx_node_workers_join(&node);
     cx_node_senders_join(&node);
+    cx_node_http_stop(); /* after the drain: /healthz says "stopping" meanwhile */
     cxd_listener_free(node.listener);
     cx_spool_free(node.spool);
     cx_model_free(node.model);

@@ -118,6 +118,9 @@ cx_status cx_node_process(cx_node *node, cx_mrcnn *engine, const cx_spool_job *j
              "%d findings (max score %.2f)%s%s, %d lungs, %s; render %.0f ms, engine %.0f ms, write %.0f ms",
              r.n_findings, r.max_finding_score, area, shares, r.n_lungs, verdict, r.ms_render, r.ms_infer,
              r.ms_write);
+    out->stage_ms[0] = r.ms_render;
+    out->stage_ms[1] = r.ms_infer;
+    out->stage_ms[2] = r.ms_write;
     *out = o;
     return CX_OK;
 }

@@ -91,6 +91,7 @@ static void audit_delivery(const char *outcome, const char *uid, const cx_node_d
     snprintf(to, sizeof to, "%s@%s:%d", d->ae_title, d->host, d->port);
     if (st != CXD_STATUS_NOT_SENT)
         snprintf(status, sizeof status, "0x%04X", st);
+    cx_node_metric_delivery(d->name, outcome, why);
     cx_node_audit("delivery", outcome, "sop_instance_uid", uid, "destination", d->name, "peer", to, "status", status,
                   "reason", why, NULL);
 }

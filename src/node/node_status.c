@@ -2,7 +2,10 @@
  * read from the folders themselves (works whether or not the daemon runs). */
 #include "node.h"
 
+#include <curl/curl.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 static void age(char *buf, size_t n, double s)
 {
@@ -14,6 +17,55 @@ static void age(char *buf, size_t n, double s)
         snprintf(buf, n, "%.0f min", s / 60);
     else
         snprintf(buf, n, "%.1f h", s / 3600);
+}
+
+static size_t keep(char *p, size_t size, size_t n, void *user)
+{
+    FILE *f = user;
+    return fwrite(p, size, n, f);
+}
+
+/* The running node's counters, read from its /metrics (the numbers Prometheus sees). */
+static void print_counters(const cx_config *cfg)
+{
+    if (!cfg->http.enabled) {
+        printf("counters: <http> is off in this configuration (turn it on to see them here and in Prometheus)\n");
+        return;
+    }
+    char url[300], *text = NULL;
+    size_t len = 0;
+    snprintf(url, sizeof url, "http://%s:%d/metrics", cfg->http.bind_address, cfg->http.port);
+    FILE *f = open_memstream(&text, &len);
+    CURL *c = f ? curl_easy_init() : NULL;
+    CURLcode rc = CURLE_FAILED_INIT;
+    long code = 0;
+    if (c) {
+        curl_easy_setopt(c, CURLOPT_URL, url);
+        curl_easy_setopt(c, CURLOPT_TIMEOUT, 5L);
+        curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+        curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, keep);
+        curl_easy_setopt(c, CURLOPT_WRITEDATA, f);
+        rc = curl_easy_perform(c);
+        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code);
+        curl_easy_cleanup(c);
+    }
+    if (f)
+        fclose(f);
+    if (rc != CURLE_OK || code != 200) {
+        printf("counters: %s not readable (%s): is the node running?\n", url,
+               rc != CURLE_OK ? curl_easy_strerror(rc) : "HTTP error");
+        free(text);
+        return;
+    }
+    static const char *const shown[] = {"cxrseg_objects_total", "cxrseg_processing_total", "cxrseg_deliveries_total",
+                                        "cxrseg_processing_seconds_sum", "cxrseg_processing_seconds_count"};
+    printf("counters since the node started (%s)\n", url);
+    for (char *line = strtok(text, "\n"); line; line = strtok(NULL, "\n"))
+        for (size_t i = 0; i < sizeof shown / sizeof shown[0]; i++)
+            if (!strncmp(line, shown[i], strlen(shown[i])) && (line[strlen(shown[i])] == '{' ||
+                                                                 line[strlen(shown[i])] == ' '))
+                printf("  %s\n", line);
+    free(text);
 }
 
 int cx_node_status_main(const char *conf_path)
@@ -52,6 +104,7 @@ int cx_node_status_main(const char *conf_path)
     if (!st.ndest)
         printf("  (none yet)\n");
     cx_spool_status_clear(&st);
+    print_counters(cfg);
     cx_config_free(cfg);
     return CX_NODE_EXIT_OK;
 }

@@ -124,6 +124,7 @@ static void run_job(worker_slot *w, cx_mrcnn *engine, cx_spool_job *job)
     if (st != CX_OK) {
         cx_error e2 = {0};
         cx_log(CX_LOG_ERROR, "worker", job->id, "failed %s after %.0f ms: %s", job->meta.sop_instance_uid, ms, err.msg);
+        cx_node_metric_processing(0, ms, NULL);
         cx_node_audit("processing", "failed", "job", job->id, "calling_ae", job->meta.calling_ae, "host", job->meta.peer,
                       "sop_instance_uid", job->meta.sop_instance_uid, "reason", err.msg, NULL);
         if (cx_spool_job_fail(node->spool, job, err.msg, &e2) != CX_OK)
@@ -164,10 +165,12 @@ static void run_job(worker_slot *w, cx_mrcnn *engine, cx_spool_job *job)
         cx_error e2 = {0};
         cx_log(CX_LOG_ERROR, "worker", job->id, "failed %s: results could not be queued: %s", job->meta.sop_instance_uid,
                err.msg);
+        cx_node_metric_processing(0, ms, NULL);
         cx_node_audit("processing", "failed", "job", job->id, "calling_ae", job->meta.calling_ae, "host", job->meta.peer,
                       "sop_instance_uid", job->meta.sop_instance_uid, "reason", err.msg, NULL);
         cx_spool_job_fail(node->spool, job, err.msg, &e2);
     } else if (out.n) {
+        cx_node_metric_processing(1, ms, out.stage_ms);
         cx_node_audit("processing", "done", "job", job->id, "calling_ae", job->meta.calling_ae, "host", job->meta.peer,
                       "sop_instance_uid", job->meta.sop_instance_uid, "results", uids, "queued_for",
                       k ? to : "no destination", NULL);
@@ -175,6 +178,7 @@ static void run_job(worker_slot *w, cx_mrcnn *engine, cx_spool_job *job)
                job->meta.sop_instance_uid, ms, out.summary, out.n, uids, k ? to : "no destination");
         cx_node_senders_wake(node);
     } else {
+        cx_node_metric_processing(1, ms, out.stage_ms);
         cx_node_audit("processing", "done", "job", job->id, "calling_ae", job->meta.calling_ae, "host", job->meta.peer,
                       "sop_instance_uid", job->meta.sop_instance_uid, "reason", "no result objects made", NULL);
         cx_log(CX_LOG_INFO, "worker", job->id, "processed %s in %.0f ms: %s", job->meta.sop_instance_uid, ms,
