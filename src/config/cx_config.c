@@ -130,6 +130,12 @@ static const opt options[] = {
     {"destinations/destination/tls", "private-key-file", OT_STRING, D(tls.private_key_file), 1, 4096, NULL},
     {"destinations/destination/tls", "ca-file", OT_STRING, D(tls.ca_file), 1, 4096, NULL},
     {"destinations/destination/tls", "verify-peer", OT_TLS_VERIFY, D(tls.verify_peer), 0, 0, "require"},
+    {"destinations/dicomweb-destination", "url", OT_STRING, D(url), 8, 2000, NULL},
+    {"destinations/dicomweb-destination", "outputs", OT_OUTPUTS, D(outputs), 0, 0, ALL_OUTPUTS},
+    {"destinations/dicomweb-destination", "bearer-token-file", OT_STRING, D(bearer_token_file), 1, 4096, NULL},
+    {"destinations/dicomweb-destination", "basic-auth-file", OT_STRING, D(basic_auth_file), 1, 4096, NULL},
+    {"destinations/dicomweb-destination", "ca-file", OT_STRING, D(http_ca_file), 1, 4096, NULL},
+    {"destinations/dicomweb-destination", "timeout-seconds", OT_INT, D(http_timeout_s), 1, 86400, "120"},
     {"destinations/return-to-sender/sender", "calling-ae-title", OT_STRING, S(calling_ae_title), 1, 16, NULL},
     {"destinations/return-to-sender/sender", "host", OT_STRING, S(host), 1, 253, NULL},
     {"destinations/return-to-sender/sender", "port", OT_INT, S(port), 1, 65535, NULL},
@@ -707,13 +713,15 @@ static size_t count_children(xmlNode *parent, const char *name)
     return n;
 }
 
+static char *path_join(ld *l, const char *dir, const char *name);
+
 static void fill_destinations(ld *l)
 {
     cx_config_destinations *ds = &l->cfg->destinations;
     xmlNode *sec = child(l->root, "destinations");
     apply_section(l, "destinations/retry", child(sec, "retry"), l->cfg);
 
-    size_t n = count_children(sec, "destination");
+    size_t n = count_children(sec, "destination") + count_children(sec, "dicomweb-destination");
     if (n) {
         ds->items = cx_calloc(n, sizeof *ds->items);
         if (!ds->items) {
@@ -722,7 +730,8 @@ static void fill_destinations(ld *l)
         }
     }
     for (xmlNode *c = sec ? sec->children : NULL; c && !l->nomem; c = c->next) {
-        if (!is_elem(c, "destination"))
+        int web = is_elem(c, "dicomweb-destination");
+        if (!web && !is_elem(c, "destination"))
             continue;
         cx_config_destination *d = &ds->items[ds->count++];
         d->line = line_of(c);
@@ -730,6 +739,18 @@ static void fill_destinations(ld *l)
         xmlChar *name = xmlGetProp(c, (const xmlChar *)"name");
         d->name = ld_strdup(l, name ? (const char *)name : "");
         xmlFree(name);
+        if (web) {
+            d->kind = CX_DEST_STOW;
+            apply_section(l, "destinations/dicomweb-destination", c, d);
+            char **files[3] = {&d->bearer_token_file, &d->basic_auth_file, &d->http_ca_file};
+            for (int i = 0; i < 3 && !l->nomem; i++)
+                if (*files[i]) {
+                    char *abs = path_join(l, l->cfg->dir, *files[i]);
+                    cx_free(*files[i]);
+                    *files[i] = abs;
+                }
+            continue;
+        }
         apply_section(l, "destinations/destination", c, d);
         xmlNode *tls = child(c, "tls");
         apply_section(l, "destinations/destination/tls", tls, d);
@@ -1026,6 +1047,22 @@ static void check_tls(ld *l, cx_config_tls *t, const char *what, int server)
     check_tls_files(l, t, what);
 }
 
+static void check_stow(ld *l, const cx_config_destination *d)
+{
+    if (strncmp(d->url, "http://", 7) != 0 && strncmp(d->url, "https://", 8) != 0)
+        ld_err(l, d->line, "destinations/dicomweb-destination '%s': url '%s' is not http:// or https://", d->name,
+               d->url);
+    if (d->bearer_token_file && d->basic_auth_file)
+        ld_err(l, d->line, "destinations/dicomweb-destination '%s': bearer-token-file or basic-auth-file, not both",
+               d->name);
+    const char *files[3] = {d->bearer_token_file, d->basic_auth_file, d->http_ca_file};
+    static const char *const names[3] = {"bearer-token-file", "basic-auth-file", "ca-file"};
+    for (int i = 0; i < 3; i++)
+        if (files[i] && access(files[i], R_OK) != 0)
+            ld_err(l, d->line, "destinations/dicomweb-destination '%s'/%s: %s: %s", d->name, names[i], files[i],
+                   strerror(errno));
+}
+
 static void check_destinations(ld *l)
 {
     cx_config *cfg = l->cfg;
@@ -1040,7 +1077,7 @@ static void check_destinations(ld *l)
     xmlNode *dn = sec ? sec->children : NULL;
     for (size_t i = 0; i < ds->count; i++) {
         cx_config_destination *d = &ds->items[i];
-        while (dn && !is_elem(dn, "destination"))
+        while (dn && !is_elem(dn, "destination") && !is_elem(dn, "dicomweb-destination"))
             dn = dn->next;
         for (size_t j = 0; j < i; j++)
             if (strcmp(ds->items[j].name, d->name) == 0) {
@@ -1060,6 +1097,12 @@ static void check_destinations(ld *l)
                        d->name, outs[k].name, outs[k].element);
         d->outputs &= enabled;
         char what[96];
+        if (d->kind == CX_DEST_STOW) {
+            check_stow(l, d);
+            if (dn)
+                dn = dn->next;
+            continue;
+        }
         snprintf(what, sizeof what, "destinations/destination '%.40s'", d->name);
         check_tls(l, &d->tls, what, 0);
         if (cfg->listener.ae_title && d->port == cfg->listener.port && is_local_host(d->host) &&
@@ -1272,6 +1315,10 @@ void cx_config_free(cx_config *cfg)
         cx_free(d->ae_title);
         cx_free(d->host);
         cx_free(d->calling_ae_title);
+        cx_free(d->url);
+        cx_free(d->bearer_token_file);
+        cx_free(d->basic_auth_file);
+        cx_free(d->http_ca_file);
         tls_free(&d->tls);
     }
     cx_free(cfg->destinations.items);

@@ -107,8 +107,20 @@ typedef struct cx_config_filters {
     cx_config_action series_otherwise;   /* default skip */
 } cx_config_filters;
 
+typedef enum cx_config_dest_kind {
+    CX_DEST_DICOM = 0,               /* <destination>: C-STORE over DICOM (optionally TLS) */
+    CX_DEST_STOW = 1                 /* <dicomweb-destination>: STOW-RS over HTTP(S) */
+} cx_config_dest_kind;
+
 typedef struct cx_config_destination {
     char *name;                      /* unique, used in logs and in <send-results-to> */
+    cx_config_dest_kind kind;
+    /* STOW-RS (kind CX_DEST_STOW; ae_title, host, port unused) */
+    char *url;                       /* the STOW-RS endpoint, e.g. http://pacs:8042/dicom-web/studies */
+    char *bearer_token_file;         /* a file holding the token (absolute after loading) */
+    char *basic_auth_file;           /* a file holding "user:password" (absolute after loading) */
+    char *http_ca_file;              /* CA certificates for an https URL; default the system's */
+    int http_timeout_s;              /* whole request (default 120) */
     char *ae_title;                  /* called AE title of the peer */
     char *host;
     int port;

@@ -3,7 +3,7 @@
 bin_PROGRAMS += cxrseg-node
 cxrseg_node_SOURCES = src/node/node.h src/node/node_main.c src/node/node_config.c src/node/node_ingest.c \
 	src/node/node_work.c src/node/node_process.c src/node/node_send.c src/node/node_log.c \
-	src/node/node_status.c src/node/node_audit.c src/node/node_metrics.c
+	src/node/node_status.c src/node/node_audit.c src/node/node_metrics.c src/node/node_stow.c
 nodist_EXTRA_cxrseg_node_SOURCES = dummy.cxx
 cxrseg_node_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/src/node -I$(top_srcdir)/src/spool \
 	-I$(top_srcdir)/src/config -I$(top_srcdir)/dicom -I$(top_srcdir)/src/pipeline \
@@ -29,8 +29,8 @@ EXTRA_DIST += conf/cxrseg-node.service.in bench/node.sh
 
 # Integration tests with real DCMTK peers on 127.0.0.1 (skip, exit 77, when a tool is missing).
 TESTS += tests/node_basic.sh tests/node_delivery.sh tests/node_kill9.sh tests/node_load.sh tests/node_orthanc.sh \
-	tests/node_dcmjs.sh tests/node_diskfull.sh tests/node_return.sh tests/node_attack.sh tests/node_tls.sh tests/node_metrics.sh
+	tests/node_dcmjs.sh tests/node_diskfull.sh tests/node_return.sh tests/node_attack.sh tests/node_tls.sh tests/node_metrics.sh tests/node_stow.sh
 EXTRA_DIST += tests/make_synthetic_cr.py tests/node_lib.sh tests/node_basic.sh tests/node_delivery.sh tests/node_kill9.sh tests/node_load.sh tests/node_orthanc.sh \
 	tests/node_dcmjs.sh tests/node_dcmjs_send.js tests/node_diskfull.sh tests/node_return.sh \
-	tests/node_attack.sh tests/node_tls.sh tests/node_metrics.sh tests/node/attack.py \
+	tests/node_attack.sh tests/node_tls.sh tests/node_metrics.sh tests/node_stow.sh tests/node/attack.py \
 	docs/conformance.md docs/operations.md docs/audit.md docs/metrics.md

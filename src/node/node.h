@@ -58,7 +58,11 @@ typedef struct cx_node_dest {
     char return_for_ae[17]; /* return-to-sender: the calling AE it serves; "" otherwise */
     /* TLS (destination/tls; a return-to-sender destination uses listener/tls): absolute paths */
     int tls, tls_verify;    /* tls_verify: CXD_TLS_VERIFY_* */
-    char tls_cert[4096], tls_key[4096], tls_ca[4096];
+    char tls_cert[4096], tls_key[4096], tls_ca[4096]; /* tls_ca: also the CA of an https STOW-RS URL */
+    /* STOW-RS (<dicomweb-destination>): results are POSTed to url */
+    int stow, http_timeout_s;
+    char url[2048], bearer_token_file[4096], basic_auth_file[4096];
+    char peer[320];         /* for log lines: "AE@host:port", or the STOW-RS URL */
 } cx_node_dest;
 
 /* A configuration shared by reference: the node's current one, and each job's snapshot of it. */
@@ -119,6 +123,13 @@ void cx_node_workers_join(cx_node *node);
  * state over node->model (NULL in relay test mode). */
 cx_status cx_node_process(cx_node *node, cx_mrcnn *engine, const cx_spool_job *job, const atomic_int *cancel,
                           cx_node_outcome *out, cx_error *err);
+
+/* node_stow.c: one STOW-RS request (multipart/related; type="application/dicom") with the files,
+ * over libcurl. statuses[i] as for cxd_send_files (0x0000 stored, 0xC000 refused by the server for
+ * that instance, CXD_STATUS_NOT_SENT); *permanent = 1 when the server refused the request itself
+ * with a 4xx answer that a retry cannot change (its message is in err). */
+cxd_status cx_node_stow_send(const cx_node_dest *d, const char *const *paths, size_t n, uint16_t *statuses,
+                             int *permanent, cxd_error *err);
 
 /* node_send.c */
 cx_status cx_node_senders_sync(cx_node *node, cx_error *err); /* start threads for new destinations */

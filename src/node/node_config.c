@@ -67,6 +67,17 @@ cx_status cx_node_dests(const cx_config *cfg, cx_node_dest **out, size_t *n, cx_
         }
         cx_node_dest *o = &v[k++];
         copy(o->name, sizeof o->name, d->name);
+        if (d->kind == CX_DEST_STOW) {
+            o->stow = 1;
+            o->outputs = d->outputs;
+            o->http_timeout_s = d->http_timeout_s;
+            copy(o->url, sizeof o->url, d->url);
+            copy(o->bearer_token_file, sizeof o->bearer_token_file, d->bearer_token_file);
+            copy(o->basic_auth_file, sizeof o->basic_auth_file, d->basic_auth_file);
+            copy(o->tls_ca, sizeof o->tls_ca, d->http_ca_file);
+            copy(o->peer, sizeof o->peer, d->url);
+            continue;
+        }
         copy(o->ae_title, sizeof o->ae_title, d->ae_title);
         copy(o->calling_ae, sizeof o->calling_ae, d->calling_ae_title ? d->calling_ae_title : cfg->listener.ae_title);
         copy(o->host, sizeof o->host, d->host);
@@ -75,6 +86,7 @@ cx_status cx_node_dests(const cx_config *cfg, cx_node_dest **out, size_t *n, cx_
         o->connect_timeout_s = d->connect_timeout_s;
         o->dimse_timeout_s = d->dimse_timeout_s;
         dest_tls(o, &d->tls);
+        snprintf(o->peer, sizeof o->peer, "%s@%.255s:%d", o->ae_title, o->host, o->port);
     }
     for (size_t i = 0; i < ds->sender_count; i++) {
         const cx_config_sender *s = &ds->senders[i];
@@ -91,6 +103,7 @@ cx_status cx_node_dests(const cx_config *cfg, cx_node_dest **out, size_t *n, cx_
         /* The sender reached us over the listener's TLS: its results go back the same way, with
          * the same certificate and trust. */
         dest_tls(o, &cfg->listener.tls);
+        snprintf(o->peer, sizeof o->peer, "%s@%.255s:%d", o->ae_title, o->host, o->port);
     }
     *out = v;
     *n = k;

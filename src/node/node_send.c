@@ -87,8 +87,8 @@ static int status_ok(uint16_t s)
 
 static void audit_delivery(const char *outcome, const char *uid, const cx_node_dest *d, uint16_t st, const char *why)
 {
-    char to[300], status[8] = "";
-    snprintf(to, sizeof to, "%s@%s:%d", d->ae_title, d->host, d->port);
+    char status[8] = "";
+    const char *to = d->peer;
     if (st != CXD_STATUS_NOT_SENT)
         snprintf(status, sizeof status, "0x%04X", st);
     cx_node_metric_delivery(d->name, outcome, why);
@@ -177,7 +177,9 @@ static void *sender_main(void *arg)
                                   {d.tls, d.tls_cert, d.tls_key, d.tls_ca, d.tls_verify}};
             cxd_error de = {0};
             double t0 = cx_now_ms();
-            cxd_status ds = cxd_send_files(&sp, paths, nb, st, &de);
+            int permanent = 0;
+            cxd_status ds = d.stow ? cx_node_stow_send(&d, paths, nb, st, &permanent, &de)
+                                   : cxd_send_files(&sp, paths, nb, st, &de);
             double ms = cx_now_ms() - t0;
             int failed = 0, max_att = 0;
             double first_retry = 0;
@@ -188,8 +190,8 @@ static void *sender_main(void *arg)
                     cx_error e2 = {0};
                     if (cx_spool_outbox_sent(node->spool, snd->name, it->uid, &e2) != CX_OK)
                         cx_log(CX_LOG_ERROR, "sender", NULL, "%s", e2.msg);
-                    cx_log(CX_LOG_INFO, "sender", NULL, "sent %s to %s (%s@%s:%d), status 0x%04X, %.0f ms for %zu objects",
-                           it->uid, d.name, d.ae_title, d.host, d.port, st[b], ms, nb);
+                    cx_log(CX_LOG_INFO, "sender", NULL, "sent %s to %s (%s), status 0x%04X, %.0f ms for %zu objects",
+                           it->uid, d.name, d.peer, st[b], ms, nb);
                     audit_delivery("sent", it->uid, &d, st[b], NULL);
                     if (e)
                         e->attempts = 0;
@@ -206,9 +208,12 @@ static void *sender_main(void *arg)
                 e->attempts++;
                 if (e->attempts > max_att)
                     max_att = e->attempts;
-                if (retry.max_attempts > 0 && e->attempts >= retry.max_attempts) {
+                if (permanent || (retry.max_attempts > 0 && e->attempts >= retry.max_attempts)) {
                     char reason[800];
-                    snprintf(reason, sizeof reason, "gave up after %d attempts: %s", e->attempts, why);
+                    if (permanent)
+                        snprintf(reason, sizeof reason, "refused, not retried: %s", why);
+                    else
+                        snprintf(reason, sizeof reason, "gave up after %d attempts: %s", e->attempts, why);
                     cx_error e2 = {0};
                     if (cx_spool_outbox_fail(node->spool, snd->name, it->uid, reason, &e2) != CX_OK)
                         cx_log(CX_LOG_ERROR, "sender", NULL, "%s", e2.msg);
@@ -223,9 +228,9 @@ static void *sender_main(void *arg)
                     audit_delivery("retry", it->uid, &d, st[b], why);
                 }
             }
-            if (ds != CXD_OK && failed)
-                cx_log(CX_LOG_WARN, "sender", NULL, "destination %s (%s@%s:%d) unreachable, %d results waiting: %s; "
-                       "retry %d/%d in %.0f s", d.name, d.ae_title, d.host, d.port, failed, de.msg, max_att,
+            if (ds != CXD_OK && failed && !permanent)
+                cx_log(CX_LOG_WARN, "sender", NULL, "destination %s (%s) unreachable, %d results waiting: %s; "
+                       "retry %d/%d in %.0f s", d.name, d.peer, failed, de.msg, max_att,
                        retry.max_attempts, first_retry);
             cx_free(items);
             continue; /* look again at once: more may be due */

@@ -39,7 +39,10 @@ static void required_children(char *buf, size_t size, const opt *o)
 {
     static const char *const dest[] = {"ae-title", "A", "host", "h", "port", "104", NULL};
     static const char *const sender[] = {"calling-ae-title", "C", "host", "h", "port", "104", NULL};
-    const char *const *req = o->base == OB_DESTINATION ? dest : o->base == OB_SENDER ? sender : NULL;
+    static const char *const web[] = {"url", "http://pacs/dicom-web/studies", NULL};
+    const char *const *req = o->base == OB_DESTINATION ? (strstr(o->section, "dicomweb") ? web : dest)
+                             : o->base == OB_SENDER    ? sender
+                                                       : NULL;
     for (; req && *req; req += 2)
         if (strcmp(req[0], o->name) != 0) {
             size_t n = strlen(buf);
@@ -55,11 +58,11 @@ static void open_section(char *buf, size_t size, const opt *o)
     snprintf(copy, sizeof copy, "%s", o->section);
     for (char *s = strtok(copy, "/"); s; s = strtok(NULL, "/")) {
         size_t n = strlen(buf);
-        if (strcmp(s, "destination") == 0)
-            snprintf(buf + n, size - n, "<destination name=\"d\">");
+        if (strcmp(s, "destination") == 0 || strcmp(s, "dicomweb-destination") == 0)
+            snprintf(buf + n, size - n, "<%s name=\"d\">", s);
         else
             snprintf(buf + n, size - n, "<%s>", s);
-        if (strcmp(s, "destination") == 0 || strcmp(s, "sender") == 0)
+        if (strcmp(s, "destination") == 0 || strcmp(s, "sender") == 0 || strcmp(s, "dicomweb-destination") == 0)
             required_children(buf, size, o);
     }
 }
