@@ -34,6 +34,20 @@ expect 1 '^cxrseg render: --window, --auto, --auto-minmax and --no-voi exclude e
 expect 1 '^cxrseg render: --size excludes --min-size/--max-size' -- render x.dcm -o y.png --size 5 --min-size 4 --max-size 8
 expect 1 '^cxrseg render: --min-size and --max-size go together' -- render x.dcm -o y.png --min-size 4
 expect 1 '^cxrseg render: --min-size 9 exceeds --max-size 8' -- render x.dcm -o y.png --min-size 9 --max-size 8
+# getopt_long: one wording for bad options in every command; --name=value, "--" ends the options
+expect 1 "^cxrseg: unknown option '-x' \(see: cxrseg --help\)$" -- -x info a
+expect 1 "^cxrseg render: unknown option '--bogus' \(see: cxrseg render --help\)$" -- render x.dcm --bogus
+expect 1 '^cxrseg render: option --size needs a value' -- render x.dcm -o y.png --size
+expect 1 "^cxrseg render: ambiguous option '--win'" -- render x.dcm -o y.png --win 3
+expect 1 '^cxrseg info: option --json takes no value' -- info --json=yes x.dcm
+built() { ! "$bin" --help | grep -q "^  $1 .*(not built)$"; }
+built check-config && expect 1 '^cxrseg check-config: option --xsd needs a value' -- check-config --xsd
+built eval && expect 1 "^cxrseg eval: unknown option '--bogus'" -- eval --bogus
+built eval && expect 1 "^cxrseg eval: unexpected argument 'x'" -- eval x
+built detect && expect 1 '^cxrseg detect: option --model needs a value' -- detect x.png --model
+built segment && expect 1 "^cxrseg segment: unknown option '--bogus'" -- segment x.dcm -o d --bogus
+expect 1 "^cxrseg render: --size '0': expected an integer" -- render x.dcm --output=y.png --size=0
+expect 2 '^cxrseg info: cannot open -x.dcm: ' -- info -- -x.dcm
 
 # input errors: exit 2 with the cause
 expect 2 '^cxrseg info: cannot open /nonexistent/a.dcm: No such file or directory$' -- info /nonexistent/a.dcm

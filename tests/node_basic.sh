@@ -18,6 +18,14 @@ out=$("$NODE" -t -c "$T/bad.xml" 2>&1); rc=$?
 echo "$out" | grep -q "bad.xml:[0-9]*:" || fail "no file:line in: $out"
 ok "-t checks the configuration (exit 0 / 4 with file:line)"
 
+# Usage errors: exit 1 with the message and the usage; "-t" after the file is fine.
+out=$("$NODE" -c 2>&1); rc=$?
+[ $rc -eq 1 ] && echo "$out" | grep -q "^cxrseg-node: option -c needs a value" || fail "-c without a file: $rc $out"
+out=$("$NODE" -c "$T/cxrseg.xml" --bogus 2>&1); rc=$?
+[ $rc -eq 1 ] && echo "$out" | grep -q "^cxrseg-node: unknown option '--bogus'" || fail "unknown option: $rc $out"
+"$NODE" -c "$T/cxrseg.xml" -t >/dev/null 2>&1 || fail "-c FILE -t refused"
+ok "usage errors -> exit 1 with the message"
+
 # Port in use: a start-up error with exit code 5.
 storescp -aet BUSY "$P" >/dev/null 2>&1 &
 BUSY=$!; PIDS="$PIDS $BUSY"

@@ -6,6 +6,7 @@
 #define CX_CLI_H
 
 #include "cx_base.h"
+#include "cx_getopt.h"
 #include <stdio.h>
 
 /* Exit codes (documented in --help and docs/cli.md; stable). */
@@ -25,10 +26,13 @@ int cx_cli_exit_code(cx_status s);
 
 /* Prints "cxrseg <cmd>: <message>" on stderr and returns cx_cli_exit_code(e->code). */
 int cx_cli_fail(const char *cmd, const cx_error *e);
-/* Prints "cxrseg <cmd>: <formatted>" and a hint to run --help on stderr; returns CX_EXIT_USAGE. */
+/* Prints "cxrseg <cmd>: <formatted>" and a hint to run --help on stderr; returns CX_EXIT_USAGE.
+ * cmd NULL: "cxrseg: <formatted> (see: cxrseg --help)", for the global options. */
 int cx_cli_usage(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-/* 1 when argv[i] (an option) has a value after it; else prints the usage error and returns 0. */
-int cx_cli_need_value(const char *cmd, int i, int argc, char **argv);
+/* cx_getopt (cx_getopt.h: arguments in order, a positional one as 1 in optarg, -1 at the end)
+ * that prints a bad option as a usage error of cmd before returning '?' for it. Each subcommand
+ * sets optind = 0 before its first call (main() has parsed the global options with it). */
+int cx_cli_getopt(const char *cmd, int argc, char **argv, const char *shorts, const struct option *longs);
 
 /* Strict number parsing for options: whole string, range-checked. Return 0 on success. */
 int cx_cli_parse_int(const char *s, long lo, long hi, long *out);

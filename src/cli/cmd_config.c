@@ -8,7 +8,6 @@
 
 #include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
 
 static void print_list(FILE *o, const cx_config_strings *s, const char *none)
 {
@@ -93,13 +92,15 @@ static void print_summary(FILE *o, const cx_config *c)
 int cx_cli_check_config(int argc, char **argv)
 {
     const char *cmd = "check-config";
+    static const struct option longs[] = {{"xsd", required_argument, NULL, 256}, {"help", no_argument, NULL, 'h'},
+                                          {NULL, 0, NULL, 0}};
     const char *xsd = NULL, *file = NULL;
-    for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--xsd") == 0) {
-            if (++i >= argc)
-                return cx_cli_usage(cmd, "--xsd needs a file");
-            xsd = argv[i];
-        } else if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
+    int c;
+    optind = 0;
+    while ((c = cx_cli_getopt(cmd, argc, argv, "h", longs)) != -1) {
+        switch (c) {
+        case 256: xsd = optarg; break;
+        case 'h':
             printf("usage: cxrseg check-config [--xsd SCHEMA] FILE\n"
                    "Checks a cxrseg configuration file against its schema and rules.\n"
                    "The schema is --xsd, else $CXRSEG_XSD, else %s/cxrseg.xsd, else next to FILE.\n"
@@ -112,12 +113,12 @@ int cx_cli_check_config(int argc, char **argv)
 #endif
             );
             return CX_EXIT_OK;
-        } else if (argv[i][0] == '-' && argv[i][1]) {
-            return cx_cli_usage(cmd, "unknown option '%s'", argv[i]);
-        } else if (file) {
-            return cx_cli_usage(cmd, "one configuration file at a time ('%s' and '%s')", file, argv[i]);
-        } else {
-            file = argv[i];
+        case 1:
+            if (file)
+                return cx_cli_usage(cmd, "one configuration file at a time ('%s' and '%s')", file, optarg);
+            file = optarg;
+            break;
+        default: return CX_EXIT_USAGE;
         }
     }
     if (!file)

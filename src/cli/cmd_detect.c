@@ -150,42 +150,41 @@ static cx_status write_overlay(const char *path, const cx_image *disp, const cx_
     return st;
 }
 
+enum { OPT_MODEL = 256, OPT_THREADS, OPT_SCORE, OPT_ALL, OPT_JSON };
+
 int cx_cli_detect(int argc, char **argv)
 {
+    static const struct option longs[] = {
+        {"help", no_argument, NULL, 'h'}, {"output", required_argument, NULL, 'o'},
+        {"model", required_argument, NULL, OPT_MODEL}, {"threads", required_argument, NULL, OPT_THREADS},
+        {"score", required_argument, NULL, OPT_SCORE}, {"all", no_argument, NULL, OPT_ALL},
+        {"json", no_argument, NULL, OPT_JSON}, {NULL, 0, NULL, 0}};
     const char *image = NULL, *model_path = NULL, *out_png = NULL;
     long threads = 2;
     double score = -1;
-    int all = 0, json = 0;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-            usage(stdout);
-            return CX_EXIT_OK;
-        } else if (!strcmp(a, "--model") || !strcmp(a, "-o") || !strcmp(a, "--output") || !strcmp(a, "--threads") ||
-                   !strcmp(a, "--score")) {
-            if (i + 1 >= argc)
-                return cx_cli_usage(CMD, "%s needs a value", a);
-            const char *v = argv[++i];
-            if (!strcmp(a, "--model"))
-                model_path = v;
-            else if (!strcmp(a, "--threads")) {
-                if (cx_cli_parse_int(v, 1, 64, &threads))
-                    return cx_cli_usage(CMD, "--threads '%s': expected 1..64", v);
-            } else if (!strcmp(a, "--score")) {
-                if (cx_cli_parse_double(v, &score) || score < 0 || score > 1)
-                    return cx_cli_usage(CMD, "--score '%s': expected 0..1", v);
-            } else
-                out_png = v;
-        } else if (!strcmp(a, "--all")) {
-            all = 1;
-        } else if (!strcmp(a, "--json")) {
-            json = 1;
-        } else if (a[0] == '-' && a[1]) {
-            return cx_cli_usage(CMD, "unknown option '%s'", a);
-        } else if (!image) {
-            image = a;
-        } else {
-            return cx_cli_usage(CMD, "one image at a time ('%s' and '%s')", image, a);
+    int all = 0, json = 0, c;
+    optind = 0;
+    while ((c = cx_cli_getopt(CMD, argc, argv, "ho:", longs)) != -1) {
+        switch (c) {
+        case 'h': usage(stdout); return CX_EXIT_OK;
+        case 'o': out_png = optarg; break;
+        case OPT_MODEL: model_path = optarg; break;
+        case OPT_THREADS:
+            if (cx_cli_parse_int(optarg, 1, 64, &threads))
+                return cx_cli_usage(CMD, "--threads '%s': expected 1..64", optarg);
+            break;
+        case OPT_SCORE:
+            if (cx_cli_parse_double(optarg, &score) || score < 0 || score > 1)
+                return cx_cli_usage(CMD, "--score '%s': expected 0..1", optarg);
+            break;
+        case OPT_ALL: all = 1; break;
+        case OPT_JSON: json = 1; break;
+        case 1:
+            if (image)
+                return cx_cli_usage(CMD, "one image at a time ('%s' and '%s')", image, optarg);
+            image = optarg;
+            break;
+        default: return CX_EXIT_USAGE;
         }
     }
     if (!image)

@@ -118,49 +118,49 @@ static cx_status select_images(cx_eval_dataset *ds, const char *split, const cha
     return st;
 }
 
+enum { OPT_MODEL = 256, OPT_DATA, OPT_SPLIT, OPT_SUBSET, OPT_JSON, OPT_HOLDOUT, OPT_CATEGORY, OPT_THREADS,
+       OPT_LIMIT, OPT_SCORE };
+
 int cx_cli_eval(int argc, char **argv)
 {
+    static const struct option longs[] = {
+        {"help", no_argument, NULL, 'h'}, {"model", required_argument, NULL, OPT_MODEL},
+        {"data", required_argument, NULL, OPT_DATA}, {"split", required_argument, NULL, OPT_SPLIT},
+        {"subset", required_argument, NULL, OPT_SUBSET}, {"json", required_argument, NULL, OPT_JSON},
+        {"holdout", required_argument, NULL, OPT_HOLDOUT}, {"category", required_argument, NULL, OPT_CATEGORY},
+        {"threads", required_argument, NULL, OPT_THREADS}, {"limit", required_argument, NULL, OPT_LIMIT},
+        {"score", required_argument, NULL, OPT_SCORE}, {NULL, 0, NULL, 0}};
     const char *model_path = NULL, *data = NULL, *split = NULL, *subset = "val", *json = NULL,
                *holdout = NULL;
     char *category = NULL, *cats[CX_EVAL_MAX_CATEGORIES];
-    int n_cats = 0, subset_set = 0;
+    int n_cats = 0, subset_set = 0, c;
     long threads = 2, limit = 0;
     double score_override = -1;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-            usage(stdout);
-            return CX_EXIT_OK;
-        } else if (!strcmp(a, "--model") || !strcmp(a, "--data") || !strcmp(a, "--split") ||
-                   !strcmp(a, "--subset") || !strcmp(a, "--json") || !strcmp(a, "--holdout") ||
-                   !strcmp(a, "--category")) {
-            if (!cx_cli_need_value(CMD, i, argc, argv))
-                return CX_EXIT_USAGE;
-            const char *v = argv[++i];
-            if (!strcmp(a, "--model")) model_path = v;
-            else if (!strcmp(a, "--data")) data = v;
-            else if (!strcmp(a, "--split")) split = v;
-            else if (!strcmp(a, "--subset")) subset = v, subset_set = 1;
-            else if (!strcmp(a, "--holdout")) holdout = v;
-            else if (!strcmp(a, "--category")) category = argv[i];
-            else json = v;
-        } else if (!strcmp(a, "--threads")) {
-            if (!cx_cli_need_value(CMD, i, argc, argv))
-                return CX_EXIT_USAGE;
-            if (cx_cli_parse_int(argv[++i], 1, 256, &threads))
-                return cx_cli_usage(CMD, "--threads '%s': expected an integer 1..256", argv[i]);
-        } else if (!strcmp(a, "--limit")) {
-            if (!cx_cli_need_value(CMD, i, argc, argv))
-                return CX_EXIT_USAGE;
-            if (cx_cli_parse_int(argv[++i], 1, 1000000, &limit))
-                return cx_cli_usage(CMD, "--limit '%s': expected a positive integer", argv[i]);
-        } else if (!strcmp(a, "--score")) {
-            if (!cx_cli_need_value(CMD, i, argc, argv))
-                return CX_EXIT_USAGE;
-            if (cx_cli_parse_double(argv[++i], &score_override) || score_override < 0 || score_override > 1)
-                return cx_cli_usage(CMD, "--score '%s': expected a number 0..1", argv[i]);
-        } else {
-            return cx_cli_usage(CMD, "unexpected argument '%s'", a);
+    optind = 0;
+    while ((c = cx_cli_getopt(CMD, argc, argv, "h", longs)) != -1) {
+        switch (c) {
+        case 'h': usage(stdout); return CX_EXIT_OK;
+        case OPT_MODEL: model_path = optarg; break;
+        case OPT_DATA: data = optarg; break;
+        case OPT_SPLIT: split = optarg; break;
+        case OPT_SUBSET: subset = optarg, subset_set = 1; break;
+        case OPT_JSON: json = optarg; break;
+        case OPT_HOLDOUT: holdout = optarg; break;
+        case OPT_CATEGORY: category = optarg; break;
+        case OPT_THREADS:
+            if (cx_cli_parse_int(optarg, 1, 256, &threads))
+                return cx_cli_usage(CMD, "--threads '%s': expected an integer 1..256", optarg);
+            break;
+        case OPT_LIMIT:
+            if (cx_cli_parse_int(optarg, 1, 1000000, &limit))
+                return cx_cli_usage(CMD, "--limit '%s': expected a positive integer", optarg);
+            break;
+        case OPT_SCORE:
+            if (cx_cli_parse_double(optarg, &score_override) || score_override < 0 || score_override > 1)
+                return cx_cli_usage(CMD, "--score '%s': expected a number 0..1", optarg);
+            break;
+        case 1: return cx_cli_usage(CMD, "unexpected argument '%s'", optarg);
+        default: return CX_EXIT_USAGE;
         }
     }
     if (!model_path)

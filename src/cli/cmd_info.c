@@ -293,20 +293,22 @@ static int info_image(const char *path, int json)
 
 int cx_cli_info(int argc, char **argv)
 {
+    static const struct option longs[] = {{"json", no_argument, NULL, 256}, {"help", no_argument, NULL, 'h'},
+                                          {NULL, 0, NULL, 0}};
     const char *path = NULL;
-    int json = 0;
-    for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--json") == 0)
-            json = 1;
-        else if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
-            usage(stdout);
-            return CX_EXIT_OK;
-        } else if (argv[i][0] == '-' && argv[i][1])
-            return cx_cli_usage(CMD, "unknown option '%s'", argv[i]);
-        else if (path)
-            return cx_cli_usage(CMD, "one FILE expected, got '%s' and '%s'", path, argv[i]);
-        else
-            path = argv[i];
+    int json = 0, c;
+    optind = 0;
+    while ((c = cx_cli_getopt(CMD, argc, argv, "h", longs)) != -1) {
+        switch (c) {
+        case 256: json = 1; break;
+        case 'h': usage(stdout); return CX_EXIT_OK;
+        case 1:
+            if (path)
+                return cx_cli_usage(CMD, "one FILE expected, got '%s' and '%s'", path, optarg);
+            path = optarg;
+            break;
+        default: return CX_EXIT_USAGE;
+        }
     }
     if (!path)
         return cx_cli_usage(CMD, "FILE missing");

@@ -34,73 +34,70 @@ static void usage(FILE *out)
           out);
 }
 
+enum { OPT_SIZE = 256, OPT_MIN_SIZE, OPT_MAX_SIZE, OPT_WINDOW, OPT_WINDOW_INDEX, OPT_AUTO, OPT_AUTO_MINMAX,
+       OPT_NO_VOI, OPT_16BIT };
+
 int cx_cli_render(int argc, char **argv)
 {
+    static const struct option longs[] = {
+        {"help", no_argument, NULL, 'h'}, {"output", required_argument, NULL, 'o'},
+        {"size", required_argument, NULL, OPT_SIZE}, {"min-size", required_argument, NULL, OPT_MIN_SIZE},
+        {"max-size", required_argument, NULL, OPT_MAX_SIZE}, {"window", required_argument, NULL, OPT_WINDOW},
+        {"window-index", required_argument, NULL, OPT_WINDOW_INDEX}, {"auto", no_argument, NULL, OPT_AUTO},
+        {"auto-minmax", no_argument, NULL, OPT_AUTO_MINMAX}, {"no-voi", no_argument, NULL, OPT_NO_VOI},
+        {"16bit", no_argument, NULL, OPT_16BIT}, {NULL, 0, NULL, 0}};
     const char *in = NULL, *outp = NULL;
     cx_pipe_params p = cx_pipe_default_params();
-    int bits = 8, voi_opts = 0;
+    int bits = 8, voi_opts = 0, c;
     long v;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
-            usage(stdout);
-            return CX_EXIT_OK;
-        } else if (strcmp(a, "-o") == 0 || strcmp(a, "--output") == 0) {
-            if (!cx_cli_need_value(CMD, i, argc, argv))
-                return CX_EXIT_USAGE;
-            outp = argv[++i];
-        } else if (strcmp(a, "--size") == 0) {
-            if (!cx_cli_need_value(CMD, i, argc, argv))
-                return CX_EXIT_USAGE;
-            if (cx_cli_parse_int(argv[++i], 1, CX_IMAGE_MAX_SIDE, &v))
-                return cx_cli_usage(CMD, "--size '%s': expected an integer 1..%d", argv[i], CX_IMAGE_MAX_SIDE);
-            p.fit.longest = (int)v;
-        } else if (strcmp(a, "--min-size") == 0 || strcmp(a, "--max-size") == 0) {
-            if (!cx_cli_need_value(CMD, i, argc, argv))
-                return CX_EXIT_USAGE;
-            if (cx_cli_parse_int(argv[++i], 1, CX_IMAGE_MAX_SIDE, &v))
-                return cx_cli_usage(CMD, "%s '%s': expected an integer 1..%d", a, argv[i], CX_IMAGE_MAX_SIDE);
-            if (a[2] == 'm' && a[3] == 'i')
-                p.fit.min_size = (int)v;
-            else
-                p.fit.max_size = (int)v;
-        } else if (strcmp(a, "--window") == 0) {
-            if (!cx_cli_need_value(CMD, i, argc, argv))
-                return CX_EXIT_USAGE;
+    optind = 0;
+    while ((c = cx_cli_getopt(CMD, argc, argv, "ho:", longs)) != -1) {
+        switch (c) {
+        case 'h': usage(stdout); return CX_EXIT_OK;
+        case 'o': outp = optarg; break;
+        case OPT_SIZE:
+        case OPT_MIN_SIZE:
+        case OPT_MAX_SIZE:
+            if (cx_cli_parse_int(optarg, 1, CX_IMAGE_MAX_SIDE, &v))
+                return cx_cli_usage(CMD, "--%s '%s': expected an integer 1..%d",
+                                    c == OPT_SIZE ? "size" : c == OPT_MIN_SIZE ? "min-size" : "max-size", optarg,
+                                    CX_IMAGE_MAX_SIDE);
+            *(c == OPT_SIZE ? &p.fit.longest : c == OPT_MIN_SIZE ? &p.fit.min_size : &p.fit.max_size) = (int)v;
+            break;
+        case OPT_WINDOW: {
             char buf[128];
-            snprintf(buf, sizeof buf, "%s", argv[++i]);
+            snprintf(buf, sizeof buf, "%s", optarg);
             char *comma = strchr(buf, ',');
             if (!comma)
-                return cx_cli_usage(CMD, "--window '%s': expected CENTRE,WIDTH", argv[i]);
+                return cx_cli_usage(CMD, "--window '%s': expected CENTRE,WIDTH", optarg);
             *comma = 0;
             if (cx_cli_parse_double(buf, &p.center) || cx_cli_parse_double(comma + 1, &p.width))
-                return cx_cli_usage(CMD, "--window '%s': expected two numbers CENTRE,WIDTH", argv[i]);
+                return cx_cli_usage(CMD, "--window '%s': expected two numbers CENTRE,WIDTH", optarg);
             p.voi_mode = CX_PIPE_VOI_WINDOW;
             voi_opts++;
-        } else if (strcmp(a, "--window-index") == 0) {
-            if (!cx_cli_need_value(CMD, i, argc, argv))
-                return CX_EXIT_USAGE;
-            if (cx_cli_parse_int(argv[++i], 1, CXD_MAX_WINDOWS, &v))
-                return cx_cli_usage(CMD, "--window-index '%s': expected 1..%d", argv[i], CXD_MAX_WINDOWS);
+            break;
+        }
+        case OPT_WINDOW_INDEX:
+            if (cx_cli_parse_int(optarg, 1, CXD_MAX_WINDOWS, &v))
+                return cx_cli_usage(CMD, "--window-index '%s': expected 1..%d", optarg, CXD_MAX_WINDOWS);
             p.window_index = (int)v - 1;
-        } else if (strcmp(a, "--auto") == 0) {
+            break;
+        case OPT_AUTO_MINMAX: p.auto_method = CX_AUTO_MINMAX; /* fall through */
+        case OPT_AUTO:
             p.voi_mode = CX_PIPE_VOI_AUTO;
             voi_opts++;
-        } else if (strcmp(a, "--auto-minmax") == 0) {
-            p.voi_mode = CX_PIPE_VOI_AUTO;
-            p.auto_method = CX_AUTO_MINMAX;
-            voi_opts++;
-        } else if (strcmp(a, "--no-voi") == 0) {
+            break;
+        case OPT_NO_VOI:
             p.voi_mode = CX_PIPE_VOI_NONE;
             voi_opts++;
-        } else if (strcmp(a, "--16bit") == 0) {
-            bits = 16;
-        } else if (a[0] == '-' && a[1]) {
-            return cx_cli_usage(CMD, "unknown option '%s'", a);
-        } else if (in) {
-            return cx_cli_usage(CMD, "one FILE expected, got '%s' and '%s'", in, a);
-        } else {
-            in = a;
+            break;
+        case OPT_16BIT: bits = 16; break;
+        case 1:
+            if (in)
+                return cx_cli_usage(CMD, "one FILE expected, got '%s' and '%s'", in, optarg);
+            in = optarg;
+            break;
+        default: return CX_EXIT_USAGE;
         }
     }
     if (!in)

@@ -180,49 +180,47 @@ static int conf_accept(const cxd_info *info, void *user, char *why, size_t why_s
     return cx_config_filter(&cfg->filters, &o, why, why_size) == CX_ACTION_PROCESS;
 }
 
+enum { OPT_MODEL = 256, OPT_CONF, OPT_OUTPUTS, OPT_UID_ROOT, OPT_SCORE, OPT_THREADS, OPT_NO_OVERLAY };
+
 int cx_cli_segment(int argc, char **argv)
 {
+    static const struct option longs[] = {
+        {"help", no_argument, NULL, 'h'}, {"output", required_argument, NULL, 'o'},
+        {"model", required_argument, NULL, OPT_MODEL}, {"conf", required_argument, NULL, OPT_CONF},
+        {"outputs", required_argument, NULL, OPT_OUTPUTS}, {"uid-root", required_argument, NULL, OPT_UID_ROOT},
+        {"score", required_argument, NULL, OPT_SCORE}, {"threads", required_argument, NULL, OPT_THREADS},
+        {"no-overlay", no_argument, NULL, OPT_NO_OVERLAY}, {"quiet", no_argument, NULL, 'q'},
+        {NULL, 0, NULL, 0}};
     const char *input = NULL, *outdir = NULL, *model_path = NULL, *conf_path = NULL, *outputs = NULL,
                *uid_root = NULL;
     long threads = 2;
     double score = -1;
-    int overlay = 1, quiet = 0;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-            usage(stdout);
-            return CX_EXIT_OK;
-        } else if (!strcmp(a, "-o") || !strcmp(a, "--output") || !strcmp(a, "--model") || !strcmp(a, "--conf") ||
-                   !strcmp(a, "--outputs") || !strcmp(a, "--uid-root") || !strcmp(a, "--score") ||
-                   !strcmp(a, "--threads")) {
-            if (i + 1 >= argc)
-                return cx_cli_usage(CMD, "%s needs a value", a);
-            const char *v = argv[++i];
-            if (!strcmp(a, "-o") || !strcmp(a, "--output"))
-                outdir = v;
-            else if (!strcmp(a, "--model"))
-                model_path = v;
-            else if (!strcmp(a, "--conf"))
-                conf_path = v;
-            else if (!strcmp(a, "--outputs"))
-                outputs = v;
-            else if (!strcmp(a, "--uid-root"))
-                uid_root = v;
-            else if (!strcmp(a, "--score")) {
-                if (cx_cli_parse_double(v, &score) || score < 0 || score > 1)
-                    return cx_cli_usage(CMD, "--score '%s': expected 0..1", v);
-            } else if (cx_cli_parse_int(v, 1, 64, &threads))
-                return cx_cli_usage(CMD, "--threads '%s': expected 1..64", v);
-        } else if (!strcmp(a, "--no-overlay")) {
-            overlay = 0;
-        } else if (!strcmp(a, "-q") || !strcmp(a, "--quiet")) {
-            quiet = 1;
-        } else if (a[0] == '-' && a[1]) {
-            return cx_cli_usage(CMD, "unknown option '%s'", a);
-        } else if (!input) {
-            input = a;
-        } else {
-            return cx_cli_usage(CMD, "one FILE or DIR at a time ('%s' and '%s')", input, a);
+    int overlay = 1, quiet = 0, c;
+    optind = 0;
+    while ((c = cx_cli_getopt(CMD, argc, argv, "ho:q", longs)) != -1) {
+        switch (c) {
+        case 'h': usage(stdout); return CX_EXIT_OK;
+        case 'o': outdir = optarg; break;
+        case OPT_MODEL: model_path = optarg; break;
+        case OPT_CONF: conf_path = optarg; break;
+        case OPT_OUTPUTS: outputs = optarg; break;
+        case OPT_UID_ROOT: uid_root = optarg; break;
+        case OPT_SCORE:
+            if (cx_cli_parse_double(optarg, &score) || score < 0 || score > 1)
+                return cx_cli_usage(CMD, "--score '%s': expected 0..1", optarg);
+            break;
+        case OPT_THREADS:
+            if (cx_cli_parse_int(optarg, 1, 64, &threads))
+                return cx_cli_usage(CMD, "--threads '%s': expected 1..64", optarg);
+            break;
+        case OPT_NO_OVERLAY: overlay = 0; break;
+        case 'q': quiet = 1; break;
+        case 1:
+            if (input)
+                return cx_cli_usage(CMD, "one FILE or DIR at a time ('%s' and '%s')", input, optarg);
+            input = optarg;
+            break;
+        default: return CX_EXIT_USAGE;
         }
     }
     if (!input)

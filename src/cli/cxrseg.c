@@ -123,20 +123,20 @@ int cx_cli_usage(const char *cmd, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    fprintf(stderr, "cxrseg %s: ", cmd);
+    fprintf(stderr, "cxrseg%s%s: ", cmd ? " " : "", cmd ? cmd : "");
     vfprintf(stderr, fmt, ap);
-    fprintf(stderr, " (see: cxrseg %s --help)\n", cmd);
+    fprintf(stderr, " (see: cxrseg%s%s --help)\n", cmd ? " " : "", cmd ? cmd : "");
     va_end(ap);
     return CX_EXIT_USAGE;
 }
 
-int cx_cli_need_value(const char *cmd, int i, int argc, char **argv)
+int cx_cli_getopt(const char *cmd, int argc, char **argv, const char *shorts, const struct option *longs)
 {
-    if (i + 1 >= argc) {
-        cx_cli_usage(cmd, "option %s needs a value", argv[i]);
-        return 0;
-    }
-    return 1;
+    char msg[200];
+    int c = cx_getopt(argc, argv, shorts, longs, msg, sizeof msg);
+    if (c == '?')
+        cx_cli_usage(cmd, "%s", msg);
+    return c;
 }
 
 int cx_cli_parse_int(const char *s, long lo, long hi, long *out)
@@ -167,38 +167,37 @@ int cx_cli_parse_double(const char *s, double *out)
 
 int main(int argc, char **argv)
 {
-    int i = 1;
+    static const struct option longs[] = {{"help", no_argument, NULL, 'h'},
+                                          {"version", no_argument, NULL, 'V'},
+                                          {"verbose", no_argument, NULL, 'v'},
+                                          {"quiet", no_argument, NULL, 'q'},
+                                          {NULL, 0, NULL, 0}};
+    const char *name = NULL;
+    int c;
     cx_log_set_level(CX_LOG_WARN);
-    for (; i < argc && argv[i][0] == '-'; i++) {
-        const char *a = argv[i];
-        if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
-            print_help(stdout);
-            return CX_EXIT_OK;
-        } else if (strcmp(a, "-V") == 0 || strcmp(a, "--version") == 0) {
-            printf("cxrseg %s\n", PACKAGE_VERSION);
-            return CX_EXIT_OK;
-        } else if (strcmp(a, "-v") == 0 || strcmp(a, "--verbose") == 0) {
-            cx_log_set_level(CX_LOG_DEBUG);
-        } else if (strcmp(a, "-q") == 0 || strcmp(a, "--quiet") == 0) {
-            cx_log_set_level(CX_LOG_ERROR);
-        } else {
-            fprintf(stderr, "cxrseg: unknown option '%s' (see: cxrseg --help)\n", a);
-            return CX_EXIT_USAGE;
+    optind = 0;
+    while (!name && (c = cx_cli_getopt(NULL, argc, argv, "hVvq", longs)) != -1) {
+        switch (c) {
+        case 'h': print_help(stdout); return CX_EXIT_OK;
+        case 'V': printf("cxrseg %s\n", PACKAGE_VERSION); return CX_EXIT_OK;
+        case 'v': cx_log_set_level(CX_LOG_DEBUG); break;
+        case 'q': cx_log_set_level(CX_LOG_ERROR); break;
+        case 1: name = optarg; break; /* the command: its arguments are its own */
+        default: return CX_EXIT_USAGE;
         }
     }
-    if (i >= argc) {
+    if (!name) {
         print_help(stderr);
         return CX_EXIT_USAGE;
     }
-    const cli_command *c = find_command(argv[i]);
-    if (!c) {
-        fprintf(stderr, "cxrseg: unknown command '%s' (see: cxrseg --help)\n", argv[i]);
-        return CX_EXIT_USAGE;
-    }
-    int (*fn)(int, char **) = c->fn;
+    const cli_command *cmd = find_command(name);
+    if (!cmd)
+        return cx_cli_usage(NULL, "unknown command '%s'", name);
+    int (*fn)(int, char **) = cmd->fn;
     if (!fn) {
-        fprintf(stderr, "cxrseg: command '%s' is not built into this binary\n", c->name);
+        fprintf(stderr, "cxrseg: command '%s' is not built into this binary\n", cmd->name);
         return CX_EXIT_UNSUPPORTED;
     }
+    int i = optind - 1; /* argv[i] is the command */
     return fn(argc - i, argv + i);
 }

@@ -7,6 +7,7 @@
 #define _GNU_SOURCE
 #include "config.h"
 #include "node.h"
+#include "cx_getopt.h"
 
 #include <errno.h>
 #include <signal.h>
@@ -140,30 +141,37 @@ static void reload(cx_node *node, const char *path)
            n->destinations.count, n->destinations.sender_count);
 }
 
+/* A usage error: the message, then the usage on stderr. */
+static int bad_usage(const char *msg)
+{
+    fprintf(stderr, "cxrseg-node: %s\n", msg);
+    usage(stderr);
+    return CX_NODE_EXIT_USAGE;
+}
+
 int main(int argc, char **argv)
 {
+    static const struct option longs[] = {{"help", no_argument, NULL, 'h'}, {"version", no_argument, NULL, 256},
+                                          {NULL, 0, NULL, 0}};
     const char *conf = NULL;
-    int check_only = 0, status = 0;
-    int i = 1;
-    if (i < argc && !strcmp(argv[i], "status")) {
+    int check_only = 0, status = 0, c;
+    char msg[200];
+    if (argc > 1 && !strcmp(argv[1], "status")) { /* a command only as the first argument */
         status = 1;
-        i++;
+        argc--;
+        argv++;
     }
-    for (; i < argc; i++) {
-        if (!strcmp(argv[i], "-c") && i + 1 < argc)
-            conf = argv[++i];
-        else if (!strcmp(argv[i], "-t"))
-            check_only = 1;
-        else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
-            usage(stdout);
-            return CX_NODE_EXIT_OK;
-        } else if (!strcmp(argv[i], "--version")) {
-            printf("cxrseg-node " PACKAGE_VERSION "\n");
-            return CX_NODE_EXIT_OK;
-        } else {
-            fprintf(stderr, "cxrseg-node: unknown argument '%s'\n", argv[i]);
-            usage(stderr);
-            return CX_NODE_EXIT_USAGE;
+    optind = 0;
+    while ((c = cx_getopt(argc, argv, "c:th", longs, msg, sizeof msg)) != -1) {
+        switch (c) {
+        case 'c': conf = optarg; break;
+        case 't': check_only = 1; break;
+        case 'h': usage(stdout); return CX_NODE_EXIT_OK;
+        case 256: printf("cxrseg-node " PACKAGE_VERSION "\n"); return CX_NODE_EXIT_OK;
+        case 1:
+            snprintf(msg, sizeof msg, "unexpected argument '%s'", optarg);
+            return bad_usage(msg);
+        default: return bad_usage(msg);
         }
     }
     if (!conf) {

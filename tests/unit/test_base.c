@@ -1,5 +1,6 @@
-/* Unit tests for cx_base: error formatting, the allocation hook and the log sink. */
+/* Unit tests for cx_base: error formatting, the allocation hook, the log sink and cx_getopt. */
 #include "cx_base.h"
+#include "cx_getopt.h"
 #include "cx_test.h"
 #include <string.h>
 
@@ -74,11 +75,74 @@ static void test_size_math(void)
     CU_ASSERT_FALSE(cx_size_add((size_t)-1, 1, &r));
 }
 
+/* cx_getopt over argv (NULL-terminated): the returned codes as letters ('1' for a positional, '!'
+ * for an error) with their values, space-separated, into out; the last error message into msg. */
+static void scan(char **argv, char *out, size_t size, char *msg)
+{
+    static const struct option longs[] = {
+        {"output", required_argument, NULL, 'o'}, {"json", no_argument, NULL, 'j'},
+        {"min-size", required_argument, NULL, 256}, {"max-size", required_argument, NULL, 257},
+        {NULL, 0, NULL, 0}};
+    int argc = 0, c;
+    while (argv[argc])
+        argc++;
+    out[0] = msg[0] = 0;
+    optind = 0;
+    while ((c = cx_getopt(argc, argv, "o:jq", longs, msg, 200)) != -1) {
+        size_t n = strlen(out);
+        if (c == '?')
+            snprintf(out + n, size - n, "! ");
+        else if (c >= 256)
+            snprintf(out + n, size - n, "%s=%s ", c == 256 ? "min" : "max", optarg);
+        else if (c == 1 || c == 'o')
+            snprintf(out + n, size - n, "%c=%s ", c == 1 ? '1' : 'o', optarg);
+        else
+            snprintf(out + n, size - n, "%c ", c);
+        if (c == '?')
+            break;
+    }
+}
+
+static void test_getopt(void)
+{
+    char out[400], msg[200];
+    char *a1[] = {"cmd", "in.dcm", "-o", "x.png", "--json", "--min=4", "--max-size", "-5", "-qj", "--", "-q", NULL};
+    scan(a1, out, sizeof out, msg);
+    CU_ASSERT_STRING_EQUAL(out, "1=in.dcm o=x.png j min=4 max=-5 q j 1=-q ");
+    char *a2[] = {"cmd", "--output=o.png", "-oy", "-", "", NULL};
+    scan(a2, out, sizeof out, msg);
+    CU_ASSERT_STRING_EQUAL(out, "o=o.png o=y 1=- 1= ");
+    char *a3[] = {"cmd", "a", "--bogus", "b", NULL};
+    scan(a3, out, sizeof out, msg);
+    CU_ASSERT_STRING_EQUAL(out, "1=a ! ");
+    CU_ASSERT_STRING_EQUAL(msg, "unknown option '--bogus'");
+    char *a4[] = {"cmd", "-jxq", NULL};
+    scan(a4, out, sizeof out, msg);
+    CU_ASSERT_STRING_EQUAL(msg, "unknown option '-x'");
+    char *a5[] = {"cmd", "x", "--output", NULL};
+    scan(a5, out, sizeof out, msg);
+    CU_ASSERT_STRING_EQUAL(msg, "option --output needs a value");
+    char *a6[] = {"cmd", "-qo", NULL};
+    scan(a6, out, sizeof out, msg);
+    CU_ASSERT_STRING_EQUAL(msg, "option -o needs a value");
+    char *a7[] = {"cmd", "--json=yes", NULL};
+    scan(a7, out, sizeof out, msg);
+    CU_ASSERT_STRING_EQUAL(msg, "option --json takes no value");
+    char *a8[] = {"cmd", "--m", "3", NULL};
+    scan(a8, out, sizeof out, msg);
+    CU_ASSERT_STRING_EQUAL(msg, "ambiguous option '--m'");
+    /* a new scan after a "--": the reset forgets it */
+    char *a9[] = {"cmd", "-j", NULL};
+    scan(a9, out, sizeof out, msg);
+    CU_ASSERT_STRING_EQUAL(out, "j ");
+}
+
 static const cx_test_case cases[] = {
     {"error format", test_error_format},
     {"allocation hook", test_alloc_hook},
     {"log sink", test_log_sink},
     {"size arithmetic", test_size_math},
+    {"getopt", test_getopt},
     {NULL, NULL},
 };
 CX_TEST_MAIN("base", cases)
