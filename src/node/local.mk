@@ -29,8 +29,8 @@ EXTRA_DIST += conf/cxrseg-node.service.in bench/node.sh
 
 # Integration tests with real DCMTK peers on 127.0.0.1 (skip, exit 77, when a tool is missing).
 TESTS += tests/node_basic.sh tests/node_delivery.sh tests/node_kill9.sh tests/node_load.sh tests/node_orthanc.sh \
-	tests/node_dcmjs.sh tests/node_diskfull.sh tests/node_return.sh tests/node_attack.sh tests/node_tls.sh tests/node_metrics.sh tests/node_stow.sh
+	tests/node_dcmjs.sh tests/node_diskfull.sh tests/node_return.sh tests/node_attack.sh tests/node_tls.sh tests/node_metrics.sh tests/node_stow.sh tests/node_scaleout.sh
 EXTRA_DIST += tests/make_synthetic_cr.py tests/node_lib.sh tests/node_basic.sh tests/node_delivery.sh tests/node_kill9.sh tests/node_load.sh tests/node_orthanc.sh \
 	tests/node_dcmjs.sh tests/node_dcmjs_send.js tests/node_diskfull.sh tests/node_return.sh \
-	tests/node_attack.sh tests/node_tls.sh tests/node_metrics.sh tests/node_stow.sh tests/node/attack.py \
-	docs/conformance.md docs/operations.md docs/audit.md docs/metrics.md
+	tests/node_attack.sh tests/node_tls.sh tests/node_metrics.sh tests/node_stow.sh tests/node_scaleout.sh tests/node/attack.py \
+	docs/conformance.md docs/operations.md docs/audit.md docs/metrics.md docs/scale-out.md
