@@ -10,6 +10,7 @@
 #include <cstdio>
 #include <cstring>
 #include <ctime>
+#include <type_traits>
 #include <unistd.h>
 
 #include <openssl/evp.h>
@@ -457,8 +458,13 @@ void prepare_findings(Context &ctx, const cxd_finding *f, size_t n)
         fail(CXD_ERR_INVALID, "findings", "%zu findings; at most 1000 segments are supported", n);
     for (size_t i = 0; i < n; i++) {
         const cxd_finding &x = f[i];
-        if (x.role != CXD_ROLE_ANATOMY && x.role != CXD_ROLE_FINDING)
-            fail(CXD_ERR_INVALID, "findings", "finding %zu: role %d is neither anatomy nor finding", i, (int)x.role);
+        /* A C caller may store any int in the role; in C++ loading an enum object whose value is
+         * outside its enumerators' range is undefined, so it is checked as its integer. */
+        std::underlying_type_t<cxd_finding_role> role;
+        static_assert(sizeof role == sizeof x.role, "enum and its underlying type");
+        memcpy(&role, &x.role, sizeof role);
+        if (role != CXD_ROLE_ANATOMY && role != CXD_ROLE_FINDING)
+            fail(CXD_ERR_INVALID, "findings", "finding %zu: role %d is neither anatomy nor finding", i, (int)role);
         if (!x.label[0])
             fail(CXD_ERR_INVALID, "findings", "finding %zu: empty label", i);
         check_code(x.category, "category", i, true);

@@ -6,6 +6,9 @@
 # inside its parser, which is DCMTK's exception safety, not a leak of this layer.
 command -v valgrind >/dev/null 2>&1 || { echo "valgrind not installed: skipped"; exit 77; }
 [ "${CX_SKIP_VALGRIND:-0}" = 1 ] && { echo "CX_SKIP_VALGRIND=1: skipped"; exit 77; }
+# An ASan binary cannot run under valgrind (both replace malloc and ASan reserves terabytes of
+# shadow memory); with --enable-sanitizers ASan/LSan check the same test_dicom run (its own test).
+[ "${CX_SANITIZERS:-no}" = yes ] && { echo "built with --enable-sanitizers: valgrind cannot run ASan binaries (test_dicom itself runs under ASan/LSan): skipped"; exit 77; }
 prog="${CX_BUILDDIR:-.}/tests/unit/test_dicom"
 [ -x "$prog" ] || { echo "missing $prog"; exit 1; }
 log="${TMPDIR:-/tmp}/cxd-valgrind.$$"

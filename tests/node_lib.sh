@@ -29,10 +29,26 @@ done
 
 T=$(mktemp -d /tmp/cx-node-test.XXXXXX)
 PIDS=""
+# --enable-sanitizers: wait (up to 20 s each) for what was told to stop, so that the node ends
+# normally and LeakSanitizer checks it at exit; then put the sanitizer reports the node's stderr
+# holds (UBSan's go to stderr: see Makefile.am) where tests/sanitizer_reports.sh finds them.
+running() { [ -d "/proc/$1" ] && ! grep -q '^[0-9]* (.*) Z' "/proc/$1/stat" 2>/dev/null; }
 cleanup() {
     for p in $PIDS; do kill "$p" 2>/dev/null; done
     sleep 0.2
+    if [ "${CX_SANITIZERS:-no}" = yes ]; then
+        for p in $PIDS; do
+            i=0; while running "$p" && [ $i -lt 200 ]; do sleep 0.1; i=$((i + 1)); done
+        done
+    fi
     for p in $PIDS; do kill -9 "$p" 2>/dev/null; done
+    if [ -n "${CX_SAN_REPORTS:-}" ] && [ -d "$CX_SAN_REPORTS" ]; then
+        for f in $(grep -rIlE 'runtime error:|==ERROR: (Address|Leak)Sanitizer' "$T" 2>/dev/null); do
+            { echo "(from ${f#"$T/"} of $(basename "$0"))"
+              grep -IE -A 30 'runtime error:|==ERROR: (Address|Leak)Sanitizer' "$f"; } \
+                >"$CX_SAN_REPORTS/stderr.$(basename "$0" .sh).$$.$(basename "$f")"
+        done
+    fi
     if [ "${KEEP:-0}" = 1 ]; then echo "kept $T"; else rm -rf "$T"; fi
 }
 trap cleanup EXIT INT TERM

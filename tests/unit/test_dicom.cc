@@ -25,6 +25,20 @@
 #include <unistd.h>
 #include <vector>
 
+/* --enable-sanitizers: LeakSanitizer ignores what is allocated while the operator-new injection
+ * runs a cycle (t_alloc_operator_new), for the reason tests/dicom_valgrind.sh runs that test with
+ * memory errors only: DCMTK leaks the half-built element it was constructing when new throws
+ * inside its parser (DcmItem::newDicomElement, DcmByteString::newValueField, ...), which is
+ * DCMTK's exception safety, not a leak of this layer. Every other test is leak-checked. */
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/lsan_interface.h>
+#define LSAN_IGNORE_BEGIN() __lsan_disable()
+#define LSAN_IGNORE_END() __lsan_enable()
+#else
+#define LSAN_IGNORE_BEGIN() ((void)0)
+#define LSAN_IGNORE_END() ((void)0)
+#endif
+
 /* ---------------------------------------------------------------- operator new hook */
 
 static std::atomic<long> g_new_calls{0};
@@ -995,10 +1009,12 @@ static void t_alloc_operator_new(void)
         for (k = 1; k < 200000; k++) {
             cxd_error err = {};
             bool match = false;
+            LSAN_IGNORE_BEGIN();
             new_arm(k);
             cxd_status st = full_cycle(path, &ref, &err, &match);
             long calls = g_new_calls;
             new_arm(0);
+            LSAN_IGNORE_END();
             if (k > calls) {
                 CU_ASSERT_EQUAL(st, CXD_OK);
                 CU_ASSERT(match);
