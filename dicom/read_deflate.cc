@@ -24,12 +24,24 @@ static uint32_t le32(const unsigned char *p)
     return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
 }
 
-/* VRs of explicit VR encoding with a 2-byte reserved field and a 4-byte length (PS3.5 7.1.2). */
-static bool long_vr(const unsigned char *vr)
+/* VRs of explicit VR encoding with a 2-byte length (PS3.5 7.1.2); every other VR, known or not,
+ * has 2 reserved bytes and a 4-byte length (PS3.5 6.2.2: so must a VR unknown to the reader). */
+static bool short_vr(const unsigned char *vr)
 {
-    static const char *const l[] = {"OB", "OD", "OF", "OL", "OV", "OW", "SQ", "SV", "UC", "UN", "UR", "UT", "UV"};
+    static const char *const l[] = {"AE", "AS", "AT", "CS", "DA", "DS", "DT", "FL", "FD", "IS", "LO",
+                                    "LT", "PN", "SH", "SL", "SS", "ST", "TM", "UI", "UL", "US"};
     for (const char *v : l)
         if (vr[0] == v[0] && vr[1] == v[1])
+            return true;
+    return false;
+}
+
+/* The deflated syntax's UID anywhere in b[from, to). */
+static bool mentions_deflated(const unsigned char *b, size_t from, size_t to)
+{
+    size_t k = sizeof DEFLATED - 1;
+    for (size_t i = from; i + k <= to; i++)
+        if (b[i] == '1' && memcmp(b + i, DEFLATED, k) == 0)
             return true;
     return false;
 }
@@ -53,28 +65,37 @@ cxd_status cxd_deflated_rewrite(const unsigned char *b, size_t n, const char *wh
     *fd_out = -1;
     if (n < 132 || memcmp(b + 128, "DICM", 4) != 0)
         return CXD_OK; /* no meta header: DCMTK does not take a bare data set as deflated */
-    /* Walk the group 0002 elements (explicit VR little endian); anything this walk cannot follow
-     * is left to DCMTK, which does not take it as deflated either. */
+    /* Walk the group 0002 elements (explicit VR little endian). DCMTK's own reading of a meta
+     * header this walk cannot follow, or follows differently, is not predicted: when such a header
+     * names the deflated syntax anywhere, the file is refused rather than handed to the inflating
+     * stream. */
     std::string meta; /* the elements other than (0002,0000), TransferSyntaxUID replaced */
-    bool deflated = false;
+    bool deflated = false, clean = true;
     size_t pos = 132;
     while (pos + 8 <= n && le16(b + pos) == 0x0002) {
         unsigned elem = le16(b + pos + 2);
         const unsigned char *vr = b + pos + 4;
-        if (vr[0] < 'A' || vr[0] > 'Z' || vr[1] < 'A' || vr[1] > 'Z')
-            return CXD_OK;
         size_t head = 8, len;
-        if (long_vr(vr)) {
-            if (pos + 12 > n)
-                return CXD_OK;
+        if (vr[0] < 'A' || vr[0] > 'Z' || vr[1] < 'A' || vr[1] > 'Z') {
+            clean = false;
+            break;
+        }
+        if (!short_vr(vr)) {
+            if (pos + 12 > n) {
+                clean = false;
+                break;
+            }
             head = 12;
             len = le32(b + pos + 8);
         } else {
             len = le16(b + pos + 6);
         }
-        if (len > n - pos - head)
-            return CXD_OK;
-        if (elem == 0x0010) {
+        if (len > n - pos - head) {
+            clean = false;
+            break;
+        }
+        bool is_ts = elem == 0x0010;
+        if (is_ts) {
             std::string v((const char *)b + pos + head, len);
             while (!v.empty() && (v.back() == '\0' || v.back() == ' '))
                 v.pop_back();
@@ -86,6 +107,15 @@ cxd_status cxd_deflated_rewrite(const unsigned char *b, size_t n, const char *wh
             meta.append((const char *)b + pos, head + len);
         }
         pos += head + len;
+        if (!is_ts && mentions_deflated(b, pos - len, pos))
+            clean = false; /* the UID in another meta element: not what this walk expects */
+    }
+    if (!clean || (!deflated && mentions_deflated(b, 132, pos))) {
+        if (deflated || mentions_deflated(b, 132, n))
+            return cxd_set_error(err, CXD_ERR_MALFORMED,
+                                 "open: %s names the deflated transfer syntax in a meta header that cannot be "
+                                 "followed (element at byte %zu)", what, pos);
+        return CXD_OK;
     }
     if (!deflated)
         return CXD_OK;
