@@ -691,13 +691,18 @@ static void t_memory_length_bomb(void)
     CU_ASSERT_FATAL(deflate(&z, Z_FINISH) == Z_STREAM_END);
     bomb.insert(bomb.end(), packed.begin(), packed.begin() + (long)z.total_out);
     deflateEnd(&z);
-    for (int k = 0; k < 3; k++) {
+    /* And a deflated file whose meta header has an invalid VR (tests/fuzz reproducer): refused
+     * instead of reaching DCMTK's inflating stream. */
+    std::vector<unsigned char> badmeta;
+    CU_ASSERT_FATAL(read_file(std::string(cx_test_srcdir()) + "/tests/fuzz/crashes/dicom_memory/oom-deflated-bad-meta-vr",
+                              &badmeta));
+    for (int k = 0; k < 4; k++) {
         std::vector<unsigned char> buf = base;
         if (k < 2) {
             buf.insert(buf.end(), tails[k], tails[k] + lens[k]);
             buf.insert(buf.end(), 16, 0);
         } else {
-            buf = bomb;
+            buf = k == 2 ? bomb : badmeta;
         }
         fflush(stdout);
         pid_t pid = fork();
@@ -717,7 +722,7 @@ static void t_memory_length_bomb(void)
             cxd_file *f = nullptr;
             cxd_error err = {};
             cxd_status st = cxd_file_open_memory(buf.data(), buf.size(), &f, &err);
-            fprintf(stderr, "\n    %s: %s", k == 2 ? "deflated" : k ? "nested" : "top level", err.msg);
+            fprintf(stderr, "\n    %s: %s", k == 3 ? "deflated, bad meta" : k == 2 ? "deflated" : k ? "nested" : "top level", err.msg);
             cxd_file_free(f);
             _exit((int)st);
         }
