@@ -63,9 +63,9 @@ FUZZ_MAKE = $(MAKE) -f $(abs_top_srcdir)/tests/fuzz/fuzz.mk SRC='$(abs_top_srcdi
 # Builds the clang harnesses only; `make fuzz` also runs them (FUZZ_HARNESSES= picks some,
 # FUZZ_FLAGS= adds libFuzzer options).
 fuzz-build:
-	+$(FUZZ_MAKE) build
+	@+$(FUZZ_MAKE) build
 fuzz:
-	+$(FUZZ_MAKE) run
+	@+$(FUZZ_MAKE) run
 
 clean-local: clean-fuzz
 clean-fuzz:
