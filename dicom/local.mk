@@ -4,7 +4,7 @@
 # fragment add   nodist_EXTRA_<prog>_SOURCES = dummy.cxx   (automake then links with $(CXX)).
 noinst_LTLIBRARIES += dicom/libcxdicom.la
 dicom_libcxdicom_la_SOURCES = dicom/cxdicom.h dicom/read_internal.h \
-	dicom/read.cc dicom/read_decode.cc dicom/j2k.cc dicom/rle.cc
+	dicom/read.cc dicom/read_deflate.cc dicom/read_decode.cc dicom/j2k.cc dicom/rle.cc
 dicom_libcxdicom_la_CPPFLAGS = -I$(top_srcdir)/dicom $(OPENJPEG_CFLAGS) $(CRYPTO_CFLAGS) $(SSL_CFLAGS)
 dicom_libcxdicom_la_CXXFLAGS = $(AM_CXXFLAGS)
 dicom_libcxdicom_la_LIBADD = $(DCMTK_LIBS) $(OPENJPEG_LIBS) $(SSL_LIBS) $(CRYPTO_LIBS) -lz -lpthread

@@ -18,7 +18,9 @@
 #include <cstring>
 #include <new>
 
+#include <fcntl.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 /* ---------------------------------------------------------------- errors, allocator, log */
@@ -221,7 +223,7 @@ static cxd_status load_error(const OFCondition &c, const char *what, size_t size
 /* Parses the file at path (what names it in messages) with DCMTK's file stream, which knows the
  * file's size: an element whose declared length runs past the end is an error before anything is
  * allocated for it (DcmInputBufferStream lets DCMTK allocate whatever a length field says). */
-static cxd_status load_path(const char *path, const char *what, size_t size, cxd_file **out, cxd_error *err)
+static cxd_status load_dcmtk(const char *path, const char *what, size_t size, cxd_file **out, cxd_error *err)
 {
     cxd_status st;
     cxd_file *f = nullptr;
@@ -245,6 +247,48 @@ static cxd_status load_path(const char *path, const char *what, size_t size, cxd
     } catch (...) {
         delete f;
         return cxd_set_error(err, CXD_ERR_INTERNAL, "open: %s: unknown exception", what);
+    }
+    *out = f;
+    return CXD_OK;
+}
+
+/* A deflated data set is inflated first (read_deflate.cc: DCMTK's inflating stream has no end to
+ * check a length against); everything else goes to DCMTK as it is. */
+static cxd_status load_path(const char *path, const char *what, size_t size, cxd_file **out, cxd_error *err)
+{
+    int fd = size >= 132 ? open(path, O_RDONLY | O_CLOEXEC) : -1;
+    void *map = fd >= 0 ? mmap(nullptr, size, PROT_READ, MAP_PRIVATE, fd, 0) : MAP_FAILED;
+    if (fd >= 0)
+        close(fd);
+    if (map == MAP_FAILED) /* not a regular file, or it changed under us: DCMTK reports it */
+        return load_dcmtk(path, what, size, out, err);
+    int ifd = -1;
+    cxd_status st;
+    try { /* the meta header's copy is a std::string; the file descriptor comes after it */
+        st = cxd_deflated_rewrite((const unsigned char *)map, size, what, &ifd, err);
+    } catch (...) {
+        st = cxd_set_error(err, CXD_ERR_NOMEM, "open: out of memory while reading %s", what);
+    }
+    munmap(map, size);
+    if (st != CXD_OK)
+        return st;
+    if (ifd < 0)
+        return load_dcmtk(path, what, size, out, err);
+    struct stat sb;
+    size_t isize = fstat(ifd, &sb) == 0 ? (size_t)sb.st_size : 0;
+    char ipath[64];
+    snprintf(ipath, sizeof ipath, "/proc/self/fd/%d", ifd);
+    cxd_file *f = nullptr;
+    st = load_dcmtk(ipath, what, isize, &f, err);
+    close(ifd);
+    if (st != CXD_OK)
+        return st;
+    try {
+        f->ts_uid = cxd_deflated_uid();
+        f->ff.getMetaInfo()->putAndInsertString(DCM_TransferSyntaxUID, cxd_deflated_uid());
+    } catch (...) {
+        delete f;
+        return cxd_set_error(err, CXD_ERR_NOMEM, "open: out of memory while reading %s", what);
     }
     *out = f;
     return CXD_OK;

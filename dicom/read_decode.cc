@@ -159,6 +159,54 @@ static cxd_status decode_dcmtk(DcmDataset *ds, DcmPixelData *pd, const cxd_geome
     return CXD_OK;
 }
 
+/* DCMTK 3.6.7's JPEG decoder (dcmjpeg) first walks the frame's first fragment from marker to
+ * marker for the SOF's precision (DJCodecDecoder::scanJpegDataForBitDepth), and does not move on
+ * past a TEM marker (FF01): such a stream hangs the decoding thread forever (found by tests/fuzz).
+ * This follows the same walk and answers whether it would reach a TEM before a frame header, an
+ * invalid marker or the end. */
+static bool jpeg_scan_hangs(const Uint8 *d, Uint32 n)
+{
+    Uint32 at = 0;
+    while (n >= 5 && at < n - 4) {
+        if (d[at] != 0xFF)
+            return false; /* DCMTK stops: invalid marker */
+        unsigned m = d[at + 1];
+        Uint32 seglen = (Uint32)d[at + 2] << 8 | d[at + 3];
+        if (m == 0x01)
+            return true;
+        if ((m >= 0xC0 && m <= 0xCF && m != 0xC4 && m != 0xC8 && m != 0xCC))
+            return false; /* a frame header: DCMTK has its precision */
+        if (m == 0xC4 || m == 0xC8 || m == 0xCC || (m >= 0xDA && m <= 0xDF) || (m >= 0xE0 && m <= 0xFE))
+            at += seglen + 2; /* a marker segment with a length */
+        else if ((m >= 0xD0 && m <= 0xD9) || (m > 0x02 && m <= 0xBF))
+            at += 2; /* RSTn, SOI, EOI, reserved: no length */
+        else if (m == 0xFF)
+            at += 1; /* fill byte */
+        else
+            return false; /* DCMTK stops: invalid marker */
+    }
+    return false;
+}
+
+/* The frame's first fragment (after the Basic Offset Table) through jpeg_scan_hangs. */
+static cxd_status jpeg_guard(DcmPixelData *pd, cxd_error *err)
+{
+    E_TransferSyntax rep;
+    const DcmRepresentationParameter *param = nullptr;
+    pd->getOriginalRepresentationKey(rep, param);
+    DcmPixelSequence *seq = nullptr;
+    DcmPixelItem *item = nullptr;
+    Uint8 *bytes = nullptr;
+    if (!DcmXfer(rep).isEncapsulated() || pd->getEncapsulatedRepresentation(rep, param, seq).bad() || !seq ||
+        seq->card() < 2 || seq->getItem(item, 1).bad() || !item || item->getUint8Array(bytes).bad() || !bytes)
+        return CXD_OK; /* DCMTK's decoder reports these itself */
+    if (jpeg_scan_hangs(bytes, item->getLength()))
+        return cxd_set_error(err, CXD_ERR_MALFORMED,
+                             "decode: the JPEG stream has a TEM marker (FF01) before its frame header "
+                             "(refused: DCMTK's JPEG decoder would never return)");
+    return CXD_OK;
+}
+
 /* The single frame's compressed bytes: all fragments after the Basic Offset Table, joined. */
 static cxd_status concat_fragments(DcmPixelData *pd, const char *what, unsigned char **out, size_t *out_len,
                                    cxd_error *err)
@@ -304,7 +352,11 @@ static cxd_status decode_locked(cxd_file *f, cxd_pixels *out, cxd_error *err)
     try {
         switch (p) {
         case path::native: st = decode_native(pd, g, frame_bytes, data, err); break;
-        case path::dcmtk: st = decode_dcmtk(ds, pd, g, frame_bytes, xfer.getXferName(), data, err); break;
+        case path::dcmtk:
+            if (xfer.getXfer() == EXS_JPEGLSLossless || xfer.getXfer() == EXS_JPEGLSLossy ||
+                (st = jpeg_guard(pd, err)) == CXD_OK)
+                st = decode_dcmtk(ds, pd, g, frame_bytes, xfer.getXferName(), data, err);
+            break;
         case path::j2k: st = decode_fragments(pd, g, false, data, err); break;
         case path::rle: st = decode_fragments(pd, g, true, data, err); break;
         }

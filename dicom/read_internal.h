@@ -43,4 +43,11 @@ cxd_status cxd_j2k_decode(const unsigned char *data, size_t len, const cxd_geome
 cxd_status cxd_rle_decode(const unsigned char *data, size_t len, const cxd_geometry &g, int32_t *out,
                           cxd_error *err);
 
+/* Deflated Explicit VR Little Endian (read_deflate.cc): when the Part 10 bytes b[0..n) say so,
+ * *fd is a new anonymous file (close it) holding the same object with the data set inflated and
+ * the meta header's TransferSyntaxUID set to Explicit VR Little Endian; otherwise *fd = -1.
+ * Errors: corrupt deflate data (MALFORMED), more than 4 GiB inflated (UNSUPPORTED), IO, NOMEM. */
+cxd_status cxd_deflated_rewrite(const unsigned char *b, size_t n, const char *what, int *fd, cxd_error *err);
+const char *cxd_deflated_uid(void); /* "1.2.840.10008.1.2.1.99" */
+
 #endif

@@ -23,6 +23,7 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include <zlib.h>
 #include <vector>
 
 /* --enable-sanitizers: LeakSanitizer ignores what is allocated while the operator-new injection
@@ -679,10 +680,44 @@ static void t_memory_length_bomb(void)
     const unsigned char *tails[2] = {top, nested};
     size_t lens[2] = {sizeof top, sizeof nested};
     bool limit = !under_valgrind();
-    for (int k = 0; k < 2; k++) {
+    /* The same bomb in a deflated data set (found by tests/fuzz: DCMTK's inflating stream has no
+     * end to check a length against, so dicom/read_deflate.cc inflates first). */
+    std::vector<unsigned char> defl;
+    CU_ASSERT_FATAL(read_file(corpus("ok_deflated.dcm"), &defl));
+    CU_ASSERT_FATAL(defl.size() > 144);
+    size_t ds = 144 + (defl[140] | defl[141] << 8 | defl[142] << 16 | (size_t)defl[143] << 24);
+    CU_ASSERT_FATAL(ds < defl.size());
+    std::vector<unsigned char> plain(1 << 20), bomb(defl.begin(), defl.begin() + (long)ds);
+    z_stream z = {};
+    CU_ASSERT_FATAL(inflateInit2(&z, -15) == Z_OK);
+    z.next_in = defl.data() + ds, z.avail_in = (uInt)(defl.size() - ds);
+    z.next_out = plain.data(), z.avail_out = (uInt)plain.size();
+    CU_ASSERT_FATAL(inflate(&z, Z_FINISH) == Z_STREAM_END);
+    plain.resize(z.total_out);
+    inflateEnd(&z);
+    plain.insert(plain.end(), top, top + sizeof top);
+    plain.insert(plain.end(), 16, 0);
+    std::vector<unsigned char> packed(plain.size() + 1024);
+    z = {};
+    CU_ASSERT_FATAL(deflateInit2(&z, 6, Z_DEFLATED, -15, 8, Z_DEFAULT_STRATEGY) == Z_OK);
+    z.next_in = plain.data(), z.avail_in = (uInt)plain.size();
+    z.next_out = packed.data(), z.avail_out = (uInt)packed.size();
+    CU_ASSERT_FATAL(deflate(&z, Z_FINISH) == Z_STREAM_END);
+    bomb.insert(bomb.end(), packed.begin(), packed.begin() + (long)z.total_out);
+    deflateEnd(&z);
+    /* And a deflated file whose meta header has an invalid VR (tests/fuzz reproducer): refused
+     * instead of reaching DCMTK's inflating stream. */
+    std::vector<unsigned char> badmeta;
+    CU_ASSERT_FATAL(read_file(std::string(cx_test_srcdir()) + "/tests/fuzz/crashes/dicom_memory/oom-deflated-bad-meta-vr",
+                              &badmeta));
+    for (int k = 0; k < 4; k++) {
         std::vector<unsigned char> buf = base;
-        buf.insert(buf.end(), tails[k], tails[k] + lens[k]);
-        buf.insert(buf.end(), 16, 0);
+        if (k < 2) {
+            buf.insert(buf.end(), tails[k], tails[k] + lens[k]);
+            buf.insert(buf.end(), 16, 0);
+        } else {
+            buf = k == 2 ? bomb : badmeta;
+        }
         fflush(stdout);
         pid_t pid = fork();
         CU_ASSERT_FATAL(pid >= 0);
@@ -701,7 +736,7 @@ static void t_memory_length_bomb(void)
             cxd_file *f = nullptr;
             cxd_error err = {};
             cxd_status st = cxd_file_open_memory(buf.data(), buf.size(), &f, &err);
-            fprintf(stderr, "\n    %s: %s", k ? "nested" : "top level", err.msg);
+            fprintf(stderr, "\n    %s: %s", k == 3 ? "deflated, bad meta" : k == 2 ? "deflated" : k ? "nested" : "top level", err.msg);
             cxd_file_free(f);
             _exit((int)st);
         }
