@@ -704,6 +704,15 @@ void conn_event(Conn *c, const char *what, const char *calling = nullptr)
     c->l->cb.event(c->l->cb.user, &peer, what);
 }
 
+// Takes the connection's socket off the pending map, only if the entry is still this
+// connection's (the number may already belong to a newer connection). Called with l->mu held.
+void unpend(Conn *c)
+{
+    auto p = c->l->pending.find(c->fd);
+    if (p != c->l->pending.end() && p->second == c)
+        c->l->pending.erase(p);
+}
+
 void conn_done(Conn *c)
 {
     std::lock_guard<std::mutex> g(c->l->mu);
@@ -712,9 +721,7 @@ void conn_done(Conn *c)
         if (it != c->l->per_host.end() && --it->second == 0)
             c->l->per_host.erase(it);
     }
-    auto p = c->l->pending.find(c->fd);
-    if (p != c->l->pending.end() && p->second == c)
-        c->l->pending.erase(p);
+    unpend(c);
     c->l->conns--;
     c->l->cv.notify_all();
 }
@@ -777,9 +784,7 @@ void serve_connection(std::shared_ptr<Conn> c, int listen_fd)
     c->set_taken(); // also when accept() found nothing (another thread took it, or it was reset)
     {
         std::lock_guard<std::mutex> g(l->mu);
-        auto p = l->pending.find(c->fd);
-        if (p != l->pending.end() && p->second == c.get())
-            l->pending.erase(p);
+        unpend(c.get());
     }
     if (r.good() && !c->refused) {
         c->deadline_ms.store(0);
