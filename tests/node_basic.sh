@@ -133,6 +133,12 @@ n0=$(grep -c "configuration reloaded" "$T/node.log")
 kill -HUP "$NODE_PID"
 wait_until 5 '[ "$(grep -c "configuration reloaded" "$T/node.log")" -gt "$n0" ]' || fail "no reload (max-object-mb)"
 gdcmconv --raw "$CR" "$T/big.dcm" >/dev/null 2>&1 || fail "gdcmconv --raw failed (libgdcm-tools)"
+# The stand-in CR (no ../shared) is 0.8 MB even uncompressed: 2 MB more in an OB element make it
+# larger than the limit, as the real CR is.
+if [ "$(stat -c %s "$T/big.dcm")" -le 1048576 ]; then
+    head -c 2000000 /dev/zero > "$T/pad.bin"
+    dcmodify -nb -if "(0042,0011)=$T/pad.bin" "$T/big.dcm" >/dev/null 2>&1 || fail "dcmodify could not enlarge the stand-in"
+fi
 buid=$(sop_uid "$T/big.dcm")
 storescu -v -aet PACS -aec CXRSEG 127.0.0.1 "$P" "$T/big.dcm" > "$T/s6.log" 2>&1
 grep -qi "Out of Resources\|OutOfResources\|a700" "$T/s6.log" || fail "oversized object not refused: $(grep -i status "$T/s6.log" | head -n 3)"
