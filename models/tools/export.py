@@ -163,6 +163,8 @@ def build_meta(arch, classes, thresholds, provenance, name, version, decision=No
         elif isinstance(per, dict):
             cs, cm = float(per.get("score", score)), float(per.get("mask", mask))
         meta += [(p + "score_thresh", cs), (p + "mask_thresh", cm)]
+        if c.get("single"):
+            meta.append((p + "single", 1))
         class_scores.append(cs)
     rule = resolve_decision(decision, classes, class_scores)
     if rule:
@@ -226,6 +228,9 @@ def main(argv=None):
                     help="the image is 'present' when a detection of that class scores >= X")
     ap.add_argument("--decision-min-area", type=float, metavar="F",
                     help="... and its mask covers >= F of the image area (0.005 = 0.5%%)")
+    ap.add_argument("--single", action="append", metavar="CLASS", default=[],
+                    help="CLASS is one structure per image (a lung): the product reports its best-scoring "
+                         "detection whatever its score, and no other (repeatable)")
     a = ap.parse_args(argv)
     ck = torch.load(a.checkpoint, map_location="cpu")
     decision = None
@@ -241,6 +246,11 @@ def main(argv=None):
         classes = json.load(open(a.classes))
     if classes is None:
         classes = default_classes(cxr_arch.full_arch(arch)["num_classes"] - 1)
+    for name in a.single:
+        hit = [c for c in classes if c["name"] == name]
+        if not hit:
+            raise SystemExit(f"export: --single {name}: no such class in {[c['name'] for c in classes]}")
+        hit[0]["single"] = True
     if decision is not None and not isinstance(decision, dict):
         raise SystemExit(f"export: the checkpoint's 'decision' must be a dict, is {type(decision).__name__}")
     decision = dict(decision or {})

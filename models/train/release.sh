@@ -32,6 +32,8 @@ ck = torch.load(f"{run}/final.pt", map_location="cpu")
 ck["thresholds"] = {"score": 0.5, "mask": 0.5}
 ck["arch"]["box_nms_thresh"] = 0.3
 ck["decision"] = {"class": 1, "score": 0.5, "min_area": 0.005}
+for c in ck["classes"]:  # one right and one left lung per film (runs before "single" was in train.py)
+    c.setdefault("single", c["code"][0] == "39607008")
 ck["provenance"]["threshold_rule"] = ("a priori: class score 0.5 (opacity min(0.5, decision.score)), mask 0.5, "
                                       "box NMS 0.3; decision.min_area and decision.score from "
                                       "operating_point.py on the holdout")

@@ -41,11 +41,11 @@ CLASSES = [
     {"name": "right_lung", "meaning": "Right lung",
      "code": ["39607008", "SCT", "Lung"],
      "category": ["123037004", "SCT", "Anatomical Structure"],
-     "modifier": ["24028007", "SCT", "Right"], "color": [0, 160, 255]},
+     "modifier": ["24028007", "SCT", "Right"], "color": [0, 160, 255], "single": True},
     {"name": "left_lung", "meaning": "Left lung",
      "code": ["39607008", "SCT", "Lung"],
      "category": ["123037004", "SCT", "Anatomical Structure"],
-     "modifier": ["7771000", "SCT", "Left"], "color": [0, 220, 120]},
+     "modifier": ["7771000", "SCT", "Left"], "color": [0, 220, 120], "single": True},
 ]
 
 ARCH = {

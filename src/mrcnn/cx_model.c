@@ -382,6 +382,15 @@ static cx_status load_classes(ld *L)
             TRY(get_num(L, k, 0, 1, &v));
             c->mask_thresh = (float)v;
         }
+        snprintf(k, sizeof k, "class.%d.single", i + 1);
+        if (cx_mfile_meta(m->mf, k)) {
+            int64_t one;
+            TRY(cx_mfile_get_i64(m->mf, k, &one, L->err));
+            if (one != 0 && one != 1)
+                return cx_error_set(L->err, CX_ERR_MODEL, STAGE, "%s: %s = %lld, must be 0 or 1",
+                                    cx_mfile_path(m->mf), k, (long long)one);
+            c->single = (int)one;
+        }
     }
     TRY(load_decision(L));
     int n = cx_mfile_meta_count(m->mf);
@@ -570,6 +579,9 @@ cx_decision cx_decision_effective(const cx_model *m, const float *score_thresh)
     return r;
 }
 
+/* Labels above it are never treated as single (the loader accepts any class count). */
+#define CX_MAX_SINGLE_LABEL 64
+
 double cx_decision_keep(const cx_model *m, const cx_detections *d, int width, int height,
                         const float *score_thresh, int *keep)
 {
@@ -577,11 +589,24 @@ double cx_decision_keep(const cx_model *m, const cx_detections *d, int width, in
     double score = image_score_of(m, d, best);
     cx_decision r = cx_decision_effective(m, score_thresh);
     int present = cx_decision_present_at(&r, score);
+    int top[CX_MAX_SINGLE_LABEL + 1]; /* per single class: its best-scoring detection, or -1 */
+    for (int l = 0; l <= CX_MAX_SINGLE_LABEL; l++)
+        top[l] = -1;
+    for (int i = 0; d && i < d->count; i++) {
+        int l = d->items[i].label;
+        if (l >= 1 && l <= m->K && l <= CX_MAX_SINGLE_LABEL && m->classes[l - 1].single &&
+            (top[l] < 0 || d->items[i].score > d->items[top[l]].score))
+            top[l] = i;
+    }
     for (int i = 0; d && i < d->count; i++) {
         const cx_detection *x = &d->items[i];
         int l = x->label;
         if (l < 1 || l > m->K) {
             keep[i] = 0;
+            continue;
+        }
+        if (m->classes[l - 1].single && l <= CX_MAX_SINGLE_LABEL && l != m->decision.label) {
+            keep[i] = i == top[l];
             continue;
         }
         float t = score_thresh ? score_thresh[l] : m->classes[l - 1].score_thresh;

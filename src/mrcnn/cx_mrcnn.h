@@ -31,6 +31,8 @@ typedef struct cx_class_info {
     unsigned char color[3];
     float score_thresh;    /* reporting thresholds (the engine itself applies arch.box_score_thresh) */
     float mask_thresh;
+    int single;            /* class.N.single: one structure per image (a lung): its best-scoring
+                            * detection is reported whatever its score, the others never */
 } cx_class_info;
 
 typedef struct cx_arch_info {
@@ -115,7 +117,9 @@ cx_decision cx_decision_effective(const cx_model *m, const float *score_thresh);
  * keep[i] = 1 when d->items[i].score >= score_thresh[label] and, for a detection of the decision
  * class, the image is present under the effective rule (cx_decision_effective); else 0. When the
  * image is present, its best qualifying detection of the decision class (the one the image score
- * rests on) is kept whatever its score, so "present" is never without a region. score_thresh[1..K] are the
+ * rests on) is kept whatever its score, so "present" is never without a region. A class marked single
+ * (cx_class_info.single) keeps exactly its best-scoring detection, whatever its score and
+ * score_thresh: every frontal chest film has one right and one left lung. score_thresh[1..K] are the
  * reporting thresholds per label (index 0 unused); NULL means each class's cx_class_info.score_thresh.
  * A model whose decision label is 0 gates nothing. keep (d->count entries, caller-owned) is always
  * written; labels outside 1..K are never kept. Returns the image score, computed from ALL of d

@@ -223,6 +223,41 @@ static void test_image_head(void)
     cx_model_free(m);
 }
 
+/* A class marked single (class.N.single = 1, the lungs) reports exactly its best-scoring
+ * detection, below its threshold or a caller's, and no other; single = 2 is a load error. */
+static void test_single_class(void)
+{
+    const cx_test_meta_edit ed[] = {{"class.2.single", 'i', 1, 0, NULL}};
+    CU_ASSERT_FATAL(cx_test_rewrite_model(data_path("decision_head_model.cxm"), tmp_path, ed, 1) == 0);
+    cx_model *m = load(tmp_path);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(m);
+    CU_ASSERT_TRUE(cx_model_class(m, 2)->single);
+    CU_ASSERT_FALSE(cx_model_class(m, 3)->single);
+    memset(&dets, 0, sizeof dets);
+    put(0, 2, 0.20f, 0, 0, 10, 10, 60);   /* right lung, second best */
+    put(1, 2, 0.30f, 5, 0, 10, 10, 60);   /* right lung, best, below the class's 0.5 */
+    put(2, 3, 0.30f, 40, 0, 10, 10, 60);  /* left lung, not single: its threshold applies */
+    put(3, 3, 0.95f, 50, 0, 10, 10, 60);
+    dets.has_image_prob = 1;
+    dets.image_prob = 0.1f;
+    int keep[8];
+    cx_decision_keep(m, &dets, W, H, NULL, keep);
+    CU_ASSERT_FALSE(keep[0]);
+    CU_ASSERT_TRUE(keep[1]);
+    CU_ASSERT_FALSE(keep[2]);
+    CU_ASSERT_TRUE(keep[3]);
+    float thr[4] = {0, 0.9f, 0.9f, 0.9f};
+    cx_decision_keep(m, &dets, W, H, thr, keep);
+    CU_ASSERT_TRUE(keep[1] && !keep[0]);   /* a stricter caller threshold does not remove it */
+    CU_ASSERT_TRUE(keep[3] && !keep[2]);
+    dets.count = 1;
+    cx_decision_keep(m, &dets, W, H, NULL, keep);
+    CU_ASSERT_TRUE(keep[0]);               /* the only one is the best */
+    cx_model_free(m);
+    const cx_test_meta_edit two[] = {{"class.2.single", 'i', 2, 0, NULL}};
+    expect_load_error(two, 1, "class.2.single = 2, must be 0 or 1");
+}
+
 static int suite_cleanup(void)
 {
     remove(tmp_path);
@@ -235,6 +270,7 @@ static const cx_test_case cases[] = {
     {"no decision keys: first non-lung class, its threshold, any area", test_default_rule},
     {"bad decision keys are load errors", test_bad_keys},
     {"image head: probability as the image score, its detection kept", test_image_head},
+    {"single class: its best detection whatever its score, no other", test_single_class},
     {NULL, NULL},
 };
 
