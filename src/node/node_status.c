@@ -19,12 +19,6 @@ static void age(char *buf, size_t n, double s)
         snprintf(buf, n, "%.1f h", s / 3600);
 }
 
-static size_t keep(char *p, size_t size, size_t n, void *user)
-{
-    FILE *f = user;
-    return fwrite(p, size, n, f);
-}
-
 /* The running node's counters, read from its /metrics (the numbers Prometheus sees). */
 static void print_counters(const cx_config *cfg)
 {
@@ -43,8 +37,7 @@ static void print_counters(const cx_config *cfg)
         curl_easy_setopt(c, CURLOPT_URL, url);
         curl_easy_setopt(c, CURLOPT_TIMEOUT, 5L);
         curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-        curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, keep);
-        curl_easy_setopt(c, CURLOPT_WRITEDATA, f);
+        curl_easy_setopt(c, CURLOPT_WRITEDATA, f); /* libcurl's default writer: fwrite to this FILE */
         rc = curl_easy_perform(c);
         curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code);
         curl_easy_cleanup(c);

@@ -21,11 +21,6 @@ static void init_curl(void)
     curl_global_init(CURL_GLOBAL_DEFAULT);
 }
 
-static size_t keep(char *p, size_t size, size_t n, void *user)
-{
-    return fwrite(p, size, n, user);
-}
-
 /* The first line of a file, without its line end ("" when unreadable). */
 static int first_line(const char *path, char *out, size_t cap)
 {
@@ -147,8 +142,7 @@ cxd_status cx_node_stow_send(const cx_node_dest *d, const char *const *paths, si
     curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, 10L);
     curl_easy_setopt(c, CURLOPT_TIMEOUT, (long)(d->http_timeout_s > 0 ? d->http_timeout_s : 120));
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, keep);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, af);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, af); /* libcurl's default writer: fwrite to this FILE */
     curl_easy_setopt(c, CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_2);
     if (d->tls_ca[0])
         curl_easy_setopt(c, CURLOPT_CAINFO, d->tls_ca);
