@@ -13,3 +13,7 @@ EXTRA_DIST += models/cxrseg-training.png models/cxrseg-pr.png models/cxrseg-roc.
 	models/train/tests/test_maskfolder.py \
 	models/tools/cxm.py models/tools/cxr_arch.py models/tools/export.py models/tools/import_cxm.py \
 	models/tools/make_parity_refs.py models/tools/verify_export.py
+
+# The recipe's Python unit tests (skip, exit 77, without Debian's torch).
+TESTS += tests/train_recipe.sh
+EXTRA_DIST += tests/train_recipe.sh

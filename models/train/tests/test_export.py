@@ -109,9 +109,27 @@ class TestExportRoundTrip(unittest.TestCase):
                 export.main([ck, "-o", os.path.join(d, "m.cxm"), "--decision-class", "9"])
             self.assertFalse(os.path.exists(os.path.join(d, "m.cxm")))
 
+    def test_single_classes(self):
+        classes = [dict(c, single=False) for c in CLASSES]
+        m = meta_of(classes=classes)
+        self.assertFalse([k for k in m if k.endswith(".single")])
+        m = meta_of()  # train.py's classes: both lungs single
+        self.assertEqual([k for k in m if k.endswith(".single")], ["class.2.single", "class.3.single"])
+        self.assertEqual(m["class.2.single"], 1)
+        torch.manual_seed(0)
+        with tempfile.TemporaryDirectory() as d:
+            ck = os.path.join(d, "ck.pt")
+            torch.save({"model": cxr_arch.build_model(ARCH).state_dict(), "arch": ARCH, "classes": classes,
+                        "thresholds": {"score": 0.5, "mask": 0.5}}, ck)
+            out = os.path.join(d, "m.cxm")
+            with contextlib.redirect_stdout(io.StringIO()):
+                export.main([ck, "-o", out, "--single", "left_lung"])
+            meta, _ = cxm.read(out)
+            self.assertEqual(meta.get("class.3.single"), 1)
+            self.assertNotIn("class.2.single", meta)
+            with self.assertRaisesRegex(SystemExit, "--single lung: no such class"):
+                export.main([ck, "-o", out, "--single", "lung"])
 
-if __name__ == "__main__":
-    unittest.main()
 
 
 class TestImportCxm(unittest.TestCase):
@@ -172,3 +190,7 @@ class TestImportCxm(unittest.TestCase):
                 f.write(b"nonsense" * 16)
             with self.assertRaisesRegex(ValueError, "not a cxrseg model file"):
                 import_cxm.checkpoint(p)
+
+
+if __name__ == "__main__":
+    unittest.main()
