@@ -89,7 +89,7 @@ class TestExportRoundTrip(unittest.TestCase):
         with tempfile.TemporaryDirectory() as d:
             out = os.path.join(d, "m.cxm")
             with contextlib.redirect_stdout(io.StringIO()):
-                make_decision_fixture.main(out)
+                make_decision_fixture.main(out, os.path.join(d, "head.cxm"))  # never the tracked fixtures
             meta, tensors = cxm.read(out)
             self.assertEqual(meta["decision.class"], 1)         # 'opacity' from the checkpoint
             self.assertAlmostEqual(meta["decision.score"], 0.62)  # --decision-score
