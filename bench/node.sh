@@ -7,9 +7,14 @@
 #   - throughput in images per hour (first reception to last delivery);
 #   - ingest rate (images/s during the storescu run) against a plain storescp receiving the same
 #     files, and their ratio (the node's workers are busy while it ingests);
-#   - the node's peak RSS (VmHWM).
+#   - the node's peak RSS (VmHWM);
+#   - the stages of each image (the node's log at debug level): receive, commit (fsync + rename),
+#     open and parse, decode, window and resize, engine, SEG/SR encode, send; p50 over the
+#     isolated images and over the batch.
 # Usage: bench/node.sh [N]     Environment: CX_BUILDDIR (default ./build), CX_SHARED, WORKERS (2),
-#        THREADS (threads per worker, 1), MODEL (default: models/cxrseg.cxm, else the test model).
+#        THREADS (threads per worker, 1), MODEL (default: models/cxrseg.cxm, else the test model),
+#        SOURCE: cr (the real JPEG 2000 CR RG1, 1841 x 1955, default) or dx (an uncompressed
+#        2048 x 2560 DX for presentation made by tests/make_synthetic_cr.py --dx).
 set -u
 top=$(cd "$(dirname "$0")/.." && pwd)
 N=${1:-100}
@@ -22,10 +27,17 @@ trap - EXIT
 trap cleanup EXIT INT TERM
 
 model=${MODEL:-$(model_file)}
+case "${SOURCE:-cr}" in
+cr) ;;
+dx) /usr/bin/python3 "$top/tests/make_synthetic_cr.py" --dx 2048x2560 "$T/dx" "$top" > "$T/dx.log" 2>&1 ||
+        fail "could not make the DX: $(tail -n 1 "$T/dx.log")"
+    CR="$T/dx/dx-2048x2560.dcm" ;;
+*) fail "SOURCE=${SOURCE}: expected cr or dx" ;;
+esac
 P=$(free_port); D=$(free_port); PLAIN=$(free_port)
 write_conf "$T/cxrseg.xml" "$P" "$(dest_xml pacs "$D")" "" "" "${WORKERS:-2}"
 sed -i "s|<model><file>.*</file></model>|<model><file>$model</file></model>|; s|<workers><count>|<workers><threads-per-worker>${THREADS:-1}</threads-per-worker><count>|" "$T/cxrseg.xml"
-sed -i 's|<job-timeout-seconds>120</job-timeout-seconds>|<job-timeout-seconds>600</job-timeout-seconds>|' "$T/cxrseg.xml"
+sed -i 's|<job-timeout-seconds>120</job-timeout-seconds>|<job-timeout-seconds>600</job-timeout-seconds>|; s|<level>info</level>|<level>debug</level>|' "$T/cxrseg.xml"
 echo "bench: $N copies of $(basename "$CR"), model $model, ${WORKERS:-2} workers x ${THREADS:-1} threads"
 make_copies "$N" "$T/in"
 bytes=$(du -sb "$T/in" | cut -f1)
@@ -75,7 +87,16 @@ n = int(n)
 def ts(line):
     return datetime.datetime.strptime(line[:23], "%Y-%m-%dT%H:%M:%S.%f").timestamp()
 recv, res_of, sent, engine = {}, {}, {}, []
+ING, WRK = {}, {}  # per source UID: the ingest stages, the worker stages (ms)
+send_ms = {}       # per result UID: the C-STORE of its association (ms for all objects of it)
 for line in open(log):
+    m = re.search(r"\[ingest\] .*stages of (\S+): receive ([\d.]+) ms .* commit \(fsync \+ rename\) ([\d.]+) ms", line)
+    if m: ING[m.group(1)] = (float(m.group(2)), float(m.group(3)))
+    m = re.search(r"\[worker\] .*stages of (\S+): open and parse ([\d.]+) ms, decode ([\d.]+) ms, window and resize "
+                  r"([\d.]+) ms \(\S+\), engine ([\d.]+) ms, SEG/SR encode ([\d.]+) ms", line)
+    if m: WRK[m.group(1)] = tuple(float(m.group(k)) for k in range(2, 7))
+    m = re.search(r"sent (\S+) to pacs .* ([\d.]+) ms for", line)
+    if m: send_ms[m.group(1)] = float(m.group(2))
     m = re.search(r"received (\S+) \(", line)
     if m: recv[m.group(1)] = ts(line)
     m = re.search(r"processed (\S+) in (\d+) ms: .*engine (\d+) ms.*results \(([^)]*)\)", line)
@@ -103,4 +124,20 @@ print("bench: engine time per image p50 %d ms" % engine[len(engine) // 2])
 print("bench: throughput            %.0f images/hour (%.1f s for %d images)" % (n / (last - first) * 3600, last - first, n))
 print("bench: ingest                node %.1f images/s (%.1f MB/s), plain storescp %.1f images/s, ratio %.2f" % (node, int(nbytes) / (float(t3) - float(t2)) / 1e6, plain, node / plain))
 print("bench: node peak RSS         %.0f MB" % (int(rss) / 1024.0))
+names = ["receive", "commit (fsync+rename)", "open+parse", "decode", "window+resize", "engine", "SEG/SR encode", "send"]
+def stages(uids):
+    rows = []
+    for u in uids:
+        if u in ING and u in WRK and u in res_of:
+            sends = [send_ms[r] for r in res_of[u] if r in send_ms]
+            rows.append(list(ING[u]) + list(WRK[u]) + [max(sends) if sends else float("nan")])
+    return rows
+for title, uids in (("isolated", [u for u in recv if u in iso]), ("batch", batch)):
+    rows = stages(uids)
+    if not rows:
+        print("bench: stages (%s): none logged (the node's log level must be debug)" % title)
+        continue
+    med = [sorted(r[k] for r in rows)[len(rows) // 2] for k in range(len(names))]
+    print("bench: stages p50 (%s, %d images, ms): %s" % (title, len(rows), ", ".join(
+        "%s %.0f" % (nm, v) for nm, v in zip(names, med))))
 EOF

@@ -9,8 +9,11 @@ default rules skip, as they skip the shared RG3.
 With sizes (WxH, columns x rows), OUTDIR/chest-WxH.dcm for each instead: the same radiograph
 scaled to that size, each in a study of its own (StudyDescription "stand-in CR WxH"), for the
 viewer test's odd image sizes.
+With --dx WxH, OUTDIR/dx-WxH.dcm: the same radiograph as an uncompressed DX for presentation of
+that size (bench/node.sh's large uncompressed source).
 
 Usage: make_synthetic_cr.py OUTDIR [SRCDIR [WxH ...]]
+       make_synthetic_cr.py --dx WxH OUTDIR [SRCDIR]
 """
 import os
 import sys
@@ -22,6 +25,7 @@ from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
 CR_STORAGE = "1.2.840.10008.5.1.4.1.1.1"
+DX_PRESENTATION = "1.2.840.10008.5.1.4.1.1.1.1"
 
 
 def chest_pixels(src, size=(600, 700)):
@@ -31,20 +35,22 @@ def chest_pixels(src, size=(600, 700)):
     return (4095 - v).astype(np.uint16)               # MONOCHROME1: high = dark
 
 
-def write(path, pixels, body_part, view, description="synthetic test CR"):
+def write(path, pixels, body_part, view, description="synthetic test CR", sop_class=CR_STORAGE):
     meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = CR_STORAGE
+    meta.MediaStorageSOPClassUID = sop_class
     meta.MediaStorageSOPInstanceUID = generate_uid()
     meta.TransferSyntaxUID = ExplicitVRLittleEndian
     ds = Dataset()
     ds.file_meta = meta
     ds.SpecificCharacterSet = "ISO_IR 100"
-    ds.SOPClassUID = CR_STORAGE
+    ds.SOPClassUID = sop_class
     ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
     ds.StudyDate = ds.SeriesDate = ds.ContentDate = "20261127"
     ds.StudyTime = ds.SeriesTime = ds.ContentTime = "120000"
     ds.AccessionNumber = "SYN0001"
-    ds.Modality = "CR"
+    ds.Modality = "DX" if sop_class == DX_PRESENTATION else "CR"
+    if sop_class == DX_PRESENTATION:
+        ds.PresentationIntentType = "FOR PRESENTATION"
     ds.Manufacturer = "cxrseg tests"
     ds.ReferringPhysicianName = ""
     ds.StudyDescription = description
@@ -79,6 +85,16 @@ def write(path, pixels, body_part, view, description="synthetic test CR"):
 def main():
     if len(sys.argv) < 2:
         sys.exit(__doc__)
+    if sys.argv[1] == "--dx":
+        if len(sys.argv) < 4:
+            sys.exit(__doc__)
+        w, h = (int(v) for v in sys.argv[2].lower().split("x"))
+        out = sys.argv[3]
+        src = sys.argv[4] if len(sys.argv) > 4 else os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
+        os.makedirs(out, exist_ok=True)
+        write(os.path.join(out, "dx-%dx%d.dcm" % (w, h)), chest_pixels(src, (w, h)), "CHEST", "PA",
+              "stand-in DX %dx%d" % (w, h), DX_PRESENTATION)
+        return
     out = sys.argv[1]
     src = sys.argv[2] if len(sys.argv) > 2 else os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
     os.makedirs(out, exist_ok=True)

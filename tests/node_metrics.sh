@@ -61,6 +61,13 @@ jobs=$(metric 'cxrseg_processing_seconds_count')
 [ "$dn" -eq 6 ] || fail "processed $dn of 6"
 [ "$sent" -eq "$recv" ] || fail "deliveries counter $sent, storescp received $recv"
 [ "$eng" -eq 6 ] && [ "$jobs" -eq 6 ] || fail "histogram counts: engine $eng, jobs $jobs"
+# The stage times are real: each stage's sum is above zero and below the jobs' total.
+total_s=$(metric 'cxrseg_processing_seconds_sum')
+for stg in render engine write; do
+    v=$(metric "cxrseg_stage_seconds_sum{stage=\"$stg\"}")
+    awk -v v="$v" -v t="$total_s" 'BEGIN { exit !(v > 0 && v < t) }' ||
+        fail "stage $stg: sum $v s, jobs' total $total_s s (a stage must take some time and less than the job)"
+done
 msha=$(sha256sum "$(model_file)" | cut -c1-64)
 grep -q "^cxrseg_info{.*model_sha256=\"$msha\"} 1" "$T/metrics" || fail "model hash not in cxrseg_info"
 grep -q '^cxrseg_spool_free_bytes [1-9]' "$T/metrics" || fail "no spool free bytes"

@@ -26,7 +26,8 @@ static void usage(FILE *f)
             "  -o, --output DIR     output folder (created if missing)\n"
             "  --model M            model file (default: the conf file's <model file>, else\n"
             "                       $CXRSEG_MODEL, else " CX_DATADIR "/models/cxrseg.cxm,\n"
-            "                       else models/cxrseg.cxm of the source tree this was built from)\n"
+            "                       else ../models/cxrseg.cxm next to this program: an\n"
+            "                       uninstalled build in the source tree's build/ folder)\n"
             "  --conf C             configuration file: outputs, series, UID root, thresholds, and\n"
             "                       its filters (an image they do not accept is skipped)\n"
             "  --outputs LIST       comma list of seg,sr,gsps,sc (default seg,sr, or the conf file's)\n"
@@ -182,6 +183,23 @@ static int conf_accept(const cxd_info *info, void *user, char *why, size_t why_s
 
 enum { OPT_MODEL = 256, OPT_CONF, OPT_OUTPUTS, OPT_UID_ROOT, OPT_SCORE, OPT_THREADS, OPT_NO_OVERLAY };
 
+/* DIR/../models/cxrseg.cxm, DIR being the folder of this program (/proc/self/exe): the source
+   tree's model for a build in its build/ folder. 0 when that file is readable. */
+static int tree_model(char *out, size_t size)
+{
+    char exe[4096];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n <= 0)
+        return -1;
+    exe[n] = 0;
+    char *slash = strrchr(exe, '/');
+    if (!slash)
+        return -1;
+    *slash = 0;
+    int w = snprintf(out, size, "%s/../models/cxrseg.cxm", exe);
+    return w > 0 && (size_t)w < size && access(out, R_OK) == 0 ? 0 : -1;
+}
+
 int cx_cli_segment(int argc, char **argv)
 {
     static const struct option longs[] = {
@@ -193,6 +211,7 @@ int cx_cli_segment(int argc, char **argv)
         {NULL, 0, NULL, 0}};
     const char *input = NULL, *outdir = NULL, *model_path = NULL, *conf_path = NULL, *outputs = NULL,
                *uid_root = NULL;
+    char tree_path[4096];
     long threads = 2;
     double score = -1;
     int overlay = 1, quiet = 0, c;
@@ -263,12 +282,11 @@ int cx_cli_segment(int argc, char **argv)
         model_path = getenv("CXRSEG_MODEL");
     int model_defaulted = !model_path || !*model_path;
     if (model_defaulted) {
-        /* The installed model; in an uninstalled build tree, the one in the source tree. */
+        /* The installed model; for a build in the source tree (build/cxrseg), the tree's model,
+           found from where this program is, not from a path baked in at build time. */
         model_path = CX_DATADIR "/models/cxrseg.cxm";
-#ifdef CX_TOP_SRCDIR
-        if (access(model_path, R_OK) != 0 && access(CX_TOP_SRCDIR "/models/cxrseg.cxm", R_OK) == 0)
-            model_path = CX_TOP_SRCDIR "/models/cxrseg.cxm";
-#endif
+        if (access(model_path, R_OK) != 0 && tree_model(tree_path, sizeof tree_path) == 0)
+            model_path = tree_path;
     }
 
     struct stat sti;

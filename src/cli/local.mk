@@ -37,7 +37,5 @@ EXTRA_DIST += tests/cli_detect.sh
 
 # segment (owned by the results work: src/cli/cmd_segment.c over src/pipeline/segment.c)
 cxrseg_SOURCES += src/cli/cmd_segment.c
-# Lets `cxrseg segment` find models/cxrseg.cxm when run from an uninstalled build tree.
-cxrseg_CPPFLAGS += -DCX_TOP_SRCDIR='"$(abs_top_srcdir)"'
 TESTS += tests/results_segment.sh
 EXTRA_DIST += tests/results_segment.sh

@@ -23,7 +23,7 @@ tests_cxrseg_node_relay_LDADD = $(cxrseg_node_LDADD)
 systemdunitdir = $(prefix)/lib/systemd/system
 systemdunit_DATA = cxrseg-node.service
 cxrseg-node.service: $(top_srcdir)/conf/cxrseg-node.service.in Makefile
-	sed -e 's|@bindir[@]|$(bindir)|g' -e 's|@sysconfdir[@]|$(sysconfdir)|g' $(top_srcdir)/conf/cxrseg-node.service.in > $@
+	sed -e 's|@bindir[@]|$(bindir)|g' -e 's|@sysconfdir[@]|$(sysconfdir)|g' -e 's|@dcmtk_dict[@]|$(DCMTK_DICT)|g' $(top_srcdir)/conf/cxrseg-node.service.in > $@
 CLEANFILES += cxrseg-node.service
 EXTRA_DIST += conf/cxrseg-node.service.in bench/node.sh
 

@@ -35,6 +35,13 @@ static void audit_object(const cxd_peer *peer, const char *job, const char *sop_
                   NULL);
 }
 
+/* What store_begin hands to store_end: the spool job and when the transfer started (the
+ * receive stage of the node's timings, logged at debug level). */
+typedef struct ingest_token {
+    char id[CX_SPOOL_ID_MAX];
+    double t_begin;
+} ingest_token;
+
 static uint16_t store_begin(void *user, const cxd_peer *peer, const char *sop_class_uid, const char *sop_instance_uid,
                             char *path, size_t path_len, void **token, char *comment, size_t comment_len)
 {
@@ -58,12 +65,14 @@ static uint16_t store_begin(void *user, const cxd_peer *peer, const char *sop_cl
         audit_object(peer, aj, sop_class_uid, sop_instance_uid, NULL, "refused", "0xA700", err.msg);
         return CXD_STATUS_OUT_OF_RESOURCES;
     }
-    char *t = cx_strdup(id);
+    ingest_token *t = cx_malloc(sizeof *t);
     if (!t) {
         cx_spool_ingest_abort(node->spool, id);
         snprintf(comment, comment_len, "cxrseg: out of memory");
         return CXD_STATUS_OUT_OF_RESOURCES;
     }
+    snprintf(t->id, sizeof t->id, "%s", id);
+    t->t_begin = cx_now_ms();
     *token = t;
     return CXD_STATUS_SUCCESS;
 }
@@ -72,13 +81,15 @@ static uint16_t store_end(void *user, void *token, const cxd_peer *peer, int rec
                           char *comment, size_t comment_len)
 {
     cx_node *node = user;
-    char *id = token;
+    ingest_token *tk = token;
+    const char *id = tk->id;
+    double t_end = cx_now_ms();
     if (!received) {
         cx_log(CX_LOG_WARN, "ingest", id, "transfer from %s@%s broke off before the object was complete: discarded "
                "(not acknowledged)", peer->calling_ae, peer->host);
         audit_object(peer, id, NULL, NULL, NULL, "broken-off", NULL, "transfer ended before the object was complete");
         cx_spool_ingest_abort(node->spool, id);
-        cx_free(id);
+        cx_free(tk);
         return CXD_STATUS_OUT_OF_RESOURCES;
     }
     pthread_rwlock_rdlock(&node->cfg_lock);
@@ -92,7 +103,7 @@ static uint16_t store_end(void *user, void *token, const cxd_peer *peer, int rec
                obj->file_size, max_bytes >> 20);
         audit_object(peer, id, obj->sop_class_uid, obj->sop_instance_uid, obj->study_instance_uid, "refused", "0xA700",
                      "larger than listener/max-object-mb");
-        cx_free(id);
+        cx_free(tk);
         return CXD_STATUS_OUT_OF_RESOURCES;
     }
     if (obj->parsed) {
@@ -109,7 +120,7 @@ static uint16_t store_end(void *user, void *token, const cxd_peer *peer, int rec
                        obj->sop_instance_uid, peer->calling_ae, peer->host, why);
                 audit_object(peer, id, obj->sop_class_uid, obj->sop_instance_uid, obj->study_instance_uid, "skipped",
                              "0x0000", why);
-                cx_free(id);
+                cx_free(tk);
                 return CXD_STATUS_SUCCESS;
             }
             cx_log(CX_LOG_INFO, "ingest", id, "rejected %s from %s@%s with 0x0124 (Not Authorized): %s",
@@ -117,7 +128,7 @@ static uint16_t store_end(void *user, void *token, const cxd_peer *peer, int rec
             audit_object(peer, id, obj->sop_class_uid, obj->sop_instance_uid, obj->study_instance_uid, "rejected",
                          "0x0124", why);
             snprintf(comment, comment_len, "%.60s", why);
-            cx_free(id);
+            cx_free(tk);
             return CXD_STATUS_NOT_AUTHORIZED;
         }
     }
@@ -129,18 +140,23 @@ static uint16_t store_end(void *user, void *token, const cxd_peer *peer, int rec
     snprintf(m.sop_class_uid, sizeof m.sop_class_uid, "%.64s", obj->sop_class_uid);
     snprintf(m.sop_instance_uid, sizeof m.sop_instance_uid, "%.64s", obj->sop_instance_uid);
     cx_error err = {0};
+    double t_commit = cx_now_ms();
     cx_status st = cx_spool_ingest_commit(node->spool, id, &m, &err);
+    double t_done = cx_now_ms();
     if (st != CX_OK) {
         snprintf(comment, comment_len, "cxrseg: %s", st == CX_ERR_FULL ? "spool full" : "spool error");
         cx_log(CX_LOG_WARN, "ingest", id, "refused %s from %s@%s with Out of Resources (0xA700): %s",
                obj->sop_instance_uid, peer->calling_ae, peer->host, err.msg);
         audit_object(peer, id, obj->sop_class_uid, obj->sop_instance_uid, obj->study_instance_uid, "refused", "0xA700",
                      err.msg);
-        cx_free(id);
+        cx_free(tk);
         return CXD_STATUS_OUT_OF_RESOURCES;
     }
     audit_object(peer, id, obj->sop_class_uid, obj->sop_instance_uid, obj->study_instance_uid, "accepted", "0x0000",
                  obj->parsed ? "queued for processing" : "queued; header unreadable, the worker records the failure");
+    cx_log(CX_LOG_DEBUG, "ingest", id, "stages of %s: receive %.1f ms (%lld bytes to the spool), filters %.1f ms, "
+           "commit (fsync + rename) %.1f ms", obj->sop_instance_uid, t_end - tk->t_begin, obj->file_size,
+           t_commit - t_end, t_done - t_commit);
     if (obj->parsed)
         cx_log(CX_LOG_INFO, "ingest", id, "received %s (%s %s, %dx%d, %s, %lld bytes) from %s@%s: queued",
                obj->sop_instance_uid, class_name(obj->sop_class_uid), obj->modality, obj->columns, obj->rows,
@@ -149,7 +165,7 @@ static uint16_t store_end(void *user, void *token, const cxd_peer *peer, int rec
         cx_log(CX_LOG_WARN, "ingest", id,
                "received %s from %s@%s but its header is unreadable (%s): queued, the worker records the failure",
                obj->sop_instance_uid, peer->calling_ae, peer->host, obj->parse_error);
-    cx_free(id);
+    cx_free(tk);
     return CXD_STATUS_SUCCESS;
 }
 

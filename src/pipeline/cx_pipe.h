@@ -70,6 +70,8 @@ typedef struct cx_pipe_image {
     int source_width, source_height;
     char source_kind[8];     /* "dicom", "png" or "jpeg" */
     char description[400];   /* how display was made (cx_pipe_mapping.description for DICOM) */
+    double ms_decode;        /* pixel data decoding (DICOM; 0 for PNG/JPEG, read in one step) */
+    double ms_window;        /* modality LUT, VOI, polarity and the resize */
 } cx_pipe_image;
 
 void cx_pipe_image_free(cx_pipe_image *img); /* NULL is a no-op */

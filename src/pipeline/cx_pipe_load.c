@@ -315,16 +315,23 @@ cx_status cx_pipe_render_dicom(const cxd_file *f, const cxd_info *info, const cx
     cxd_pixels px;
     cxd_error derr;
     memset(&derr, 0, sizeof derr);
+    double t0 = cx_now_ms();
     cxd_status ds = cxd_file_decode(f, &px, &derr);
     if (ds != CXD_OK)
         return cx_pipe_error_from_cxd(&derr, ds, err);
+    double t1 = cx_now_ms();
     cx_image *display = NULL;
     s = cx_grey_render(px.data, px.columns, px.rows, &m.modality, &m.voi, &display, err);
     cxd_pixels_clear(&px);
     if (s != CX_OK)
         return s;
     cx_log(CX_LOG_DEBUG, "pipeline", NULL, "rendered %dx%d: %s", display->width, display->height, m.description);
-    return finish(display, p, "dicom", m.description, out, err);
+    s = finish(display, p, "dicom", m.description, out, err);
+    if (s == CX_OK) {
+        (*out)->ms_decode = t1 - t0;
+        (*out)->ms_window = cx_now_ms() - t1;
+    }
+    return s;
 }
 
 cx_status cx_pipe_load_file(const char *path, const cx_pipe_params *params, cx_pipe_image **out,

@@ -346,6 +346,8 @@ cx_status cx_segment_file(const cx_model *m, cx_mrcnn *s, const char *path, cons
     r.height = img->source_height;
     double t1 = cx_now_ms();
     r.ms_render = t1 - t0;
+    r.ms_decode = img->ms_decode;
+    r.ms_window = img->ms_window;
 
     const cx_image *in = img->input ? img->input : img->display;
     if (p->cancel && atomic_load(p->cancel)) {

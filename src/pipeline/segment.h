@@ -71,6 +71,8 @@ typedef struct cx_segment_result {
     char spacing_used[24];         /* "PixelSpacing", "ImagerPixelSpacing" or "none" */
     cxd_write_result written;      /* files and UIDs */
     double ms_render, ms_infer, ms_write; /* ms_write: the DICOM outputs only */
+    double ms_decode, ms_window;          /* the parts of ms_render (cx_pipe_image); the rest is
+                                             opening and parsing the file */
     double ms_overlay;                    /* the overlay PNG */
 } cx_segment_result;
 
