@@ -58,7 +58,7 @@ FUZZ_MAKE = $(MAKE) -f $(abs_top_srcdir)/tests/fuzz/fuzz.mk SRC='$(abs_top_srcdi
 	OUT='$(abs_top_builddir)/tests/fuzz' FUZZ_CC='$(FUZZ_CC)' FUZZ_CXX='$(FUZZ_CXX)' \
 	FUZZ_SRCLIST='$(FUZZ_SRCLIST)' FUZZ_CPPFLAGS='$(FUZZ_CPPFLAGS)' FUZZ_LIBS='$(FUZZ_LIBS)' \
 	PKGDATADIR='$(pkgdatadir)' SYSCONFDIR='$(sysconfdir)' \
-	HARNESSES='$(FUZZ_HARNESSES)' FUZZ_SECONDS='$(FUZZ_SECONDS)' DCMDICTPATH=/usr/share/libdcmtk17/dicom.dic
+	HARNESSES='$(FUZZ_HARNESSES)' FUZZ_SECONDS='$(FUZZ_SECONDS)' DCMDICTPATH='$(DCMTK_DICT)'
 
 # Builds the clang harnesses only; `make fuzz` also runs them (FUZZ_HARNESSES= picks some,
 # FUZZ_FLAGS= adds libFuzzer options).
