@@ -117,6 +117,10 @@ cxd_status cxd_j2k_decode(const unsigned char *data, size_t len, const cxd_geome
         return cxd_set_error(err, CXD_ERR_INTERNAL, "decode: OpenJPEG decoder set-up failed: %s", msgs.error);
     /* Strict: a truncated codestream is an error, not a silently blurred image. */
     opj_decoder_set_strict_mode(o.codec, OPJ_TRUE);
+    /* Code-blocks decode in parallel (the result does not depend on the thread count): one thread
+     * per CPU, at most 4. A failure only leaves the decode single-threaded. */
+    int cpus = opj_get_num_cpus();
+    opj_codec_set_threads(o.codec, cpus < 1 ? 1 : cpus > 4 ? 4 : cpus);
     if (!(o.stream = opj_stream_create(64 * 1024, OPJ_TRUE)))
         return cxd_set_error(err, CXD_ERR_NOMEM, "decode: OpenJPEG could not create a stream");
     opj_stream_set_user_data(o.stream, &ms, nullptr);
