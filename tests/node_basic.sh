@@ -68,10 +68,10 @@ ok "SIGHUP with a broken file keeps the old configuration and says why"
 
 # Host allow-list: 127.0.0.1 is not in 10.0.0.0/8.
 write_conf "$T/cxrseg.xml" "$P" "$(dest_xml pacs "$D")" "<allowed-hosts><host>10.0.0.0/8</host></allowed-hosts>"
-kill -HUP "$NODE_PID"; sleep 1.5
+reload_node
 out=$(echoscu -aet PACS -aec CXRSEG 127.0.0.1 "$P" 2>&1) && fail "host outside the allow-list accepted"
 grep -q "calling host not allowed" "$T/node.log" || fail "host reject not logged"
-cp "$T/good.xml" "$T/cxrseg.xml"; kill -HUP "$NODE_PID"; sleep 1.5
+cp "$T/good.xml" "$T/cxrseg.xml"; reload_node
 echoscu -aet PACS -aec CXRSEG 127.0.0.1 "$P" >/dev/null 2>&1 || fail "allowed again after reload"
 ok "unknown host rejected ($(echo "$out" | grep -o 'Reason: .*' | head -n 1))"
 

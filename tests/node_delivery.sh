@@ -23,7 +23,7 @@ ok "destination 'up' received all $N results while 'down' was unreachable (not b
 sleep 2
 start_dest "$DOWN" "$T/down" DOWNAE
 wait_until 60 '[ "$(count_files "$T/down")" -ge $N ]' || fail "destination 'down' got $(count_files "$T/down") of $N after coming up"
-sleep 4 # any duplicate would arrive now
+outbox_empty down; outbox_empty up # nothing left that could arrive twice
 for d in up down; do
     files=$(count_files "$T/$d"); rec=$(count_receptions "$T/$d.log")
     [ "$files" -eq $N ] || fail "$d holds $files distinct SOP Instance UIDs, expected $N"
@@ -35,14 +35,14 @@ ok "after coming up, 'down' received each of the $N results exactly once ($(coun
 kill -TERM "$NODE_PID"; wait "$NODE_PID"
 start_node "$T/cxrseg.xml"
 wait_echo "$P" || fail "node did not restart"
-sleep 3
+outbox_empty up
 [ "$(count_receptions "$T/up.log")" -eq $N ] || fail "restart resent results to 'up'"
 # Reprocessing the same source yields the same result UIDs, which are not sent again.
 storescu -xw -aet PACS -aec CXRSEG 127.0.0.1 "$P" "$T/in/cr1.dcm" >/dev/null 2>&1 || fail "resend of cr1"
 u=$(sop_uid "$T/in/cr1.dcm")
 wait_until 60 'grep -c "processed $u" "$T/node.log" | grep -q 2' || fail "second copy of cr1 not processed"
-sleep 3
+wait_until 30 'grep -q "already delivered to up" "$T/node.log"' || fail "no 'already delivered' log line"
+outbox_empty up
 [ "$(count_receptions "$T/up.log")" -eq $N ] || fail "a re-received source was delivered twice"
-grep -q "already delivered to up" "$T/node.log" || fail "no 'already delivered' log line"
 ok "restart and a re-sent source do not deliver anything twice"
 exit 0

@@ -124,6 +124,22 @@ wait_echo() { # PORT [AE] [seconds]
     return 1
 }
 
+# reload_node: SIGHUP, then wait for the node to log the outcome (reloaded, or refused and kept).
+reload_node() {
+    n0=$(grep -c -e 'configuration reloaded' -e 'reload failed' "$T/node.log")
+    kill -HUP "$NODE_PID"
+    wait_until 10 '[ "$(grep -c -e "configuration reloaded" -e "reload failed" "$T/node.log")" -gt '"$n0"' ]' ||
+        fail "no reload outcome in the node's log 10 s after SIGHUP"
+}
+
+# outbox_empty DEST [seconds]: wait until `cxrseg-node status` shows nothing left to send to DEST
+# (after that, a duplicate delivery could only come from a result queued twice).
+outbox_empty() {
+    ob_dest=$1
+    wait_until "${2:-30}" '"$NODE" status -c "$T/cxrseg.xml" 2>/dev/null | awk -v d="$ob_dest" '"'"'$1 == d && $2 == 0 {f = 1} END {exit !f}'"'"'' ||
+        fail "destination $1 still has results waiting: $("$NODE" status -c "$T/cxrseg.xml" 2>&1 | grep -A 9 '^destination')"
+}
+
 NODE_PID=""
 start_node() { # CONF
     "$NODE" -c "$1" >> "$T/node.log" 2>&1 &
