@@ -51,7 +51,11 @@ else
         --exclude=./configure --exclude=./config.status --exclude=Makefile.in -cf - . | tar -C "$SRC" -xf -
     [ -f "$SRC/debian/control" ] || fail "no debian/control in $CX_SRCDIR"
     echo "building the packages in $SRC (log: dpkg-buildpackage.log)"
-    (cd "$SRC" && DEB_BUILD_OPTIONS="parallel=$(nproc)" dpkg-buildpackage -us -uc -b) \
+    # Without the make variables of the `make check` that runs this test: its TEST_LOGS (in
+    # MAKEFLAGS) would override the package build's own test list and run this test inside the
+    # package build, recursively.
+    (cd "$SRC" && env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL -u MAKEOVERRIDES \
+        DEB_BUILD_OPTIONS="parallel=$(nproc)" dpkg-buildpackage -us -uc -b) \
         > "$T/dpkg-buildpackage.log" 2>&1 || { tail -n 40 "$T/dpkg-buildpackage.log"; fail "dpkg-buildpackage failed"; }
 fi
 CHANGES=$(ls "$T"/src/cxrseg_*.changes)
