@@ -31,122 +31,35 @@ static void usage(FILE *f)
             "Exit codes: 0 ok, 1 usage, 2 input error, 3 unsupported input, 5 model error, 6 internal.\n");
 }
 
-/* ---- a 5x7 bitmap font for the overlay labels (upper case, digits, a few signs) ---- */
-static const struct glyph {
-    char c;
-    unsigned char rows[7];
-} font[] = {
-    {'A', {14, 17, 17, 31, 17, 17, 17}}, {'B', {30, 17, 17, 30, 17, 17, 30}}, {'C', {14, 17, 16, 16, 16, 17, 14}},
-    {'D', {30, 17, 17, 17, 17, 17, 30}}, {'E', {31, 16, 16, 30, 16, 16, 31}}, {'F', {31, 16, 16, 30, 16, 16, 16}},
-    {'G', {14, 17, 16, 23, 17, 17, 15}}, {'H', {17, 17, 17, 31, 17, 17, 17}}, {'I', {14, 4, 4, 4, 4, 4, 14}},
-    {'J', {7, 2, 2, 2, 2, 18, 12}},      {'K', {17, 18, 20, 24, 20, 18, 17}}, {'L', {16, 16, 16, 16, 16, 16, 31}},
-    {'M', {17, 27, 21, 21, 17, 17, 17}}, {'N', {17, 17, 25, 21, 19, 17, 17}}, {'O', {14, 17, 17, 17, 17, 17, 14}},
-    {'P', {30, 17, 17, 30, 16, 16, 16}}, {'Q', {14, 17, 17, 17, 21, 18, 13}}, {'R', {30, 17, 17, 30, 20, 18, 17}},
-    {'S', {15, 16, 16, 14, 1, 1, 30}},   {'T', {31, 4, 4, 4, 4, 4, 4}},       {'U', {17, 17, 17, 17, 17, 17, 14}},
-    {'V', {17, 17, 17, 17, 17, 10, 4}},  {'W', {17, 17, 17, 21, 21, 21, 10}}, {'X', {17, 17, 10, 4, 10, 17, 17}},
-    {'Y', {17, 17, 10, 4, 4, 4, 4}},     {'Z', {31, 1, 2, 4, 8, 16, 31}},     {'0', {14, 17, 19, 21, 25, 17, 14}},
-    {'1', {4, 12, 4, 4, 4, 4, 14}},      {'2', {14, 17, 1, 2, 4, 8, 31}},     {'3', {31, 2, 4, 2, 1, 17, 14}},
-    {'4', {2, 6, 10, 18, 31, 2, 2}},     {'5', {31, 16, 30, 1, 1, 17, 14}},   {'6', {6, 8, 16, 30, 17, 17, 14}},
-    {'7', {31, 1, 2, 4, 8, 8, 8}},       {'8', {14, 17, 17, 14, 17, 17, 14}}, {'9', {14, 17, 17, 15, 1, 2, 12}},
-    {'.', {0, 0, 0, 0, 0, 12, 12}},      {'-', {0, 0, 0, 31, 0, 0, 0}},       {'_', {0, 0, 0, 0, 0, 0, 31}},
-    {':', {0, 12, 12, 0, 12, 12, 0}},    {' ', {0, 0, 0, 0, 0, 0, 0}},
-};
-
-static const unsigned char *glyph_rows(char c)
-{
-    if (c >= 'a' && c <= 'z')
-        c = (char)(c - 'a' + 'A');
-    for (size_t i = 0; i < sizeof font / sizeof font[0]; i++)
-        if (font[i].c == c)
-            return font[i].rows;
-    return font[sizeof font / sizeof font[0] - 1].rows;
-}
-
-typedef struct canvas {
-    uint8_t *rgb;
-    int w, h;
-} canvas;
-
-static void px(canvas *cv, int x, int y, const unsigned char c[3])
-{
-    if (x < 0 || y < 0 || x >= cv->w || y >= cv->h)
-        return;
-    memcpy(cv->rgb + ((size_t)y * cv->w + x) * 3, c, 3);
-}
-
-static void rect(canvas *cv, int x0, int y0, int x1, int y1, int t, const unsigned char c[3])
-{
-    for (int k = 0; k < t; k++) {
-        for (int x = x0; x <= x1; x++) {
-            px(cv, x, y0 + k, c);
-            px(cv, x, y1 - k, c);
-        }
-        for (int y = y0; y <= y1; y++) {
-            px(cv, x0 + k, y, c);
-            px(cv, x1 - k, y, c);
-        }
-    }
-}
-
-static void text(canvas *cv, int x, int y, const char *s, int scale, const unsigned char fg[3])
-{
-    static const unsigned char bg[3] = {0, 0, 0};
-    int n = (int)strlen(s);
-    for (int yy = -scale; yy < 8 * scale; yy++)      /* dark backing box for legibility */
-        for (int xx = -scale; xx < n * 6 * scale; xx++)
-            px(cv, x + xx, y + yy, bg);
-    for (int i = 0; i < n; i++) {
-        const unsigned char *g = glyph_rows(s[i]);
-        for (int r = 0; r < 7; r++)
-            for (int col = 0; col < 5; col++)
-                if (g[r] & (16 >> col))
-                    for (int a = 0; a < scale; a++)
-                        for (int b = 0; b < scale; b++)
-                            px(cv, x + (i * 6 + col) * scale + b, y + r * scale + a, fg);
-    }
-}
-
+/* The overlay: src/image's renderer (the one the pipeline's overlay and secondary capture use), each
+ * shown detection a layer with its box and "class score" label, the lowest score first so that the
+ * best detection lies on top. */
 static cx_status write_overlay(const char *path, const cx_image *disp, const cx_model *m,
                                const cx_detections *d, const int *shown, cx_error *err)
 {
-    canvas cv = {NULL, disp->width, disp->height};
-    size_t n = (size_t)cv.w * cv.h;
-    cv.rgb = cx_malloc(n * 3);
-    if (!cv.rgb)
-        return cx_error_set(err, CX_ERR_NOMEM, CMD, "overlay of %d x %d", cv.w, cv.h);
-    for (size_t i = 0; i < n; i++) {
-        float v = disp->data[i];
-        uint8_t g = (uint8_t)(v <= 0 ? 0 : v >= 1 ? 255 : v * 255.0f + 0.5f);
-        cv.rgb[3 * i] = cv.rgb[3 * i + 1] = cv.rgb[3 * i + 2] = g;
-    }
-    /* masks first (lowest score first so the best detection is on top), then boxes and labels */
-    for (int k = d->count - 1; k >= 0; k--) {
-        const cx_detection *e = &d->items[k];
-        if (!shown[k])
-            continue;
-        const unsigned char *c = cx_model_class(m, e->label)->color;
-        for (int y = 0; y < e->mask_h; y++)
-            for (int x = 0; x < e->mask_w; x++)
-                if (e->mask[(size_t)y * e->mask_w + x]) {
-                    uint8_t *p = cv.rgb + ((size_t)(e->mask_y0 + y) * cv.w + e->mask_x0 + x) * 3;
-                    for (int j = 0; j < 3; j++)
-                        p[j] = (uint8_t)((p[j] * 55 + c[j] * 45) / 100);
-                }
-    }
-    int scale = cv.w >= 1200 ? 3 : cv.w >= 600 ? 2 : 1;
+    cx_overlay_layer *layers = cx_calloc((size_t)(d->count ? d->count : 1), sizeof *layers);
+    if (!layers)
+        return cx_error_set(err, CX_ERR_NOMEM, CMD, "overlay of %d detections", d->count);
+    size_t n = 0;
     for (int k = d->count - 1; k >= 0; k--) {
         const cx_detection *e = &d->items[k];
         if (!shown[k])
             continue;
         const cx_class_info *ci = cx_model_class(m, e->label);
-        rect(&cv, (int)e->box[0], (int)e->box[1], (int)e->box[2], (int)e->box[3], scale, ci->color);
-        char label[96];
-        snprintf(label, sizeof label, "%s %.2f", ci->name, e->score);
-        int ty = (int)e->box[1] - 9 * scale;
-        text(&cv, (int)e->box[0] + scale, ty < scale ? (int)e->box[1] + 2 * scale : ty, label, scale, ci->color);
+        cx_overlay_layer *l = &layers[n++];
+        *l = (cx_overlay_layer){.x0 = e->mask_x0, .y0 = e->mask_y0, .w = e->mask_w, .h = e->mask_h,
+                                .mask = e->mask, .has_box = 1};
+        memcpy(l->rgb, ci->color, 3);
+        for (int j = 0; j < 4; j++)
+            l->box[j] = (int)e->box[j];
+        snprintf(l->label, sizeof l->label, "%s %.2f", ci->name, e->score);
     }
-    cx_status st = cx_image_write_png_rgb(path, cv.rgb, cv.w, cv.h, err);
-    cx_free(cv.rgb);
+    uint8_t *rgb = NULL;
+    cx_status st = cx_overlay_render(disp, layers, n, NULL, 0, &rgb, err);
+    if (st == CX_OK)
+        st = cx_image_write_png_rgb(path, rgb, disp->width, disp->height, err);
+    cx_free(rgb);
+    cx_free(layers);
     return st;
 }
 

@@ -131,11 +131,16 @@ cx_status cx_image_resize_area(const cx_image *src, int out_width, int out_heigh
                                cx_error *err);
 
 /* ---- Overlay: masks and a legend burned into the display image ---- */
-/* One mask to draw: a box in image pixels and its w*h bytes (non-zero = inside), borrowed. */
+/* One mask to draw: a box in image pixels and its w*h bytes (non-zero = inside), borrowed.
+ * With has_box, also the rectangle box (x1, y1, x2, y2 in image pixels, clipped to the image)
+ * outlined in the layer's colour, and label (may be empty) written at its top left. */
 typedef struct cx_overlay_layer {
     int x0, y0, w, h;
     const uint8_t *mask;
     uint8_t rgb[3];
+    int has_box;
+    int box[4];
+    char label[64];
 } cx_overlay_layer;
 
 /* One legend line: ASCII text (drawn in upper case; characters the font lacks become '?'),
@@ -148,7 +153,8 @@ typedef struct cx_legend_line {
 } cx_legend_line;
 
 /* Renders the [0,1] display image as 8-bit RGB with every layer tinted (35 % of its colour) and
- * outlined in it, each layer over the ones before it, then the legend lines in a dark box at the top left
+ * outlined in it, each layer over the ones before it, then the boxes and their labels (on dark
+ * backing, above the box where there is room), then the legend lines in a dark box at the top left
  * (font scaled to the image: 1 px per 400 px of the shorter side). *out receives
  * width*height*3 bytes allocated with cx_malloc (release with cx_free); written only on success.
  * CX_ERR_INVALID for a layer outside the image. */

@@ -2,6 +2,7 @@
  * secondary capture): the display image with every mask tinted and outlined in its colour, and a
  * legend drawn with a built-in 5x7 font. Knows nothing of findings or DICOM: the pipeline says
  * what the layers and the legend lines are. */
+#include "config.h"
 #include "cx_image.h"
 
 #include <string.h>
@@ -84,6 +85,26 @@ static void draw_text(canvas *cv, int x, int y, const char *s, size_t n, int sca
     }
 }
 
+/* A layer's rectangle (t px wide, inside its edges) and its label on dark backing, one text line
+ * above the rectangle or, where the image has no room above, just inside it. */
+static void draw_box(canvas *cv, const cx_overlay_layer *l, int t, int scale, const uint8_t dark[3])
+{
+    int x1 = l->box[0], y1 = l->box[1], x2 = l->box[2], y2 = l->box[3];
+    fill_rect(cv, x1, y1, x2 + 1, y1 + t, l->rgb);
+    fill_rect(cv, x1, y2 + 1 - t, x2 + 1, y2 + 1, l->rgb);
+    fill_rect(cv, x1, y1, x1 + t, y2 + 1, l->rgb);
+    fill_rect(cv, x2 + 1 - t, y1, x2 + 1, y2 + 1, l->rgb);
+    size_t n = strnlen(l->label, sizeof l->label);
+    if (!n)
+        return;
+    int ty = y1 - 9 * scale;
+    if (ty < 0)
+        ty = y1 + t + scale;
+    int tx = x1 + t;
+    fill_rect(cv, tx - scale, ty - scale, tx + (int)n * 6 * scale, ty + 8 * scale, dark);
+    draw_text(cv, tx, ty, l->label, n, scale, l->rgb);
+}
+
 /* Splits text into pieces of at most max_chars, at spaces where it can. Returns the number of
  * pieces; starts/lens receive at most cap of them. */
 static int wrap(const char *s, int max_chars, int cap, size_t *starts, size_t *lens)
@@ -158,9 +179,14 @@ cx_status cx_overlay_render(const cx_image *display, const cx_overlay_layer *lay
 #undef IN
     }
 
+    const int scale = (w < h ? w : h) / 400 > 1 ? (w < h ? w : h) / 400 : 1;
+    const uint8_t dark[3] = {0, 0, 0}, white[3] = {255, 255, 255};
+    for (size_t i = 0; i < n_layers; i++)
+        if (layers[i].has_box)
+            draw_box(&cv, &layers[i], t, scale, dark);
+
     /* Legend, top left, on a dark box sized to its (wrapped) lines. */
     if (n_lines) {
-        const int scale = (w < h ? w : h) / 400 > 1 ? (w < h ? w : h) / 400 : 1;
         const int lh = 9 * scale, pad = 4 * scale, indent = 10 * scale;
         const int max_chars = (w - 2 * pad - indent) / (6 * scale);
         enum { MAXP = 4 };
@@ -173,7 +199,6 @@ cx_status cx_overlay_render(const cx_image *display, const cx_overlay_layer *lay
                 if ((int)ln[j] > widest)
                     widest = (int)ln[j];
         }
-        const uint8_t dark[3] = {0, 0, 0}, white[3] = {255, 255, 255};
         fill_rect(&cv, 0, 0, pad * 2 + indent + widest * 6 * scale, pad * 2 + total * lh, dark);
         int row = 0;
         for (size_t i = 0; i < n_lines; i++) {

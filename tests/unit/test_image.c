@@ -718,6 +718,25 @@ static void test_overlay(void)
     p = rgb + ((size_t)(4 + 9 + 3) * w + 4 + 3) * 3;
     CU_ASSERT(p[0] == 255 && p[1] == 0 && p[2] == 0);
     cx_free(rgb);
+    /* A box with a label: the rectangle in the layer's colour, the label's text on dark backing
+     * above it (green pixels in the text row, none before the box was drawn). */
+    cx_overlay_layer boxed = {200, 40, 10, 10, small, {0, 255, 0}, 1, {180, 30, 260, 70}, "LUNG 0.97"};
+    rgb = NULL;
+    CU_ASSERT_FATAL(cx_overlay_render(img, &boxed, 1, NULL, 0, &rgb, &e) == CX_OK);
+    p = rgb + ((size_t)50 * w + 180) * 3; /* left edge of the box, outside the mask */
+    CU_ASSERT(p[0] == 0 && p[1] == 255 && p[2] == 0);
+    p = rgb + ((size_t)50 * w + 240) * 3; /* inside the box, outside the mask: untouched grey */
+    CU_ASSERT(p[0] == 128 && p[1] == 128 && p[2] == 128);
+    int green = 0, black = 0;
+    for (int y = 21; y < 30; y++)
+        for (int x = 180; x < 240; x++) {
+            const uint8_t *q = rgb + ((size_t)y * w + x) * 3;
+            green += q[0] == 0 && q[1] == 255 && q[2] == 0;
+            black += q[0] == 0 && q[1] == 0 && q[2] == 0;
+        }
+    CU_ASSERT(green > 30);
+    CU_ASSERT(black > 100);
+    cx_free(rgb);
     /* A layer partly outside the image. */
     layers[1].x0 = 395;
     rgb = NULL;
