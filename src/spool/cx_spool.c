@@ -34,6 +34,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <ftw.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -230,58 +231,47 @@ static int mkdir_p(const char *path)
     return 0;
 }
 
-/* Recursively removes path; returns the bytes freed (best effort). */
-static uint64_t rm_rf(const char *path)
+/* The two tree walks (removing a job or an expired folder, and the spool's size) are nftw(3)
+ * walks that do not follow symbolic links. nftw passes no user pointer, so each sums into a
+ * thread-local counter: ingest, workers and senders walk at the same time. */
+static _Thread_local uint64_t walk_bytes;
+
+static int rm_entry(const char *path, const struct stat *st, int type, struct FTW *ftw)
 {
-    struct stat st;
-    if (lstat(path, &st) != 0)
-        return 0;
-    uint64_t freed = 0;
-    if (S_ISDIR(st.st_mode)) {
-        DIR *d = opendir(path);
-        if (d) {
-            struct dirent *e;
-            char sub[CX_SPOOL_PATH_MAX];
-            while ((e = readdir(d))) {
-                if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
-                    continue;
-                if (!pjoin(sub, sizeof sub, path, e->d_name, NULL, NULL))
-                    continue;
-                freed += rm_rf(sub);
-            }
-            closedir(d);
-        }
+    (void)ftw;
+    if (type == FTW_DP || type == FTW_D || type == FTW_DNR) {
         rmdir(path);
     } else {
-        if (st.st_nlink <= 1)
-            freed += (uint64_t)st.st_size;
+        if (st->st_nlink <= 1)
+            walk_bytes += (uint64_t)st->st_size;
         unlink(path);
     }
-    return freed;
+    return 0; /* best effort: go on after an entry that cannot be removed */
 }
 
+/* Removes path and everything below it; returns the bytes freed (files with other hard links
+ * free nothing). */
+static uint64_t rm_rf(const char *path)
+{
+    walk_bytes = 0;
+    nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    return walk_bytes;
+}
+
+static int du_entry(const char *path, const struct stat *st, int type, struct FTW *ftw)
+{
+    (void)path, (void)ftw;
+    if (type == FTW_F || type == FTW_SL)
+        walk_bytes += (uint64_t)st->st_size / (st->st_nlink ? st->st_nlink : 1);
+    return 0;
+}
+
+/* Bytes under path, a hard-linked file shared between its links. */
 static uint64_t du(const char *path)
 {
-    struct stat st;
-    if (lstat(path, &st) != 0)
-        return 0;
-    if (!S_ISDIR(st.st_mode))
-        return (uint64_t)st.st_size / (st.st_nlink ? st.st_nlink : 1);
-    uint64_t sum = 0;
-    DIR *d = opendir(path);
-    if (!d)
-        return 0;
-    struct dirent *e;
-    char sub[CX_SPOOL_PATH_MAX];
-    while ((e = readdir(d))) {
-        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
-            continue;
-        if (!pjoin(sub, sizeof sub, path, e->d_name, NULL, NULL))
-            continue;
-        sum += du(sub);
-    }
-    closedir(d);
-    return sum;
+    walk_bytes = 0;
+    nftw(path, du_entry, 16, FTW_PHYS);
+    return walk_bytes;
 }
 
 static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
