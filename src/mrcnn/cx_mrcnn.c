@@ -834,6 +834,263 @@ fail:
     return st;
 }
 
+/* GeneralizedRCNNTransform: normalise, resize by torchvision's rule (min_size / max_size), pad to a
+ * multiple of 32. *x (arena) receives in_channels x Hp x Wp; s->rh/rw the resized size. */
+static cx_status transform_input(cx_mrcnn *s, const float *img, int h, int w, float **x_out, int *Hp_out,
+                                 int *Wp_out, cx_error *err)
+{
+    cx_status st = CX_OK;
+    const cx_model *m = s->m;
+    int IC = m->arch.in_channels;
+    float mn = (float)(h < w ? h : w), mx = (float)(h > w ? h : w);
+    float s1 = (float)m->arch.min_size / mn, s2 = (float)m->arch.max_size / mx;
+    float sc = s1 < s2 ? s1 : s2;
+    int rh = (int)floor((double)h * (double)sc), rw = (int)floor((double)w * (double)sc);
+    if (rh < 1 || rw < 1 || rh > 16384 || rw > 16384)
+        return cx_error_set(err, CX_ERR_INVALID, STAGE, "image %d x %d resizes to %d x %d", w, h, rw, rh);
+    s->rh = rh;
+    s->rw = rw;
+    int Hp = (int)(ceil((double)rh / 32.0) * 32), Wp = (int)(ceil((double)rw / 32.0) * 32);
+    float *x, *norm, *rs = NULL;
+    ALLOCF(x, (size_t)IC * Hp * Wp);
+    memset(x, 0, sizeof(float) * IC * Hp * Wp);
+    mark mk = arena_mark(s);
+    ALLOCF(norm, (size_t)h * w);
+    if (rh != h || rw != w)
+        ALLOCF(rs, (size_t)rh * rw);
+    for (int c = 0; c < IC; c++) {
+        for (size_t i = 0; i < (size_t)h * w; i++)
+            norm[i] = (img[i] - m->mean[c]) / m->std[c];
+        const float *src = norm;
+        if (rs) {
+            cx_resize_bilinear(norm, h, w, rs, rh, rw, IC == 1);
+            src = rs;
+        }
+        for (int y = 0; y < rh; y++)
+            memcpy(x + ((size_t)c * Hp + y) * Wp, src + (size_t)y * rw, sizeof(float) * rw);
+    }
+    arena_release(s, mk);
+    *x_out = x;
+    *Hp_out = Hp;
+    *Wp_out = Wp;
+    return CX_OK;
+fail:
+    return st;
+}
+
+/* The box head's detections (resized-image coordinates, sorted by score) and what the mask head
+ * shares with it. */
+typedef struct box_dets {
+    int n;
+    float *box, *score;
+    int *label;
+    float *racc; /* RoIAlign's accumulator: 14 x 14 x C per thread */
+    int kmin, kmax;
+} box_dets;
+
+/* roi_heads.postprocess_detections for one proposal's row of class scores and box deltas: softmax,
+ * decode against the proposal, clip to the resized image, drop low scores and tiny boxes. Appends
+ * to the candidate arrays at *nc. */
+static void decode_candidates(const cx_mrcnn *s, float *row, const float *pb, float *cand_b, float *cand_s,
+                              int *cand_l, int *nc)
+{
+    const cx_model *m = s->m;
+    const int K1 = m->arch.num_classes;
+    const float clip = (float)log(1000.0 / 16), rw = (float)s->rw, rh = (float)s->rh;
+    cx_softmax_rows(row, 1, K1);
+    float wd = pb[2] - pb[0], ht = pb[3] - pb[1], cx = pb[0] + 0.5f * wd, cy = pb[1] + 0.5f * ht;
+    for (int k = 1; k < K1; k++) {
+        const float *d = row + K1 + 4 * k;
+        float dx = d[0] / m->bbox_w[0], dy = d[1] / m->bbox_w[1];
+        float dw = fminf(d[2] / m->bbox_w[2], clip), dh = fminf(d[3] / m->bbox_w[3], clip);
+        float pcx = dx * wd + cx, pcy = dy * ht + cy, pw = expf(dw) * wd, ph = expf(dh) * ht;
+        float hw2 = 0.5f * pw, hh2 = 0.5f * ph;
+        float x1 = fminf(fmaxf(pcx - hw2, 0.0f), rw), x2 = fminf(fmaxf(pcx + hw2, 0.0f), rw);
+        float y1 = fminf(fmaxf(pcy - hh2, 0.0f), rh), y2 = fminf(fmaxf(pcy + hh2, 0.0f), rh);
+        float score = row[k];
+        if (!(score > m->box_score) || !(x2 - x1 >= 1e-2f && y2 - y1 >= 1e-2f))
+            continue;
+        float *o = cand_b + 4 * *nc;
+        o[0] = x1, o[1] = y1, o[2] = x2, o[3] = y2;
+        cand_s[*nc] = score;
+        cand_l[(*nc)++] = k;
+    }
+}
+
+/* Box branch: RoIAlign 7 x 7 of the proposals, TwoMLPHead, predictor, decode, per-class NMS, top
+ * detections_per_img. Leaves P2..P5 channels-last in s->fpnt for the mask branch. */
+static cx_status box_head(cx_mrcnn *s, box_dets *bd, cx_error *err)
+{
+    cx_status st = CX_OK;
+    const cx_model *m = s->m;
+    int C = m->arch.fpn_channels, K1 = m->arch.num_classes, R = m->rep, P = s->nprops;
+    memset(bd, 0, sizeof *bd);
+    level_range(s, &bd->kmin, &bd->kmax);
+    if (P <= 0)
+        return CX_OK;
+    float *feat, *f6, *f7, *pred, *cand_b, *cand_s;
+    int *lv, *cand_l, *keep, nk, nc = 0;
+    /* P2..P5 channels-last for RoIAlign; kept for the mask branch too (before the mark below) */
+    for (int l = 0; l < 4; l++) {
+        ALLOCF(s->fpnt[l], (size_t)C * s->fh[l] * s->fw[l]);
+        to_channels_last(s->pool, s->fpn[l], C, s->fh[l], s->fw[l], s->fpnt[l]);
+    }
+    ALLOCF(bd->racc, (size_t)cx_pool_threads(s->pool) * 196 * C);
+    ALLOCB(bd->box, (size_t)m->arch.detections_per_img * 4 * sizeof(float));
+    ALLOCF(bd->score, m->arch.detections_per_img);
+    ALLOCB(bd->label, (size_t)m->arch.detections_per_img * sizeof(int));
+    mark mk = arena_mark(s);
+    /* RoIs go through RoIAlign and the two FC layers BOX_CHUNK at a time: the pooled features
+     * of 1000 proposals would otherwise be the largest buffer of the whole run. */
+    enum { BOX_CHUNK = 256 };
+    int ch = P < BOX_CHUNK ? P : BOX_CHUNK;
+    ALLOCB(lv, (size_t)P * sizeof(int));
+    ALLOCF(feat, (size_t)ch * C * 49);
+    ALLOCF(f6, (size_t)ch * R);
+    ALLOCF(f7, (size_t)ch * R);
+    ALLOCF(pred, (size_t)P * 5 * K1);
+    map_levels(s->props, P, bd->kmin, bd->kmax, lv);
+    for (int p0 = 0; p0 < P; p0 += ch) {
+        int n = P - p0 < ch ? P - p0 : ch;
+        multiscale_roi_align(s, s->props + 4 * p0, lv + p0, n, 7, feat, (size_t)C * 49, 49, bd->racc);
+        cx_linear(s->pool, feat, n, C * 49, m->fc6_w, m->fc6_b, R, f6, 1);
+        cx_linear(s->pool, f6, n, R, m->fc7_w, m->fc7_b, R, f7, 1);
+        cx_linear(s->pool, f7, n, R, m->pred_w, m->pred_b, 5 * K1, pred + (size_t)p0 * 5 * K1, 0);
+    }
+    size_t ncand = (size_t)P * (K1 - 1);
+    ALLOCF(cand_b, ncand * 4);
+    ALLOCF(cand_s, ncand);
+    ALLOCB(cand_l, ncand * sizeof(int));
+    ALLOCB(keep, ncand * sizeof(int));
+    for (int i = 0; i < P; i++)
+        decode_candidates(s, pred + (size_t)i * 5 * K1, s->props + 4 * i, cand_b, cand_s, cand_l, &nc);
+    TRY(batched_nms(s, cand_b, cand_s, cand_l, nc, m->box_nms, keep, &nk, err));
+    bd->n = nk < m->arch.detections_per_img ? nk : m->arch.detections_per_img;
+    for (int i = 0; i < bd->n; i++) {
+        memcpy(bd->box + 4 * i, cand_b + 4 * keep[i], 4 * sizeof(float));
+        bd->score[i] = cand_s[keep[i]];
+        bd->label[i] = cand_l[keep[i]];
+    }
+    arena_release(s, mk);
+    return CX_OK;
+fail:
+    return st;
+}
+
+/* The mask head's 28 x 28 probabilities of the first dm detections (prob: D x 784): RoIAlign 14 x 14,
+ * the conv stack, the deconvolution and the logits conv, MASK_CHUNK detections at a time
+ * (channel-major [C][n][14][14] so each conv is one GEMM per chunk; 100 detections at once would
+ * need ~200 MB of activations). */
+static cx_status mask_probs(cx_mrcnn *s, const box_dets *bd, int dm, float *prob, cx_error *err)
+{
+    cx_status st = CX_OK;
+    const cx_model *m = s->m;
+    enum { MASK_CHUNK = 32 };
+    int C = m->arch.fpn_channels, K1 = m->arch.num_classes;
+    int ch = dm < MASK_CHUNK ? dm : MASK_CHUNK;
+    if (ch < 1)
+        ch = 1;
+    int *lv;
+    ALLOCB(lv, (size_t)bd->n * sizeof(int));
+    size_t maxc = (size_t)C;
+    for (int i = 0; i < m->n_mask_layers; i++)
+        maxc = (size_t)m->mask_conv[i].cout > maxc ? (size_t)m->mask_conv[i].cout : maxc;
+    float *up, *lg, *scr, *abuf, *bbuf;
+    int cin = m->n_mask_layers ? m->mask_conv[m->n_mask_layers - 1].cout : C;
+    ALLOCF(abuf, maxc * ch * 196);
+    ALLOCF(bbuf, maxc * ch * 196);
+    ALLOCF(up, (size_t)m->mask_dim * ch * 784);
+    ALLOCF(scr, (size_t)4 * m->mask_dim * ch * 196);
+    ALLOCF(lg, (size_t)K1 * ch * 784);
+    map_levels(bd->box, dm, bd->kmin, bd->kmax, lv);
+    for (int d0 = 0; d0 < dm; d0 += ch) {
+        int n = dm - d0 < ch ? dm - d0 : ch;
+        float *a = abuf, *b = bbuf;
+        multiscale_roi_align(s, bd->box + 4 * d0, lv + d0, n, 14, a, 196, (size_t)n * 196, bd->racc);
+        for (int i = 0; i < m->n_mask_layers; i++) {
+            TRY(conv(s, &m->mask_conv[i], a, n, 14, 14, b, NULL, 1, err));
+            float *t = a;
+            a = b;
+            b = t;
+        }
+        cx_deconv2x2(s->pool, cin, m->mask_dim, m->deconv_w, m->deconv_b, a, n, 14, 14, up, 1, scr);
+        TRY(conv(s, &m->mask_logits, up, n, 28, 28, lg, NULL, 0, err));
+        for (int i = 0; i < n; i++) { /* maskrcnn_inference: sigmoid of the label's channel */
+            const float *src = lg + ((size_t)bd->label[d0 + i] * n + i) * 784;
+            for (int q = 0; q < 784; q++)
+                prob[(size_t)(d0 + i) * 784 + q] = cx_sigmoidf(src[q]);
+        }
+    }
+    return CX_OK;
+fail:
+    return st;
+}
+
+/* Mask branch and output: boxes scaled to out_h x out_w (transform.resize_boxes), each mask pasted
+ * there (paste_masks_in_image) and thresholded at its class's mask threshold. Detections below
+ * s->mask_min_score (a suffix: they are sorted by score) get no mask. */
+static cx_status mask_head(cx_mrcnn *s, const box_dets *bd, int out_h, int out_w, cx_detections *out,
+                           cx_error *err)
+{
+    cx_status st = CX_OK;
+    const cx_model *m = s->m;
+    const int D = bd->n;
+    out->items = cx_calloc((size_t)D, sizeof(cx_detection));
+    if (!out->items)
+        return cx_error_set(err, CX_ERR_NOMEM, STAGE, "%d detections", D);
+    out->capacity = D;
+    mark mk = arena_mark(s);
+    int DM = 0;
+    while (DM < D && bd->score[DM] >= s->mask_min_score)
+        DM++;
+    float *prob, *obox, *thr;
+    ALLOCF(prob, (size_t)D * 784);
+    TRY(mask_probs(s, bd, DM, prob, err));
+    ALLOCF(obox, (size_t)D * 4);
+    ALLOCF(thr, D);
+    float rth = (float)out_h / (float)s->rh, rtw = (float)out_w / (float)s->rw;
+    for (int i = 0; i < D; i++) {
+        float *ob = obox + 4 * i;
+        ob[0] = bd->box[4 * i] * rtw;
+        ob[1] = bd->box[4 * i + 1] * rth;
+        ob[2] = bd->box[4 * i + 2] * rtw;
+        ob[3] = bd->box[4 * i + 3] * rth;
+        cx_detection *d = &out->items[i];
+        d->label = bd->label[i];
+        d->score = bd->score[i];
+        memcpy(d->box, ob, sizeof d->box);
+        long long ib[4];
+        int x0, y0, x1, y1;
+        paste_geometry(ob, 28, out_h, out_w, ib, &x0, &y0, &x1, &y1);
+        d->mask_x0 = x0;
+        d->mask_y0 = y0;
+        d->mask_w = i < DM ? x1 - x0 : 0;
+        d->mask_h = i < DM ? y1 - y0 : 0;
+        if (d->mask_w > 0 && d->mask_h > 0) {
+            d->mask = cx_malloc((size_t)d->mask_w * d->mask_h);
+            if (!d->mask) {
+                out->count = i + 1;
+                st = cx_error_set(err, CX_ERR_NOMEM, STAGE, "mask of %d x %d", d->mask_w, d->mask_h);
+                goto fail;
+            }
+        } else {
+            d->mask_w = d->mask_h = 0;
+        }
+        thr[i] = m->classes[bd->label[i] - 1].mask_thresh;
+        out->count = i + 1;
+    }
+    int *pcols;
+    float *pcolw;
+    ALLOCB(pcols, (size_t)cx_pool_threads(s->pool) * 2 * out_w * sizeof(int));
+    ALLOCF(pcolw, (size_t)cx_pool_threads(s->pool) * 2 * out_w);
+    paste_job pj = {prob, obox, out->items, thr, 28, out_h, out_w, pcols, pcolw};
+    cx_pool_run(s->pool, D, paste_task, &pj);
+    arena_release(s, mk);
+    return CX_OK;
+fail:
+    return st;
+}
+
 cx_status cx_mrcnn_detect(cx_mrcnn *s, const float *img, int h, int w, int out_h, int out_w, cx_detections *out,
                           cx_error *err)
 {
@@ -844,240 +1101,31 @@ cx_status cx_mrcnn_detect(cx_mrcnn *s, const float *img, int h, int w, int out_h
         return cx_error_set(err, CX_ERR_INVALID, STAGE, "image %d x %d -> %d x %d outside 1..32768", w, h, out_w,
                             out_h);
     cx_detections_clear(out);
-    const cx_model *m = s->m;
     TRY(arena_reset(s, err));
     double t0 = cx_now_ms();
     memset(s->t, 0, sizeof s->t);
     s->props = NULL;
     s->nprops = 0;
-
-    /* ---- GeneralizedRCNNTransform: normalise, then resize by torchvision's rule, pad to 32 ---- */
-    int IC = m->arch.in_channels;
-    float mn = (float)(h < w ? h : w), mx = (float)(h > w ? h : w);
-    float s1 = (float)m->arch.min_size / mn, s2 = (float)m->arch.max_size / mx;
-    float sc = s1 < s2 ? s1 : s2;
-    int rh = (int)floor((double)h * (double)sc), rw = (int)floor((double)w * (double)sc);
-    if (rh < 1 || rw < 1 || rh > 16384 || rw > 16384) {
-        st = cx_error_set(err, CX_ERR_INVALID, STAGE, "image %d x %d resizes to %d x %d", w, h, rw, rh);
-        goto fail;
-    }
-    s->rh = rh;
-    s->rw = rw;
-    int Hp = (int)(ceil((double)rh / 32.0) * 32), Wp = (int)(ceil((double)rw / 32.0) * 32);
-    float *x, *norm;
-    ALLOCF(x, (size_t)IC * Hp * Wp);
-    memset(x, 0, sizeof(float) * IC * Hp * Wp);
-    {
-        mark mk = arena_mark(s);
-        ALLOCF(norm, (size_t)h * w);
-        float *rs = NULL;
-        if (rh != h || rw != w)
-            ALLOCF(rs, (size_t)rh * rw);
-        for (int c = 0; c < IC; c++) {
-            for (size_t i = 0; i < (size_t)h * w; i++)
-                norm[i] = (img[i] - m->mean[c]) / m->std[c];
-            const float *src = norm;
-            if (rs) {
-                cx_resize_bilinear(norm, h, w, rs, rh, rw, IC == 1);
-                src = rs;
-            }
-            for (int y = 0; y < rh; y++)
-                memcpy(x + ((size_t)c * Hp + y) * Wp, src + (size_t)y * rw, sizeof(float) * rw);
-        }
-        arena_release(s, mk);
-    }
-    /* ---- backbone + FPN ---- */
+    float *x = NULL;
+    int Hp = 0, Wp = 0;
+    TRY(transform_input(s, img, h, w, &x, &Hp, &Wp, err));
     TRY(backbone_fpn(s, x, Hp, Wp, err));
     double t1 = cx_now_ms();
     s->t[0] = t1 - t0;
     CHECK_CANCEL("the backbone");
-    /* ---- RPN ---- */
     TRY(rpn(s, Hp, Wp, err));
     double t2 = cx_now_ms();
-    CHECK_CANCEL("the RPN");
     s->t[1] = t2 - t1;
-
-    /* ---- box branch ---- */
-    int C = m->arch.fpn_channels, K1 = m->arch.num_classes, R = m->rep, P = s->nprops;
-    float *racc = NULL;   /* RoIAlign's accumulator: 14x14xC per thread */
-    int kmin, kmax;
-    level_range(s, &kmin, &kmax);
-    int D = 0;
-    float *dbox = NULL, *dscore = NULL;
-    int *dlabel = NULL;
-    if (P > 0) {
-        float *feat, *f6, *f7, *pred, *cand_b, *cand_s;
-        int *lv, *cand_l, *keep, nk, nc = 0;
-        /* P2..P5 channels-last for RoIAlign; kept for the mask branch too (before the mark below) */
-        for (int l = 0; l < 4; l++) {
-            ALLOCF(s->fpnt[l], (size_t)C * s->fh[l] * s->fw[l]);
-            to_channels_last(s->pool, s->fpn[l], C, s->fh[l], s->fw[l], s->fpnt[l]);
-        }
-        ALLOCF(racc, (size_t)cx_pool_threads(s->pool) * 196 * C);
-        ALLOCB(dbox, (size_t)m->arch.detections_per_img * 4 * sizeof(float));
-        ALLOCF(dscore, m->arch.detections_per_img);
-        ALLOCB(dlabel, (size_t)m->arch.detections_per_img * sizeof(int));
-        mark mk = arena_mark(s);
-        /* RoIs go through RoIAlign and the two FC layers BOX_CHUNK at a time: the pooled features
-         * of 1000 proposals would otherwise be the largest buffer of the whole run. */
-        enum { BOX_CHUNK = 256 };
-        int ch = P < BOX_CHUNK ? P : BOX_CHUNK;
-        ALLOCB(lv, (size_t)P * sizeof(int));
-        ALLOCF(feat, (size_t)ch * C * 49);
-        ALLOCF(f6, (size_t)ch * R);
-        ALLOCF(f7, (size_t)ch * R);
-        ALLOCF(pred, (size_t)P * 5 * K1);
-        map_levels(s->props, P, kmin, kmax, lv);
-        for (int p0 = 0; p0 < P; p0 += ch) {
-            int n = P - p0 < ch ? P - p0 : ch;
-            multiscale_roi_align(s, s->props + 4 * p0, lv + p0, n, 7, feat, (size_t)C * 49, 49, racc);
-            cx_linear(s->pool, feat, n, C * 49, m->fc6_w, m->fc6_b, R, f6, 1);
-            cx_linear(s->pool, f6, n, R, m->fc7_w, m->fc7_b, R, f7, 1);
-            cx_linear(s->pool, f7, n, R, m->pred_w, m->pred_b, 5 * K1, pred + (size_t)p0 * 5 * K1, 0);
-        }
-        size_t ncand = (size_t)P * (K1 - 1);
-        ALLOCF(cand_b, ncand * 4);
-        ALLOCF(cand_s, ncand);
-        ALLOCB(cand_l, ncand * sizeof(int));
-        ALLOCB(keep, ncand * sizeof(int));
-        const float clip = (float)log(1000.0 / 16);
-        for (int i = 0; i < P; i++) {
-            float *row = pred + (size_t)i * 5 * K1;
-            cx_softmax_rows(row, 1, K1);
-            const float *pb = s->props + 4 * i;
-            float wd = pb[2] - pb[0], ht = pb[3] - pb[1], cx = pb[0] + 0.5f * wd, cy = pb[1] + 0.5f * ht;
-            for (int k = 1; k < K1; k++) {
-                const float *d = row + K1 + 4 * k;
-                float dx = d[0] / m->bbox_w[0], dy = d[1] / m->bbox_w[1];
-                float dw = fminf(d[2] / m->bbox_w[2], clip), dh = fminf(d[3] / m->bbox_w[3], clip);
-                float pcx = dx * wd + cx, pcy = dy * ht + cy, pw = expf(dw) * wd, ph = expf(dh) * ht;
-                float hw2 = 0.5f * pw, hh2 = 0.5f * ph;
-                float x1 = fminf(fmaxf(pcx - hw2, 0.0f), (float)rw), x2 = fminf(fmaxf(pcx + hw2, 0.0f), (float)rw);
-                float y1 = fminf(fmaxf(pcy - hh2, 0.0f), (float)rh), y2 = fminf(fmaxf(pcy + hh2, 0.0f), (float)rh);
-                float score = row[k];
-                if (!(score > m->box_score))
-                    continue;
-                if (!(x2 - x1 >= 1e-2f && y2 - y1 >= 1e-2f))
-                    continue;
-                cand_b[4 * nc] = x1;
-                cand_b[4 * nc + 1] = y1;
-                cand_b[4 * nc + 2] = x2;
-                cand_b[4 * nc + 3] = y2;
-                cand_s[nc] = score;
-                cand_l[nc++] = k;
-            }
-        }
-        TRY(batched_nms(s, cand_b, cand_s, cand_l, nc, m->box_nms, keep, &nk, err));
-        D = nk < m->arch.detections_per_img ? nk : m->arch.detections_per_img;
-        for (int i = 0; i < D; i++) {
-            memcpy(dbox + 4 * i, cand_b + 4 * keep[i], 4 * sizeof(float));
-            dscore[i] = cand_s[keep[i]];
-            dlabel[i] = cand_l[keep[i]];
-        }
-        arena_release(s, mk);
-    }
+    CHECK_CANCEL("the RPN");
+    box_dets bd;
+    TRY(box_head(s, &bd, err));
     double t3 = cx_now_ms();
     s->t[2] = t3 - t2;
     CHECK_CANCEL("the box head");
-
-    /* ---- mask branch ---- */
-    if (D > 0) {
-        out->items = cx_calloc((size_t)D, sizeof(cx_detection));
-        if (!out->items) {
-            st = cx_error_set(err, CX_ERR_NOMEM, STAGE, "%d detections", D);
-            goto fail;
-        }
-        out->capacity = D;
-        mark mk = arena_mark(s);
-        int *lv;
-        float *a, *b, *prob, *obox, *thr;
-        /* The mask head runs MASK_CHUNK detections at a time (channel-major [C][n][14][14] so each
-         * conv is one GEMM per chunk); 100 detections at once would need ~200 MB of activations. */
-        enum { MASK_CHUNK = 32 };
-        /* detections are sorted by score: those that get a mask are a prefix */
-        int DM = 0;
-        while (DM < D && dscore[DM] >= s->mask_min_score)
-            DM++;
-        int ch = DM < MASK_CHUNK ? DM : MASK_CHUNK;
-        if (ch < 1)
-            ch = 1;
-        ALLOCB(lv, (size_t)D * sizeof(int));
-        size_t maxc = (size_t)C;
-        for (int i = 0; i < m->n_mask_layers; i++)
-            maxc = (size_t)m->mask_conv[i].cout > maxc ? (size_t)m->mask_conv[i].cout : maxc;
-        float *up, *lg, *scr, *abuf, *bbuf;
-        int cin = m->n_mask_layers ? m->mask_conv[m->n_mask_layers - 1].cout : C;
-        ALLOCF(abuf, maxc * ch * 196);
-        ALLOCF(bbuf, maxc * ch * 196);
-        ALLOCF(up, (size_t)m->mask_dim * ch * 784);
-        ALLOCF(scr, (size_t)4 * m->mask_dim * ch * 196);
-        ALLOCF(lg, (size_t)K1 * ch * 784);
-        ALLOCF(prob, (size_t)D * 784);
-        map_levels(dbox, DM, kmin, kmax, lv);
-        for (int d0 = 0; d0 < DM; d0 += ch) {
-            int n = DM - d0 < ch ? DM - d0 : ch;
-            a = abuf;
-            b = bbuf;
-            multiscale_roi_align(s, dbox + 4 * d0, lv + d0, n, 14, a, 196, (size_t)n * 196, racc);
-            for (int i = 0; i < m->n_mask_layers; i++) {
-                TRY(conv(s, &m->mask_conv[i], a, n, 14, 14, b, NULL, 1, err));
-                float *t = a;
-                a = b;
-                b = t;
-            }
-            cx_deconv2x2(s->pool, cin, m->mask_dim, m->deconv_w, m->deconv_b, a, n, 14, 14, up, 1, scr);
-            TRY(conv(s, &m->mask_logits, up, n, 28, 28, lg, NULL, 0, err));
-            for (int i = 0; i < n; i++) {   /* maskrcnn_inference: sigmoid of the label's channel */
-                const float *src = lg + ((size_t)dlabel[d0 + i] * n + i) * 784;
-                for (int q = 0; q < 784; q++)
-                    prob[(size_t)(d0 + i) * 784 + q] = cx_sigmoidf(src[q]);
-            }
-        }
-        ALLOCF(obox, (size_t)D * 4);
-        ALLOCF(thr, D);
-        float rth = (float)out_h / (float)rh, rtw = (float)out_w / (float)rw;   /* transform.resize_boxes */
-        for (int i = 0; i < D; i++) {
-            float *ob = obox + 4 * i;
-            ob[0] = dbox[4 * i] * rtw;
-            ob[1] = dbox[4 * i + 1] * rth;
-            ob[2] = dbox[4 * i + 2] * rtw;
-            ob[3] = dbox[4 * i + 3] * rth;
-            cx_detection *d = &out->items[i];
-            d->label = dlabel[i];
-            d->score = dscore[i];
-            memcpy(d->box, ob, sizeof d->box);
-            long long ib[4];
-            int x0, y0, x1, y1;
-            paste_geometry(ob, 28, out_h, out_w, ib, &x0, &y0, &x1, &y1);
-            d->mask_x0 = x0;
-            d->mask_y0 = y0;
-            d->mask_w = x1 - x0;
-            d->mask_h = y1 - y0;
-            if (i >= DM)
-                d->mask_w = d->mask_h = 0;
-            if (d->mask_w > 0 && d->mask_h > 0) {
-                d->mask = cx_malloc((size_t)d->mask_w * d->mask_h);
-                if (!d->mask) {
-                    out->count = i + 1;
-                    st = cx_error_set(err, CX_ERR_NOMEM, STAGE, "mask of %d x %d", d->mask_w, d->mask_h);
-                    goto fail;
-                }
-            } else {
-                d->mask_w = d->mask_h = 0;
-            }
-            thr[i] = m->classes[dlabel[i] - 1].mask_thresh;
-            out->count = i + 1;
-        }
-        int *pcols;
-        float *pcolw;
-        ALLOCB(pcols, (size_t)cx_pool_threads(s->pool) * 2 * out_w * sizeof(int));
-        ALLOCF(pcolw, (size_t)cx_pool_threads(s->pool) * 2 * out_w);
-        paste_job pj = {prob, obox, out->items, thr, 28, out_h, out_w, pcols, pcolw};
-        cx_pool_run(s->pool, D, paste_task, &pj);
-        arena_release(s, mk);
-    }
+    if (bd.n > 0)
+        TRY(mask_head(s, &bd, out_h, out_w, out, err));
     s->t[3] = cx_now_ms() - t3;
-    if (m->image_head) {
+    if (s->m->image_head) {
         out->has_image_prob = 1;
         out->image_prob = (float)(1.0 / (1.0 + exp(-s->image_logit)));
     }
