@@ -200,7 +200,15 @@ static int tree_model(char *out, size_t size)
     return w > 0 && (size_t)w < size && access(out, R_OK) == 0 ? 0 : -1;
 }
 
-int cx_cli_segment(int argc, char **argv)
+typedef struct seg_args {
+    const char *input, *outdir, *model_path, *conf_path, *outputs, *uid_root;
+    long threads;
+    double score;
+    int overlay, quiet;
+} seg_args;
+
+/* The command line into *a; -1 to go on, otherwise the exit code (help, usage error). */
+static int parse_args(int argc, char **argv, seg_args *a)
 {
     static const struct option longs[] = {
         {"help", no_argument, NULL, 'h'}, {"output", required_argument, NULL, 'o'},
@@ -209,51 +217,52 @@ int cx_cli_segment(int argc, char **argv)
         {"score", required_argument, NULL, OPT_SCORE}, {"threads", required_argument, NULL, OPT_THREADS},
         {"no-overlay", no_argument, NULL, OPT_NO_OVERLAY}, {"quiet", no_argument, NULL, 'q'},
         {NULL, 0, NULL, 0}};
-    const char *input = NULL, *outdir = NULL, *model_path = NULL, *conf_path = NULL, *outputs = NULL,
-               *uid_root = NULL;
-    char tree_path[4096];
-    long threads = 2;
-    double score = -1;
-    int overlay = 1, quiet = 0, c;
+    *a = (seg_args){.threads = 2, .score = -1, .overlay = 1};
+    int c;
     optind = 0;
     while ((c = cx_cli_getopt(CMD, argc, argv, "ho:q", longs)) != -1) {
         switch (c) {
         case 'h': usage(stdout); return CX_EXIT_OK;
-        case 'o': outdir = optarg; break;
-        case OPT_MODEL: model_path = optarg; break;
-        case OPT_CONF: conf_path = optarg; break;
-        case OPT_OUTPUTS: outputs = optarg; break;
-        case OPT_UID_ROOT: uid_root = optarg; break;
+        case 'o': a->outdir = optarg; break;
+        case OPT_MODEL: a->model_path = optarg; break;
+        case OPT_CONF: a->conf_path = optarg; break;
+        case OPT_OUTPUTS: a->outputs = optarg; break;
+        case OPT_UID_ROOT: a->uid_root = optarg; break;
         case OPT_SCORE:
-            if (cx_cli_parse_double(optarg, &score) || score < 0 || score > 1)
+            if (cx_cli_parse_double(optarg, &a->score) || a->score < 0 || a->score > 1)
                 return cx_cli_usage(CMD, "--score '%s': expected 0..1", optarg);
             break;
         case OPT_THREADS:
-            if (cx_cli_parse_int(optarg, 1, 64, &threads))
+            if (cx_cli_parse_int(optarg, 1, 64, &a->threads))
                 return cx_cli_usage(CMD, "--threads '%s': expected 1..64", optarg);
             break;
-        case OPT_NO_OVERLAY: overlay = 0; break;
-        case 'q': quiet = 1; break;
+        case OPT_NO_OVERLAY: a->overlay = 0; break;
+        case 'q': a->quiet = 1; break;
         case 1:
-            if (input)
-                return cx_cli_usage(CMD, "one FILE or DIR at a time ('%s' and '%s')", input, optarg);
-            input = optarg;
+            if (a->input)
+                return cx_cli_usage(CMD, "one FILE or DIR at a time ('%s' and '%s')", a->input, optarg);
+            a->input = optarg;
             break;
         default: return CX_EXIT_USAGE;
         }
     }
-    if (!input)
+    if (!a->input)
         return cx_cli_usage(CMD, "FILE or DIR missing");
-    if (!outdir)
+    if (!a->outdir)
         return cx_cli_usage(CMD, "-o OUTDIR missing");
+    return -1;
+}
 
-    cx_segment_params p;
-    cx_segment_default_params(&p);
-    cx_config *cfg = NULL;
-    if (conf_path) {
+/* The segmentation parameters from --conf (its filters and model too), --score, --outputs and
+ * --uid-root; -1 to go on, otherwise the exit code. *cfg is the loaded conf (NULL without one). */
+static int setup_params(seg_args *a, cx_segment_params *p, cx_config **cfg)
+{
+    cx_segment_default_params(p);
+    *cfg = NULL;
+    if (a->conf_path) {
         cx_config_errors errs;
         memset(&errs, 0, sizeof errs);
-        cx_status cst = cx_config_load(conf_path, NULL, &cfg, &errs);
+        cx_status cst = cx_config_load(a->conf_path, NULL, cfg, &errs);
         if (cst != CX_OK) {
             for (size_t i = 0; i < errs.count; i++)
                 fprintf(stderr, "cxrseg %s: %s\n", CMD, errs.items[i].text);
@@ -261,53 +270,163 @@ int cx_cli_segment(int argc, char **argv)
             return cx_cli_exit_code(cst);
         }
         cx_error e = {0};
-        if (cx_segment_params_from_config(cfg, NULL, &p, &e) != CX_OK) {
-            cx_config_free(cfg);
+        if (cx_segment_params_from_config(*cfg, NULL, p, &e) != CX_OK)
             return cx_cli_fail(CMD, &e);
+        p->accept = conf_accept;
+        p->accept_user = *cfg;
+        if (!a->model_path && (*cfg)->model.file)
+            a->model_path = (*cfg)->model.file;
+    }
+    p->score = a->score;
+    if (a->outputs && parse_outputs(a->outputs, &p->write.outputs))
+        return cx_cli_usage(CMD, "--outputs '%s': expected a comma list of seg, sr, gsps, sc", a->outputs);
+    if (a->uid_root)
+        snprintf(p->write.uid_root, sizeof p->write.uid_root, "%s", a->uid_root);
+    return -1;
+}
+
+/* One file of a folder run into rows[i]; the result folder is OUTDIR/<name without extension>. */
+static void segment_entry(const cx_model *m, cx_mrcnn *s, cx_segment_params *p, const seg_args *a,
+                          const char *name, row *rw)
+{
+    char src[4200], dir[4200], png[4300];
+    snprintf(src, sizeof src, "%s/%s", a->input, name);
+    snprintf(dir, sizeof dir, "%s/%s", a->outdir, name);
+    char *base = dir + strlen(a->outdir) + 1, *dot = strrchr(base, '.');
+    if (dot && dot != base)
+        *dot = 0;
+    snprintf(png, sizeof png, "%s/overlay.png", dir);
+    snprintf(rw->name, sizeof rw->name, "%s", name);
+    if (mkdir_p(dir)) {
+        rw->st = CX_ERR_IO;
+        snprintf(rw->msg, sizeof rw->msg, "cannot create %.500s", dir);
+        return;
+    }
+    p->overlay_png = a->overlay ? png : NULL;
+    cx_error fe = {0};
+    rw->st = cx_segment_file(m, s, src, dir, p, &rw->r, &fe);
+    rw->ok = rw->st == CX_OK;
+    if (!rw->ok) {
+        snprintf(rw->msg, sizeof rw->msg, "%s", fe.msg);
+        rmdir(dir); /* leave no empty result folder behind */
+    }
+}
+
+/* The folder run's table: one line per file, then the counts. */
+static void print_summary(const row *rows, size_t n, size_t failed, size_t skipped, double seconds)
+{
+    printf("%-28s %-6s %-11s %5s %5s %7s %7s %10s %7s  %s\n", "file", "status", "size", "lungs", "finds", "R %",
+           "L %", "area mm2", "ms", "outputs / error");
+    for (size_t i = 0; i < n; i++) {
+        const cx_segment_result *r = &rows[i].r;
+        if (!rows[i].ok) {
+            printf("%-28.28s %-6s %-11s %5s %5s %7s %7s %10s %7s  %s\n", rows[i].name,
+                   rows[i].st == CX_ERR_UNSUPPORTED ? "skip" : "FAIL", "-", "-", "-", "-", "-", "-", "-", rows[i].msg);
+            continue;
         }
-        p.accept = conf_accept;
-        p.accept_user = cfg;
-        if (!model_path && cfg->model.file)
-            model_path = cfg->model.file;
+        char size[24], rs[16], ls[16], area[24];
+        snprintf(size, sizeof size, "%dx%d", r->width, r->height);
+        pct(rs, sizeof rs, r->lung_share_pct[0]);
+        pct(ls, sizeof ls, r->lung_share_pct[1]);
+        if (r->finding_area_mm2 >= 0)
+            snprintf(area, sizeof area, "%.0f", r->finding_area_mm2);
+        else
+            snprintf(area, sizeof area, "n/a");
+        printf("%-28.28s %-6s %-11s %5d %5d %7s %7s %10s %7.0f  %s%s%s%s\n", rows[i].name, "ok", size, r->n_lungs,
+               r->n_findings, rs, ls, area, r->ms_render + r->ms_infer + r->ms_write + r->ms_overlay,
+               r->written.written & CXD_OUT_SEG ? "seg " : "", r->written.written & CXD_OUT_SR ? "sr " : "",
+               r->written.written & CXD_OUT_GSPS ? "gsps " : "", r->written.written & CXD_OUT_SC ? "sc" : "");
     }
-    p.score = score;
+    printf("%zu file%s: %zu processed, %zu skipped, %zu failed, %.1f s\n", n, n == 1 ? "" : "s",
+           n - failed - skipped, skipped, failed, seconds);
+}
+
+/* Every file of the folder a->input, in name order; files that are not a usable radiograph (not
+ * DICOM, colour, multi-frame) are skipped, not failures. Returns the exit code. */
+static int segment_folder(const cx_model *m, cx_mrcnn *s, cx_segment_params *p, const seg_args *a)
+{
+    cx_error e = {0};
+    size_t n = 0;
+    char **names = list_dir(a->input, &n);
+    if (!names) {
+        cx_error_set(&e, CX_ERR_IO, CMD, "cannot list %s", a->input);
+        return cx_cli_fail(CMD, &e);
+    }
     int rc = CX_EXIT_OK;
-    if (outputs && parse_outputs(outputs, &p.write.outputs)) {
-        rc = cx_cli_usage(CMD, "--outputs '%s': expected a comma list of seg, sr, gsps, sc", outputs);
-        goto out;
+    row *rows = calloc(n ? n : 1, sizeof *rows);
+    int bar = !a->quiet && isatty(2);
+    size_t failed = 0, skipped = 0;
+    double t0 = cx_now_ms();
+    for (size_t i = 0; rows && i < n; i++) {
+        progress(bar, i, n, names[i]);
+        segment_entry(m, s, p, a, names[i], &rows[i]);
+        if (!rows[i].ok) {
+            if (rows[i].st == CX_ERR_UNSUPPORTED)
+                skipped++;
+            else
+                failed++;
+            if (!bar && !a->quiet)
+                fprintf(stderr, "cxrseg %s: %s\n", CMD, rows[i].msg);
+        } else if (!bar && !a->quiet) {
+            fprintf(stderr, "cxrseg %s: [%zu/%zu] %s done\n", CMD, i + 1, n, names[i]);
+        }
     }
-    if (uid_root)
-        snprintf(p.write.uid_root, sizeof p.write.uid_root, "%s", uid_root);
-    if (!model_path)
-        model_path = getenv("CXRSEG_MODEL");
-    int model_defaulted = !model_path || !*model_path;
+    progress(bar, n, n, "");
+    if (rows) {
+        print_summary(rows, n, failed, skipped, (cx_now_ms() - t0) / 1000.0);
+    } else {
+        cx_error_set(&e, CX_ERR_NOMEM, CMD, "out of memory");
+        rc = cx_cli_fail(CMD, &e);
+    }
+    if (failed && rc == CX_EXIT_OK)
+        rc = CX_EXIT_INPUT;
+    free(rows);
+    for (size_t i = 0; i < n; i++)
+        free(names[i]);
+    free(names);
+    return rc;
+}
+
+int cx_cli_segment(int argc, char **argv)
+{
+    seg_args a;
+    int rc = parse_args(argc, argv, &a);
+    if (rc >= 0)
+        return rc;
+    cx_segment_params p;
+    cx_config *cfg = NULL;
+    char tree_path[4096];
+    rc = setup_params(&a, &p, &cfg);
+    if (rc >= 0)
+        goto out;
+    rc = CX_EXIT_OK;
+    if (!a.model_path)
+        a.model_path = getenv("CXRSEG_MODEL");
+    int model_defaulted = !a.model_path || !*a.model_path;
     if (model_defaulted) {
         /* The installed model; for a build in the source tree (build/cxrseg), the tree's model,
            found from where this program is, not from a path baked in at build time. */
-        model_path = CX_DATADIR "/models/cxrseg.cxm";
-        if (access(model_path, R_OK) != 0 && tree_model(tree_path, sizeof tree_path) == 0)
-            model_path = tree_path;
+        a.model_path = CX_DATADIR "/models/cxrseg.cxm";
+        if (access(a.model_path, R_OK) != 0 && tree_model(tree_path, sizeof tree_path) == 0)
+            a.model_path = tree_path;
     }
-
-    struct stat sti;
-    if (stat(input, &sti)) {
-        cx_error e;
-        cx_error_set(&e, CX_ERR_IO, CMD, "%s: %s", input, strerror(errno));
-        rc = cx_cli_fail(CMD, &e);
-        goto out;
-    }
-    if (mkdir_p(outdir)) {
-        cx_error e;
-        cx_error_set(&e, CX_ERR_IO, CMD, "cannot create %s: %s", outdir, strerror(errno));
-        rc = cx_cli_fail(CMD, &e);
-        goto out;
-    }
-
     cx_error e = {0};
+    struct stat sti;
+    if (stat(a.input, &sti)) {
+        cx_error_set(&e, CX_ERR_IO, CMD, "%s: %s", a.input, strerror(errno));
+        rc = cx_cli_fail(CMD, &e);
+        goto out;
+    }
+    if (mkdir_p(a.outdir)) {
+        cx_error_set(&e, CX_ERR_IO, CMD, "cannot create %s: %s", a.outdir, strerror(errno));
+        rc = cx_cli_fail(CMD, &e);
+        goto out;
+    }
     cx_model *m = NULL;
     cx_mrcnn *s = NULL;
     cx_status st;
-    if ((st = cx_model_load(model_path, &m, &e)) != CX_OK || (st = cx_mrcnn_new(m, (int)threads, &s, &e)) != CX_OK) {
+    if ((st = cx_model_load(a.model_path, &m, &e)) != CX_OK ||
+        (st = cx_mrcnn_new(m, (int)a.threads, &s, &e)) != CX_OK) {
         rc = cx_cli_fail(CMD, &e);
         if (model_defaulted && st == CX_ERR_IO)
             fprintf(stderr, "cxrseg %s: no model found: give --model M.cxm, set CXRSEG_MODEL, or install the "
@@ -315,100 +434,17 @@ int cx_cli_segment(int argc, char **argv)
         cx_model_free(m);
         goto out;
     }
-
-    if (!S_ISDIR(sti.st_mode)) {
+    if (S_ISDIR(sti.st_mode)) {
+        rc = segment_folder(m, s, &p, &a);
+    } else {
         char png[4200];
-        snprintf(png, sizeof png, "%s/overlay.png", outdir);
-        p.overlay_png = overlay ? png : NULL;
+        snprintf(png, sizeof png, "%s/overlay.png", a.outdir);
+        p.overlay_png = a.overlay ? png : NULL;
         cx_segment_result r;
-        if ((st = cx_segment_file(m, s, input, outdir, &p, &r, &e)) != CX_OK)
+        if ((st = cx_segment_file(m, s, a.input, a.outdir, &p, &r, &e)) != CX_OK)
             rc = cx_cli_fail(CMD, &e);
         else
-            print_result(m, input, outdir, &r);
-    } else {
-        size_t n = 0;
-        char **names = list_dir(input, &n);
-        if (!names) {
-            cx_error_set(&e, CX_ERR_IO, CMD, "cannot list %s", input);
-            rc = cx_cli_fail(CMD, &e);
-        } else {
-            row *rows = calloc(n ? n : 1, sizeof *rows);
-            int bar = !quiet && isatty(2);
-            size_t failed = 0, skipped = 0;
-            double t0 = cx_now_ms();
-            for (size_t i = 0; rows && i < n; i++) {
-                progress(bar, i, n, names[i]);
-                char src[4200], dir[4200], png[4300];
-                snprintf(src, sizeof src, "%s/%s", input, names[i]);
-                snprintf(dir, sizeof dir, "%s/%s", outdir, names[i]);
-                char *dot = strrchr(dir + strlen(outdir) + 1, '.');
-                if (dot && dot != dir + strlen(outdir) + 1)
-                    *dot = 0;
-                snprintf(png, sizeof png, "%s/overlay.png", dir);
-                snprintf(rows[i].name, sizeof rows[i].name, "%s", names[i]);
-                if (mkdir_p(dir)) {
-                    rows[i].st = CX_ERR_IO;
-                    snprintf(rows[i].msg, sizeof rows[i].msg, "cannot create %.500s", dir);
-                } else {
-                    p.overlay_png = overlay ? png : NULL;
-                    cx_error fe = {0};
-                    rows[i].st = cx_segment_file(m, s, src, dir, &p, &rows[i].r, &fe);
-                    rows[i].ok = rows[i].st == CX_OK;
-                    if (!rows[i].ok) {
-                        snprintf(rows[i].msg, sizeof rows[i].msg, "%s", fe.msg);
-                        rmdir(dir); /* leave no empty result folder behind */
-                    }
-                }
-                if (!rows[i].ok) {
-                    /* Not DICOM, colour, multi-frame: skipped, not a failure of the run. */
-                    if (rows[i].st == CX_ERR_UNSUPPORTED)
-                        skipped++;
-                    else
-                        failed++;
-                    if (!bar && !quiet)
-                        fprintf(stderr, "cxrseg %s: %s\n", CMD, rows[i].msg);
-                } else if (!bar && !quiet) {
-                    fprintf(stderr, "cxrseg %s: [%zu/%zu] %s done\n", CMD, i + 1, n, names[i]);
-                }
-            }
-            progress(bar, n, n, "");
-            if (rows) {
-                printf("%-28s %-6s %-11s %5s %5s %7s %7s %10s %7s  %s\n", "file", "status", "size", "lungs", "finds",
-                       "R %", "L %", "area mm2", "ms", "outputs / error");
-                for (size_t i = 0; i < n; i++) {
-                    const cx_segment_result *r = &rows[i].r;
-                    if (!rows[i].ok) {
-                        printf("%-28.28s %-6s %-11s %5s %5s %7s %7s %10s %7s  %s\n", rows[i].name,
-                               rows[i].st == CX_ERR_UNSUPPORTED ? "skip" : "FAIL", "-", "-", "-", "-", "-", "-", "-",
-                               rows[i].msg);
-                        continue;
-                    }
-                    char size[24], rs[16], ls[16], area[24];
-                    snprintf(size, sizeof size, "%dx%d", r->width, r->height);
-                    pct(rs, sizeof rs, r->lung_share_pct[0]);
-                    pct(ls, sizeof ls, r->lung_share_pct[1]);
-                    if (r->finding_area_mm2 >= 0)
-                        snprintf(area, sizeof area, "%.0f", r->finding_area_mm2);
-                    else
-                        snprintf(area, sizeof area, "n/a");
-                    printf("%-28.28s %-6s %-11s %5d %5d %7s %7s %10s %7.0f  %s%s%s%s\n", rows[i].name, "ok", size,
-                           r->n_lungs, r->n_findings, rs, ls, area, r->ms_render + r->ms_infer + r->ms_write + r->ms_overlay,
-                           r->written.written & CXD_OUT_SEG ? "seg " : "", r->written.written & CXD_OUT_SR ? "sr " : "",
-                           r->written.written & CXD_OUT_GSPS ? "gsps " : "", r->written.written & CXD_OUT_SC ? "sc" : "");
-                }
-                printf("%zu file%s: %zu processed, %zu skipped, %zu failed, %.1f s\n", n, n == 1 ? "" : "s",
-                       n - failed - skipped, skipped, failed, (cx_now_ms() - t0) / 1000.0);
-            } else {
-                cx_error_set(&e, CX_ERR_NOMEM, CMD, "out of memory");
-                rc = cx_cli_fail(CMD, &e);
-            }
-            if (failed && rc == CX_EXIT_OK)
-                rc = CX_EXIT_INPUT;
-            free(rows);
-            for (size_t i = 0; i < n; i++)
-                free(names[i]);
-            free(names);
-        }
+            print_result(m, a.input, a.outdir, &r);
     }
     cx_mrcnn_free(s);
     cx_model_free(m);
