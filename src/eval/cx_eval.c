@@ -102,15 +102,15 @@ static int category_index(cx_eval *e, const char *c)
 
 static int is_lung_side(const cx_eval *e, int l) { return l && (l == e->lung[0] || l == e->lung[1]); }
 
-cx_status cx_eval_add_image(cx_eval *e, const cx_eval_image *in, const cx_eval_gt *gt,
-                            const cx_detections *dets, cx_error *err)
+/* The image's inputs checked, and room for one more image and nd more detections. */
+static cx_status add_prepare(cx_eval *e, const char *name, const cx_eval_gt *gt, const cx_detections *dets,
+                             cx_error *err)
 {
     const char *S = "eval";
-    const char *name = in->name ? in->name : "";
     if (gt->num_classes != e->k)
         return cx_error_set(err, CX_ERR_INVALID, S, "%s: ground truth has %d classes, model %d", name,
                             gt->num_classes, e->k);
-    int w = gt->width, h = gt->height, nd = dets ? dets->count : 0;
+    int nd = dets ? dets->count : 0;
     for (int i = 0; i < nd; i++) {
         const cx_detection *d = &dets->items[i];
         if (d->label < 1 || d->label > e->k)
@@ -120,10 +120,6 @@ cx_status cx_eval_add_image(cx_eval *e, const cx_eval_image *in, const cx_eval_g
             return cx_error_set(err, CX_ERR_INVALID, S, "%s: detection %d has a %dx%d mask without data",
                                 name, i, d->mask_w, d->mask_h);
     }
-    int cat = category_index(e, in->category);
-    if (cat == -2)
-        return cx_error_set(err, CX_ERR_INVALID, S, "%s: category '%s' is one more than the %d supported",
-                            name, in->category, CX_EVAL_MAX_CATEGORIES);
     if (e->n_img == e->cap_img) {
         int nc = e->cap_img ? e->cap_img * 2 : 32;
         ev_img *ni = cx_realloc(e->img, (size_t)nc * sizeof *ni);
@@ -142,8 +138,172 @@ cx_status cx_eval_add_image(cx_eval *e, const cx_eval_image *in, const cx_eval_g
         e->det = nd2;
         e->cap_det = nc;
     }
-    size_t npx = (size_t)w * h;
-    uint16_t *pred = cx_calloc(npx, sizeof *pred); /* bit l-1: reported union of label l */
+    return CX_OK;
+}
+
+/* Label l of one image: each detection's mask against the ground-truth instances (IoU), COCO's
+ * greedy matching at every IoU threshold into e->det, and the reported detections painted into
+ * pred (bit l-1). order: the detections by decreasing score. */
+static cx_status add_label(cx_eval *e, ev_img *im, const cx_eval_image *in, const cx_eval_gt *gt,
+                           const cx_detections *dets, const int *order, uint16_t *pred, int l, cx_error *err)
+{
+    int w = gt->width, h = gt->height, nd = dets ? dets->count : 0, ng = gt->n_inst[l];
+    /* lung sides unknown: this label's detections have no ground truth to match, good or bad */
+    int in_ap = !(im->side_unknown && is_lung_side(e, l));
+    im->n_gt[l] = ng;
+    e->n_gt[l] += ng;
+    int64_t *inter = cx_calloc((size_t)ng + 1, sizeof *inter);
+    double *iou = cx_malloc(((size_t)ng + 1) * (size_t)(nd + 1) * sizeof *iou);
+    char *used = cx_malloc((size_t)ng + 1);
+    if (!inter || !iou || !used) {
+        cx_free(inter);
+        cx_free(iou);
+        cx_free(used);
+        return cx_error_set(err, CX_ERR_NOMEM, "eval", "out of memory");
+    }
+    int nl = 0, n_all = 0;
+    for (int oi = 0; oi < nd; oi++) {
+        const cx_detection *d = &dets->items[order[oi]];
+        if (d->label != l)
+            continue;
+        n_all++;
+        int x0, y0, x1, y1;
+        det_clip(d, w, h, &x0, &y0, &x1, &y1);
+        memset(inter, 0, ((size_t)ng + 1) * sizeof *inter);
+        int64_t area = 0;
+        int paint = in->keep ? in->keep[order[oi]] != 0 : d->score >= e->thresh[l];
+        for (int y = y0; y < y1; y++) {
+            const uint8_t *mr = d->mask + (size_t)(y - d->mask_y0) * d->mask_w - d->mask_x0;
+            const int32_t *gr = gt->inst[l] + (size_t)y * w;
+            uint16_t *pr = pred + (size_t)y * w;
+            for (int x = x0; x < x1; x++)
+                if (mr[x]) {
+                    area++;
+                    inter[gr[x]]++;
+                    if (paint)
+                        pr[x] |= (uint16_t)(1u << (l - 1));
+                }
+        }
+        if (!in_ap)
+            continue;
+        for (int g = 1; g <= ng; g++) {
+            double u = (double)area + (double)gt->inst_area[l][g] - (double)inter[g];
+            iou[(size_t)nl * (ng + 1) + g] = u > 0 ? (double)inter[g] / u : 0.0;
+        }
+        ev_det *ed = &e->det[e->n_det + (size_t)nl];
+        ed->score = d->score;
+        ed->label = l;
+        ed->image = e->n_img;
+        ed->matched = 0;
+        nl++;
+    }
+    /* COCO greedy matching, per threshold: each detection (by score) takes the unmatched GT
+     * with the highest IoU at or above the threshold */
+    for (int t = 0; t < N_IOU; t++) {
+        double thr = 0.5 + 0.05 * t;
+        memset(used, 0, (size_t)ng + 1);
+        for (int di = 0; di < nl; di++) {
+            double best = thr < 1 - 1e-10 ? thr : 1 - 1e-10;
+            int m = -1;
+            for (int g = 1; g <= ng; g++) {
+                if (used[g])
+                    continue;
+                double v = iou[(size_t)di * (ng + 1) + g];
+                if (v < best)
+                    continue;
+                best = v;
+                m = g;
+            }
+            if (m > 0) {
+                used[m] = 1;
+                e->det[e->n_det + (size_t)di].matched |= 1u << t;
+            }
+        }
+    }
+    im->n_det[l] = n_all;
+    e->n_det += (size_t)nl;
+    cx_free(inter);
+    cx_free(iou);
+    cx_free(used);
+    return CX_OK;
+}
+
+/* Pixel figures of one image from the painted prediction: Dice of each label's union mask, of both
+ * lungs together, and the share of each lung (and of both) the finding covers, predicted and true. */
+static void add_pixel_figures(const cx_eval *e, ev_img *im, const cx_eval_gt *gt, const uint16_t *pred)
+{
+    size_t npx = (size_t)gt->width * gt->height;
+    int64_t a[CX_EVAL_MAX_CLASSES + 1] = {0}, b[CX_EVAL_MAX_CLASSES + 1] = {0}, ab[CX_EVAL_MAX_CLASSES + 1] = {0};
+    int64_t sh_gt_l[2] = {0}, sh_gt_fl[2] = {0}, sh_p_l[2] = {0}, sh_p_fl[2] = {0};
+    int64_t lu_gt = 0, lu_p = 0, lu_both = 0, lu_gt_f = 0, lu_p_f = 0;
+    uint16_t lung_bits = 0;
+    for (int s = 0; s < 2; s++)
+        if (e->lung[s])
+            lung_bits |= (uint16_t)(1u << (e->lung[s] - 1));
+    int F = e->finding;
+    for (size_t p = 0; p < npx; p++) {
+        uint16_t pv = pred[p];
+        for (int l = 1; l <= e->k; l++) {
+            int pa = (pv >> (l - 1)) & 1, gb = gt->inst[l][p] != 0;
+            a[l] += pa;
+            b[l] += gb;
+            ab[l] += pa & gb;
+        }
+        int gf = F ? gt->inst[F][p] != 0 : 0, pf = F ? (pv >> (F - 1)) & 1 : 0;
+        int gl = gt->lung ? gt->lung[p] != 0
+                          : ((e->lung[0] && gt->inst[e->lung[0]][p]) || (e->lung[1] && gt->inst[e->lung[1]][p]));
+        int pl = (pv & lung_bits) != 0;
+        lu_gt += gl;
+        lu_p += pl;
+        lu_both += gl & pl;
+        lu_gt_f += gl & gf;
+        lu_p_f += pl & pf;
+        for (int s = 0; s < 2; s++) {
+            int L = e->lung[s];
+            if (!L)
+                continue;
+            int gs = gt->inst[L][p] != 0, ps = (pv >> (L - 1)) & 1;
+            sh_gt_l[s] += gs;
+            sh_gt_fl[s] += gs & gf;
+            sh_p_l[s] += ps;
+            sh_p_fl[s] += ps & pf;
+        }
+    }
+    for (int l = 1; l <= e->k; l++)
+        im->dice[l] = (a[l] + b[l]) && !(im->side_unknown && is_lung_side(e, l))
+                          ? 2.0 * (double)ab[l] / (double)(a[l] + b[l])
+                          : NAN;
+    im->dice_lungs = lung_bits && (lu_gt + lu_p) ? 2.0 * (double)lu_both / (double)(lu_gt + lu_p) : NAN;
+    im->gt_finding = F ? gt->n_inst[F] > 0 : 0;
+    /* no predicted lung: the product would report nothing; count it as 0 % affected */
+    if (F && lung_bits && lu_gt > 0) {
+        im->has_share_lungs = 1;
+        im->share_lungs_gt = 100.0 * (double)lu_gt_f / (double)lu_gt;
+        im->share_lungs_pred = lu_p ? 100.0 * (double)lu_p_f / (double)lu_p : 0.0;
+    }
+    for (int s = 0; s < 2; s++) {
+        if (!F || !e->lung[s] || im->side_unknown || sh_gt_l[s] == 0)
+            continue;
+        im->has_share[s] = 1;
+        im->share_gt[s] = 100.0 * (double)sh_gt_fl[s] / (double)sh_gt_l[s];
+        im->share_pred[s] = sh_p_l[s] ? 100.0 * (double)sh_p_fl[s] / (double)sh_p_l[s] : 0.0;
+    }
+}
+
+cx_status cx_eval_add_image(cx_eval *e, const cx_eval_image *in, const cx_eval_gt *gt,
+                            const cx_detections *dets, cx_error *err)
+{
+    const char *S = "eval";
+    const char *name = in->name ? in->name : "";
+    cx_status st = add_prepare(e, name, gt, dets, err);
+    if (st != CX_OK)
+        return st;
+    int cat = category_index(e, in->category);
+    if (cat == -2)
+        return cx_error_set(err, CX_ERR_INVALID, S, "%s: category '%s' is one more than the %d supported",
+                            name, in->category, CX_EVAL_MAX_CATEGORIES);
+    int nd = dets ? dets->count : 0;
+    uint16_t *pred = cx_calloc((size_t)gt->width * gt->height, sizeof *pred); /* bit l-1: union of label l */
     int *order = cx_malloc(((size_t)nd + 1) * sizeof *order);
     ev_img im;
     memset(&im, 0, sizeof im);
@@ -154,12 +314,9 @@ cx_status cx_eval_add_image(cx_eval *e, const cx_eval_image *in, const cx_eval_g
     im.present = in->present != 0;
     im.side_unknown = gt->lung_side_unknown != 0;
     if (!pred || !order || !im.name) {
-        cx_free(pred);
-        cx_free(order);
-        cx_free(im.name);
-        return cx_error_set(err, CX_ERR_NOMEM, S, "out of memory");
+        st = cx_error_set(err, CX_ERR_NOMEM, S, "out of memory");
+        goto done;
     }
-    cx_status st = CX_OK;
     /* detection order: by decreasing score, ties kept in engine order (COCO's stable sort) */
     for (int i = 0; i < nd; i++) {
         int j = i;
@@ -169,146 +326,11 @@ cx_status cx_eval_add_image(cx_eval *e, const cx_eval_image *in, const cx_eval_g
         }
         order[j] = i;
     }
-    for (int l = 1; l <= e->k; l++) {
-        int ng = gt->n_inst[l];
-        /* lung sides unknown: this label's detections have no ground truth to match, good or bad */
-        int in_ap = !(im.side_unknown && is_lung_side(e, l));
-        im.n_gt[l] = ng;
-        e->n_gt[l] += ng;
-        int64_t *inter = cx_calloc((size_t)ng + 1, sizeof *inter);
-        double *iou = cx_malloc(((size_t)ng + 1) * (size_t)(nd + 1) * sizeof *iou);
-        char *used = cx_malloc((size_t)ng + 1);
-        if (!inter || !iou || !used) {
-            cx_free(inter);
-            cx_free(iou);
-            cx_free(used);
-            st = cx_error_set(err, CX_ERR_NOMEM, S, "out of memory");
-            goto done;
-        }
-        int nl = 0, n_all = 0;
-        for (int oi = 0; oi < nd; oi++) {
-            const cx_detection *d = &dets->items[order[oi]];
-            if (d->label != l)
-                continue;
-            n_all++;
-            int x0, y0, x1, y1;
-            det_clip(d, w, h, &x0, &y0, &x1, &y1);
-            memset(inter, 0, ((size_t)ng + 1) * sizeof *inter);
-            int64_t area = 0;
-            int paint = in->keep ? in->keep[order[oi]] != 0 : d->score >= e->thresh[l];
-            for (int y = y0; y < y1; y++) {
-                const uint8_t *mr = d->mask + (size_t)(y - d->mask_y0) * d->mask_w - d->mask_x0;
-                const int32_t *gr = gt->inst[l] + (size_t)y * w;
-                uint16_t *pr = pred + (size_t)y * w;
-                for (int x = x0; x < x1; x++)
-                    if (mr[x]) {
-                        area++;
-                        inter[gr[x]]++;
-                        if (paint)
-                            pr[x] |= (uint16_t)(1u << (l - 1));
-                    }
-            }
-            if (!in_ap)
-                continue;
-            for (int g = 1; g <= ng; g++) {
-                double u = (double)area + (double)gt->inst_area[l][g] - (double)inter[g];
-                iou[(size_t)nl * (ng + 1) + g] = u > 0 ? (double)inter[g] / u : 0.0;
-            }
-            ev_det *ed = &e->det[e->n_det + (size_t)nl];
-            ed->score = d->score;
-            ed->label = l;
-            ed->image = e->n_img;
-            ed->matched = 0;
-            nl++;
-        }
-        /* COCO greedy matching, per threshold: each detection (by score) takes the unmatched GT
-         * with the highest IoU at or above the threshold */
-        for (int t = 0; t < N_IOU; t++) {
-            double thr = 0.5 + 0.05 * t;
-            memset(used, 0, (size_t)ng + 1);
-            for (int di = 0; di < nl; di++) {
-                double best = thr < 1 - 1e-10 ? thr : 1 - 1e-10;
-                int m = -1;
-                for (int g = 1; g <= ng; g++) {
-                    if (used[g])
-                        continue;
-                    double v = iou[(size_t)di * (ng + 1) + g];
-                    if (v < best)
-                        continue;
-                    best = v;
-                    m = g;
-                }
-                if (m > 0) {
-                    used[m] = 1;
-                    e->det[e->n_det + (size_t)di].matched |= 1u << t;
-                }
-            }
-        }
-        im.n_det[l] = n_all;
-        e->n_det += (size_t)nl;
-        cx_free(inter);
-        cx_free(iou);
-        cx_free(used);
-    }
-    /* Dice of the union masks, lungs together, lung shares */
-    {
-        int64_t a[CX_EVAL_MAX_CLASSES + 1] = {0}, b[CX_EVAL_MAX_CLASSES + 1] = {0},
-                ab[CX_EVAL_MAX_CLASSES + 1] = {0};
-        int64_t sh_gt_l[2] = {0}, sh_gt_fl[2] = {0}, sh_p_l[2] = {0}, sh_p_fl[2] = {0};
-        int64_t lu_gt = 0, lu_p = 0, lu_both = 0, lu_gt_f = 0, lu_p_f = 0;
-        uint16_t lung_bits = 0;
-        for (int s = 0; s < 2; s++)
-            if (e->lung[s])
-                lung_bits |= (uint16_t)(1u << (e->lung[s] - 1));
-        int F = e->finding;
-        for (size_t p = 0; p < npx; p++) {
-            uint16_t pv = pred[p];
-            for (int l = 1; l <= e->k; l++) {
-                int pa = (pv >> (l - 1)) & 1, gb = gt->inst[l][p] != 0;
-                a[l] += pa;
-                b[l] += gb;
-                ab[l] += pa & gb;
-            }
-            int gf = F ? gt->inst[F][p] != 0 : 0, pf = F ? (pv >> (F - 1)) & 1 : 0;
-            int gl = gt->lung ? gt->lung[p] != 0
-                              : ((e->lung[0] && gt->inst[e->lung[0]][p]) || (e->lung[1] && gt->inst[e->lung[1]][p]));
-            int pl = (pv & lung_bits) != 0;
-            lu_gt += gl;
-            lu_p += pl;
-            lu_both += gl & pl;
-            lu_gt_f += gl & gf;
-            lu_p_f += pl & pf;
-            for (int s = 0; s < 2; s++) {
-                int L = e->lung[s];
-                if (!L)
-                    continue;
-                int gs = gt->inst[L][p] != 0, ps = (pv >> (L - 1)) & 1;
-                sh_gt_l[s] += gs;
-                sh_gt_fl[s] += gs & gf;
-                sh_p_l[s] += ps;
-                sh_p_fl[s] += ps & pf;
-            }
-        }
-        for (int l = 1; l <= e->k; l++)
-            im.dice[l] = (a[l] + b[l]) && !(im.side_unknown && is_lung_side(e, l))
-                             ? 2.0 * (double)ab[l] / (double)(a[l] + b[l])
-                             : NAN;
-        im.dice_lungs = lung_bits && (lu_gt + lu_p) ? 2.0 * (double)lu_both / (double)(lu_gt + lu_p) : NAN;
-        im.gt_finding = F ? gt->n_inst[F] > 0 : 0;
-        /* no predicted lung: the product would report nothing; count it as 0 % affected */
-        if (F && lung_bits && lu_gt > 0) {
-            im.has_share_lungs = 1;
-            im.share_lungs_gt = 100.0 * (double)lu_gt_f / (double)lu_gt;
-            im.share_lungs_pred = lu_p ? 100.0 * (double)lu_p_f / (double)lu_p : 0.0;
-        }
-        for (int s = 0; s < 2; s++) {
-            if (!F || !e->lung[s] || im.side_unknown || sh_gt_l[s] == 0)
-                continue;
-            im.has_share[s] = 1;
-            im.share_gt[s] = 100.0 * (double)sh_gt_fl[s] / (double)sh_gt_l[s];
-            im.share_pred[s] = sh_p_l[s] ? 100.0 * (double)sh_p_fl[s] / (double)sh_p_l[s] : 0.0;
-        }
-    }
+    for (int l = 1; l <= e->k && st == CX_OK; l++)
+        st = add_label(e, &im, in, gt, dets, order, pred, l, err);
+    if (st != CX_OK)
+        goto done;
+    add_pixel_figures(e, &im, gt, pred);
     e->img[e->n_img++] = im;
     im.name = NULL;
 done:
