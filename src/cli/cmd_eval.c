@@ -121,7 +121,16 @@ static cx_status select_images(cx_eval_dataset *ds, const char *split, const cha
 enum { OPT_MODEL = 256, OPT_DATA, OPT_SPLIT, OPT_SUBSET, OPT_JSON, OPT_HOLDOUT, OPT_CATEGORY, OPT_THREADS,
        OPT_LIMIT, OPT_SCORE };
 
-int cx_cli_eval(int argc, char **argv)
+typedef struct eval_args {
+    const char *model_path, *data, *split, *subset, *json, *holdout;
+    char *category, *cats[CX_EVAL_MAX_CATEGORIES];
+    int n_cats, subset_set;
+    long threads, limit;
+    double score_override;
+} eval_args;
+
+/* The command line into *a; -1 to go on, otherwise the exit code (help, usage error). */
+static int parse_args(int argc, char **argv, eval_args *a)
 {
     static const struct option longs[] = {
         {"help", no_argument, NULL, 'h'}, {"model", required_argument, NULL, OPT_MODEL},
@@ -130,78 +139,162 @@ int cx_cli_eval(int argc, char **argv)
         {"holdout", required_argument, NULL, OPT_HOLDOUT}, {"category", required_argument, NULL, OPT_CATEGORY},
         {"threads", required_argument, NULL, OPT_THREADS}, {"limit", required_argument, NULL, OPT_LIMIT},
         {"score", required_argument, NULL, OPT_SCORE}, {NULL, 0, NULL, 0}};
-    const char *model_path = NULL, *data = NULL, *split = NULL, *subset = "val", *json = NULL,
-               *holdout = NULL;
-    char *category = NULL, *cats[CX_EVAL_MAX_CATEGORIES];
-    int n_cats = 0, subset_set = 0, c;
-    long threads = 2, limit = 0;
-    double score_override = -1;
+    memset(a, 0, sizeof *a);
+    a->subset = "val";
+    a->threads = 2;
+    a->score_override = -1;
+    int c;
     optind = 0;
     while ((c = cx_cli_getopt(CMD, argc, argv, "h", longs)) != -1) {
         switch (c) {
         case 'h': usage(stdout); return CX_EXIT_OK;
-        case OPT_MODEL: model_path = optarg; break;
-        case OPT_DATA: data = optarg; break;
-        case OPT_SPLIT: split = optarg; break;
-        case OPT_SUBSET: subset = optarg, subset_set = 1; break;
-        case OPT_JSON: json = optarg; break;
-        case OPT_HOLDOUT: holdout = optarg; break;
-        case OPT_CATEGORY: category = optarg; break;
+        case OPT_MODEL: a->model_path = optarg; break;
+        case OPT_DATA: a->data = optarg; break;
+        case OPT_SPLIT: a->split = optarg; break;
+        case OPT_SUBSET: a->subset = optarg, a->subset_set = 1; break;
+        case OPT_JSON: a->json = optarg; break;
+        case OPT_HOLDOUT: a->holdout = optarg; break;
+        case OPT_CATEGORY: a->category = optarg; break;
         case OPT_THREADS:
-            if (cx_cli_parse_int(optarg, 1, 256, &threads))
+            if (cx_cli_parse_int(optarg, 1, 256, &a->threads))
                 return cx_cli_usage(CMD, "--threads '%s': expected an integer 1..256", optarg);
             break;
         case OPT_LIMIT:
-            if (cx_cli_parse_int(optarg, 1, 1000000, &limit))
+            if (cx_cli_parse_int(optarg, 1, 1000000, &a->limit))
                 return cx_cli_usage(CMD, "--limit '%s': expected a positive integer", optarg);
             break;
         case OPT_SCORE:
-            if (cx_cli_parse_double(optarg, &score_override) || score_override < 0 || score_override > 1)
+            if (cx_cli_parse_double(optarg, &a->score_override) || a->score_override < 0 || a->score_override > 1)
                 return cx_cli_usage(CMD, "--score '%s': expected a number 0..1", optarg);
             break;
         case 1: return cx_cli_usage(CMD, "unexpected argument '%s'", optarg);
         default: return CX_EXIT_USAGE;
         }
     }
-    if (!model_path)
+    if (!a->model_path)
         return cx_cli_usage(CMD, "--model M missing");
-    if (!data)
+    if (!a->data)
         return cx_cli_usage(CMD, "--data DIR missing");
-    if (category && (n_cats = split_list(category, cats, CX_EVAL_MAX_CATEGORIES)) < 0)
+    if (a->category && (a->n_cats = split_list(a->category, a->cats, CX_EVAL_MAX_CATEGORIES)) < 0)
         return cx_cli_usage(CMD, "--category: expected 1..%d comma-separated names", CX_EVAL_MAX_CATEGORIES);
+    return -1;
+}
 
+/* What every image of the run shares. */
+typedef struct eval_run {
+    const eval_args *a;
+    const cx_model *m;
+    cx_mrcnn *s;
+    cx_eval_dataset *ds;
+    cx_eval *ev;
+    const cx_eval_params *ep;
+    const cx_pipe_params *pp;
+    const float *thr;
+    cx_detections dets;
+    int *keep, keep_cap;
+} eval_run;
+
+/* Image i of the dataset through the node's path (load, area resize, engine, decision rule), scored
+ * against its ground truth. */
+static cx_status eval_image(eval_run *r, int i, int n, cx_error *e)
+{
+    const char *name = cx_eval_dataset_name(r->ds, i), *file = cx_eval_dataset_file(r->ds, i);
+    size_t pl = strlen(r->a->data) + strlen(file) + 2;
+    char *path = cx_malloc(pl);
+    if (!path)
+        return cx_error_set(e, CX_ERR_NOMEM, "eval", "out of memory");
+    snprintf(path, pl, "%s/%s", r->a->data, file);
+    cx_pipe_image *img = NULL;
+    cx_status st = cx_pipe_load_file(path, r->pp, &img, NULL, e);
+    cx_free(path);
+    if (st != CX_OK)
+        return st;
+    const cx_image *in = img->input ? img->input : img->display;
+    int w = img->source_width, h = img->source_height;
+    double t0 = cx_now_ms();
+    st = cx_mrcnn_detect(r->s, in->data, in->height, in->width, h, w, &r->dets, e);
+    double ms = cx_now_ms() - t0;
+    if (st != CX_OK) {
+        cx_pipe_image_free(img);
+        cx_error_prefix(e, name);
+        return st;
+    }
+    cx_eval_gt gt;
+    st = cx_eval_load_gt(r->ds, i, r->m, w, h, r->ep, &gt, e);
+    cx_pipe_image_free(img);
+    if (st != CX_OK)
+        return st;
+    if (r->dets.count > r->keep_cap) {
+        int *nk = cx_realloc(r->keep, (size_t)r->dets.count * sizeof *nk);
+        if (!nk) {
+            cx_eval_gt_clear(&gt);
+            return cx_error_set(e, CX_ERR_NOMEM, "eval", "out of memory");
+        }
+        r->keep = nk;
+        r->keep_cap = r->dets.count;
+    }
+    cx_eval_image ei = {name, cx_eval_dataset_category(r->ds, i), r->keep, 0, 0, ms};
+    ei.image_score = cx_decision_keep(r->m, &r->dets, w, h, r->thr, r->keep);
+    cx_decision rule = cx_decision_effective(r->m, r->thr);
+    ei.present = cx_decision_present_at(&rule, ei.image_score);
+    st = cx_eval_add_image(r->ev, &ei, &gt, &r->dets, e);
+    cx_eval_gt_clear(&gt);
+    if (st == CX_OK)
+        fprintf(stderr, "\r%d/%d %s (%.0f ms, %d detections)        ", i + 1, n, name, ms, r->dets.count);
+    return st;
+}
+
+/* The line that says what was evaluated on what. */
+static void print_header(const eval_args *a, const cx_model *m, int mf)
+{
+    printf("model %s (sha256 %.16s...), data %s (%s form)", a->model_path, cx_model_sha256(m), a->data,
+           mf ? "mask-folder" : "structure");
+    if (a->split)
+        printf(", %s of %s", a->subset, a->split);
+    else if (mf && a->subset_set)
+        printf(", source_split %s", a->subset);
+    if (a->holdout)
+        printf(", holdout of %s", a->holdout);
+    if (a->category)
+        printf(", categories %d", a->n_cats);
+    putchar('\n');
+}
+
+int cx_cli_eval(int argc, char **argv)
+{
+    eval_args a;
+    int rc = parse_args(argc, argv, &a);
+    if (rc >= 0)
+        return rc;
+    rc = CX_EXIT_OK;
     cx_error e = {0};
     cx_model *m = NULL;
-    cx_mrcnn *s = NULL;
-    cx_eval_dataset *ds = NULL;
-    cx_eval *ev = NULL;
-    cx_detections dets = {0};
-    int *keep = NULL, keep_cap = 0;
-    int rc = CX_EXIT_OK;
+    eval_run r = {.a = &a};
     cx_status st;
 
-    if ((st = cx_eval_dataset_open(data, &ds, &e)) != CX_OK)
+    if ((st = cx_eval_dataset_open(a.data, &r.ds, &e)) != CX_OK)
         goto fail;
-    int mf = cx_eval_dataset_form(ds) == CX_EVAL_FORM_MASKFOLDER;
-    if (mf && split) {
+    int mf = cx_eval_dataset_form(r.ds) == CX_EVAL_FORM_MASKFOLDER;
+    if (mf && a.split) {
         rc = cx_cli_usage(CMD, "--split is for the structure form; %s is a mask folder (use --subset, --holdout)",
-                          data);
+                          a.data);
         goto done;
     }
-    if (!mf && n_cats) {
-        rc = cx_cli_usage(CMD, "--category: %s is in the structure form, which has no categories", data);
+    if (!mf && a.n_cats) {
+        rc = cx_cli_usage(CMD, "--category: %s is in the structure form, which has no categories", a.data);
         goto done;
     }
-    if (!mf && subset_set && !split) {
+    if (!mf && a.subset_set && !a.split) {
         rc = cx_cli_usage(CMD, "--subset: the structure form selects a subset of --split FILE");
         goto done;
     }
-    if ((st = select_images(ds, split, subset, subset_set, holdout, (const char *const *)cats, n_cats, &e)) !=
-        CX_OK)
+    if ((st = select_images(r.ds, a.split, a.subset, a.subset_set, a.holdout, (const char *const *)a.cats,
+                            a.n_cats, &e)) != CX_OK)
         goto fail;
-    if ((st = cx_model_load(model_path, &m, &e)) != CX_OK)
+    if ((st = cx_model_load(a.model_path, &m, &e)) != CX_OK)
         goto fail;
-    if ((st = cx_mrcnn_new(m, (int)threads, &s, &e)) != CX_OK)
+    r.m = m;
+    if ((st = cx_mrcnn_new(m, (int)a.threads, &r.s, &e)) != CX_OK)
         goto fail;
     int k = cx_model_num_classes(m);
     if (k < 1 || k > CX_EVAL_MAX_CLASSES) {
@@ -212,97 +305,43 @@ int cx_cli_eval(int argc, char **argv)
     float thr[CX_EVAL_MAX_CLASSES + 1] = {0};
     for (int l = 1; l <= k; l++) {
         const cx_class_info *ci = cx_model_class(m, l);
-        thr[l] = score_override >= 0 ? (float)score_override
-                                     : (ci ? ci->score_thresh : cx_model_score_thresh(m));
+        thr[l] = a.score_override >= 0 ? (float)a.score_override
+                                       : (ci ? ci->score_thresh : cx_model_score_thresh(m));
     }
+    r.thr = thr;
     if ((st = cx_eval_new(k, thr, cx_model_decision(m)->label, label_named(m, "right_lung"),
-                          label_named(m, "left_lung"), &ev, &e)) != CX_OK)
+                          label_named(m, "left_lung"), &r.ev, &e)) != CX_OK)
         goto fail;
     cx_eval_params ep = cx_eval_default_params(m);
-
+    r.ep = &ep;
     /* the node's preprocessing: the image as the engine's input size asks (area resize) */
     const cx_arch_info *arch = cx_model_arch(m);
     cx_pipe_params pp = cx_pipe_default_params();
     pp.fit = cx_pipe_fit_for(arch->min_size, arch->max_size);
-    int n = cx_eval_dataset_count(ds);
-    if (limit && limit < n)
-        n = (int)limit;
-    for (int i = 0; i < n; i++) {
-        const char *name = cx_eval_dataset_name(ds, i), *file = cx_eval_dataset_file(ds, i);
-        size_t pl = strlen(data) + strlen(file) + 2;
-        char *path = cx_malloc(pl);
-        if (!path) {
-            st = cx_error_set(&e, CX_ERR_NOMEM, "eval", "out of memory");
+    r.pp = &pp;
+    int n = cx_eval_dataset_count(r.ds);
+    if (a.limit && a.limit < n)
+        n = (int)a.limit;
+    for (int i = 0; i < n; i++)
+        if ((st = eval_image(&r, i, n, &e)) != CX_OK)
             goto fail;
-        }
-        snprintf(path, pl, "%s/%s", data, file);
-        cx_pipe_image *img = NULL;
-        st = cx_pipe_load_file(path, &pp, &img, NULL, &e);
-        cx_free(path);
-        if (st != CX_OK)
-            goto fail;
-        const cx_image *in = img->input ? img->input : img->display;
-        int w = img->source_width, h = img->source_height;
-        double t0 = cx_now_ms();
-        st = cx_mrcnn_detect(s, in->data, in->height, in->width, h, w, &dets, &e);
-        double ms = cx_now_ms() - t0;
-        if (st != CX_OK) {
-            cx_pipe_image_free(img);
-            cx_error_prefix(&e, name);
-            goto fail;
-        }
-        cx_eval_gt gt;
-        st = cx_eval_load_gt(ds, i, m, w, h, &ep, &gt, &e);
-        cx_pipe_image_free(img);
-        if (st != CX_OK)
-            goto fail;
-        if (dets.count > keep_cap) {
-            int *nk = cx_realloc(keep, (size_t)dets.count * sizeof *nk);
-            if (!nk) {
-                cx_eval_gt_clear(&gt);
-                st = cx_error_set(&e, CX_ERR_NOMEM, "eval", "out of memory");
-                goto fail;
-            }
-            keep = nk;
-            keep_cap = dets.count;
-        }
-        cx_eval_image ei = {name, cx_eval_dataset_category(ds, i), keep, 0, 0, ms};
-        ei.image_score = cx_decision_keep(m, &dets, w, h, thr, keep);
-        cx_decision rule = cx_decision_effective(m, thr);
-        ei.present = cx_decision_present_at(&rule, ei.image_score);
-        st = cx_eval_add_image(ev, &ei, &gt, &dets, &e);
-        cx_eval_gt_clear(&gt);
-        if (st != CX_OK)
-            goto fail;
-        fprintf(stderr, "\r%d/%d %s (%.0f ms, %d detections)        ", i + 1, n, name, ms, dets.count);
-    }
     fputc('\n', stderr);
     cx_eval_result res;
-    if ((st = cx_eval_result_get(ev, &res, &e)) != CX_OK)
+    if ((st = cx_eval_result_get(r.ev, &res, &e)) != CX_OK)
         goto fail;
-    printf("model %s (sha256 %.16s...), data %s (%s form)", model_path, cx_model_sha256(m), data,
-           mf ? "mask-folder" : "structure");
-    if (split)
-        printf(", %s of %s", subset, split);
-    else if (mf && subset_set)
-        printf(", source_split %s", subset);
-    if (holdout)
-        printf(", holdout of %s", holdout);
-    if (category)
-        printf(", categories %d", n_cats);
-    putchar('\n');
-    cx_eval_print_table(ev, &res, m, stdout);
-    if (json && (st = cx_eval_write_json(ev, &res, m, model_path, data, json, &e)) != CX_OK)
+    print_header(&a, m, mf);
+    cx_eval_print_table(r.ev, &res, m, stdout);
+    if (a.json && (st = cx_eval_write_json(r.ev, &res, m, a.model_path, a.data, a.json, &e)) != CX_OK)
         goto fail;
     goto done;
 fail:
     rc = cx_cli_fail(CMD, &e);
 done:
-    cx_free(keep);
-    cx_detections_clear(&dets);
-    cx_eval_free(ev);
-    cx_eval_dataset_free(ds);
-    cx_mrcnn_free(s);
+    cx_free(r.keep);
+    cx_detections_clear(&r.dets);
+    cx_eval_free(r.ev);
+    cx_eval_dataset_free(r.ds);
+    cx_mrcnn_free(r.s);
     cx_model_free(m);
     return rc;
 }
