@@ -52,26 +52,25 @@ static void repack_binary(const Context &ctx, DcmDataset &ds)
           "PixelData (binary, " + std::to_string(packed.size()) + " bytes)");
 }
 
-void write_seg(Context &ctx, const std::string &path, std::string &sop_uid, int &n_segments)
+// The empty SEG for the source's size: BINARY or FRACTIONAL (OCCUPANCY), its identity deterministic
+// (redoing the same image with the same model replaces the object), patient and study from the
+// source, and the relaxed rules of a projection radiograph without a Frame of Reference.
+static std::unique_ptr<DcmSegmentation> create_seg(Context &ctx, bool binary, std::string &sop_uid)
 {
     const Source &s = ctx.src;
-    if (s.rows > 65535 || s.cols > 65535)
-        fail(CXD_ERR_UNSUPPORTED, "seg", "image %dx%d too large", s.cols, s.rows);
     IODGeneralEquipmentModule::EquipmentInfo eq(ctx.text(ctx.opt.manufacturer), ctx.text(ctx.alg->name), "0",
                                                 ctx.text(ctx.opt.software_version));
     ContentIdentificationMacro ci("1", "CXRSEG", ctx.text(std::string(ctx.alg->name) + " segmentation"),
                                   ""); // ContentCreatorName (type 2): a device, not a person
     DcmSegmentation *raw = nullptr;
-    const bool binary = ctx.opt.seg_encoding == CXD_SEG_BINARY;
     // FRACTIONAL with only 0 and the maximum is still a hard mask: OCCUPANCY says "this share of
     // the pixel belongs to the segment", which for 255/255 is all of it (not a probability).
-    const Uint8 inside = binary ? 1 : 255;
     if (binary)
         check(DcmSegmentation::createBinarySegmentation(raw, (Uint16)s.rows, (Uint16)s.cols, eq, ci), "seg",
               "createBinarySegmentation");
     else
         check(DcmSegmentation::createFractionalSegmentation(raw, (Uint16)s.rows, (Uint16)s.cols,
-                                                            DcmSegTypes::SFT_OCCUPANCY, inside, eq, ci),
+                                                            DcmSegTypes::SFT_OCCUPANCY, 255, eq, ci),
               "seg", "createFractionalSegmentation");
     std::unique_ptr<DcmSegmentation> seg(raw);
 
@@ -83,20 +82,24 @@ void write_seg(Context &ctx, const std::string &path, std::string &sop_uid, int 
         r->setType("2C");
 
     check(seg->importFromSourceImage(*s.ds, OFTrue), "seg", "import patient/study from the source");
-
-    // Deterministic identity: redoing the same image with the same model replaces the object.
     sop_uid = ctx.uid("seg");
     check(seg->getSOPCommon().setSOPInstanceUID(sop_uid.c_str()), "seg", "SOPInstanceUID");
     check(seg->getSeries().setSeriesInstanceUID(ctx.uid("seg-series").c_str()), "seg", "SeriesInstanceUID");
     check(seg->getSeries().setSeriesNumber(ctx.series_number(0).c_str()), "seg", "SeriesNumber");
     check(seg->getSeries().setSeriesDescription(ascii(ctx.series_description(0, "segmentation")).c_str()), "seg",
           "SeriesDescription");
+    return seg;
+}
 
-    // Shared 2D plane macros: OHIF reads ImageOrientationPatient without a guard.
+// The functional groups every frame shares: the 2D plane orientation and the pixel measures.
+static void add_shared_groups(const Context &ctx, DcmSegmentation &seg)
+{
+    const Source &s = ctx.src;
+    // OHIF reads ImageOrientationPatient without a guard.
     std::unique_ptr<FGPlaneOrientationPatient> orient(FGPlaneOrientationPatient::createMinimal("1", "0", "0", "0", "1", "0"));
     if (!orient)
         fail(CXD_ERR_WRITE, "seg", "cannot create the plane orientation group");
-    check(seg->addForAllFrames(*orient), "seg", "shared PlaneOrientationSequence");
+    check(seg.addForAllFrames(*orient), "seg", "shared PlaneOrientationSequence");
     // Shared Pixel Measures: OHIF 3.13.2 destructures it unguarded (the viewer test showed
     // "Cannot destructure property 'SpacingBetweenSlices' of 'PixelMeasures'"). The spacing is
     // the one the viewer uses for the source (PixelSpacing, else ImagerPixelSpacing), else 1\1,
@@ -105,83 +108,90 @@ void write_seg(Context &ctx, const std::string &path, std::string &sop_uid, int 
     std::string ps = s.has_spacing ? fmt_ds(s.spacing[0], 6) + "\\" + fmt_ds(s.spacing[1], 6) : "1\\1";
     check(measures.setPixelSpacing(ps.c_str()), "seg", "PixelSpacing " + ps);
     check(measures.setSliceThickness("1"), "seg", "SliceThickness");
-    check(seg->addForAllFrames(measures), "seg", "shared PixelMeasuresSequence");
+    check(seg.addForAllFrames(measures), "seg", "shared PixelMeasuresSequence");
+}
 
+// The per-frame groups and the algorithm identification every segment carries.
+struct FrameGroups {
+    std::unique_ptr<FGDerivationImage> deriv;
+    std::unique_ptr<FGPlanePosPatient> pos;
+    FGFrameContent content;
+    AlgorithmIdentificationMacro algo;
+};
+
+static void make_frame_groups(const Context &ctx, FrameGroups &g)
+{
+    const Source &s = ctx.src;
     // Derivation reference per frame (Weasis and older OHIF read it only there).
     OFVector<ImageSOPInstanceReferenceMacro> srcref(1);
     check(srcref[0].setReferencedSOPClassUID(s.sop_class.c_str()), "seg", "ReferencedSOPClassUID");
     check(srcref[0].setReferencedSOPInstanceUID(s.sop_uid.c_str()), "seg", "ReferencedSOPInstanceUID");
-    std::unique_ptr<FGDerivationImage> deriv(DcmSegmentation::createDerivationImageFG(
+    g.deriv.reset(DcmSegmentation::createDerivationImageFG(
         srcref, ctx.text(std::string("Segmented by ") + ctx.alg->name + " " + ctx.alg->version)));
-    if (!deriv)
+    if (!g.deriv)
         fail(CXD_ERR_WRITE, "seg", "cannot create the derivation image group");
-    std::unique_ptr<FGPlanePosPatient> pos(FGPlanePosPatient::createMinimal("0", "0", "0"));
-    if (!pos)
+    g.pos.reset(FGPlanePosPatient::createMinimal("0", "0", "0"));
+    if (!g.pos)
         fail(CXD_ERR_WRITE, "seg", "cannot create the plane position group");
-
-    AlgorithmIdentificationMacro algo;
-    algo.getAlgorithmFamilyCode().set("123110", "DCM", "Artificial Intelligence");
-    check(algo.setAlgorithmName(ctx.text(ctx.alg->name).c_str()), "seg", "AlgorithmName");
-    check(algo.setAlgorithmVersion(ctx.text(ctx.alg->version).c_str()), "seg", "AlgorithmVersion");
-    check(algo.setAlgorithmParameters((std::string("model_sha256=") + ctx.alg->model_sha256).c_str()), "seg",
+    g.algo.getAlgorithmFamilyCode().set("123110", "DCM", "Artificial Intelligence");
+    check(g.algo.setAlgorithmName(ctx.text(ctx.alg->name).c_str()), "seg", "AlgorithmName");
+    check(g.algo.setAlgorithmVersion(ctx.text(ctx.alg->version).c_str()), "seg", "AlgorithmVersion");
+    check(g.algo.setAlgorithmParameters((std::string("model_sha256=") + ctx.alg->model_sha256).c_str()), "seg",
           "AlgorithmParameters");
-    check(algo.setAlgorithmSource("cxrseg"), "seg", "AlgorithmSource");
+    check(g.algo.setAlgorithmSource("cxrseg"), "seg", "AlgorithmSource");
+}
 
-    // One dimension, the segment number: each frame is one segment of one 2D image.
-    check(seg->getDimensions().addDimensionIndex(DCM_ReferencedSegmentNumber, ctx.uid("seg-dimension").c_str(),
-                                                 DCM_SegmentIdentificationSequence, "Segment Number"),
-          "seg", "dimension index");
-    FGFrameContent content;
-
-    std::vector<Uint8> frame((size_t)s.rows * s.cols);
-    n_segments = 0;
-    for (Prepared &p : ctx.items) {
-        const cxd_finding &f = *p.f;
-        DcmSegment *sg = nullptr;
-        CodeSequenceMacro cat(f.category.value, f.category.scheme, ctx.text(f.category.meaning));
-        CodeSequenceMacro typ(f.type.value, f.type.scheme, ctx.text(f.type.meaning));
-        // DCMTK's value check on write only knows ASCII: the segment gets ASCII stand-ins here and
-        // the real strings (already safe for the source's character set) are patched in after.
-        check(DcmSegment::create(sg, ascii(p.label), cat, typ, DcmSegTypes::SAT_AUTOMATIC, ctx.text(ctx.alg->name)),
-              "seg", "segment " + p.label);
-        std::unique_ptr<DcmSegment> own(sg);
-        if (!p.description.empty())
-            check(sg->setSegmentDescription(ascii(p.description).c_str()), "seg", "SegmentDescription of " + p.label);
-        if (f.type_modifier.value[0]) {
-            CodeSequenceMacro *m = new CodeSequenceMacro(f.type_modifier.value, f.type_modifier.scheme,
-                                                         ctx.text(f.type_modifier.meaning));
-            sg->getSegmentedPropertyTypeModifierCode().push_back(m);
-        }
-        check(sg->setSegmentationAlgorithmIdentification(algo), "seg", "algorithm identification of " + p.label);
-        uint16_t lab[3];
-        cxd_rgb_to_dicom_lab(f.rgb, lab);
-        check(sg->setRecommendedDisplayCIELabValue(lab[0], lab[1], lab[2]), "seg", "display colour of " + p.label);
-        check(sg->setTrackingID(ascii(p.tracking_id).c_str()), "seg", "TrackingID of " + p.label);
-        check(sg->setTrackingUID(p.tracking_uid.c_str()), "seg", "TrackingUID of " + p.label);
-        Uint16 num = 0;
-        check(seg->addSegment(sg, num), "seg", "add segment " + p.label);
-        own.release();
-        p.segment_number = num;
-
-        std::fill(frame.begin(), frame.end(), 0);
-        for (int y = 0; y < f.h; y++) {
-            const uint8_t *row = f.mask + (size_t)y * f.w;
-            Uint8 *dst = frame.data() + (size_t)(f.y0 + y) * s.cols + f.x0;
-            for (int x = 0; x < f.w; x++)
-                dst[x] = row[x] ? inside : 0;
-        }
-        check(content.setDimensionIndexValues(num, 0), "seg", "DimensionIndexValues");
-        OFVector<FGBase *> perframe;
-        perframe.push_back(&content);
-        perframe.push_back(deriv.get());
-        perframe.push_back(pos.get());
-        check(seg->addFrame(frame.data(), num, perframe), "seg", "frame of segment " + p.label);
-        n_segments++;
+// One finding or lung as a segment and its full-size frame (frame: scratch of rows x cols).
+static void add_segment(const Context &ctx, DcmSegmentation &seg, Prepared &p, FrameGroups &g,
+                        std::vector<Uint8> &frame, Uint8 inside)
+{
+    const Source &s = ctx.src;
+    const cxd_finding &f = *p.f;
+    DcmSegment *sg = nullptr;
+    CodeSequenceMacro cat(f.category.value, f.category.scheme, ctx.text(f.category.meaning));
+    CodeSequenceMacro typ(f.type.value, f.type.scheme, ctx.text(f.type.meaning));
+    // DCMTK's value check on write only knows ASCII: the segment gets ASCII stand-ins here and
+    // the real strings (already safe for the source's character set) are patched in after.
+    check(DcmSegment::create(sg, ascii(p.label), cat, typ, DcmSegTypes::SAT_AUTOMATIC, ctx.text(ctx.alg->name)),
+          "seg", "segment " + p.label);
+    std::unique_ptr<DcmSegment> own(sg);
+    if (!p.description.empty())
+        check(sg->setSegmentDescription(ascii(p.description).c_str()), "seg", "SegmentDescription of " + p.label);
+    if (f.type_modifier.value[0]) {
+        CodeSequenceMacro *m = new CodeSequenceMacro(f.type_modifier.value, f.type_modifier.scheme,
+                                                     ctx.text(f.type_modifier.meaning));
+        sg->getSegmentedPropertyTypeModifierCode().push_back(m);
     }
-    if (!n_segments)
-        fail(CXD_ERR_INVALID, "seg", "no segment has any pixel: nothing to write");
+    check(sg->setSegmentationAlgorithmIdentification(g.algo), "seg", "algorithm identification of " + p.label);
+    uint16_t lab[3];
+    cxd_rgb_to_dicom_lab(f.rgb, lab);
+    check(sg->setRecommendedDisplayCIELabValue(lab[0], lab[1], lab[2]), "seg", "display colour of " + p.label);
+    check(sg->setTrackingID(ascii(p.tracking_id).c_str()), "seg", "TrackingID of " + p.label);
+    check(sg->setTrackingUID(p.tracking_uid.c_str()), "seg", "TrackingUID of " + p.label);
+    Uint16 num = 0;
+    check(seg.addSegment(sg, num), "seg", "add segment " + p.label);
+    own.release();
+    p.segment_number = num;
 
-    // ReferencedSeriesSequence: OHIF and Weasis find the source through it.
+    std::fill(frame.begin(), frame.end(), 0);
+    for (int y = 0; y < f.h; y++) {
+        const uint8_t *row = f.mask + (size_t)y * f.w;
+        Uint8 *dst = frame.data() + (size_t)(f.y0 + y) * s.cols + f.x0;
+        for (int x = 0; x < f.w; x++)
+            dst[x] = row[x] ? inside : 0;
+    }
+    check(g.content.setDimensionIndexValues(num, 0), "seg", "DimensionIndexValues");
+    OFVector<FGBase *> perframe;
+    perframe.push_back(&g.content);
+    perframe.push_back(g.deriv.get());
+    perframe.push_back(g.pos.get());
+    check(seg.addFrame(frame.data(), num, perframe), "seg", "frame of segment " + p.label);
+}
+
+// ReferencedSeriesSequence: OHIF and Weasis find the source through it.
+static void add_source_reference(const Context &ctx, DcmSegmentation &seg)
+{
+    const Source &s = ctx.src;
     IODReferences refs;
     IODImageReference *ir = new IODImageReference(s.patient_id.c_str(), s.study_uid.c_str(), s.series_uid.c_str(),
                                                   s.sop_uid.c_str(), s.sop_class.c_str());
@@ -189,20 +199,15 @@ void write_seg(Context &ctx, const std::string &path, std::string &sop_uid, int 
         delete ir;
         fail(CXD_ERR_WRITE, "seg", "cannot build the reference to the source image");
     }
-    if (seg->getCommonInstanceReference().addReferences(refs, s.study_uid.c_str()) != 1)
+    if (seg.getCommonInstanceReference().addReferences(refs, s.study_uid.c_str()) != 1)
         fail(CXD_ERR_WRITE, "seg", "cannot add the ReferencedSeriesSequence");
+}
 
-    std::string da, tm;
-    now_da_tm(da, tm);
-    seg->getContentIdentification().setContentLabel("CXRSEG");
-    seg->getSeries().setSeriesDate(da.c_str());
-    seg->getSeries().setSeriesTime(tm.c_str());
-
-    DcmFileFormat ff;
-    DcmDataset &ds = *ff.getDataset();
-    check(seg->writeDataset(ds), "seg", "write dataset");
-    if (binary)
-        repack_binary(ctx, ds);
+// What DCMTK's writer cannot say: the real (non-ASCII) labels and descriptions, the source's
+// patient/study attributes as they were, dates, orientation, body part.
+static void patch_dataset(const Context &ctx, DcmDataset &ds, const std::string &da, const std::string &tm)
+{
+    const Source &s = ctx.src;
     copy_patient_study(s, ds);
     for (const Prepared &p : ctx.items) {
         DcmItem *it = nullptr;
@@ -223,6 +228,43 @@ void write_seg(Context &ctx, const std::string &path, std::string &sop_uid, int 
         put(ds, DCM_BodyPartExamined, s.body_part);
     // An empty Laterality is invalid for CHEST: write it only when the source has a value.
     delete ds.remove(DCM_Laterality);
+}
+
+void write_seg(Context &ctx, const std::string &path, std::string &sop_uid, int &n_segments)
+{
+    const Source &s = ctx.src;
+    if (s.rows > 65535 || s.cols > 65535)
+        fail(CXD_ERR_UNSUPPORTED, "seg", "image %dx%d too large", s.cols, s.rows);
+    const bool binary = ctx.opt.seg_encoding == CXD_SEG_BINARY;
+    std::unique_ptr<DcmSegmentation> seg = create_seg(ctx, binary, sop_uid);
+    add_shared_groups(ctx, *seg);
+    FrameGroups groups;
+    make_frame_groups(ctx, groups);
+    // One dimension, the segment number: each frame is one segment of one 2D image.
+    check(seg->getDimensions().addDimensionIndex(DCM_ReferencedSegmentNumber, ctx.uid("seg-dimension").c_str(),
+                                                 DCM_SegmentIdentificationSequence, "Segment Number"),
+          "seg", "dimension index");
+    std::vector<Uint8> frame((size_t)s.rows * s.cols);
+    n_segments = 0;
+    for (Prepared &p : ctx.items) {
+        add_segment(ctx, *seg, p, groups, frame, binary ? 1 : 255);
+        n_segments++;
+    }
+    if (!n_segments)
+        fail(CXD_ERR_INVALID, "seg", "no segment has any pixel: nothing to write");
+    add_source_reference(ctx, *seg);
+
+    std::string da, tm;
+    now_da_tm(da, tm);
+    seg->getContentIdentification().setContentLabel("CXRSEG");
+    seg->getSeries().setSeriesDate(da.c_str());
+    seg->getSeries().setSeriesTime(tm.c_str());
+    DcmFileFormat ff;
+    DcmDataset &ds = *ff.getDataset();
+    check(seg->writeDataset(ds), "seg", "write dataset");
+    if (binary)
+        repack_binary(ctx, ds);
+    patch_dataset(ctx, ds, da, tm);
     save_atomic(ff, path);
 }
 
