@@ -141,65 +141,69 @@ std::string finding_label(const Prepared &p, const Context &ctx)
     return l;
 }
 
-} // namespace
+// The TID 1500 document's parts, in the order they are added.
+struct SrParts {
+    Context &ctx;
+    const Source &s;
+    DSRDocumentTree &tree;
+    Builder b;
+    bool seg_written;
+    std::string seg_uid, spacing_txt;
+    double px_area;
+    size_t meas = 0;
+    const Code c_segframe{"121214", "DCM", "Referenced Segmentation Frame"};
+    const Code c_srcimg{"121233", "DCM", "Source image for segmentation"};
 
-void write_sr(Context &ctx, bool seg_written, const std::string &path, std::string &sop_uid)
-{
-    const Source &s = ctx.src;
-    DSRDocument doc(DSRTypes::DT_ComprehensiveSR);
-    check(doc.createNewSeriesInStudy(s.study_uid.c_str()), "sr", "study");
-    check(doc.setSeriesNumber(ctx.series_number(1).c_str()), "sr", "SeriesNumber");
-    check(doc.setInstanceNumber("1"), "sr", "InstanceNumber");
-    check(doc.setManufacturer(ctx.text(ctx.opt.manufacturer).c_str()), "sr", "Manufacturer");
-    // Machine output, not signed by a physician.
-    check(doc.setPreliminaryFlag(DSRTypes::PF_Preliminary), "sr", "PreliminaryFlag");
-
-    DSRDocumentTree &tree = doc.getTree();
-    Builder b(tree);
-    size_t root = tree.addContentItem(DSRTypes::RT_isRoot, DSRTypes::VT_Container);
-    if (!root)
-        fail(CXD_ERR_WRITE, "sr", "cannot create the root container");
-    check(tree.getCurrentContentItem().setConceptName(Code("126000", "DCM", "Imaging Measurement Report")), "sr",
-          "root concept");
-    check(tree.getCurrentContentItem().setTemplateIdentification("1500", "DCMR"), "sr", "template id");
-
-    b.coded(root, DSRTypes::RT_hasConceptMod, Code("121049", "DCM", "Language of Content Item and Descendants"),
-            Code("en-US", "RFC5646", "English (United States)"));
-    b.coded(root, DSRTypes::RT_hasObsContext, Code("121005", "DCM", "Observer Type"), Code("121007", "DCM", "Device"));
-    b.uidref(root, DSRTypes::RT_hasObsContext, Code("121012", "DCM", "Device Observer UID"), ctx.uid("device"));
-    b.text(root, DSRTypes::RT_hasObsContext, Code("121013", "DCM", "Device Observer Name"), ctx.text(ctx.alg->name));
-    b.text(root, DSRTypes::RT_hasObsContext, Code("121015", "DCM", "Device Observer Model Name"),
-           ctx.text(std::string(ctx.alg->name) + " " + ctx.alg->version));
-    b.coded(root, DSRTypes::RT_hasConceptMod, Code("121058", "DCM", "Procedure reported"),
-            Code("363679005", "SCT", "Imaging procedure"));
-
-    size_t lib = b.add(root, DSRTypes::RT_contains, DSRTypes::VT_Container, Code("111028", "DCM", "Image Library"));
-    size_t grp = b.add(lib, DSRTypes::RT_contains, DSRTypes::VT_Container, Code("126200", "DCM", "Image Library Group"));
-    b.image(grp, DSRTypes::RT_contains, nullptr, s.sop_class, s.sop_uid, 0, 0);
-
-    std::string seg_uid = seg_written ? ctx.uid("seg") : std::string();
-    size_t meas = b.add(root, DSRTypes::RT_contains, DSRTypes::VT_Container, Code("126010", "DCM", "Imaging Measurements"));
-    std::string spacing_txt;
-    if (s.has_spacing) {
-        spacing_txt = std::string(s.spacing_which) + " " + fmt_ds(s.spacing[0], 6) + "\\" + fmt_ds(s.spacing[1], 6) + " mm";
-        if (std::string(s.spacing_which) == "ImagerPixelSpacing")
-            spacing_txt += " (at the detector plane: includes geometric magnification)";
+    SrParts(Context &c, DSRDocumentTree &t, bool seg)
+        : ctx(c), s(c.src), tree(t), b(t), seg_written(seg), seg_uid(seg ? c.uid("seg") : std::string()),
+          px_area(c.src.spacing[0] * c.src.spacing[1])
+    {
+        if (s.has_spacing) {
+            spacing_txt = std::string(s.spacing_which) + " " + fmt_ds(s.spacing[0], 6) + "\\" + fmt_ds(s.spacing[1], 6) + " mm";
+            if (std::string(s.spacing_which) == "ImagerPixelSpacing")
+                spacing_txt += " (at the detector plane: includes geometric magnification)";
+        }
     }
-    const double px_area = s.spacing[0] * s.spacing[1];
-    const Code c_segframe("121214", "DCM", "Referenced Segmentation Frame");
-    const Code c_srcimg("121233", "DCM", "Source image for segmentation");
-    // The TID 1410 rows every group of a finding has: its identity, what it is, where it is in
-    // the SEG and on the source image, and its finding site.
-    auto group = [&](const Prepared &p, const std::string &tracking_id) {
-        const cxd_finding &f = *p.f;
+
+    // Root container (TID 1500), language, observer (the device), procedure, image library.
+    size_t header()
+    {
+        size_t root = tree.addContentItem(DSRTypes::RT_isRoot, DSRTypes::VT_Container);
+        if (!root)
+            fail(CXD_ERR_WRITE, "sr", "cannot create the root container");
+        check(tree.getCurrentContentItem().setConceptName(Code("126000", "DCM", "Imaging Measurement Report")), "sr",
+              "root concept");
+        check(tree.getCurrentContentItem().setTemplateIdentification("1500", "DCMR"), "sr", "template id");
+        b.coded(root, DSRTypes::RT_hasConceptMod, Code("121049", "DCM", "Language of Content Item and Descendants"),
+                Code("en-US", "RFC5646", "English (United States)"));
+        b.coded(root, DSRTypes::RT_hasObsContext, Code("121005", "DCM", "Observer Type"), Code("121007", "DCM", "Device"));
+        b.uidref(root, DSRTypes::RT_hasObsContext, Code("121012", "DCM", "Device Observer UID"), ctx.uid("device"));
+        b.text(root, DSRTypes::RT_hasObsContext, Code("121013", "DCM", "Device Observer Name"), ctx.text(ctx.alg->name));
+        b.text(root, DSRTypes::RT_hasObsContext, Code("121015", "DCM", "Device Observer Model Name"),
+               ctx.text(std::string(ctx.alg->name) + " " + ctx.alg->version));
+        b.coded(root, DSRTypes::RT_hasConceptMod, Code("121058", "DCM", "Procedure reported"),
+                Code("363679005", "SCT", "Imaging procedure"));
+        size_t lib = b.add(root, DSRTypes::RT_contains, DSRTypes::VT_Container, Code("111028", "DCM", "Image Library"));
+        size_t grp = b.add(lib, DSRTypes::RT_contains, DSRTypes::VT_Container, Code("126200", "DCM", "Image Library Group"));
+        b.image(grp, DSRTypes::RT_contains, nullptr, s.sop_class, s.sop_uid, 0, 0);
+        meas = b.add(root, DSRTypes::RT_contains, DSRTypes::VT_Container, Code("126010", "DCM", "Imaging Measurements"));
+        return root;
+    }
+
+    // The TID 1410 rows every group of a finding has: its identity and what it is.
+    size_t group(const Prepared &p, const std::string &tracking_id)
+    {
         size_t g = b.add(meas, DSRTypes::RT_contains, DSRTypes::VT_Container, Code("125007", "DCM", "Measurement Group"));
         check(tree.getCurrentContentItem().setTemplateIdentification("1410", "DCMR"), "sr", "TID 1410");
         b.text(g, DSRTypes::RT_hasObsContext, C_TRACK_ID, tracking_id);
         b.uidref(g, DSRTypes::RT_hasObsContext, C_TRACK_UID, p.tracking_uid);
-        b.coded(g, DSRTypes::RT_contains, C_FINDING, code(f.type, ctx));
+        b.coded(g, DSRTypes::RT_contains, C_FINDING, code(p.f->type, ctx));
         return g;
-    };
-    auto references = [&](size_t g, const Prepared &p) {
+    }
+
+    // Where the finding is in the SEG and on the source image, and its finding site.
+    void references(size_t g, const Prepared &p)
+    {
         const cxd_finding &f = *p.f;
         if (seg_written && p.segment_number > 0)
             b.image(g, DSRTypes::RT_contains, &c_segframe, UID_SegmentationStorage, seg_uid, 0, p.segment_number);
@@ -209,16 +213,17 @@ void write_sr(Context &ctx, bool seg_written, const std::string &path, std::stri
             if (f.site_laterality.value[0])
                 b.coded(site, DSRTypes::RT_hasConceptMod, C_LATERALITY, code(f.site_laterality, ctx));
         }
-    };
-    for (const Prepared &p : ctx.items) {
-        const cxd_finding &f = *p.f;
+    }
+
+    // One editable contour group per connected region, largest first (OHIF lists them in this
+    // order). Each is what OHIF 3.13.2 re-hydrates into a PlanarFreehandROI measurement
+    // (DICOM-NOTES.md): its Tracking Identifier names the tool, a Comment gives the label, and its
+    // first NUM, the region's area, holds the closed contour (INFERRED FROM SCOORD, SELECTED FROM
+    // the source image). The Referenced Segmentation Frame stands in for the Image Region row,
+    // which TID 1410 allows only without it.
+    void region_groups(const Prepared &p)
+    {
         const cxd_contours &c = p.contours;
-        // One editable contour group per connected region, largest first (OHIF lists them in
-        // this order). Each is what OHIF 3.13.2 re-hydrates into a PlanarFreehandROI measurement
-        // (DICOM-NOTES.md): its Tracking Identifier names the tool, a Comment gives the label, and
-        // its first NUM, the region's area, holds the closed contour (INFERRED FROM SCOORD,
-        // SELECTED FROM the source image). The Referenced Segmentation Frame stands in for the
-        // Image Region row, which TID 1410 allows only without it.
         std::vector<size_t> order(c.n_contours);
         for (size_t r = 0; r < c.n_contours; r++)
             order[r] = r;
@@ -242,11 +247,15 @@ void write_sr(Context &ctx, bool seg_written, const std::string &path, std::stri
             check(tree.getCurrentContentItem().setSpatialCoordinates(v), "sr", "contour of " + p.label);
             b.image(sc, DSRTypes::RT_selectedFrom, nullptr, s.sop_class, s.sop_uid, 0, 0);
         }
+    }
 
-        // The finding as a whole, tied to its SEG segment by the same Tracking ID and UID: total
-        // area and how it was measured, share of each lung, model score. It has no contour, so
-        // OHIF does not list it; it comes after the regions because OHIF takes a tracking UID's
-        // tool from its first group.
+    // The finding as a whole, tied to its SEG segment by the same Tracking ID and UID: total area
+    // and how it was measured, share of each lung, model score. It has no contour, so OHIF does not
+    // list it; it comes after the regions because OHIF takes a tracking UID's tool from its first
+    // group.
+    void finding_group(const Prepared &p)
+    {
+        const cxd_finding &f = *p.f;
         size_t g = group(p, p.tracking_id);
         references(g, p);
         if (s.has_spacing) {
@@ -270,15 +279,41 @@ void write_sr(Context &ctx, bool seg_written, const std::string &path, std::stri
     }
 
     // Report-level result, so that a worklist can be sorted on it.
-    size_t q = b.add(root, DSRTypes::RT_contains, DSRTypes::VT_Container, Code("C0034375", "UMLS", "Qualitative Evaluations"));
-    b.coded(q, DSRTypes::RT_contains, code(ctx.opt.qualitative, ctx),
-            ctx.present() ? Code("52101004", "SCT", "Present") : Code("2667000", "SCT", "Absent"));
-    if (ctx.opt.presence_basis[0])
-        b.text(q, DSRTypes::RT_contains, Code("121106", "DCM", "Comment"), ctx.text(ctx.opt.presence_basis));
-    if (!s.has_spacing)
-        b.text(q, DSRTypes::RT_contains, Code("121106", "DCM", "Comment"),
-               "Areas are not reported: the source image has no usable pixel spacing "
-               "(PixelSpacing absent or zero and no ImagerPixelSpacing).");
+    void qualitative(size_t root)
+    {
+        size_t q = b.add(root, DSRTypes::RT_contains, DSRTypes::VT_Container,
+                         Code("C0034375", "UMLS", "Qualitative Evaluations"));
+        b.coded(q, DSRTypes::RT_contains, code(ctx.opt.qualitative, ctx),
+                ctx.present() ? Code("52101004", "SCT", "Present") : Code("2667000", "SCT", "Absent"));
+        if (ctx.opt.presence_basis[0])
+            b.text(q, DSRTypes::RT_contains, Code("121106", "DCM", "Comment"), ctx.text(ctx.opt.presence_basis));
+        if (!s.has_spacing)
+            b.text(q, DSRTypes::RT_contains, Code("121106", "DCM", "Comment"),
+                   "Areas are not reported: the source image has no usable pixel spacing "
+                   "(PixelSpacing absent or zero and no ImagerPixelSpacing).");
+    }
+};
+
+} // namespace
+
+void write_sr(Context &ctx, bool seg_written, const std::string &path, std::string &sop_uid)
+{
+    const Source &s = ctx.src;
+    DSRDocument doc(DSRTypes::DT_ComprehensiveSR);
+    check(doc.createNewSeriesInStudy(s.study_uid.c_str()), "sr", "study");
+    check(doc.setSeriesNumber(ctx.series_number(1).c_str()), "sr", "SeriesNumber");
+    check(doc.setInstanceNumber("1"), "sr", "InstanceNumber");
+    check(doc.setManufacturer(ctx.text(ctx.opt.manufacturer).c_str()), "sr", "Manufacturer");
+    // Machine output, not signed by a physician.
+    check(doc.setPreliminaryFlag(DSRTypes::PF_Preliminary), "sr", "PreliminaryFlag");
+
+    SrParts parts(ctx, doc.getTree(), seg_written);
+    size_t root = parts.header();
+    for (const Prepared &p : ctx.items) {
+        parts.region_groups(p);
+        parts.finding_group(p);
+    }
+    parts.qualitative(root);
 
     // Evidence: the source image and, when written, the SEG.
     check(doc.getCurrentRequestedProcedureEvidence().addItem(s.study_uid.c_str(), s.series_uid.c_str(),
@@ -286,9 +321,8 @@ void write_sr(Context &ctx, bool seg_written, const std::string &path, std::stri
           "sr", "evidence (source)");
     if (seg_written)
         check(doc.getCurrentRequestedProcedureEvidence().addItem(s.study_uid.c_str(), ctx.uid("seg-series").c_str(),
-                                                                 UID_SegmentationStorage, seg_uid.c_str()),
+                                                                 UID_SegmentationStorage, parts.seg_uid.c_str()),
               "sr", "evidence (SEG)");
-
     DSRCodingSchemeIdentificationList &csi = doc.getCodingSchemeIdentification();
     check(csi.addItem(PRIV), "sr", "coding scheme identification");
     check(csi.setCodingSchemeName("cxrseg private codes"), "sr", "coding scheme name");
