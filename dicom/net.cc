@@ -1126,12 +1126,40 @@ bool open_assoc(NodeSCU &scu, const cxd_send_params *p, DcmTLSTransportLayer *tl
 
 } // namespace
 
+static bool is_uncompressed(const std::string &ts)
+{
+    return ts == UID_LittleEndianExplicitTransferSyntax || ts == UID_LittleEndianImplicitTransferSyntax ||
+           ts == UID_BigEndianExplicitTransferSyntax;
+}
+
+// The file at path decoded to Explicit VR Little Endian (the codecs cxd_init registered), or
+// nullptr with why.
+static std::unique_ptr<DcmFileFormat> load_uncompressed(const char *path, std::string &why)
+{
+    std::unique_ptr<DcmFileFormat> ff(new DcmFileFormat());
+    OFCondition c = ff->loadFile(path);
+    if (c.bad()) {
+        why = c.text();
+        return nullptr;
+    }
+    DcmDataset *ds = ff->getDataset();
+    c = ds->chooseRepresentation(EXS_LittleEndianExplicit, nullptr);
+    if (c.bad() || !ds->canWriteXfer(EXS_LittleEndianExplicit)) {
+        why = c.bad() ? c.text() : "no decoder for its transfer syntax";
+        return nullptr;
+    }
+    return ff;
+}
+
 extern "C" cxd_status cxd_send_files(const cxd_send_params *p, const char *const *paths, size_t n, uint16_t *statuses,
                                      cxd_error *err)
 {
     try {
         for (size_t i = 0; i < n; i++)
             statuses[i] = CXD_STATUS_NOT_SENT;
+        cxd_status ist = cxd_init(err); // the decoders a conversion for the destination needs
+        if (ist != CXD_OK)
+            return ist;
         std::unique_ptr<DcmTLSTransportLayer> tls; // declared first: outlives the association
         NodeSCU scu;
         if (!setup_scu(scu, p, tls, err))
@@ -1166,15 +1194,30 @@ extern "C" cxd_status cxd_send_files(const cxd_send_params *p, const char *const
         std::string failures;
         for (size_t i = 0; i < n; i++) {
             T_ASC_PresentationContextID pc = scu.findPresentationContextID(info[i].sop_class_uid, info[i].transfer_syntax_uid);
-            if (pc == 0)
+            // Not accepted as stored (an RLE Lossless SEG to a destination that takes only
+            // uncompressed data): DcmSCU does not convert, so the object is decoded here and sent
+            // in the uncompressed syntax the destination accepted.
+            std::unique_ptr<DcmFileFormat> converted;
+            if (pc == 0) {
                 pc = scu.findAnyPresentationContextID(info[i].sop_class_uid, UID_LittleEndianExplicitTransferSyntax);
+                if (pc != 0 && !is_uncompressed(info[i].transfer_syntax_uid)) {
+                    std::string why;
+                    converted = load_uncompressed(paths[i], why);
+                    if (!converted) {
+                        failures += std::string(" ") + info[i].sop_instance_uid + ": the destination does not accept " +
+                                    info[i].transfer_syntax_uid + " and it could not be converted: " + why + ";";
+                        continue;
+                    }
+                }
+            }
             if (pc == 0) {
                 failures += std::string(" ") + info[i].sop_instance_uid + ": SOP class " + info[i].sop_class_uid +
                             " not accepted by the destination;";
                 continue;
             }
             Uint16 rsp = 0;
-            OFCondition c = scu.sendSTORERequest(pc, paths[i], nullptr, rsp);
+            OFCondition c = converted ? scu.sendSTORERequest(pc, "", converted->getDataset(), rsp)
+                                      : scu.sendSTORERequest(pc, paths[i], nullptr, rsp);
             if (c.bad()) {
                 failures += std::string(" ") + info[i].sop_instance_uid + ": " + c.text() + ";";
                 if (!scu.isConnected())

@@ -84,7 +84,8 @@ void put(DcmItem &out, const DcmTagKey &tag, const std::string &value);
 void now_da_tm(std::string &da, std::string &tm);
 std::string fmt_ds(double v, int decimals);
 // Writes the file format to path via a temporary name + rename.
-void save_atomic(DcmFileFormat &ff, const std::string &path);
+// Writes ff to path.tmp in xfer, then renames it over path.
+void save_atomic(DcmFileFormat &ff, const std::string &path, E_TransferSyntax xfer = EXS_LittleEndianExplicit);
 
 // The writers (each throws cxdw::Error).
 void write_seg(Context &ctx, const std::string &path, std::string &sop_uid, int &n_segments);

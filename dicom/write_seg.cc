@@ -265,7 +265,16 @@ void write_seg(Context &ctx, const std::string &path, std::string &sop_uid, int 
     if (binary)
         repack_binary(ctx, ds);
     patch_dataset(ctx, ds, da, tm);
-    save_atomic(ff, path);
+    E_TransferSyntax xfer = EXS_LittleEndianExplicit;
+    if (!binary && ctx.opt.seg_compression == CXD_SEG_RLE) {
+        // One RLE fragment per frame, no offset table needed by the readers we serve (OHIF,
+        // DCMTK, pydicom take the fragments in order); lossless, so nothing else changes.
+        check(ds.chooseRepresentation(EXS_RLELossless, nullptr), "seg", "RLE Lossless encoding");
+        if (!ds.canWriteXfer(EXS_RLELossless))
+            fail(CXD_ERR_WRITE, "seg", "the RLE encoder did not encode the SEG's pixel data");
+        xfer = EXS_RLELossless;
+    }
+    save_atomic(ff, path, xfer);
 }
 
 } // namespace cxdw

@@ -349,6 +349,7 @@ extern "C" void cxd_write_options_default(cxd_write_options *o)
     o->outputs = CXD_OUT_SEG | CXD_OUT_SR;
     o->seg_without_findings = 1;
     o->seg_encoding = CXD_SEG_FRACTIONAL;
+    o->seg_compression = CXD_SEG_RLE;
 }
 
 namespace cxdw {
@@ -572,10 +573,10 @@ std::string fmt_ds(double v, int decimals)
     return b;
 }
 
-void save_atomic(DcmFileFormat &ff, const std::string &path)
+void save_atomic(DcmFileFormat &ff, const std::string &path, E_TransferSyntax xfer)
 {
     std::string tmp = path + ".tmp";
-    OFCondition c = ff.saveFile(tmp.c_str(), EXS_LittleEndianExplicit);
+    OFCondition c = ff.saveFile(tmp.c_str(), xfer);
     if (c.bad()) {
         unlink(tmp.c_str());
         fail(CXD_ERR_IO, "save", "%s: %s", tmp.c_str(), c.text());
@@ -622,6 +623,8 @@ cxd_status results_write_dataset(DcmItem &srcds, const cxd_finding *findings, si
                  ctx.opt.qualitative.value);
         if (opt->seg_encoding != CXD_SEG_FRACTIONAL && opt->seg_encoding != CXD_SEG_BINARY)
             fail(CXD_ERR_INVALID, "options", "SEG encoding %d (0 fractional, 1 binary)", opt->seg_encoding);
+        if (opt->seg_compression != CXD_SEG_UNCOMPRESSED && opt->seg_compression != CXD_SEG_RLE)
+            fail(CXD_ERR_INVALID, "options", "SEG compression %d (0 uncompressed, 1 RLE)", opt->seg_compression);
         if (opt->presence < CXD_PRESENCE_FROM_FINDINGS || opt->presence > CXD_PRESENCE_PRESENT)
             fail(CXD_ERR_INVALID, "options", "presence %d (0 from the findings, 1 absent, 2 present)", opt->presence);
         ctx.opt.presence_basis[sizeof ctx.opt.presence_basis - 1] = 0;

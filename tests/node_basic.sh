@@ -5,9 +5,12 @@
 # reason while the node carries on, a full spool answered with Out of Resources, SIGTERM drain.
 . "$(dirname "$0")/node_lib.sh"
 
-P=$(free_port); D=$(free_port)
+P=$(free_port); D=$(free_port); U=$(free_port)
 AUDIT_TO="$T/audit.jsonl"
-write_conf "$T/cxrseg.xml" "$P" "$(dest_xml pacs "$D")"
+# Two destinations: "pacs" accepts every transfer syntax, "plain" only the uncompressed ones (so the
+# node must convert its RLE Lossless SEG for it).
+DESTS="$(dest_xml pacs "$D")$(dest_xml plain "$U" PLAIN)"
+write_conf "$T/cxrseg.xml" "$P" "$DESTS"
 
 # -t: valid, then invalid with file:line and exit code 4.
 out=$("$NODE" -t -c "$T/cxrseg.xml" 2>&1) || fail "-t on a valid conf: $out"
@@ -37,6 +40,10 @@ kill $BUSY; wait $BUSY 2>/dev/null
 ok "port in use -> exit 5: $(grep -o 'cannot listen.*' "$T/busy.log" | head -n 1)"
 
 start_dest "$D" "$T/recv"
+mkdir -p "$T/plain"
+storescp -v -aet PLAIN -od "$T/plain" -uf "$U" >> "$T/plain.log" 2>&1 &
+PIDS="$PIDS $!"
+wait_echo "$U" PLAIN 10 || fail "the uncompressed-only storescp did not start"
 start_node "$T/cxrseg.xml"
 wait_echo "$P" || fail "node does not answer C-ECHO"
 ok "C-ECHO"
@@ -47,7 +54,7 @@ grep -q "model.*(sha256 $msha, integrity digests \(verified\|none\))" "$T/node.l
 ok "model in the log: $(grep -o 'sha256 [0-9a-f]*, integrity digests [a-z]*' "$T/node.log" | head -n 1)"
 
 # Calling-AE allow-list, applied by SIGHUP; a broken file on SIGHUP keeps the old configuration.
-write_conf "$T/cxrseg.xml" "$P" "$(dest_xml pacs "$D")" \
+write_conf "$T/cxrseg.xml" "$P" "$DESTS" \
     "<allowed-calling-ae-titles><ae-title>PACS</ae-title><ae-title>PROBE</ae-title></allowed-calling-ae-titles>"
 kill -HUP "$NODE_PID"
 wait_until 5 'grep -q "configuration reloaded" "$T/node.log"' || fail "no reload"
@@ -67,7 +74,7 @@ echoscu -aet PACS -aec CXRSEG 127.0.0.1 "$P" >/dev/null 2>&1 || fail "node stopp
 ok "SIGHUP with a broken file keeps the old configuration and says why"
 
 # Host allow-list: 127.0.0.1 is not in 10.0.0.0/8.
-write_conf "$T/cxrseg.xml" "$P" "$(dest_xml pacs "$D")" "<allowed-hosts><host>10.0.0.0/8</host></allowed-hosts>"
+write_conf "$T/cxrseg.xml" "$P" "$DESTS" "<allowed-hosts><host>10.0.0.0/8</host></allowed-hosts>"
 reload_node
 out=$(echoscu -aet PACS -aec CXRSEG 127.0.0.1 "$P" 2>&1) && fail "host outside the allow-list accepted"
 grep -q "calling host not allowed" "$T/node.log" || fail "host reject not logged"
@@ -94,6 +101,22 @@ if command -v dciodvfy >/dev/null 2>&1; then
     ok "dciodvfy: no errors in the received SEG and SR"
 fi
 ok "SEG ($seg) and SR ($sr) of the chest CR received by the destination"
+
+# The SEG as written (RLE Lossless) to the destination that accepts it, converted to Explicit VR
+# Little Endian for the one that does not; the same masks pixel for pixel.
+dcmdump +P 0002,0010 "$T/recv/$seg" | grep -q "=RLELossless" || fail "the SEG was not sent RLE Lossless: $(dcmdump +P 0002,0010 "$T/recv/$seg")"
+wait_until 60 '[ -f "$T/plain/$seg" ]' || fail "the uncompressed-only destination got no SEG: $(ls "$T/plain")"
+dcmdump +P 0002,0010 "$T/plain/$seg" | grep -q "=LittleEndianExplicit\|=LittleEndianImplicit" ||
+    fail "the SEG reached the uncompressed-only destination as $(dcmdump +P 0002,0010 "$T/plain/$seg")"
+if /usr/bin/python3 -c 'import pydicom, numpy' 2>/dev/null; then
+    same=$(/usr/bin/python3 -c 'import sys, numpy, pydicom
+a, b = (pydicom.dcmread(f).pixel_array for f in sys.argv[1:3])
+print(a.shape == b.shape and bool(numpy.array_equal(a, b)), a.shape, int(numpy.count_nonzero(a)))' "$T/recv/$seg" "$T/plain/$seg")
+    case "$same" in True*) ;; *) fail "the RLE and the converted SEG differ: $same" ;; esac
+    ok "SEG sent RLE Lossless ($(wc -c < "$T/recv/$seg") bytes), converted for the uncompressed-only destination ($(wc -c < "$T/plain/$seg") bytes), same masks: $same"
+else
+    ok "SEG sent RLE Lossless, converted for the uncompressed-only destination (pixel comparison skipped: no python3-pydicom)"
+fi
 ok "chest CR $uid received, queued and processed: $(grep -o "processed $uid in [0-9]* ms" "$T/node.log")"
 
 # The extremity CR: acknowledged (storescu succeeds) and skipped with the rule in the log.
@@ -128,7 +151,7 @@ ok "node carries on after a failed object"
 
 # An object larger than listener/max-object-mb (1 MB here; the CR decompressed is 7 MB) is refused
 # with Out of Resources and not kept; a small one still passes.
-write_conf "$T/cxrseg.xml" "$P" "$(dest_xml pacs "$D")" "<max-object-mb>1</max-object-mb>"
+write_conf "$T/cxrseg.xml" "$P" "$DESTS" "<max-object-mb>1</max-object-mb>"
 n0=$(grep -c "configuration reloaded" "$T/node.log")
 kill -HUP "$NODE_PID"
 wait_until 5 '[ "$(grep -c "configuration reloaded" "$T/node.log")" -gt "$n0" ]' || fail "no reload (max-object-mb)"
@@ -186,7 +209,7 @@ kill -TERM "$NODE_PID"; wait "$NODE_PID"; rc=$?
 [ $rc -eq 0 ] || fail "SIGTERM drain exited $rc"
 grep -q "stopped" "$T/node.log" || fail "no drain message"
 ok "SIGTERM drains and exits 0"
-write_conf "$T/full.xml" "$P" "$(dest_xml pacs "$D")" "" "<quota-mb>1</quota-mb>"
+write_conf "$T/full.xml" "$P" "$DESTS" "" "<quota-mb>1</quota-mb>"
 rm -rf "$T/spool"
 start_node "$T/full.xml"
 wait_echo "$P" || fail "node (full spool conf) did not start"

@@ -69,7 +69,7 @@ const cx_config_syntax cx_config_syntaxes[] = {
 
 typedef enum opt_type {
     OT_INT, OT_LLONG, OT_DOUBLE, OT_BOOL, OT_STRING, OT_ACTION, OT_EMPTY_ACTION, OT_LEVEL, OT_OUTPUTS,
-    OT_SEG_ENCODING, OT_TLS_VERIFY
+    OT_SEG_ENCODING, OT_SEG_COMPRESSION, OT_TLS_VERIFY
 } opt_type;
 
 typedef enum opt_base { OB_CONFIG, OB_DESTINATION, OB_SENDER } opt_base;
@@ -165,6 +165,7 @@ static const opt options[] = {
     {"outputs/segmentation", "write-when-nothing-found", OT_BOOL, C(outputs.seg_when_nothing_found), 0, 0,
      "true"},
     {"outputs/segmentation", "encoding", OT_SEG_ENCODING, C(outputs.seg_encoding), 0, 0, "fractional"},
+    {"outputs/segmentation", "compression", OT_SEG_COMPRESSION, C(outputs.seg_compression), 0, 0, "rle"},
     {"outputs/segmentation", "series-number", OT_INT, C(outputs.seg.series_number), 1, INT_MAX, "9901"},
     {"outputs/segmentation", "series-description", OT_STRING, C(outputs.seg.series_description), 1, 64,
      "CXRSEG Segmentation"},
@@ -579,6 +580,16 @@ static int set_option(ld *l, const opt *o, void *base, const char *text, int lin
             *(cx_config_seg_encoding *)field = CX_SEG_ENCODING_BINARY;
         else {
             ld_err(l, line, "%s/%s: '%s' is not fractional or binary", o->section, o->name, text);
+            return -1;
+        }
+        return 0;
+    case OT_SEG_COMPRESSION:
+        if (strcmp(text, "rle") == 0)
+            *(cx_config_seg_compression *)field = CX_SEG_COMPRESSION_RLE;
+        else if (strcmp(text, "none") == 0)
+            *(cx_config_seg_compression *)field = CX_SEG_COMPRESSION_NONE;
+        else {
+            ld_err(l, line, "%s/%s: '%s' is not rle or none", o->section, o->name, text);
             return -1;
         }
         return 0;

@@ -198,11 +198,19 @@ typedef enum cx_config_seg_encoding {
     CX_SEG_ENCODING_BINARY = 1      /* 1-bit packed: the smaller object, for viewers without FRACTIONAL */
 } cx_config_seg_encoding;
 
+/* The SEG file's transfer syntax (<outputs><segmentation><compression>); matches CXD_SEG_RLE /
+ * CXD_SEG_UNCOMPRESSED. RLE applies to FRACTIONAL masks; BINARY ones are stored uncompressed. */
+typedef enum cx_config_seg_compression {
+    CX_SEG_COMPRESSION_NONE = 0, /* Explicit VR Little Endian */
+    CX_SEG_COMPRESSION_RLE = 1   /* RLE Lossless, ~50x smaller mask frames (default) */
+} cx_config_seg_compression;
+
 typedef struct cx_config_outputs {
     char *uid_root;                  /* default "2.25"; digits and dots, <= 40 characters */
     cx_config_series seg;            /* on, 9901, "CXRSEG Segmentation" */
     int seg_when_nothing_found;      /* 1: write a SEG with the lungs only (default) */
     cx_config_seg_encoding seg_encoding; /* default CX_SEG_ENCODING_FRACTIONAL */
+    cx_config_seg_compression seg_compression; /* default CX_SEG_COMPRESSION_RLE */
     cx_config_series sr;             /* on, 9902, "CXRSEG Report" */
     cx_config_series gsps;           /* off, 9903, "CXRSEG Annotations" */
     cx_config_series sc;             /* off, 9904, "CXRSEG Overlay (not for diagnosis)" */

@@ -24,6 +24,7 @@ cx_status cx_segment_params_from_config(const cx_config *cfg, const char *softwa
     }
     p->write.seg_without_findings = o->seg_when_nothing_found;
     p->write.seg_encoding = o->seg_encoding == CX_SEG_ENCODING_BINARY ? CXD_SEG_BINARY : CXD_SEG_FRACTIONAL;
+    p->write.seg_compression = o->seg_compression == CX_SEG_COMPRESSION_RLE ? CXD_SEG_RLE : CXD_SEG_UNCOMPRESSED;
     if (o->manufacturer)
         snprintf(p->write.manufacturer, sizeof p->write.manufacturer, "%s", o->manufacturer);
     if (software_version)

@@ -167,6 +167,7 @@ static void check_defaults(const cx_config *c)
     CU_ASSERT_STRING_EQUAL(c->outputs.seg.series_description, "CXRSEG Segmentation");
     CU_ASSERT_EQUAL(c->outputs.seg_when_nothing_found, 1);
     CU_ASSERT_EQUAL(c->outputs.seg_encoding, CX_SEG_ENCODING_FRACTIONAL);
+    CU_ASSERT_EQUAL(c->outputs.seg_compression, CX_SEG_COMPRESSION_RLE);
     CU_ASSERT_EQUAL(c->outputs.sr.enabled, 1);
     CU_ASSERT_EQUAL(c->outputs.sr.series_number, 9902);
     CU_ASSERT_STRING_EQUAL(c->outputs.sr.series_description, "CXRSEG Report");
@@ -295,7 +296,7 @@ static void test_full_conf(void)
         " <model><file>../models/" CX_CONFIG_DEFAULT_MODEL "</file>\n"
         "  <score-threshold class=\"ggo\">0.65</score-threshold></model>\n"
         " <outputs><uid-root>1.2.826.0.1.3680043.10.1234</uid-root>\n"
-        "  <segmentation><encoding>binary</encoding></segmentation>\n"
+        "  <segmentation><encoding>binary</encoding><compression>none</compression></segmentation>\n"
         "  <presentation-state><enabled>true</enabled></presentation-state></outputs>\n"
         " <logging><level>debug</level><write-to>/var/log/cxrseg.log</write-to></logging>\n"
         " <orthanc><enabled>false</enabled><workers>3</workers><forward-to-modality>pacs</forward-to-modality>\n"
@@ -338,6 +339,7 @@ static void test_full_conf(void)
     CU_ASSERT_EQUAL(c->model.file[0], '/');
     CU_ASSERT_STRING_EQUAL(c->outputs.uid_root, "1.2.826.0.1.3680043.10.1234");
     CU_ASSERT_EQUAL(c->outputs.seg_encoding, CX_SEG_ENCODING_BINARY);
+    CU_ASSERT_EQUAL(c->outputs.seg_compression, CX_SEG_COMPRESSION_NONE);
     CU_ASSERT_EQUAL(c->logging.level, CX_LOG_DEBUG);
     CU_ASSERT_EQUAL(c->logging.target, CX_LOG_TO_FILE);
     CU_ASSERT_STRING_EQUAL(c->logging.file, "/var/log/cxrseg.log");

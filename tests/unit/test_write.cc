@@ -882,7 +882,8 @@ static void test_border_and_many_regions(void)
 }
 
 /* Both SEG encodings at odd image sizes and 1..8 segments (the cases OHIF 3.13.2 failed on as
- * BINARY): every object validates and reads back pixel for pixel with DCMTK and pydicom. */
+ * BINARY), FRACTIONAL both RLE Lossless (the default) and uncompressed: every object validates,
+ * is in the transfer syntax asked for, and reads back pixel for pixel with DCMTK and pydicom. */
 static void test_seg_encodings(void)
 {
     const int sizes[][2] = {{37, 29}, {333, 401}, {602, 699}}; /* columns, rows */
@@ -893,7 +894,10 @@ static void test_seg_encodings(void)
         so.pixel_spacing = "0.2\\0.2";
         std::string dir = tmpdir(("enc-" + std::to_string(so.cols) + "x" + std::to_string(so.rows)).c_str());
         std::string src = make_source(dir + "/src.dcm", so);
-        for (int enc : {CXD_SEG_FRACTIONAL, CXD_SEG_BINARY}) {
+        const int kinds[][2] = {{CXD_SEG_FRACTIONAL, CXD_SEG_RLE}, {CXD_SEG_FRACTIONAL, CXD_SEG_UNCOMPRESSED},
+                                {CXD_SEG_BINARY, CXD_SEG_RLE}};
+        for (auto &kind : kinds) {
+            const int enc = kind[0], comp = kind[1];
             for (int n = 1; n <= 8; n++) {
                 /* Lungs first, then findings: each a disc at its own place, some on the border. */
                 std::vector<F> v;
@@ -913,14 +917,19 @@ static void test_seg_encodings(void)
                 cxd_write_options_default(&o);
                 o.outputs = CXD_OUT_SEG;
                 o.seg_encoding = enc;
-                std::string out = dir + "/" + (enc == CXD_SEG_BINARY ? "b" : "f") + std::to_string(n);
+                o.seg_compression = comp;
+                std::string out = dir + "/" + (enc == CXD_SEG_BINARY ? "b" : comp == CXD_SEG_RLE ? "r" : "f") +
+                                  std::to_string(n);
                 mkdir(out.c_str(), 0755);
                 cxd_write_result r;
                 cxd_error e;
                 CU_ASSERT_EQUAL_FATAL(write_for(src, fs, o, out, &r, &e), CXD_OK);
                 CU_ASSERT_EQUAL(r.n_segments, n);
-                std::string dump = run("dcmdump +P 0062,0001 +P 0028,0100 +P 0062,000e +P 0062,0010 '" +
+                std::string dump = run("dcmdump +P 0002,0010 +P 0062,0001 +P 0028,0100 +P 0062,000e +P 0062,0010 '" +
                                        std::string(r.seg_path) + "' 2>&1");
+                /* RLE for FRACTIONAL when asked; BINARY is always uncompressed */
+                const bool rle = enc == CXD_SEG_FRACTIONAL && comp == CXD_SEG_RLE;
+                CU_ASSERT(dump.find(rle ? "=RLELossless" : "=LittleEndianExplicit") != std::string::npos);
                 if (enc == CXD_SEG_BINARY) {
                     CU_ASSERT(dump.find("[BINARY]") != std::string::npos);
                     CU_ASSERT(dump.find("US 1 ") != std::string::npos);
@@ -953,6 +962,10 @@ static void test_seg_encodings(void)
     cxd_error e;
     CU_ASSERT_EQUAL(write_for(src, fs, o, dir, &r, &e), CXD_ERR_INVALID);
     CU_ASSERT(strstr(e.msg, "SEG encoding 7") != nullptr);
+    cxd_write_options_default(&o);
+    o.seg_compression = 5;
+    CU_ASSERT_EQUAL(write_for(src, fs, o, dir, &r, &e), CXD_ERR_INVALID);
+    CU_ASSERT(strstr(e.msg, "SEG compression 5") != nullptr);
 }
 
 static void test_monochrome1(void)
