@@ -1295,69 +1295,45 @@ static void check_rules(ld *l)
 /* ------------------------------------------------------------------------------------------ */
 /* Loading                                                                                     */
 
-static void tls_free(cx_config_tls *t)
+/* Freeing is driven by the option table: every OT_STRING row is a string the configuration owns,
+ * relative to its base (the config, each destination, each sender). What the table does not hold
+ * is listed here: the lists collect() fills and the strings set outside the table. */
+static const size_t owned_lists[] = {
+    offsetof(cx_config, listener.transfer_syntaxes),     offsetof(cx_config, listener.allowed_calling_ae_titles),
+    offsetof(cx_config, listener.allowed_hosts),         offsetof(cx_config, filters.modality.accept),
+    offsetof(cx_config, filters.body_part.accept),       offsetof(cx_config, filters.view_position.accept),
+    offsetof(cx_config, filters.series_include),         offsetof(cx_config, filters.series_exclude),
+    offsetof(cx_config, orthanc.forward_to_modalities),  offsetof(cx_config, orthanc.forward_to_peers),
+    offsetof(cx_config, warnings),
+};
+
+static void free_table_strings(opt_base base, void *obj)
 {
-    cx_free(t->certificate_file);
-    cx_free(t->private_key_file);
-    cx_free(t->ca_file);
+    for (size_t i = 0; i < N_OPTIONS; i++)
+        if (options[i].type == OT_STRING && options[i].base == base)
+            cx_free(*(char **)((char *)obj + options[i].offset));
 }
 
 void cx_config_free(cx_config *cfg)
 {
     if (!cfg)
         return;
-    cx_free(cfg->path);
-    cx_free(cfg->dir);
-    cx_config_listener *li = &cfg->listener;
-    cx_free(li->ae_title);
-    cx_free(li->bind_address);
-    strings_free(&li->transfer_syntaxes);
-    strings_free(&li->allowed_calling_ae_titles);
-    strings_free(&li->allowed_hosts);
-    tls_free(&li->tls);
-    strings_free(&cfg->filters.modality.accept);
-    strings_free(&cfg->filters.body_part.accept);
-    strings_free(&cfg->filters.view_position.accept);
-    strings_free(&cfg->filters.series_include);
-    strings_free(&cfg->filters.series_exclude);
+    free_table_strings(OB_CONFIG, cfg);
+    for (size_t i = 0; i < sizeof owned_lists / sizeof owned_lists[0]; i++)
+        strings_free((cx_config_strings *)((char *)cfg + owned_lists[i]));
     for (size_t i = 0; i < cfg->destinations.count; i++) {
-        cx_config_destination *d = &cfg->destinations.items[i];
-        cx_free(d->name);
-        cx_free(d->ae_title);
-        cx_free(d->host);
-        cx_free(d->calling_ae_title);
-        cx_free(d->url);
-        cx_free(d->bearer_token_file);
-        cx_free(d->basic_auth_file);
-        cx_free(d->http_ca_file);
-        tls_free(&d->tls);
+        free_table_strings(OB_DESTINATION, &cfg->destinations.items[i]);
+        cx_free(cfg->destinations.items[i].name); /* the name="" attribute, not an element */
     }
     cx_free(cfg->destinations.items);
-    for (size_t i = 0; i < cfg->destinations.sender_count; i++) {
-        cx_config_sender *s = &cfg->destinations.senders[i];
-        cx_free(s->calling_ae_title);
-        cx_free(s->ae_title);
-        cx_free(s->host);
-    }
+    for (size_t i = 0; i < cfg->destinations.sender_count; i++)
+        free_table_strings(OB_SENDER, &cfg->destinations.senders[i]);
     cx_free(cfg->destinations.senders);
-    cx_free(cfg->spool.directory);
-    cx_free(cfg->model.file);
     for (size_t i = 0; i < cfg->model.threshold_count; i++)
         cx_free(cfg->model.thresholds[i].class_name);
     cx_free(cfg->model.thresholds);
-    cx_free(cfg->outputs.uid_root);
-    cx_free(cfg->outputs.seg.series_description);
-    cx_free(cfg->outputs.sr.series_description);
-    cx_free(cfg->outputs.gsps.series_description);
-    cx_free(cfg->outputs.sc.series_description);
-    cx_free(cfg->outputs.manufacturer);
-    cx_free(cfg->outputs.model_name);
-    cx_free(cfg->logging.file);
-    cx_free(cfg->logging.audit_file);
-    cx_free(cfg->http.bind_address);
-    strings_free(&cfg->orthanc.forward_to_modalities);
-    strings_free(&cfg->orthanc.forward_to_peers);
-    strings_free(&cfg->warnings);
+    cx_free(cfg->path);
+    cx_free(cfg->dir);
     cx_free(cfg);
 }
 
