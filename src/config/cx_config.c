@@ -9,12 +9,14 @@
  *   3. add one row to `options[]` below: section path, element name, type, offsetof the field,
  *      range (numbers: value; strings: length), default text (parsed like the file's text);
  *   4. document it in conf/cxrseg.xml (a comment with default and unit) and docs/configuration.md;
- *   5. a rule that involves several fields goes into check_rules(), with the element's line.
+ *   5. a rule that involves several fields goes into cfg_check_rules() (cx_config_rules.c), with the
+ *      element's line.
  * Lists (repeated elements) and items with their own fields (destinations, senders) are read by
  * code in fill_*(); their scalar fields still come from the table (base OB_DESTINATION/OB_SENDER).
  */
 #include "config.h"
 #include "cx_config.h"
+#include "cx_config_impl.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -239,20 +241,9 @@ static void errs_add(cx_config_errors *errs, const char *file, int line, const c
     va_end(ap);
 }
 
-/* Loader state. */
-typedef struct ld {
-    const char *file;        /* the conf path as given, for messages */
-    cx_config_errors *errs;
-    size_t nerr;             /* errors this load added (errs may be shared or full) */
-    int nomem;
-    int parse_errors;        /* well-formedness errors seen (only the first is reported) */
-    int last_schema_line;    /* line of the last schema error (to drop libxml2's echo) */
-    cx_config *cfg;
-    xmlNode *root;
-} ld;
 
-static void ld_err(ld *l, int line, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void ld_err(ld *l, int line, const char *fmt, ...)
+void ld_err(ld *l, int line, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+void ld_err(ld *l, int line, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -261,9 +252,9 @@ static void ld_err(ld *l, int line, const char *fmt, ...)
     l->nerr++;
 }
 
-static void ld_warn(ld *l, int line, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static int strings_add(ld *l, cx_config_strings *s, const char *v);
-static void ld_warn(ld *l, int line, const char *fmt, ...)
+void ld_warn(ld *l, int line, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+int cfg_strings_add(ld *l, cx_config_strings *s, const char *v);
+void ld_warn(ld *l, int line, const char *fmt, ...)
 {
     char msg[600];
     int n = line > 0 ? snprintf(msg, sizeof msg, "%s:%d: warning: ", l->file, line)
@@ -274,7 +265,7 @@ static void ld_warn(ld *l, int line, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(msg + n, sizeof msg - (size_t)n, fmt, ap);
     va_end(ap);
-    strings_add(l, &l->cfg->warnings, msg);
+    cfg_strings_add(l, &l->cfg->warnings, msg);
 }
 
 static void ld_nomem(ld *l)
@@ -284,7 +275,7 @@ static void ld_nomem(ld *l)
     l->nomem = 1;
 }
 
-static char *ld_strdup(ld *l, const char *s)
+char *ld_strdup(ld *l, const char *s)
 {
     char *d = cx_strdup(s);
     if (!d)
@@ -363,23 +354,23 @@ static void xml_error_cb(void *user, xmlErrorPtr e)
 /* ------------------------------------------------------------------------------------------ */
 /* Tree helpers                                                                                */
 
-static int is_elem(const xmlNode *n, const char *name)
+int cfg_is_elem(const xmlNode *n, const char *name)
 {
     return n && n->type == XML_ELEMENT_NODE && strcmp((const char *)n->name, name) == 0;
 }
 
-static xmlNode *child(xmlNode *parent, const char *name)
+xmlNode *cfg_child(xmlNode *parent, const char *name)
 {
     if (!parent)
         return NULL;
     for (xmlNode *c = parent->children; c; c = c->next)
-        if (is_elem(c, name))
+        if (cfg_is_elem(c, name))
             return c;
     return NULL;
 }
 
 /* Follows a '/'-separated path of element names from `from`; NULL when any step is absent. */
-static xmlNode *find_path(xmlNode *from, const char *path)
+xmlNode *cfg_find_path(xmlNode *from, const char *path)
 {
     char step[64];
     xmlNode *n = from;
@@ -389,36 +380,36 @@ static xmlNode *find_path(xmlNode *from, const char *path)
             return NULL;
         memcpy(step, path, k);
         step[k] = 0;
-        n = child(n, step);
+        n = cfg_child(n, step);
         path += k + (path[k] == '/');
     }
     return n;
 }
 
-static int line_of(const xmlNode *n)
+int cfg_line_of(const xmlNode *n)
 {
     long line = n ? xmlGetLineNo(n) : 0;
     return line > 0 && line < INT_MAX ? (int)line : 0;
 }
 
 /* Line of the element at `path` below the root, or of its nearest present ancestor. */
-static int line_at(ld *l, const char *path)
+int cfg_line_at(ld *l, const char *path)
 {
     char buf[200];
     snprintf(buf, sizeof buf, "%s", path);
     for (;;) {
-        xmlNode *n = find_path(l->root, buf);
+        xmlNode *n = cfg_find_path(l->root, buf);
         if (n)
-            return line_of(n);
+            return cfg_line_of(n);
         char *slash = strrchr(buf, '/');
         if (!slash)
-            return line_of(l->root);
+            return cfg_line_of(l->root);
         *slash = 0;
     }
 }
 
 /* Trimmed text content of an element, copied into buf (NUL-terminated, truncated). */
-static void text_of(xmlNode *n, char *buf, size_t size)
+void cfg_text_of(xmlNode *n, char *buf, size_t size)
 {
     buf[0] = 0;
     xmlChar *t = xmlNodeGetContent(n);
@@ -605,17 +596,17 @@ static void apply_section(ld *l, const char *section, xmlNode *node, void *base)
         const opt *o = &options[i];
         if (strcmp(o->section, section) != 0)
             continue;
-        xmlNode *e = child(node, o->name);
+        xmlNode *e = cfg_child(node, o->name);
         if (e) {
-            text_of(e, text, sizeof text);
-            set_option(l, o, base, text, line_of(e));
+            cfg_text_of(e, text, sizeof text);
+            set_option(l, o, base, text, cfg_line_of(e));
         } else if (o->def) {
-            set_option(l, o, base, o->def, line_of(node));
+            set_option(l, o, base, o->def, cfg_line_of(node));
         }
     }
 }
 
-static int strings_add(ld *l, cx_config_strings *s, const char *v)
+int cfg_strings_add(ld *l, cx_config_strings *s, const char *v)
 {
     char *d = ld_strdup(l, v);
     if (!d)
@@ -638,9 +629,9 @@ static void collect(ld *l, xmlNode *parent, const char *name, cx_config_strings 
     if (!parent)
         return;
     for (xmlNode *c = parent->children; c && !l->nomem; c = c->next)
-        if (is_elem(c, name)) {
-            text_of(c, text, sizeof text);
-            strings_add(l, s, text);
+        if (cfg_is_elem(c, name)) {
+            cfg_text_of(c, text, sizeof text);
+            cfg_strings_add(l, s, text);
         }
 }
 
@@ -659,44 +650,44 @@ static void strings_free(cx_config_strings *s)
 static void fill_listener(ld *l)
 {
     cx_config_listener *li = &l->cfg->listener;
-    xmlNode *sec = child(l->root, "listener");
+    xmlNode *sec = cfg_child(l->root, "listener");
     apply_section(l, "listener", sec, l->cfg);
-    xmlNode *tls = child(sec, "tls");
+    xmlNode *tls = cfg_child(sec, "tls");
     apply_section(l, "listener/tls", tls, l->cfg);
-    li->tls.line = line_of(tls ? tls : sec);
-    xmlNode *ts = child(sec, "transfer-syntaxes");
+    li->tls.line = cfg_line_of(tls ? tls : sec);
+    xmlNode *ts = cfg_child(sec, "transfer-syntaxes");
     char text[200];
     if (ts) {
         for (xmlNode *c = ts->children; c && !l->nomem; c = c->next) {
-            if (!is_elem(c, "transfer-syntax"))
+            if (!cfg_is_elem(c, "transfer-syntax"))
                 continue;
-            text_of(c, text, sizeof text);
+            cfg_text_of(c, text, sizeof text);
             const cx_config_syntax *sy = cx_config_syntaxes;
             while (sy->keyword && strcmp(sy->keyword, text) != 0)
                 sy++;
             if (!sy->keyword)
-                ld_err(l, line_of(c), "listener/transfer-syntax: '%s' is not a transfer syntax cxrseg decodes",
+                ld_err(l, cfg_line_of(c), "listener/transfer-syntax: '%s' is not a transfer syntax cxrseg decodes",
                        text);
             else
-                strings_add(l, &li->transfer_syntaxes, sy->uid);
+                cfg_strings_add(l, &li->transfer_syntaxes, sy->uid);
         }
     } else {
         for (const cx_config_syntax *sy = cx_config_syntaxes; sy->keyword && !l->nomem; sy++)
-            strings_add(l, &li->transfer_syntaxes, sy->uid);
+            cfg_strings_add(l, &li->transfer_syntaxes, sy->uid);
     }
-    collect(l, child(sec, "allowed-calling-ae-titles"), "ae-title", &li->allowed_calling_ae_titles);
-    collect(l, child(sec, "allowed-hosts"), "host", &li->allowed_hosts);
+    collect(l, cfg_child(sec, "allowed-calling-ae-titles"), "ae-title", &li->allowed_calling_ae_titles);
+    collect(l, cfg_child(sec, "allowed-hosts"), "host", &li->allowed_hosts);
 }
 
 static void fill_rule(ld *l, const char *path, cx_config_value_rule *r, const char *const *defaults)
 {
-    xmlNode *node = find_path(l->root, path);
+    xmlNode *node = cfg_find_path(l->root, path);
     apply_section(l, path, node, l->cfg);
     if (node)
         collect(l, node, "accept", &r->accept);
     else
         for (const char *const *d = defaults; *d && !l->nomem; d++)
-            strings_add(l, &r->accept, *d);
+            cfg_strings_add(l, &r->accept, *d);
 }
 
 static void fill_filters(ld *l)
@@ -708,8 +699,8 @@ static void fill_filters(ld *l)
     fill_rule(l, "filters/modality", &f->modality, modalities);
     fill_rule(l, "filters/body-part", &f->body_part, body_parts);
     fill_rule(l, "filters/view-position", &f->view_position, views);
-    apply_section(l, "filters/minimum-size", find_path(l->root, "filters/minimum-size"), l->cfg);
-    xmlNode *sd = find_path(l->root, "filters/series-description");
+    apply_section(l, "filters/minimum-size", cfg_find_path(l->root, "filters/minimum-size"), l->cfg);
+    xmlNode *sd = cfg_find_path(l->root, "filters/series-description");
     apply_section(l, "filters/series-description", sd, l->cfg);
     collect(l, sd, "include", &f->series_include);
     collect(l, sd, "exclude", &f->series_exclude);
@@ -720,17 +711,17 @@ static size_t count_children(xmlNode *parent, const char *name)
     size_t n = 0;
     if (parent)
         for (xmlNode *c = parent->children; c; c = c->next)
-            n += is_elem(c, name);
+            n += cfg_is_elem(c, name);
     return n;
 }
 
-static char *path_join(ld *l, const char *dir, const char *name);
+char *cfg_path_join(ld *l, const char *dir, const char *name);
 
 static void fill_destinations(ld *l)
 {
     cx_config_destinations *ds = &l->cfg->destinations;
-    xmlNode *sec = child(l->root, "destinations");
-    apply_section(l, "destinations/retry", child(sec, "retry"), l->cfg);
+    xmlNode *sec = cfg_child(l->root, "destinations");
+    apply_section(l, "destinations/retry", cfg_child(sec, "retry"), l->cfg);
 
     size_t n = count_children(sec, "destination") + count_children(sec, "dicomweb-destination");
     if (n) {
@@ -741,11 +732,11 @@ static void fill_destinations(ld *l)
         }
     }
     for (xmlNode *c = sec ? sec->children : NULL; c && !l->nomem; c = c->next) {
-        int web = is_elem(c, "dicomweb-destination");
-        if (!web && !is_elem(c, "destination"))
+        int web = cfg_is_elem(c, "dicomweb-destination");
+        if (!web && !cfg_is_elem(c, "destination"))
             continue;
         cx_config_destination *d = &ds->items[ds->count++];
-        d->line = line_of(c);
+        d->line = cfg_line_of(c);
         d->send_results = 1;
         xmlChar *name = xmlGetProp(c, (const xmlChar *)"name");
         d->name = ld_strdup(l, name ? (const char *)name : "");
@@ -756,21 +747,21 @@ static void fill_destinations(ld *l)
             char **files[3] = {&d->bearer_token_file, &d->basic_auth_file, &d->http_ca_file};
             for (int i = 0; i < 3 && !l->nomem; i++)
                 if (*files[i]) {
-                    char *abs = path_join(l, l->cfg->dir, *files[i]);
+                    char *abs = cfg_path_join(l, l->cfg->dir, *files[i]);
                     cx_free(*files[i]);
                     *files[i] = abs;
                 }
             continue;
         }
         apply_section(l, "destinations/destination", c, d);
-        xmlNode *tls = child(c, "tls");
+        xmlNode *tls = cfg_child(c, "tls");
         apply_section(l, "destinations/destination/tls", tls, d);
-        d->tls.line = tls ? line_of(tls) : d->line;
+        d->tls.line = tls ? cfg_line_of(tls) : d->line;
         if (!d->calling_ae_title && l->cfg->listener.ae_title)
             d->calling_ae_title = ld_strdup(l, l->cfg->listener.ae_title);
     }
 
-    xmlNode *rts = child(sec, "return-to-sender");
+    xmlNode *rts = cfg_child(sec, "return-to-sender");
     n = count_children(rts, "sender");
     if (n) {
         ds->senders = cx_calloc(n, sizeof *ds->senders);
@@ -780,17 +771,17 @@ static void fill_destinations(ld *l)
         }
     }
     for (xmlNode *c = rts ? rts->children : NULL; c && !l->nomem; c = c->next) {
-        if (!is_elem(c, "sender"))
+        if (!cfg_is_elem(c, "sender"))
             continue;
         cx_config_sender *s = &ds->senders[ds->sender_count++];
-        s->line = line_of(c);
+        s->line = cfg_line_of(c);
         apply_section(l, "destinations/return-to-sender/sender", c, s);
         if (!s->ae_title && s->calling_ae_title)
             s->ae_title = ld_strdup(l, s->calling_ae_title);
     }
 }
 
-static char *path_join(ld *l, const char *dir, const char *name)
+char *cfg_path_join(ld *l, const char *dir, const char *name)
 {
     if (name[0] == '/')
         return ld_strdup(l, name);
@@ -807,12 +798,12 @@ static char *path_join(ld *l, const char *dir, const char *name)
 static void fill_model(ld *l)
 {
     cx_config_model *m = &l->cfg->model;
-    xmlNode *sec = child(l->root, "model");
+    xmlNode *sec = cfg_child(l->root, "model");
     apply_section(l, "model", sec, l->cfg);
     if (l->nomem)
         return;
     if (m->file) {
-        char *abs = path_join(l, l->cfg->dir, m->file);
+        char *abs = cfg_path_join(l, l->cfg->dir, m->file);
         cx_free(m->file);
         m->file = abs;
     }
@@ -826,29 +817,29 @@ static void fill_model(ld *l)
     }
     char text[200];
     for (xmlNode *c = sec ? sec->children : NULL; c && !l->nomem; c = c->next) {
-        if (!is_elem(c, "score-threshold"))
+        if (!cfg_is_elem(c, "score-threshold"))
             continue;
         cx_config_threshold *t = &m->thresholds[m->threshold_count++];
         xmlChar *cls = xmlGetProp(c, (const xmlChar *)"class");
         t->class_name = ld_strdup(l, cls ? (const char *)cls : "");
         xmlFree(cls);
-        text_of(c, text, sizeof text);
+        cfg_text_of(c, text, sizeof text);
         char *end;
         t->score = strtod(text, &end);
         if (!*text || *end || t->score < 0 || t->score > 1)
-            ld_err(l, line_of(c), "model/score-threshold: '%s' is not a score between 0 and 1", text);
+            ld_err(l, cfg_line_of(c), "model/score-threshold: '%s' is not a score between 0 and 1", text);
     }
 }
 
 /* Looks for the shipped model when <model><file> is absent. */
-static void default_model(ld *l)
+void cfg_default_model(ld *l)
 {
     cx_config_model *m = &l->cfg->model;
     if (m->file || l->nomem)
         return;
     char *candidates[2];
-    candidates[0] = path_join(l, l->cfg->dir, "../models/" CX_CONFIG_DEFAULT_MODEL);
-    candidates[1] = path_join(l, CX_DATADIR, "models/" CX_CONFIG_DEFAULT_MODEL);
+    candidates[0] = cfg_path_join(l, l->cfg->dir, "../models/" CX_CONFIG_DEFAULT_MODEL);
+    candidates[1] = cfg_path_join(l, CX_DATADIR, "models/" CX_CONFIG_DEFAULT_MODEL);
     if (!candidates[0] || !candidates[1]) {
         cx_free(candidates[0]);
         cx_free(candidates[1]);
@@ -856,7 +847,7 @@ static void default_model(ld *l)
     }
     int pick = access(candidates[0], F_OK) == 0 ? 0 : access(candidates[1], F_OK) == 0 ? 1 : -1;
     if (pick < 0) {
-        ld_err(l, line_at(l, "model"),
+        ld_err(l, cfg_line_at(l, "model"),
                "model: no <file> given, and the shipped model is neither %s nor %s; set <model><file>",
                candidates[0], candidates[1]);
     } else {
@@ -873,7 +864,7 @@ static void fill_outputs_logging_orthanc(ld *l)
                                         "outputs/presentation-state", "outputs/secondary-capture",
                                         "spool", "workers", "logging", "orthanc", "http"};
     for (size_t i = 0; i < sizeof paths / sizeof paths[0]; i++)
-        apply_section(l, paths[i], find_path(l->root, paths[i]), l->cfg);
+        apply_section(l, paths[i], cfg_find_path(l->root, paths[i]), l->cfg);
     if (l->nomem)
         return;
     cx_config_logging *lg = &l->cfg->logging;
@@ -898,402 +889,10 @@ static void fill_outputs_logging_orthanc(ld *l)
         cx_free(lg->audit_file);
         lg->audit_file = NULL;
     }
-    xmlNode *o = child(l->root, "orthanc");
+    xmlNode *o = cfg_child(l->root, "orthanc");
     collect(l, o, "forward-to-modality", &l->cfg->orthanc.forward_to_modalities);
     collect(l, o, "forward-to-peer", &l->cfg->orthanc.forward_to_peers);
 }
-
-/* ------------------------------------------------------------------------------------------ */
-/* Cross-field rules                                                                           */
-
-/* A UID root: components of digits without leading zeros, separated by single dots, first
- * component 0, 1 or 2, at most 40 characters so that root + "." + 23 digits fits in 64. */
-static int check_uid_root(const char *r, char *why, size_t why_size)
-{
-    size_t len = strlen(r);
-    if (len > 40) {
-        snprintf(why, why_size, "is %zu characters long, at most 40 leave room for the derived part", len);
-        return -1;
-    }
-    int comp = 1;
-    const char *s = r;
-    while (1) {
-        size_t k = strspn(s, "0123456789");
-        if (k == 0) {
-            snprintf(why, why_size, "component %d is %s (only digits separated by single dots)", comp,
-                     *s && *s != '.' ? "not a number" : "empty");
-            return -1;
-        }
-        if (k > 1 && s[0] == '0') {
-            snprintf(why, why_size, "component %d '%.*s' has a leading zero", comp, (int)k, s);
-            return -1;
-        }
-        if (comp == 1 && (k != 1 || s[0] > '2')) {
-            snprintf(why, why_size, "the first component must be 0, 1 or 2");
-            return -1;
-        }
-        s += k;
-        if (!*s)
-            return 0;
-        if (*s != '.') {
-            snprintf(why, why_size, "character '%c' is not a digit or a dot", *s);
-            return -1;
-        }
-        s++;
-        comp++;
-    }
-}
-
-static int is_ip(const char *s)
-{
-    unsigned char buf[16];
-    return inet_pton(AF_INET, s, buf) == 1 || inet_pton(AF_INET6, s, buf) == 1;
-}
-
-static void check_hosts(ld *l)
-{
-    const cx_config_listener *li = &l->cfg->listener;
-    if (li->bind_address && !is_ip(li->bind_address))
-        ld_err(l, line_at(l, "listener/bind-address"),
-               "listener/bind-address: '%s' is not an IPv4 or IPv6 address (use 0.0.0.0 for every network card)",
-               li->bind_address);
-    xmlNode *ah = find_path(l->root, "listener/allowed-hosts");
-    size_t i = 0;
-    for (xmlNode *c = ah ? ah->children : NULL; c && i < li->allowed_hosts.count; c = c->next) {
-        if (!is_elem(c, "host"))
-            continue;
-        const char *h = li->allowed_hosts.items[i++];
-        const char *slash = strchr(h, '/');
-        if (!slash)
-            continue;
-        char addr[256];
-        snprintf(addr, sizeof addr, "%.*s", (int)(slash - h), h);
-        unsigned char buf[16];
-        int max = inet_pton(AF_INET, addr, buf) == 1 ? 32 : inet_pton(AF_INET6, addr, buf) == 1 ? 128 : -1;
-        long prefix = strtol(slash + 1, NULL, 10);
-        if (max < 0)
-            ld_err(l, line_of(c), "listener/allowed-hosts: '%s': a network needs an IP address before the '/'", h);
-        else if (prefix > max)
-            ld_err(l, line_of(c), "listener/allowed-hosts: '%s': prefix length %ld is larger than %d", h, prefix,
-                   max);
-    }
-}
-
-static int is_local_host(const char *h)
-{
-    return strcmp(h, "127.0.0.1") == 0 || strcmp(h, "localhost") == 0 || strcmp(h, "::1") == 0;
-}
-
-/* TLS settings of the listener (server 1) or of a destination: the rule, and files that exist,
- * are readable and are relative to the configuration's folder when not absolute. The PEM content
- * itself is checked when the node sets up TLS (a bad certificate stops it at start). */
-static int no_password(char *buf, int size, int rwflag, void *u)
-{
-    (void)buf, (void)size, (void)rwflag, (void)u;
-    return 0; /* an encrypted key is refused, never asked for on a terminal */
-}
-
-/* What the files hold: a PEM certificate that has not expired, the unencrypted PEM key that
- * belongs to it, at least one PEM certificate in the CA file. Read with libcrypto, so a wrong
- * file is a file:line error at start, not a failed handshake later. */
-static void check_tls_files(ld *l, const cx_config_tls *t, const char *what)
-{
-    X509 *cert = NULL;
-    EVP_PKEY *key = NULL;
-    FILE *f;
-    if (t->certificate_file && (f = fopen(t->certificate_file, "r"))) {
-        cert = PEM_read_X509(f, NULL, no_password, NULL);
-        fclose(f);
-        if (!cert)
-            ld_err(l, t->line, "%s/tls/certificate-file: %s: not a PEM certificate", what, t->certificate_file);
-        else if (X509_cmp_current_time(X509_get0_notAfter(cert)) < 0)
-            ld_err(l, t->line, "%s/tls/certificate-file: %s: the certificate has expired", what, t->certificate_file);
-    }
-    if (t->private_key_file && (f = fopen(t->private_key_file, "r"))) {
-        key = PEM_read_PrivateKey(f, NULL, no_password, NULL);
-        fclose(f);
-        if (!key)
-            ld_err(l, t->line, "%s/tls/private-key-file: %s: not an unencrypted PEM private key", what,
-                   t->private_key_file);
-    }
-    if (cert && key && X509_check_private_key(cert, key) != 1)
-        ld_err(l, t->line, "%s/tls: private key %s does not belong to certificate %s", what, t->private_key_file,
-               t->certificate_file);
-    X509_free(cert);
-    EVP_PKEY_free(key);
-    if (t->ca_file && (f = fopen(t->ca_file, "r"))) {
-        X509 *ca = PEM_read_X509(f, NULL, no_password, NULL);
-        fclose(f);
-        if (!ca)
-            ld_err(l, t->line, "%s/tls/ca-file: %s: no PEM certificate in it", what, t->ca_file);
-        X509_free(ca);
-    }
-}
-
-static void check_tls(ld *l, cx_config_tls *t, const char *what, int server)
-{
-    char **files[3] = {&t->certificate_file, &t->private_key_file, &t->ca_file};
-    static const char *const names[3] = {"certificate-file", "private-key-file", "ca-file"};
-    for (int i = 0; i < 3; i++)
-        if (*files[i]) {
-            char *abs = path_join(l, l->cfg->dir, *files[i]);
-            if (!abs)
-                return;
-            cx_free(*files[i]);
-            *files[i] = abs;
-        }
-    if (!t->enabled)
-        return;
-    static const char *const rule[] = {"require", "if-presented", "none"};
-    const char *v = rule[t->verify_peer];
-    if (server && !t->certificate_file)
-        ld_err(l, t->line, "%s/tls: a TLS listener needs certificate-file and private-key-file", what);
-    if (!t->certificate_file != !t->private_key_file)
-        ld_err(l, t->line, "%s/tls: certificate-file and private-key-file go together", what);
-    if (!t->ca_file && t->verify_peer != CX_TLS_VERIFY_NONE)
-        ld_err(l, t->line, "%s/tls: ca-file is needed to verify the peer (verify-peer %s)", what, v);
-    for (int i = 0; i < 3; i++)
-        if (*files[i] && access(*files[i], R_OK) != 0)
-            ld_err(l, t->line, "%s/tls/%s: %s: %s", what, names[i], *files[i], strerror(errno));
-    check_tls_files(l, t, what);
-}
-
-static void check_stow(ld *l, const cx_config_destination *d)
-{
-    if (strncmp(d->url, "http://", 7) != 0 && strncmp(d->url, "https://", 8) != 0)
-        ld_err(l, d->line, "destinations/dicomweb-destination '%s': url '%s' is not http:// or https://", d->name,
-               d->url);
-    if (d->bearer_token_file && d->basic_auth_file)
-        ld_err(l, d->line, "destinations/dicomweb-destination '%s': bearer-token-file or basic-auth-file, not both",
-               d->name);
-    const char *files[3] = {d->bearer_token_file, d->basic_auth_file, d->http_ca_file};
-    static const char *const names[3] = {"bearer-token-file", "basic-auth-file", "ca-file"};
-    for (int i = 0; i < 3; i++)
-        if (files[i] && access(files[i], R_OK) != 0)
-            ld_err(l, d->line, "destinations/dicomweb-destination '%s'/%s: %s: %s", d->name, names[i], files[i],
-                   strerror(errno));
-}
-
-static void check_destinations(ld *l)
-{
-    cx_config *cfg = l->cfg;
-    cx_config_destinations *ds = &cfg->destinations;
-    unsigned enabled = (cfg->outputs.seg.enabled ? CX_OUTPUT_SEG : 0) | (cfg->outputs.sr.enabled ? CX_OUTPUT_SR : 0) |
-                       (cfg->outputs.gsps.enabled ? CX_OUTPUT_GSPS : 0) | (cfg->outputs.sc.enabled ? CX_OUTPUT_SC : 0);
-    static const struct { unsigned bit; const char *name, *element; } outs[] = {
-        {CX_OUTPUT_SEG, "seg", "segmentation"}, {CX_OUTPUT_SR, "sr", "structured-report"},
-        {CX_OUTPUT_GSPS, "gsps", "presentation-state"}, {CX_OUTPUT_SC, "sc", "secondary-capture"}};
-
-    xmlNode *sec = child(l->root, "destinations");
-    xmlNode *dn = sec ? sec->children : NULL;
-    for (size_t i = 0; i < ds->count; i++) {
-        cx_config_destination *d = &ds->items[i];
-        while (dn && !is_elem(dn, "destination") && !is_elem(dn, "dicomweb-destination"))
-            dn = dn->next;
-        for (size_t j = 0; j < i; j++)
-            if (strcmp(ds->items[j].name, d->name) == 0) {
-                ld_err(l, d->line, "destinations: the name '%s' is already used by the destination on line %d",
-                       d->name, ds->items[j].line);
-                break;
-            }
-        /* The node keeps return-to-sender results in spool folders named "return-<AE title>". */
-        if (strncmp(d->name, "return-", 7) == 0)
-            ld_err(l, d->line, "destinations: the name '%s' is reserved (names starting with 'return-' are used "
-                   "for return-to-sender)", d->name);
-        /* Outputs named explicitly but switched off are a contradiction; the default (all) is not. */
-        xmlNode *on = child(dn, "outputs");
-        for (size_t k = 0; on && k < 4; k++)
-            if ((d->outputs & outs[k].bit) && !(enabled & outs[k].bit))
-                ld_err(l, line_of(on), "destinations: destination '%s' asks for %s, but outputs/%s is not enabled",
-                       d->name, outs[k].name, outs[k].element);
-        d->outputs &= enabled;
-        char what[96];
-        if (d->kind == CX_DEST_STOW) {
-            check_stow(l, d);
-            if (dn)
-                dn = dn->next;
-            continue;
-        }
-        snprintf(what, sizeof what, "destinations/destination '%.40s'", d->name);
-        check_tls(l, &d->tls, what, 0);
-        if (cfg->listener.ae_title && d->port == cfg->listener.port && is_local_host(d->host) &&
-            strcmp(d->ae_title, cfg->listener.ae_title) == 0)
-            ld_err(l, d->line, "destinations: destination '%s' is this node itself (%s@%s:%d): results would loop",
-                   d->name, d->ae_title, d->host, d->port);
-        if (dn)
-            dn = dn->next;
-    }
-
-    /* <send-results-to>: names must exist; when present, only the named destinations get results. */
-    int any = 0;
-    for (xmlNode *c = sec ? sec->children : NULL; c; c = c->next) {
-        if (!is_elem(c, "send-results-to"))
-            continue;
-        if (!any)
-            for (size_t i = 0; i < ds->count; i++)
-                ds->items[i].send_results = 0;
-        any = 1;
-        char name[200];
-        text_of(c, name, sizeof name);
-        size_t i = 0;
-        while (i < ds->count && strcmp(ds->items[i].name, name) != 0)
-            i++;
-        if (i == ds->count)
-            ld_err(l, line_of(c), "destinations/send-results-to: there is no destination named '%s'%s", name,
-                   ds->count ? "" : " (no <destination> is defined)");
-        else
-            ds->items[i].send_results = 1;
-    }
-
-    xmlNode *rts = child(sec, "return-to-sender");
-    xmlNode *sn = rts ? rts->children : NULL;
-    for (size_t i = 0; i < ds->sender_count; i++) {
-        cx_config_sender *s = &ds->senders[i];
-        while (sn && !is_elem(sn, "sender"))
-            sn = sn->next;
-        for (size_t j = 0; j < i; j++)
-            if (strcmp(ds->senders[j].calling_ae_title, s->calling_ae_title) == 0) {
-                ld_err(l, s->line,
-                       "destinations/return-to-sender: calling AE title '%s' is already mapped on line %d",
-                       s->calling_ae_title, ds->senders[j].line);
-                break;
-            }
-        xmlNode *on = child(sn, "outputs");
-        for (size_t k = 0; on && k < 4; k++)
-            if ((s->outputs & outs[k].bit) && !(enabled & outs[k].bit))
-                ld_err(l, line_of(on),
-                       "destinations/return-to-sender: sender '%s' asks for %s, but outputs/%s is not enabled",
-                       s->calling_ae_title, outs[k].name, outs[k].element);
-        s->outputs &= enabled;
-        if (sn)
-            sn = sn->next;
-    }
-
-    const cx_config_retry *r = &ds->retry;
-    if (r->max_delay_s < r->initial_delay_s)
-        ld_err(l, line_at(l, "destinations/retry/max-delay-seconds"),
-               "destinations/retry: max-delay-seconds %d is smaller than initial-delay-seconds %d",
-               r->max_delay_s, r->initial_delay_s);
-}
-
-static void check_rules(ld *l)
-{
-    cx_config *cfg = l->cfg;
-    char why[200];
-
-    check_hosts(l);
-    check_tls(l, &cfg->listener.tls, "listener", 1);
-    check_destinations(l);
-
-    if (cfg->spool.directory && cfg->spool.directory[0] != '/')
-        ld_err(l, line_at(l, "spool/directory"),
-               "spool/directory: '%s' is not an absolute path (it must start with /)", cfg->spool.directory);
-    if (cfg->spool.quota_mb > 0 && cfg->spool.min_free_disk_mb > cfg->spool.quota_mb)
-        ld_err(l, line_at(l, "spool/min-free-disk-mb"),
-               "spool: min-free-disk-mb %lld is larger than quota-mb %lld", cfg->spool.min_free_disk_mb,
-               cfg->spool.quota_mb);
-    if (cfg->spool.quota_mb == 0)
-        ld_err(l, line_at(l, "spool/quota-mb"), "spool/quota-mb: 0 leaves no room for a single image");
-
-    long threads = (long)cfg->workers.count * cfg->workers.threads_per_worker;
-    if (threads > 64)
-        ld_err(l, line_at(l, "workers/threads-per-worker"),
-               "workers: count %d x threads-per-worker %d = %ld threads, at most 64", cfg->workers.count,
-               cfg->workers.threads_per_worker, threads);
-
-    if (cfg->outputs.uid_root && check_uid_root(cfg->outputs.uid_root, why, sizeof why) != 0)
-        ld_err(l, line_at(l, "outputs/uid-root"), "outputs/uid-root: '%s' is not a valid UID root: %s",
-               cfg->outputs.uid_root, why);
-
-    const cx_config_series *series[4] = {&cfg->outputs.seg, &cfg->outputs.sr, &cfg->outputs.gsps,
-                                         &cfg->outputs.sc};
-    static const char *const series_el[4] = {"segmentation", "structured-report", "presentation-state",
-                                             "secondary-capture"};
-    int any = 0;
-    for (int i = 0; i < 4; i++) {
-        any |= series[i]->enabled;
-        for (int j = 0; j < i; j++)
-            if (series[i]->enabled && series[j]->enabled && series[i]->series_number == series[j]->series_number) {
-                char p[80];
-                snprintf(p, sizeof p, "outputs/%s/series-number", series_el[i]);
-                ld_err(l, line_at(l, p), "outputs/%s: series number %d is already used by outputs/%s",
-                       series_el[i], series[i]->series_number, series_el[j]);
-            }
-    }
-    if (!any)
-        ld_err(l, line_at(l, "outputs"), "outputs: every result object is switched off, nothing would be made");
-
-    if (cfg->logging.target == CX_LOG_TO_FILE && cfg->logging.file[0] != '/')
-        ld_err(l, line_at(l, "logging/write-to"),
-               "logging/write-to: '%s' is not stderr, syslog or an absolute file path", cfg->logging.file);
-    if (cfg->logging.audit_target == CX_AUDIT_TO_FILE && cfg->logging.audit_file[0] != '/')
-        ld_err(l, line_at(l, "logging/audit-to"),
-               "logging/audit-to: '%s' is not none, syslog or an absolute file path", cfg->logging.audit_file);
-
-    if (cfg->http.enabled) {
-        struct in_addr a4;
-        if (inet_pton(AF_INET, cfg->http.bind_address, &a4) != 1)
-            ld_err(l, line_at(l, "http/bind-address"), "http/bind-address: '%s' is not an IPv4 address",
-                   cfg->http.bind_address);
-        else if (!is_local_host(cfg->http.bind_address))
-            ld_warn(l, line_at(l, "http/bind-address"),
-                    "http: /metrics and /healthz on %s are readable by any machine that reaches port %d (no "
-                    "authentication; they name destinations and the model, never patients)",
-                    cfg->http.bind_address, cfg->http.port);
-        if (cfg->http.port == cfg->listener.port)
-            ld_err(l, line_at(l, "http/port"), "http/port: %d is the DICOM listener's port", cfg->http.port);
-    }
-
-    for (size_t i = 0; i < cfg->model.threshold_count; i++)
-        for (size_t j = 0; j < i; j++)
-            if (strcmp(cfg->model.thresholds[i].class_name, cfg->model.thresholds[j].class_name) == 0)
-                ld_err(l, line_at(l, "model"), "model/score-threshold: class '%s' is given twice",
-                       cfg->model.thresholds[i].class_name);
-
-    /* Valid, but worth a second look. */
-    const cx_config_listener *li = &cfg->listener;
-    if (li->bind_address && !is_local_host(li->bind_address) && li->allowed_calling_ae_titles.count == 0 &&
-        li->allowed_hosts.count == 0)
-        ld_warn(l, line_at(l, "listener/bind-address"),
-                "listener: listening on %s with empty allowed-calling-ae-titles and allowed-hosts: any machine "
-                "that reaches port %d can send images", li->bind_address, li->port);
-    if (cfg->destinations.count == 0 && cfg->destinations.sender_count == 0)
-        ld_warn(l, line_at(l, "destinations"),
-                "destinations: none defined, the node makes results but sends them nowhere (fine for the "
-                "Orthanc plugin, which stores them in Orthanc)");
-    else if (cfg->destinations.sender_count == 0) {
-        int any = 0;
-        for (size_t i = 0; i < cfg->destinations.count; i++)
-            any |= cfg->destinations.items[i].send_results && cfg->destinations.items[i].outputs;
-        if (!any)
-            ld_warn(l, line_at(l, "destinations"), "destinations: no destination receives any result");
-    }
-
-    default_model(l);
-    if (cfg->model.file) {
-        struct stat st;
-        int line = line_at(l, "model/file");
-        if (stat(cfg->model.file, &st) != 0)
-            ld_err(l, line, "model/file: %s: %s", cfg->model.file, strerror(errno));
-        else if (!S_ISREG(st.st_mode))
-            ld_err(l, line, "model/file: %s is not a regular file", cfg->model.file);
-        else if (access(cfg->model.file, R_OK) != 0)
-            ld_err(l, line, "model/file: %s is not readable: %s", cfg->model.file, strerror(errno));
-        else {
-            /* Logs and the SEG/SR provenance read better without "conf/../models". */
-            char *real = realpath(cfg->model.file, NULL);
-            char *copy = real ? ld_strdup(l, real) : NULL;
-            free(real); /* realpath allocates with libc malloc */
-            if (copy) {
-                cx_free(cfg->model.file);
-                cfg->model.file = copy;
-            }
-        }
-    }
-}
-
-/* ------------------------------------------------------------------------------------------ */
-/* Loading                                                                                     */
 
 /* Freeing is driven by the option table: every OT_STRING row is a string the configuration owns,
  * relative to its base (the config, each destination, each sender). What the table does not hold
@@ -1386,11 +985,11 @@ static char *find_xsd(ld *l, const char *xsd_path, const char *conf_dir)
     const char *env = getenv("CXRSEG_XSD");
     if (env && *env)
         return ld_strdup(l, env);
-    char *p = path_join(l, CX_DATADIR, "cxrseg.xsd");
+    char *p = cfg_path_join(l, CX_DATADIR, "cxrseg.xsd");
     if (!p || access(p, R_OK) == 0)
         return p;
     cx_free(p);
-    p = path_join(l, conf_dir, "cxrseg.xsd");
+    p = cfg_path_join(l, conf_dir, "cxrseg.xsd");
     if (!p || access(p, R_OK) == 0)
         return p;
     ld_err(l, 0, "schema cxrseg.xsd not found in %s nor in %s (set CXRSEG_XSD)", CX_DATADIR, conf_dir);
@@ -1543,7 +1142,7 @@ restore:
     fill_model(&l);
     fill_outputs_logging_orthanc(&l);
     if (!l.nomem && l.nerr == 0)
-        check_rules(&l);
+        cfg_check_rules(&l);
 
 done:
     xmlFreeDoc(doc);
@@ -1562,113 +1161,4 @@ done:
     }
     *out = cfg;
     return CX_OK;
-}
-
-/* ------------------------------------------------------------------------------------------ */
-/* Filters                                                                                     */
-
-const char *cx_config_action_name(cx_config_action a)
-{
-    switch (a) {
-    case CX_ACTION_PROCESS: return "process";
-    case CX_ACTION_SKIP: return "skip";
-    case CX_ACTION_REJECT: return "reject";
-    }
-    return "unknown";
-}
-
-/* Copies a DICOM string value without leading/trailing spaces. */
-static void trim_copy(const char *s, char *buf, size_t size)
-{
-    buf[0] = 0;
-    if (!s)
-        return;
-    while (*s == ' ')
-        s++;
-    size_t n = strlen(s);
-    while (n && s[n - 1] == ' ')
-        n--;
-    if (n >= size)
-        n = size - 1;
-    memcpy(buf, s, n);
-    buf[n] = 0;
-}
-
-static void list_text(const cx_config_strings *s, char *buf, size_t size)
-{
-    size_t used = 0;
-    buf[0] = 0;
-    for (size_t i = 0; i < s->count && used < size; i++) {
-        int n = snprintf(buf + used, size - used, "%s%s", i ? ", " : "", s->items[i]);
-        if (n < 0)
-            break;
-        used += (size_t)n;
-    }
-}
-
-static cx_config_action rule_check(const cx_config_value_rule *r, const char *what, const char *element,
-                                   const char *value, char *why, size_t why_size)
-{
-    char v[80], list[200];
-    if (!r->accept.count)
-        return CX_ACTION_PROCESS;
-    trim_copy(value, v, sizeof v);
-    if (!v[0]) {
-        if (r->when_empty != CX_ACTION_PROCESS && why)
-            snprintf(why, why_size, "%s is empty (filters/%s/when-empty)", what, element);
-        return r->when_empty;
-    }
-    for (size_t i = 0; i < r->accept.count; i++)
-        if (strcasecmp(r->accept.items[i], v) == 0)
-            return CX_ACTION_PROCESS;
-    if (why) {
-        list_text(&r->accept, list, sizeof list);
-        snprintf(why, why_size, "%s '%s' not in %s (filters/%s)", what, v, list, element);
-    }
-    return r->otherwise;
-}
-
-cx_config_action cx_config_filter(const cx_config_filters *f, const cx_config_object *obj, char *why,
-                                  size_t why_size)
-{
-    if (why && why_size)
-        why[0] = 0;
-    else
-        why = NULL;
-    cx_config_action a;
-    if ((a = rule_check(&f->modality, "modality", "modality", obj->modality, why, why_size)) != CX_ACTION_PROCESS)
-        return a;
-    if ((a = rule_check(&f->body_part, "body part", "body-part", obj->body_part, why, why_size)) !=
-        CX_ACTION_PROCESS)
-        return a;
-    if ((a = rule_check(&f->view_position, "view position", "view-position", obj->view_position, why,
-                        why_size)) != CX_ACTION_PROCESS)
-        return a;
-    if (obj->rows > 0 && obj->columns > 0 && (obj->rows < f->min_rows || obj->columns < f->min_columns)) {
-        if (why)
-            snprintf(why, why_size, "image %d x %d (rows x columns) smaller than %d x %d (filters/minimum-size)",
-                     obj->rows, obj->columns, f->min_rows, f->min_columns);
-        return f->size_otherwise;
-    }
-    if (f->series_include.count || f->series_exclude.count) {
-        char d[80];
-        trim_copy(obj->series_description, d, sizeof d);
-        int included = f->series_include.count == 0;
-        for (size_t i = 0; i < f->series_include.count && !included; i++)
-            included = fnmatch(f->series_include.items[i], d, FNM_CASEFOLD) == 0;
-        if (!included) {
-            if (why)
-                snprintf(why, why_size, "series description '%s' matches no <include> (filters/series-description)",
-                         d);
-            return f->series_otherwise;
-        }
-        for (size_t i = 0; i < f->series_exclude.count; i++)
-            if (fnmatch(f->series_exclude.items[i], d, FNM_CASEFOLD) == 0) {
-                if (why)
-                    snprintf(why, why_size, "series description '%s' matches <exclude> '%s' "
-                             "(filters/series-description)", d, f->series_exclude.items[i]);
-                return f->series_otherwise;
-            }
-    }
-    return CX_ACTION_PROCESS;
 }
