@@ -12,7 +12,7 @@ orthancplugindir = $(datarootdir)/orthanc/plugins
 orthancplugin_PROGRAMS = plugin/libOrthancCxrSeg.so
 plugin_libOrthancCxrSeg_so_SOURCES = plugin/cxp.h plugin/plugin.c plugin/work.c plugin/exchange.h plugin/exchange.c \
 	$(src_base_libcxbase_la_SOURCES) $(src_config_libcxconfig_la_SOURCES) $(src_image_libcximage_la_SOURCES) \
-	$(src_nn_libcxnn_la_SOURCES) $(src_mrcnn_libcxmrcnn_la_SOURCES) $(dicom_libcxdicom_la_SOURCES) \
+	$(src_nn_libcxnn_la_SOURCES) $(src_mrcnn_libcxmrcnn_la_SOURCES) $(dicom_libcxdicomread_la_SOURCES) $(dicom_libcxdicomwrite_la_SOURCES) \
 	$(src_pipeline_libcxpipeline_la_SOURCES)
 plugin_libOrthancCxrSeg_so_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/plugin -I$(top_srcdir)/src/pipeline \
 	-I$(top_srcdir)/src/mrcnn -I$(top_srcdir)/src/nn -I$(top_srcdir)/src/config -I$(top_srcdir)/src/image \

@@ -28,5 +28,5 @@ EXTRA_DIST += tests/data/decision_model.cxm tests/data/decision_head_model.cxm
 check_PROGRAMS += tests/viewer/results
 tests_viewer_results_SOURCES = tests/viewer/results.c
 tests_viewer_results_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/dicom
-tests_viewer_results_LDADD = dicom/libcxdicom.la -lm
+tests_viewer_results_LDADD = dicom/libcxdicomwrite.la dicom/libcxdicomread.la -lm
 nodist_EXTRA_tests_viewer_results_SOURCES = dummy.cxx

@@ -103,6 +103,7 @@ store() {
     case $(uid_of "$1" 0002,0010) in
     1.2.840.10008.1.2.4.90) ts=-xv ;;
     1.2.840.10008.1.2.4.91) ts=-xw ;;
+    1.2.840.10008.1.2.5) ts="-xr -R" ;; # the RLE Lossless SEG the plugin writes
     *) ts=-R ;; # only the contexts the file needs (SEG is not in the default list)
     esac
     storescu $ts -aet CXTESTSCU -aec "$ORTHANC_AET" 127.0.0.1 "$ORTHANC_DICOM_PORT" "$@" >"$T/storescu.out" 2>&1

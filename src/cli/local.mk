@@ -10,7 +10,7 @@ bin_PROGRAMS += cxrseg
 cxrseg_SOURCES = src/cli/cxrseg.c src/cli/cli.h src/cli/cmd_info.c src/cli/cmd_render.c
 cxrseg_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/src/cli -I$(top_srcdir)/src/pipeline \
 	-I$(top_srcdir)/src/image -I$(top_srcdir)/dicom $(JANSSON_CFLAGS)
-cxrseg_LDADD = src/pipeline/libcxpipeline.la src/image/libcximage.la dicom/libcxdicom.la \
+cxrseg_LDADD = src/pipeline/libcxpipeline.la src/image/libcximage.la dicom/libcxdicomwrite.la dicom/libcxdicomread.la \
 	src/base/libcxbase.la $(JANSSON_LIBS) -lm
 nodist_EXTRA_cxrseg_SOURCES = dummy.cxx
 

@@ -5,7 +5,7 @@ noinst_LTLIBRARIES += src/pipeline/libcxpipeline.la
 src_pipeline_libcxpipeline_la_SOURCES = src/pipeline/cx_pipe.h src/pipeline/cx_pipe_load.c
 src_pipeline_libcxpipeline_la_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/src/pipeline \
 	-I$(top_srcdir)/src/image -I$(top_srcdir)/dicom
-src_pipeline_libcxpipeline_la_LIBADD = src/image/libcximage.la dicom/libcxdicom.la src/base/libcxbase.la
+src_pipeline_libcxpipeline_la_LIBADD = src/image/libcximage.la dicom/libcxdicomwrite.la dicom/libcxdicomread.la src/base/libcxbase.la
 
 # Mapping rules on synthetic attributes (no files needed).
 check_PROGRAMS += tests/unit/test_pipeline

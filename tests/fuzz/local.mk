@@ -44,7 +44,7 @@ FUZZ_CC = clang
 FUZZ_CXX = clang++
 FUZZ_SRCLIST = $(src_base_libcxbase_la_SOURCES) $(src_config_libcxconfig_la_SOURCES) \
 	$(src_image_libcximage_la_SOURCES) $(src_nn_libcxnn_la_SOURCES) $(src_mrcnn_libcxmrcnn_la_SOURCES) \
-	$(dicom_libcxdicom_la_SOURCES) $(src_pipeline_libcxpipeline_la_SOURCES) plugin/exchange.c
+	$(dicom_libcxdicomread_la_SOURCES) $(dicom_libcxdicomwrite_la_SOURCES) $(src_pipeline_libcxpipeline_la_SOURCES) plugin/exchange.c
 # (no quoted -D values in here: the list goes through the shell; fuzz.mk adds AM_CPPFLAGS' own)
 FUZZ_CPPFLAGS = -I$(abs_top_srcdir)/src/base -I$(abs_top_builddir) -I$(abs_top_srcdir)/tests/fuzz -I$(abs_top_srcdir)/plugin \
 	-I$(abs_top_srcdir)/src/pipeline -I$(abs_top_srcdir)/src/mrcnn -I$(abs_top_srcdir)/src/nn \
