@@ -535,21 +535,6 @@ typedef struct paste_job {
     float *colw;            /* ... and their weights */
 } paste_job;
 
-static void lin_idx(int o, int in, float scale, int *i0, int *i1, float *l0, float *l1)
-{
-    /* PyTorch's CPU bilinear kernel: float scale, but the source index and the lambdas are
-     * computed in double (checked against torch 1.13 with impulse inputs). */
-    double sd = (double)scale * ((double)o + 0.5) - 0.5;
-    if (sd < 0)
-        sd = 0;
-    int i = (int)sd;
-    *i0 = i;
-    *i1 = i + (i < in - 1 ? 1 : 0);
-    double l = sd - (double)i;
-    l = l < 0 ? 0 : (l > 1 ? 1 : l);
-    *l1 = (float)l;
-    *l0 = 1.0f - *l1;
-}
 
 /* Box geometry of paste_masks_in_image: expand by (M+2)/M, truncate to int64, clip. */
 static void paste_geometry(const float *b, int M, int out_h, int out_w, long long ib[4], int *x0, int *y0,
@@ -597,12 +582,12 @@ static void paste_task(void *ctx, int t)
     int *bi = j->cols + (size_t)cx_pool_slot() * 2 * j->out_w;
     float *bl = j->colw + (size_t)cx_pool_slot() * 2 * j->out_w;
     for (int X = x0; X < x1; X++)
-        lin_idx((int)(X - ib[0]), MP, sx, &bi[2 * (X - x0)], &bi[2 * (X - x0) + 1], &bl[2 * (X - x0)],
+        cx_bilinear_index((int)(X - ib[0]), MP, sx, &bi[2 * (X - x0)], &bi[2 * (X - x0) + 1], &bl[2 * (X - x0)],
                 &bl[2 * (X - x0) + 1]);
     for (int Y = y0; Y < y1; Y++) {
         int a0, a1;
         float la0, la1;
-        lin_idx((int)(Y - ib[1]), MP, sy, &a0, &a1, &la0, &la1);
+        cx_bilinear_index((int)(Y - ib[1]), MP, sy, &a0, &a1, &la0, &la1);
         uint8_t *row = d->mask + (size_t)(Y - y0) * d->mask_w;
         const float *r0 = pad + a0 * MP, *r1 = pad + a1 * MP;
         for (int q = 0; q < x1 - x0; q++) {

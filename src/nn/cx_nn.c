@@ -486,7 +486,7 @@ void cx_softmax_rows(float *x, int n, int k)
     }
 }
 
-static void linear_index(int o, int in, int out, float scale, int *i0, int *i1, float *l0, float *l1)
+void cx_bilinear_index(int o, int in, float scale, int *i0, int *i1, float *l0, float *l1)
 {
     /* PyTorch's CPU bilinear kernel: float scale, but the source index and the lambdas are
      * computed in double (checked against torch 1.13 with impulse inputs). */
@@ -500,7 +500,6 @@ static void linear_index(int o, int in, int out, float scale, int *i0, int *i1, 
     l = l < 0 ? 0 : (l > 1 ? 1 : l);
     *l1 = (float)l;
     *l0 = 1.0f - *l1;
-    (void)out;
 }
 
 void cx_resize_bilinear(const float *in, int h, int w, float *out, int oh, int ow, int one_channel)
@@ -509,12 +508,12 @@ void cx_resize_bilinear(const float *in, int h, int w, float *out, int oh, int o
     for (int y = 0; y < oh; y++) {
         int y0, y1;
         float ly0, ly1;
-        linear_index(y, h, oh, sh, &y0, &y1, &ly0, &ly1);
+        cx_bilinear_index(y, h, sh, &y0, &y1, &ly0, &ly1);
         const float *r0 = in + (size_t)y0 * w, *r1 = in + (size_t)y1 * w;
         for (int x = 0; x < ow; x++) {
             int x0, x1;
             float lx0, lx1;
-            linear_index(x, w, ow, sw, &x0, &x1, &lx0, &lx1);
+            cx_bilinear_index(x, w, sw, &x0, &x1, &lx0, &lx1);
             if (one_channel)
                 out[(size_t)y * ow + x] = r0[x0] * (ly0 * lx0) + r0[x1] * (ly0 * lx1) + r1[x0] * (ly1 * lx0) +
                                           r1[x1] * (ly1 * lx1);

@@ -88,6 +88,10 @@ void cx_softmax_rows(float *x, int n, int k);
  * weights the 4 neighbours by products of the 1-D weights; the generic one interpolates along x,
  * then y. one_channel selects the former. */
 void cx_resize_bilinear(const float *in, int h, int w, float *out, int oh, int ow, int one_channel);
+/* One output index o of a half-pixel-centred bilinear resize along a side of `in` samples, scale
+ * = in / out (as PyTorch computes it, in float): the two source indices and their weights. Shared
+ * with the mask paste (cx_mrcnn), which is PyTorch's interpolate too. */
+void cx_bilinear_index(int o, int in, float scale, int *i0, int *i1, float *l0, float *l1);
 
 #ifdef __cplusplus
 }
