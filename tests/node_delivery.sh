@@ -20,7 +20,9 @@ grep -q "destination down .* unreachable" "$T/node.log" || fail "the down destin
 ok "destination 'up' received all $N results while 'down' was unreachable (not blocked)"
 "$NODE" status -c "$T/cxrseg.xml" | grep -q "down *$N " || fail "status does not show $N waiting for 'down'"
 
-sleep 2
+# Down long enough to have been retried (not only tried once) before it comes up.
+wait_until 30 'grep -q "destination down .* unreachable.*retry [2-9]" "$T/node.log"' ||
+    fail "the down destination was not retried: $(grep "destination down" "$T/node.log" | tail -n 1)"
 start_dest "$DOWN" "$T/down" DOWNAE
 wait_until 60 '[ "$(count_files "$T/down")" -ge $N ]' || fail "destination 'down' got $(count_files "$T/down") of $N after coming up"
 outbox_empty down; outbox_empty up # nothing left that could arrive twice

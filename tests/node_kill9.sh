@@ -49,7 +49,7 @@ acked=$(sort -u "$T/acked.txt" | wc -l)
 [ "$acked" -eq "$N" ] || fail "only $acked of $N images were acknowledged in the end"
 
 wait_until 240 '[ "$(count_files "$T/recv")" -ge $N ]' || fail "destination holds $(count_files "$T/recv") of $N results"
-sleep 4
+outbox_empty pacs 60 # nothing left that could still arrive
 missing=0
 for f in "$T"/in/*.dcm; do
     study=$(dcmdump -s +P 0020,000d "$f" | sed -n 's/.*\[\(.*\)\].*/\1/p')

@@ -32,7 +32,7 @@ acked=$(cat "$T"/s*.log | grep -c "Received Store Response (Success)")
 [ "$acked" -eq "$N" ] || fail "$acked of $N C-STOREs succeeded"
 ok "$S senders at once: $N of $N C-STOREs succeeded in $(awk "BEGIN {printf \"%.1f\", $t1 - $t0}") s"
 wait_until 600 '[ "$(count_files "$T/recv")" -ge $N ]' || fail "destination holds $(count_files "$T/recv") of $N results"
-sleep 2
+outbox_empty pacs 60 # nothing left that could still arrive
 [ "$(count_receptions "$T/recv.log")" -eq "$N" ] || fail "$(count_receptions "$T/recv.log") receptions for $N results"
 grep -q " error \[" "$T/node.log" && fail "errors in the log: $(grep ' error \[' "$T/node.log" | head -n 3)"
 [ "$(grep -c "processed .* in [0-9]* ms" "$T/node.log")" -eq "$N" ] || fail "not every image was processed once"

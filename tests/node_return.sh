@@ -16,7 +16,7 @@ storescu -xw -aet MODALITY1 -aec CXRSEG 127.0.0.1 "$P" "$T/in/cr1.dcm" >/dev/nul
 storescu -xw -aet OTHER -aec CXRSEG 127.0.0.1 "$P" "$T/in/cr2.dcm" >/dev/null 2>&1 || fail "send as OTHER"
 wait_until 120 '[ "$(count_files "$T/pacs")" -ge 2 ] && [ "$(count_files "$T/mod")" -ge 1 ]' ||
     fail "pacs has $(count_files "$T/pacs"), MODALITY1 has $(count_files "$T/mod") results"
-sleep 3
+outbox_empty pacs; outbox_empty return-MODALITY1 # nothing left that could still arrive
 [ "$(count_files "$T/mod")" -eq 1 ] || fail "MODALITY1 received results of another AE's image"
 grep -q "sent .* to return-MODALITY1" "$T/node.log" || fail "no log line for the return-to-sender delivery"
 ok "results went back to MODALITY1 only for its own image; the pacs destination got both"
