@@ -3,4 +3,4 @@ noinst_LTLIBRARIES += dicom/libcxdicomnet.la
 dicom_libcxdicomnet_la_SOURCES = dicom/net.cc
 dicom_libcxdicomnet_la_CPPFLAGS = $(dicom_libcxdicomread_la_CPPFLAGS)
 dicom_libcxdicomnet_la_CXXFLAGS = $(AM_CXXFLAGS)
-dicom_libcxdicomnet_la_LIBADD = dicom/libcxdicomread.la
+dicom_libcxdicomnet_la_LIBADD =

@@ -2,7 +2,7 @@
 noinst_LTLIBRARIES += dicom/libcxdicomwrite.la
 dicom_libcxdicomwrite_la_CPPFLAGS = $(dicom_libcxdicomread_la_CPPFLAGS)
 dicom_libcxdicomwrite_la_CXXFLAGS = $(AM_CXXFLAGS)
-dicom_libcxdicomwrite_la_LIBADD = dicom/libcxdicomread.la
+dicom_libcxdicomwrite_la_LIBADD =
 dicom_libcxdicomwrite_la_SOURCES = dicom/write_internal.hh dicom/write_util.cc dicom/write_api.cc \
 	dicom/write_seg.cc dicom/write_sr.cc dicom/write_gsps.cc dicom/write_sc.cc
 
@@ -14,5 +14,5 @@ TESTS += tests/unit/test_write
 tests_unit_test_write_SOURCES = tests/unit/test_write.cc tests/unit/cx_test.h
 tests_unit_test_write_CPPFLAGS = $(CX_TEST_CPPFLAGS) -I$(top_srcdir)/dicom
 tests_unit_test_write_CXXFLAGS = $(AM_CXXFLAGS)
-tests_unit_test_write_LDADD = dicom/libcxdicomwrite.la dicom/libcxdicomread.la $(CUNIT_LIBS)
+tests_unit_test_write_LDADD = $(CX_DICOMWRITE_LIBS) $(CUNIT_LIBS)
 EXTRA_DIST += docs/outputs.md docs/dciodvfy-warnings.md

@@ -1,29 +1,29 @@
 # plugin: libOrthancCxrSeg.so, the Orthanc plugin over the same pipeline (owned by the module).
 # Built only when the Orthanc SDK header is there (Debian package orthanc-dev).
-# A shared module needs position-independent code, and the project's convenience libraries are
-# built for the programs (LT_INIT disable-shared, no -fPIC); so the plugin compiles its own PIC
-# copies of the modules it runs, taking their source lists from the modules' own variables (a file
-# added to a module is picked up here). It links with -shared and a version script that exports
-# only the four entry points (check: nm -D --defined-only plugin/libOrthancCxrSeg.so).
+# A libtool module over the same convenience libraries as the programs (all objects are PIC:
+# LT_INIT([disable-static]) in configure.ac), so its module boundaries are the programs' ones. It
+# links with a version script that exports only the four entry points (check: nm -D
+# --defined-only plugin/.libs/libOrthancCxrSeg.so); the .la file is not installed.
 # Installed where Debian's Orthanc looks for plugins: /usr/share/orthanc/plugins with --prefix=/usr
 # (datarootdir); elsewhere `make install orthancplugindir=DIR`.
 if HAVE_ORTHANC_SDK
 orthancplugindir = $(datarootdir)/orthanc/plugins
-orthancplugin_PROGRAMS = plugin/libOrthancCxrSeg.so
-plugin_libOrthancCxrSeg_so_SOURCES = plugin/cxp.h plugin/plugin.c plugin/work.c plugin/exchange.h plugin/exchange.c \
-	$(src_base_libcxbase_la_SOURCES) $(src_config_libcxconfig_la_SOURCES) $(src_image_libcximage_la_SOURCES) \
-	$(src_nn_libcxnn_la_SOURCES) $(src_mrcnn_libcxmrcnn_la_SOURCES) $(dicom_libcxdicomread_la_SOURCES) $(dicom_libcxdicomwrite_la_SOURCES) \
-	$(src_pipeline_libcxpipeline_la_SOURCES)
-plugin_libOrthancCxrSeg_so_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/plugin -I$(top_srcdir)/src/pipeline \
+orthancplugin_LTLIBRARIES = plugin/libOrthancCxrSeg.la
+plugin_libOrthancCxrSeg_la_SOURCES = plugin/cxp.h plugin/plugin.c plugin/work.c plugin/exchange.h plugin/exchange.c
+nodist_EXTRA_plugin_libOrthancCxrSeg_la_SOURCES = dummy.cxx
+plugin_libOrthancCxrSeg_la_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/plugin -I$(top_srcdir)/src/pipeline \
 	-I$(top_srcdir)/src/mrcnn -I$(top_srcdir)/src/nn -I$(top_srcdir)/src/config -I$(top_srcdir)/src/image \
-	-I$(top_srcdir)/dicom $(OPENJPEG_CFLAGS) $(PNG_CFLAGS) $(XML_CFLAGS) $(OPENBLAS_CFLAGS) $(JANSSON_CFLAGS)
-plugin_libOrthancCxrSeg_so_CFLAGS = $(AM_CFLAGS) -fPIC -fvisibility=hidden
-plugin_libOrthancCxrSeg_so_CXXFLAGS = $(AM_CXXFLAGS) -fPIC -fvisibility=hidden
-plugin_libOrthancCxrSeg_so_LINK = $(CXX) $(AM_CXXFLAGS) $(CXXFLAGS) -shared -Wl,--no-undefined \
-	-Wl,--version-script=$(top_srcdir)/plugin/exports.map $(LDFLAGS) -o $@
-plugin_libOrthancCxrSeg_so_LDADD = $(DCMTK_LIBS) $(OPENJPEG_LIBS) $(PNG_LIBS) $(JPEG_LIBS) $(XML_LIBS) \
-	$(OPENBLAS_LIBS) $(SSL_LIBS) $(CRYPTO_LIBS) $(JANSSON_LIBS) -lz -lpthread -lm
-EXTRA_plugin_libOrthancCxrSeg_so_DEPENDENCIES = plugin/exports.map
+	-I$(top_srcdir)/dicom $(XML_CFLAGS) $(JANSSON_CFLAGS)
+plugin_libOrthancCxrSeg_la_CFLAGS = $(AM_CFLAGS) -fvisibility=hidden
+plugin_libOrthancCxrSeg_la_LDFLAGS = -module -avoid-version -shared -no-undefined \
+	-Wl,--version-script=$(top_srcdir)/plugin/exports.map
+plugin_libOrthancCxrSeg_la_LIBADD = $(CX_PIPELINE_LIBS) $(XML_LIBS) $(JANSSON_LIBS) -lpthread -lm
+EXTRA_plugin_libOrthancCxrSeg_la_DEPENDENCIES = plugin/exports.map
+install-exec-hook: cx-plugin-drop-la
+cx-plugin-drop-la:
+	rm -f "$(DESTDIR)$(orthancplugindir)/libOrthancCxrSeg.la"
+uninstall-hook:
+	rm -f "$(DESTDIR)$(orthancplugindir)/libOrthancCxrSeg.so"
 
 # A real Orthanc 1.10.1 with the plugin loaded (skips, exit 77, when Orthanc or a tool is missing).
 TESTS += tests/plugin_orthanc.sh

@@ -12,7 +12,7 @@ check_PROGRAMS += tests/unit/test_winograd
 TESTS += tests/unit/test_winograd
 tests_unit_test_winograd_SOURCES = tests/unit/test_winograd.c tests/unit/cx_test.h tests/unit/cx_ref_conv.h
 tests_unit_test_winograd_CPPFLAGS = $(CX_TEST_CPPFLAGS) -I$(top_srcdir)/src/nn $(OPENBLAS_CFLAGS)
-tests_unit_test_winograd_LDADD = src/nn/libcxnn.la $(CUNIT_LIBS)
+tests_unit_test_winograd_LDADD = $(CX_NN_LIBS) $(CUNIT_LIBS)
 
 # The model's image-level decision rule (src/mrcnn: cx_decision_*) on hand-made detections, with
 # the fixture export.py writes (tests/data/decision_model.cxm, models/train/make_decision_fixture.py).
@@ -20,7 +20,7 @@ check_PROGRAMS += tests/unit/test_decision
 TESTS += tests/unit/test_decision
 tests_unit_test_decision_SOURCES = tests/unit/test_decision.c tests/unit/cx_test.h tests/unit/cx_test_mfile.h
 tests_unit_test_decision_CPPFLAGS = $(CX_TEST_CPPFLAGS) -I$(top_srcdir)/src/nn -I$(top_srcdir)/src/mrcnn
-tests_unit_test_decision_LDADD = src/mrcnn/libcxmrcnn.la $(CUNIT_LIBS)
+tests_unit_test_decision_LDADD = $(CX_MRCNN_LIBS) $(CUNIT_LIBS)
 EXTRA_DIST += tests/data/decision_model.cxm tests/data/decision_head_model.cxm
 
 # The viewer test's hand-made results: SEG + SR with 1..16 segments for any source image
@@ -28,5 +28,5 @@ EXTRA_DIST += tests/data/decision_model.cxm tests/data/decision_head_model.cxm
 check_PROGRAMS += tests/viewer/results
 tests_viewer_results_SOURCES = tests/viewer/results.c
 tests_viewer_results_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/dicom
-tests_viewer_results_LDADD = dicom/libcxdicomwrite.la dicom/libcxdicomread.la -lm
+tests_viewer_results_LDADD = $(CX_DICOMWRITE_LIBS) -lm
 nodist_EXTRA_tests_viewer_results_SOURCES = dummy.cxx

@@ -16,7 +16,7 @@ S=${CX_SRCDIR:-.}
 DATA="${CX_SHARED:-$S/../shared}/data/dicom"
 RG1="$DATA/RG1_J2KI.dcm"
 RG3="$DATA/RG3_J2KR.dcm"
-PLUGIN="$B/plugin/libOrthancCxrSeg.so"
+PLUGIN="$B/plugin/.libs/libOrthancCxrSeg.so"
 START="$S/tests/peers/orthanc-start.sh"
 STOP="$S/tests/peers/orthanc-stop.sh"
 

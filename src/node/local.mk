@@ -8,8 +8,7 @@ nodist_EXTRA_cxrseg_node_SOURCES = dummy.cxx
 cxrseg_node_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/src/node -I$(top_srcdir)/src/spool \
 	-I$(top_srcdir)/src/config -I$(top_srcdir)/dicom -I$(top_srcdir)/src/pipeline \
 	-I$(top_srcdir)/src/mrcnn -I$(top_srcdir)/src/image $(XML_CFLAGS) $(JANSSON_CFLAGS) $(MHD_CFLAGS) $(CURL_CFLAGS)
-cxrseg_node_LDADD = src/pipeline/libcxpipeline.la src/spool/libcxspool.la src/config/libcxconfig.la \
-	src/image/libcximage.la dicom/libcxdicomnet.la dicom/libcxdicomwrite.la dicom/libcxdicomread.la src/base/libcxbase.la $(XML_LIBS) $(JANSSON_LIBS) $(MHD_LIBS) $(CURL_LIBS) -lpthread -lm
+cxrseg_node_LDADD = src/spool/libcxspool.la dicom/libcxdicomnet.la $(CX_PIPELINE_LIBS) $(XML_LIBS) $(JANSSON_LIBS) $(MHD_LIBS) $(CURL_LIBS) -lpthread -lm
 
 # The relay test build (check only, never installed): the same sources with CX_NODE_RELAY, where a
 # transport-test copy stands in for the results, so the delivery tests run without a model.

@@ -2,7 +2,7 @@
 noinst_LTLIBRARIES += src/spool/libcxspool.la
 src_spool_libcxspool_la_SOURCES = src/spool/cx_spool.c src/spool/cx_spool.h
 src_spool_libcxspool_la_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/src/spool
-src_spool_libcxspool_la_LIBADD = src/base/libcxbase.la -lpthread
+src_spool_libcxspool_la_LIBADD = -lpthread
 
 check_PROGRAMS += tests/unit/test_spool
 TESTS += tests/unit/test_spool

@@ -16,22 +16,22 @@ FUZZ_DICOM_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/tests/fuzz -I$(top_srcdir)/
 	-I$(top_srcdir)/src/pipeline -DCX_FUZZ_SRCDIR='"$(abs_top_srcdir)"'
 tests_fuzz_replay_dicom_file_SOURCES = $(FUZZ_COMMON) tests/fuzz/fuzz_dicom.h tests/fuzz/dicom_file.c
 tests_fuzz_replay_dicom_file_CPPFLAGS = $(FUZZ_DICOM_CPPFLAGS) -DCX_FUZZ_NAME='"dicom_file"'
-tests_fuzz_replay_dicom_file_LDADD = src/pipeline/libcxpipeline.la
+tests_fuzz_replay_dicom_file_LDADD = $(CX_PIPELINE_LIBS)
 nodist_EXTRA_tests_fuzz_replay_dicom_file_SOURCES = dummy.cxx
 tests_fuzz_replay_dicom_memory_SOURCES = $(FUZZ_COMMON) tests/fuzz/fuzz_dicom.h tests/fuzz/dicom_memory.c
 tests_fuzz_replay_dicom_memory_CPPFLAGS = $(FUZZ_DICOM_CPPFLAGS) -DCX_FUZZ_NAME='"dicom_memory"'
-tests_fuzz_replay_dicom_memory_LDADD = src/pipeline/libcxpipeline.la
+tests_fuzz_replay_dicom_memory_LDADD = $(CX_PIPELINE_LIBS)
 nodist_EXTRA_tests_fuzz_replay_dicom_memory_SOURCES = dummy.cxx
 
 tests_fuzz_replay_config_SOURCES = $(FUZZ_COMMON) tests/fuzz/config.c
 tests_fuzz_replay_config_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/tests/fuzz -I$(top_srcdir)/src/config \
 	$(XML_CFLAGS) -DCX_FUZZ_SRCDIR='"$(abs_top_srcdir)"' -DCX_FUZZ_NAME='"config"'
-tests_fuzz_replay_config_LDADD = src/config/libcxconfig.la src/base/libcxbase.la $(XML_LIBS) $(CRYPTO_LIBS)
+tests_fuzz_replay_config_LDADD = $(CX_CONFIG_LIBS) $(XML_LIBS) $(CRYPTO_LIBS)
 
 tests_fuzz_replay_model_SOURCES = $(FUZZ_COMMON) tests/fuzz/model.c
 tests_fuzz_replay_model_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/tests/fuzz -I$(top_srcdir)/src/nn \
 	-I$(top_srcdir)/src/mrcnn -DCX_FUZZ_SRCDIR='"$(abs_top_srcdir)"' -DCX_FUZZ_NAME='"model"'
-tests_fuzz_replay_model_LDADD = src/mrcnn/libcxmrcnn.la
+tests_fuzz_replay_model_LDADD = $(CX_MRCNN_LIBS)
 
 tests_fuzz_replay_plugin_json_SOURCES = $(FUZZ_COMMON) tests/fuzz/plugin_json.c plugin/exchange.c plugin/exchange.h
 tests_fuzz_replay_plugin_json_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/tests/fuzz -I$(top_srcdir)/plugin \
