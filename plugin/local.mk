@@ -19,7 +19,7 @@ plugin_libOrthancCxrSeg_la_LDFLAGS = -module -avoid-version -shared -no-undefine
 	-Wl,--version-script=$(top_srcdir)/plugin/exports.map
 plugin_libOrthancCxrSeg_la_LIBADD = $(CX_PIPELINE_LIBS) $(XML_LIBS) $(JANSSON_LIBS) -lpthread -lm
 EXTRA_plugin_libOrthancCxrSeg_la_DEPENDENCIES = plugin/exports.map
-install-exec-hook: cx-plugin-drop-la
+install-data-hook: cx-plugin-drop-la
 cx-plugin-drop-la:
 	rm -f "$(DESTDIR)$(orthancplugindir)/libOrthancCxrSeg.la"
 uninstall-hook:
