@@ -2,7 +2,8 @@
 // library, MLAS kernels). Same line protocol as bench/cx_bench_engine and the torchvision worker:
 //   stdin "run"  -> stdout "ms <latency> dets <n>"; the first run's detections also go to OUT.json
 //   stdin "quit" -> stdout "rss_kb <peak RSS> kernel ort-<version>"
-// usage: node ort_worker.js ORT_DIR MODEL.onnx IMAGE.f32 C H W THREADS OUT.json (IMAGE: H x W floats)
+// usage: node ort_worker.js ORT_DIR MODEL.onnx INPUT.f32 C H W THREADS OUT.json (INPUT: the network's
+// C x H x W floats, written once by bench/engine, the same bytes the torchvision worker reads)
 // ORT_DIR is the folder whose node_modules holds onnxruntime-node (bench/engine installs it there
 // with `npm install --ignore-scripts`). One intra-op pool of THREADS threads, no inter-op pool,
 // sequential execution, every graph optimisation on (the settings a deployment would choose).
@@ -12,7 +13,7 @@ const fs = require('fs');
 const path = require('path');
 const readline = require('readline');
 
-const [ortDir, modelPath, imgPath, c, h, w, threads, outJson] = process.argv.slice(2);
+const [ortDir, modelPath, inputPath, c, h, w, threads, outJson] = process.argv.slice(2);
 const ort = require(path.join(ortDir, 'node_modules', 'onnxruntime-node'));
 const version = JSON.parse(fs.readFileSync(
     path.join(ortDir, 'node_modules', 'onnxruntime-node', 'package.json'), 'utf8')).version;
@@ -22,17 +23,11 @@ async function main() {
         intraOpNumThreads: Number(threads), interOpNumThreads: 1, executionMode: 'sequential',
         graphOptimizationLevel: 'all',
     });
-    const buf = fs.readFileSync(imgPath);
+    const buf = fs.readFileSync(inputPath);
     const dims = [Number(c), Number(h), Number(w)];
-    // IMAGE.f32 is the H x W grey image the other engines read; the network takes C x H x W, the
-    // grey replicated over its C channels (as bench/engine's model_input does for torchvision).
-    const grey = new Float32Array(buf.buffer, buf.byteOffset, buf.length / 4);
-    const plane = dims[1] * dims[2];
-    if (grey.length !== plane)
-        throw new Error(`${imgPath}: ${grey.length} floats, want ${dims[1]} x ${dims[2]}`);
-    const data = new Float32Array(dims[0] * plane);
-    for (let k = 0; k < dims[0]; k++)
-        data.set(grey, k * plane);
+    const data = new Float32Array(buf.buffer, buf.byteOffset, buf.length / 4);
+    if (data.length !== dims[0] * dims[1] * dims[2])
+        throw new Error(`${inputPath}: ${data.length} floats, want ${dims.join(' x ')}`);
     const input = new ort.Tensor('float32', data, dims);
     const feeds = {[session.inputNames[0]]: input};
     let first = true;
