@@ -44,11 +44,18 @@ if [ -n "${CX_DEB_DIR:-}" ]; then
 else
     SRC="$T/src/cxrseg-0.1.0"
     mkdir -p "$SRC"
-    # The tree as a clean clone has it: no build folders, training runs or autotools output.
+    # The tree as a clean clone has it (with the working tree's changes): in a git checkout the
+    # files git tracks and the untracked ones .gitignore does not exclude; in an unpacked tarball
+    # everything but build output.
+    if git -C "$CX_SRCDIR" rev-parse --is-inside-work-tree >/dev/null 2>&1; then
+        (cd "$CX_SRCDIR" && git ls-files -z --cached --others --exclude-standard |
+            tar --null --ignore-failed-read -T - -cf - 2>/dev/null) | tar -C "$SRC" -xf -
+    else
     tar -C "$CX_SRCDIR" --exclude=./.git --exclude=./build --exclude='./build-*' --exclude=./out \
         --exclude=./models/train/runs --exclude=./debian/build --exclude=./tests/fuzz/build \
         --exclude=./tests/fuzz/run --exclude=./autom4te.cache --exclude='*.o' --exclude='*.lo' \
         --exclude=./configure --exclude=./config.status --exclude=Makefile.in -cf - . | tar -C "$SRC" -xf -
+    fi
     [ -f "$SRC/debian/control" ] || fail "no debian/control in $CX_SRCDIR"
     echo "building the packages in $SRC (log: dpkg-buildpackage.log)"
     # Without the make variables of the `make check` that runs this test: its TEST_LOGS (in
