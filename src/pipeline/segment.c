@@ -140,6 +140,130 @@ void cx_segment_verdict_text(const cx_model *m, const cx_decision *rule, double 
     snprintf(buf, n, "%s: %s (image score %.2f%s)", class_meaning(ci), present ? "present" : "absent", image_score, rt);
 }
 
+/* The reported lungs of one image: the detection index of each side's field (-1: none) and its
+ * pixel count. */
+typedef struct lung_fields {
+    int idx[2];
+    long px[2];
+} lung_fields;
+
+/* What is reported, in keep[] (in: the decision rule's choice): masks with pixels, and of the lung
+ * classes only each side's highest-scoring field. */
+static void select_reported(const cx_model *m, const cx_detections *d, int *keep, lung_fields *lf)
+{
+    lf->idx[0] = lf->idx[1] = -1;
+    lf->px[0] = lf->px[1] = 0;
+    for (int k = 0; k < d->count; k++) {
+        const cx_detection *e = &d->items[k];
+        if (!keep[k])
+            continue;
+        keep[k] = 0;
+        if (e->mask_w <= 0 || e->mask_h <= 0 || !mask_pixels(e))
+            continue;
+        int side = lung_side(cx_model_class(m, e->label));
+        if (side >= 0) {
+            if (lf->idx[side] >= 0)
+                continue; /* one lung field per side: the highest score */
+            lf->idx[side] = k;
+        }
+        keep[k] = 1;
+    }
+    for (int sd = 0; sd < 2; sd++)
+        if (lf->idx[sd] >= 0)
+            lf->px[sd] = mask_pixels(&d->items[lf->idx[sd]]);
+}
+
+/* One reported detection as a SEG/SR finding: its codes, label, mask (borrowed) and colour. */
+static void fill_finding(cxd_finding *x, const cx_detection *e, const cx_class_info *ci, int side)
+{
+    x->role = side >= 0 ? CXD_ROLE_ANATOMY : CXD_ROLE_FINDING;
+    snprintf(x->label, sizeof x->label, "%s", class_meaning(ci));
+    snprintf(x->description, sizeof x->description, "%s, score %.2f", x->label, e->score);
+    code_from(&x->category, &ci->category);
+    code_from(&x->type, &ci->code);
+    if (ci->has_modifier)
+        code_from(&x->type_modifier, &ci->modifier);
+    code_set(&x->finding_site, "39607008", "SCT", "Lung");
+    x->score = e->score;
+    x->x0 = e->mask_x0;
+    x->y0 = e->mask_y0;
+    x->w = e->mask_w;
+    x->h = e->mask_h;
+    x->mask = e->mask;
+    memcpy(x->rgb, ci->color, 3);
+}
+
+/* The share of each reported lung a finding covers, and its finding site's laterality (right, left
+ * or bilateral) from the lungs it touches. */
+static void finding_shares(cxd_finding *x, const cx_detection *e, const cx_detections *d, const lung_fields *lf)
+{
+    int sides = 0;
+    for (int sd = 0; sd < 2; sd++) {
+        if (lf->idx[sd] < 0 || !lf->px[sd])
+            continue;
+        const cx_detection *L = &d->items[lf->idx[sd]];
+        long overlap = 0;
+        for (int y = 0; y < e->mask_h; y++)
+            for (int xx = 0; xx < e->mask_w; xx++)
+                if (e->mask[(size_t)y * e->mask_w + xx] && in_mask(L, e->mask_x0 + xx, e->mask_y0 + y))
+                    overlap++;
+        if (!overlap)
+            continue;
+        sides |= 1 << sd;
+        cxd_lung_share *sh = &x->shares[x->n_shares++];
+        if (sd == 0)
+            code_set(&sh->laterality, SCT_RIGHT, "SCT", "Right");
+        else
+            code_set(&sh->laterality, SCT_LEFT, "SCT", "Left");
+        sh->percent = 100.0 * (double)overlap / (double)lf->px[sd];
+    }
+    if (sides == 1)
+        code_set(&x->site_laterality, SCT_RIGHT, "SCT", "Right");
+    else if (sides == 2)
+        code_set(&x->site_laterality, SCT_LEFT, "SCT", "Left");
+    else if (sides == 3)
+        code_set(&x->site_laterality, "51440002", "SCT", "Bilateral");
+}
+
+/* The union of all findings: the total area and the share of each lung it covers (0 % for a lung
+ * without findings). */
+static cx_status union_shares(const cxd_finding *fs, size_t nf, const cx_detections *d, const lung_fields *lf,
+                              int width, int height, cx_segment_result *r, cx_error *err)
+{
+    if (!r->n_findings) {
+        for (int sd = 0; sd < 2; sd++)
+            if (lf->idx[sd] >= 0)
+                r->lung_share_pct[sd] = 0;
+        return CX_OK;
+    }
+    uint8_t *uni = cx_calloc((size_t)width * height, 1);
+    if (!uni)
+        return cx_error_set(err, CX_ERR_NOMEM, STAGE, "union mask %d x %d", width, height);
+    for (size_t i = 0; i < nf; i++) {
+        if (fs[i].role != CXD_ROLE_FINDING)
+            continue;
+        for (int y = 0; y < fs[i].h; y++)
+            for (int x = 0; x < fs[i].w; x++)
+                if (fs[i].mask[(size_t)y * fs[i].w + x])
+                    uni[(size_t)(fs[i].y0 + y) * width + fs[i].x0 + x] = 1;
+    }
+    for (size_t i = 0; i < (size_t)width * height; i++)
+        r->finding_pixels += uni[i];
+    for (int sd = 0; sd < 2; sd++) {
+        if (lf->idx[sd] < 0 || !lf->px[sd])
+            continue;
+        const cx_detection *L = &d->items[lf->idx[sd]];
+        long in = 0;
+        for (int y = 0; y < L->mask_h; y++)
+            for (int x = 0; x < L->mask_w; x++)
+                if (L->mask[(size_t)y * L->mask_w + x] && uni[(size_t)(L->mask_y0 + y) * width + L->mask_x0 + x])
+                    in++;
+        r->lung_share_pct[sd] = 100.0 * (double)in / (double)lf->px[sd];
+    }
+    cx_free(uni);
+    return CX_OK;
+}
+
 cx_status cx_segment_findings(const cx_model *m, const cx_detections *d, const cx_segment_params *p, int width,
                               int height, cxd_finding *fs, size_t *n_out, int *keep, cx_segment_result *r,
                               cx_error *err)
@@ -171,28 +295,9 @@ cx_status cx_segment_findings(const cx_model *m, const cx_detections *d, const c
     r->image_score = cx_decision_keep(m, d, width, height, thr, keep); /* one pass over the masks */
     r->rule = cx_decision_effective(m, thr);
     r->finding_present = cx_decision_present_at(&r->rule, r->image_score);
-    int lung_idx[2] = {-1, -1};
-    for (int k = 0; k < d->count; k++) {
-        const cx_detection *e = &d->items[k];
-        if (!keep[k])
-            continue;
-        keep[k] = 0;
-        if (e->mask_w <= 0 || e->mask_h <= 0 || !mask_pixels(e))
-            continue;
-        int side = lung_side(cx_model_class(m, e->label));
-        if (side >= 0) {
-            if (lung_idx[side] >= 0)
-                continue; /* one lung field per side: the highest score */
-            lung_idx[side] = k;
-        }
-        keep[k] = 1;
-    }
-    long lung_px[2] = {0, 0};
-    for (int sd = 0; sd < 2; sd++)
-        if (lung_idx[sd] >= 0) {
-            lung_px[sd] = mask_pixels(&d->items[lung_idx[sd]]);
-            r->n_lungs++;
-        }
+    lung_fields lf;
+    select_reported(m, d, keep, &lf);
+    r->n_lungs = (lf.idx[0] >= 0) + (lf.idx[1] >= 0);
 
     size_t nf = 0;
     /* Lungs first (right, left), then the findings. */
@@ -206,21 +311,7 @@ cx_status cx_segment_findings(const cx_model *m, const cx_detections *d, const c
             if ((pass == 0) != (side >= 0))
                 continue;
             cxd_finding *x = &fs[nf++];
-            x->role = side >= 0 ? CXD_ROLE_ANATOMY : CXD_ROLE_FINDING;
-            snprintf(x->label, sizeof x->label, "%s", class_meaning(ci));
-            snprintf(x->description, sizeof x->description, "%s, score %.2f", x->label, e->score);
-            code_from(&x->category, &ci->category);
-            code_from(&x->type, &ci->code);
-            if (ci->has_modifier)
-                code_from(&x->type_modifier, &ci->modifier);
-            code_set(&x->finding_site, "39607008", "SCT", "Lung");
-            x->score = e->score;
-            x->x0 = e->mask_x0;
-            x->y0 = e->mask_y0;
-            x->w = e->mask_w;
-            x->h = e->mask_h;
-            x->mask = e->mask;
-            memcpy(x->rgb, ci->color, 3);
+            fill_finding(x, e, ci, side);
             if (side >= 0) {
                 x->site_laterality = x->type_modifier;
                 snprintf(x->tracking_id, sizeof x->tracking_id, "%s", ci->name ? ci->name : x->label);
@@ -230,67 +321,11 @@ cx_status cx_segment_findings(const cx_model *m, const cx_detections *d, const c
             if (e->score > r->max_finding_score)
                 r->max_finding_score = e->score;
             snprintf(x->tracking_id, sizeof x->tracking_id, "%s %d", ci->name ? ci->name : "finding", r->n_findings);
-            /* Share of each lung this finding covers. */
-            int sides = 0;
-            for (int sd = 0; sd < 2; sd++) {
-                if (lung_idx[sd] < 0 || !lung_px[sd])
-                    continue;
-                const cx_detection *L = &d->items[lung_idx[sd]];
-                long overlap = 0;
-                for (int y = 0; y < e->mask_h; y++)
-                    for (int xx = 0; xx < e->mask_w; xx++)
-                        if (e->mask[(size_t)y * e->mask_w + xx] && in_mask(L, e->mask_x0 + xx, e->mask_y0 + y))
-                            overlap++;
-                if (!overlap)
-                    continue;
-                sides |= 1 << sd;
-                cxd_lung_share *sh = &x->shares[x->n_shares++];
-                if (sd == 0)
-                    code_set(&sh->laterality, SCT_RIGHT, "SCT", "Right");
-                else
-                    code_set(&sh->laterality, SCT_LEFT, "SCT", "Left");
-                sh->percent = 100.0 * (double)overlap / (double)lung_px[sd];
-            }
-            if (sides == 1)
-                code_set(&x->site_laterality, SCT_RIGHT, "SCT", "Right");
-            else if (sides == 2)
-                code_set(&x->site_laterality, SCT_LEFT, "SCT", "Left");
-            else if (sides == 3)
-                code_set(&x->site_laterality, "51440002", "SCT", "Bilateral");
+            finding_shares(x, e, d, &lf);
         }
-
-    /* The union of all findings: per-lung shares and total area for the summary. */
-    if (r->n_findings) {
-        uint8_t *uni = cx_calloc((size_t)width * height, 1);
-        if (!uni)
-            return cx_error_set(err, CX_ERR_NOMEM, STAGE, "union mask %d x %d", width, height);
-        for (size_t i = 0; i < nf; i++) {
-            if (fs[i].role != CXD_ROLE_FINDING)
-                continue;
-            for (int y = 0; y < fs[i].h; y++)
-                for (int x = 0; x < fs[i].w; x++)
-                    if (fs[i].mask[(size_t)y * fs[i].w + x])
-                        uni[(size_t)(fs[i].y0 + y) * width + fs[i].x0 + x] = 1;
-        }
-        for (size_t i = 0; i < (size_t)width * height; i++)
-            r->finding_pixels += uni[i];
-        for (int sd = 0; sd < 2; sd++) {
-            if (lung_idx[sd] < 0 || !lung_px[sd])
-                continue;
-            const cx_detection *L = &d->items[lung_idx[sd]];
-            long in = 0;
-            for (int y = 0; y < L->mask_h; y++)
-                for (int x = 0; x < L->mask_w; x++)
-                    if (L->mask[(size_t)y * L->mask_w + x] && uni[(size_t)(L->mask_y0 + y) * width + L->mask_x0 + x])
-                        in++;
-            r->lung_share_pct[sd] = 100.0 * (double)in / (double)lung_px[sd];
-        }
-        cx_free(uni);
-    } else {
-        for (int sd = 0; sd < 2; sd++)
-            if (lung_idx[sd] >= 0)
-                r->lung_share_pct[sd] = 0;
-    }
+    cx_status st = union_shares(fs, nf, d, &lf, width, height, r, err);
+    if (st != CX_OK)
+        return st;
     *n_out = nf;
     return CX_OK;
 }
