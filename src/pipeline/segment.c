@@ -330,6 +330,76 @@ cx_status cx_segment_findings(const cx_model *m, const cx_detections *d, const c
     return CX_OK;
 }
 
+/* The source file opened and its attributes read (*have_info then 1), and the caller's filter
+ * applied: a file it refuses is CX_ERR_UNSUPPORTED "skipped: why". */
+static cx_status open_source(const char *path, const cx_segment_params *p, cxd_file **f, cxd_info *info,
+                             int *have_info, cx_error *err)
+{
+    cxd_error de;
+    cxd_status ds = cxd_file_open(path, f, &de);
+    if (ds != CXD_OK) {
+        if (ds == CXD_ERR_NOT_DICOM)
+            return cx_error_set(err, CX_ERR_UNSUPPORTED, STAGE,
+                                "not DICOM: results reference a DICOM source (use `cxrseg detect` for PNG/JPEG)");
+        return cx_pipe_error_from_cxd(&de, ds, err);
+    }
+    if ((ds = cxd_file_info(*f, info, &de)) != CXD_OK)
+        return cx_pipe_error_from_cxd(&de, ds, err);
+    *have_info = 1;
+    if (p->accept) {
+        char why[300] = "";
+        if (!p->accept(info, p->accept_user, why, sizeof why))
+            return cx_error_set(err, CX_ERR_UNSUPPORTED, STAGE, "skipped: %s", why[0] ? why : "filtered out");
+    }
+    return CX_OK;
+}
+
+/* The DICOM outputs of one image: the finding area in mm2 (when the source has a usable spacing),
+ * the SR's present/absent item from the decision rule, the picture for the secondary capture and
+ * overlay.png (*picture, when either is asked for), then SEG/SR/GSPS/SC into out_dir. */
+static cx_status write_results(const cx_model *m, cxd_file *f, const cxd_info *info, const cx_image *display,
+                               const cxd_finding *fs, size_t nf, const cx_segment_params *p, const char *out_dir,
+                               cx_segment_result *r, uint8_t **picture, cx_error *err)
+{
+    double spacing[2] = {0, 0};
+    const char *which = "none";
+    int has_spacing = cxd_info_spacing(info, spacing, &which);
+    snprintf(r->spacing_used, sizeof r->spacing_used, "%s", which);
+    if (has_spacing)
+        r->finding_area_mm2 = (double)r->finding_pixels * spacing[0] * spacing[1];
+    cxd_write_options wo = p->write;
+    const cx_class_info *rule_class = cx_model_class(m, r->rule.label);
+    if (rule_class) {
+        /* The SR's present/absent item: the rule's answer about the decision class, named with its code. */
+        code_from(&wo.qualitative, &rule_class->code);
+        wo.presence = r->finding_present ? CXD_PRESENCE_PRESENT : CXD_PRESENCE_ABSENT;
+        char rt[160];
+        cx_segment_rule_text(&r->rule, rt, sizeof rt);
+        snprintf(wo.presence_basis, sizeof wo.presence_basis, "Image score %.2f; present when the model finds %s",
+                 r->image_score, rt);
+    }
+    /* One picture (the windowed image a viewer shows, with the findings) for both. */
+    if ((wo.outputs & CXD_OUT_SC) || p->overlay_png) {
+        cx_status st = cx_segment_picture(m, display, fs, nf, r, has_spacing ? spacing : NULL, picture, err);
+        if (st != CX_OK)
+            return st;
+        wo.display_rgb = *picture;
+        wo.display_rows = display->height;
+        wo.display_cols = display->width;
+    }
+    cxd_algorithm alg;
+    memset(&alg, 0, sizeof alg);
+    snprintf(alg.name, sizeof alg.name, "%s", cx_model_name(m) && *cx_model_name(m) ? cx_model_name(m) : "cxrseg");
+    snprintf(alg.version, sizeof alg.version, "%s",
+             cx_model_version(m) && *cx_model_version(m) ? cx_model_version(m) : "unknown");
+    snprintf(alg.model_sha256, sizeof alg.model_sha256, "%s", cx_model_sha256(m));
+    if (p->cancel && atomic_load(p->cancel))
+        return cx_error_set(err, CX_ERR_TIMEOUT, STAGE, "cancelled before writing the results (job deadline)");
+    cxd_error de;
+    cxd_status ds = cxd_results_write(f, fs, nf, &alg, &wo, out_dir, &r->written, &de);
+    return ds == CXD_OK ? CX_OK : cx_pipe_error_from_cxd(&de, ds, err);
+}
+
 cx_status cx_segment_file(const cx_model *m, cx_mrcnn *s, const char *path, const char *out_dir,
                           const cx_segment_params *p, cx_segment_result *out, cx_error *err)
 {
@@ -349,29 +419,10 @@ cx_status cx_segment_file(const cx_model *m, cx_mrcnn *s, const char *path, cons
     cxd_finding *fs = NULL;
     uint8_t *picture = NULL;
     cx_status st = CX_OK;
-    cxd_error de;
 
     double t0 = cx_now_ms();
-    cxd_status ds = cxd_file_open(path, &f, &de);
-    if (ds != CXD_OK) {
-        st = cx_pipe_error_from_cxd(&de, ds, err);
-        if (ds == CXD_ERR_NOT_DICOM)
-            st = cx_error_set(err, CX_ERR_UNSUPPORTED, STAGE,
-                              "not DICOM: results reference a DICOM source (use `cxrseg detect` for PNG/JPEG)");
+    if ((st = open_source(path, p, &f, &info, &have_info, err)) != CX_OK)
         goto done;
-    }
-    if ((ds = cxd_file_info(f, &info, &de)) != CXD_OK) {
-        st = cx_pipe_error_from_cxd(&de, ds, err);
-        goto done;
-    }
-    have_info = 1;
-    if (p->accept) {
-        char why[300] = "";
-        if (!p->accept(&info, p->accept_user, why, sizeof why)) {
-            st = cx_error_set(err, CX_ERR_UNSUPPORTED, STAGE, "skipped: %s", why[0] ? why : "filtered out");
-            goto done;
-        }
-    }
     const cx_arch_info *arch = cx_model_arch(m);
     cx_pipe_params pp = cx_pipe_default_params();
     pp.fit = cx_pipe_fit_for(arch->min_size, arch->max_size);
@@ -408,51 +459,12 @@ cx_status cx_segment_file(const cx_model *m, cx_mrcnn *s, const char *path, cons
     if ((st = cx_segment_findings(m, &d, p, r.width, r.height, fs, &nf, keep, &r, err)) != CX_OK)
         goto done;
 
-    double spacing[2] = {0, 0};
-    const char *which = "none";
-    int has_spacing = cxd_info_spacing(&info, spacing, &which);
-    snprintf(r.spacing_used, sizeof r.spacing_used, "%s", which);
-    if (has_spacing)
-        r.finding_area_mm2 = (double)r.finding_pixels * spacing[0] * spacing[1];
-
-    /* The windowed image (what a viewer shows) for the secondary capture. */
-    cxd_write_options wo = p->write;
-    const cx_class_info *rule_class = cx_model_class(m, r.rule.label);
-    if (rule_class) {
-        /* The SR's present/absent item: the rule's answer about the decision class, named with its code. */
-        code_from(&wo.qualitative, &rule_class->code);
-        wo.presence = r.finding_present ? CXD_PRESENCE_PRESENT : CXD_PRESENCE_ABSENT;
-        char rt[160];
-        cx_segment_rule_text(&r.rule, rt, sizeof rt);
-        snprintf(wo.presence_basis, sizeof wo.presence_basis, "Image score %.2f; present when the model finds %s",
-                 r.image_score, rt);
-    }
-    /* One picture for the secondary capture and overlay.png (cx_segment_picture). */
-    const cx_image *dimg = img->display;
-    if ((wo.outputs & CXD_OUT_SC) || p->overlay_png) {
-        if ((st = cx_segment_picture(m, dimg, fs, nf, &r, has_spacing ? spacing : NULL, &picture, err)) != CX_OK)
-            goto done;
-        wo.display_rgb = picture;
-        wo.display_rows = dimg->height;
-        wo.display_cols = dimg->width;
-    }
-    cxd_algorithm alg;
-    memset(&alg, 0, sizeof alg);
-    snprintf(alg.name, sizeof alg.name, "%s", cx_model_name(m) && *cx_model_name(m) ? cx_model_name(m) : "cxrseg");
-    snprintf(alg.version, sizeof alg.version, "%s",
-             cx_model_version(m) && *cx_model_version(m) ? cx_model_version(m) : "unknown");
-    snprintf(alg.model_sha256, sizeof alg.model_sha256, "%s", cx_model_sha256(m));
-    if (p->cancel && atomic_load(p->cancel)) {
-        st = cx_error_set(err, CX_ERR_TIMEOUT, STAGE, "cancelled before writing the results (job deadline)");
+    if ((st = write_results(m, f, &info, img->display, fs, nf, p, out_dir, &r, &picture, err)) != CX_OK)
         goto done;
-    }
-    if ((ds = cxd_results_write(f, fs, nf, &alg, &wo, out_dir, &r.written, &de)) != CXD_OK) {
-        st = cx_pipe_error_from_cxd(&de, ds, err);
-        goto done;
-    }
     double t3 = cx_now_ms();
     r.ms_write = t3 - t2;
-    if (p->overlay_png && (st = cx_image_write_png_rgb(p->overlay_png, picture, dimg->width, dimg->height, err)) != CX_OK)
+    if (p->overlay_png &&
+        (st = cx_image_write_png_rgb(p->overlay_png, picture, img->display->width, img->display->height, err)) != CX_OK)
         goto done;
     r.ms_overlay = cx_now_ms() - t3;
     *out = r;
