@@ -65,45 +65,90 @@ static cx_status write_overlay(const char *path, const cx_image *disp, const cx_
 
 enum { OPT_MODEL = 256, OPT_THREADS, OPT_SCORE, OPT_ALL, OPT_JSON };
 
-int cx_cli_detect(int argc, char **argv)
+/* One line (or JSON object) per shown detection: class, score, box, mask pixels. */
+static void print_detections(const cx_model *m, const char *image, const cx_detections *d, const int *shown, int json)
+{
+    for (int k = 0, shown_i = 0; k < d->count; k++) {
+        if (!shown[k])
+            continue;
+        const cx_detection *x = &d->items[k];
+        const cx_class_info *ci = cx_model_class(m, x->label);
+        long area = 0;
+        for (size_t q = 0; q < (size_t)x->mask_w * x->mask_h; q++)
+            area += x->mask[q] != 0;
+        if (json) {
+            printf("{\"image\": ");
+            cx_json_fput_text(stdout, image);
+            printf(", \"label\": %d, \"class\": ", x->label);
+            cx_json_fput_text(stdout, ci->name);
+            printf(", \"score\": %.4f, \"box\": [%.1f, %.1f, %.1f, %.1f], \"mask_pixels\": %ld}\n", x->score,
+                   x->box[0], x->box[1], x->box[2], x->box[3], area);
+        } else {
+            char box[64];
+            snprintf(box, sizeof box, "%.0f,%.0f,%.0f,%.0f", x->box[0], x->box[1], x->box[2], x->box[3]);
+            printf("%-3d %-16s %6.3f  %-26s %10ld\n", ++shown_i, ci->name, x->score, box, area);
+        }
+    }
+}
+
+typedef struct detect_args {
+    const char *image, *model_path, *out_png;
+    long threads;
+    double score;
+    int all, json;
+} detect_args;
+
+/* The command line into *a; -1 to go on, otherwise the exit code (help, usage error). */
+static int parse_args(int argc, char **argv, detect_args *a)
 {
     static const struct option longs[] = {
         {"help", no_argument, NULL, 'h'}, {"output", required_argument, NULL, 'o'},
         {"model", required_argument, NULL, OPT_MODEL}, {"threads", required_argument, NULL, OPT_THREADS},
         {"score", required_argument, NULL, OPT_SCORE}, {"all", no_argument, NULL, OPT_ALL},
         {"json", no_argument, NULL, OPT_JSON}, {NULL, 0, NULL, 0}};
-    const char *image = NULL, *model_path = NULL, *out_png = NULL;
-    long threads = 2;
-    double score = -1;
-    int all = 0, json = 0, c;
+    *a = (detect_args){.threads = 2, .score = -1};
+    int c;
     optind = 0;
     while ((c = cx_cli_getopt(CMD, argc, argv, "ho:", longs)) != -1) {
         switch (c) {
         case 'h': usage(stdout); return CX_EXIT_OK;
-        case 'o': out_png = optarg; break;
-        case OPT_MODEL: model_path = optarg; break;
+        case 'o': a->out_png = optarg; break;
+        case OPT_MODEL: a->model_path = optarg; break;
         case OPT_THREADS:
-            if (cx_cli_parse_int(optarg, 1, 64, &threads))
+            if (cx_cli_parse_int(optarg, 1, 64, &a->threads))
                 return cx_cli_usage(CMD, "--threads '%s': expected 1..64", optarg);
             break;
         case OPT_SCORE:
-            if (cx_cli_parse_double(optarg, &score) || score < 0 || score > 1)
+            if (cx_cli_parse_double(optarg, &a->score) || a->score < 0 || a->score > 1)
                 return cx_cli_usage(CMD, "--score '%s': expected 0..1", optarg);
             break;
-        case OPT_ALL: all = 1; break;
-        case OPT_JSON: json = 1; break;
+        case OPT_ALL: a->all = 1; break;
+        case OPT_JSON: a->json = 1; break;
         case 1:
-            if (image)
-                return cx_cli_usage(CMD, "one image at a time ('%s' and '%s')", image, optarg);
-            image = optarg;
+            if (a->image)
+                return cx_cli_usage(CMD, "one image at a time ('%s' and '%s')", a->image, optarg);
+            a->image = optarg;
             break;
         default: return CX_EXIT_USAGE;
         }
     }
-    if (!image)
+    if (!a->image)
         return cx_cli_usage(CMD, "IMAGE missing");
-    if (!model_path)
+    if (!a->model_path)
         return cx_cli_usage(CMD, "--model missing");
+    return -1;
+}
+
+int cx_cli_detect(int argc, char **argv)
+{
+    detect_args a;
+    int prc = parse_args(argc, argv, &a);
+    if (prc >= 0)
+        return prc;
+    const char *image = a.image, *model_path = a.model_path, *out_png = a.out_png;
+    long threads = a.threads;
+    double score = a.score;
+    int all = a.all, json = a.json;
 
     cx_error e = {0};
     cx_model *m = NULL;
@@ -147,27 +192,7 @@ int cx_cli_detect(int argc, char **argv)
         if (n_shown)
             printf("%-3s %-16s %6s  %-26s %10s\n", "#", "class", "score", "box x1,y1,x2,y2 (px)", "mask px");
     }
-    for (int k = 0, shown_i = 0; k < d.count; k++) {
-        if (!shown[k])
-            continue;
-        const cx_detection *x = &d.items[k];
-        const cx_class_info *ci = cx_model_class(m, x->label);
-        long area = 0;
-        for (size_t q = 0; q < (size_t)x->mask_w * x->mask_h; q++)
-            area += x->mask[q] != 0;
-        if (json) {
-            printf("{\"image\": ");
-            cx_json_fput_text(stdout, image);
-            printf(", \"label\": %d, \"class\": ", x->label);
-            cx_json_fput_text(stdout, ci->name);
-            printf(", \"score\": %.4f, \"box\": [%.1f, %.1f, %.1f, %.1f], \"mask_pixels\": %ld}\n", x->score,
-                   x->box[0], x->box[1], x->box[2], x->box[3], area);
-        } else {
-            char box[64];
-            snprintf(box, sizeof box, "%.0f,%.0f,%.0f,%.0f", x->box[0], x->box[1], x->box[2], x->box[3]);
-            printf("%-3d %-16s %6.3f  %-26s %10ld\n", ++shown_i, ci->name, x->score, box, area);
-        }
-    }
+    print_detections(m, image, &d, shown, json);
     if (!json) {
         /* The image-level answer as `cxrseg segment` and the node give it (same rule, same thresholds). */
         cx_segment_params sp;
