@@ -784,33 +784,11 @@ static void json_group(FILE *f, const cx_eval *e, const cx_eval_group *g, const 
     fputs("}}", f);
 }
 
-cx_status cx_eval_write_json(const cx_eval *e, const cx_eval_result *r, const cx_model *m,
-                             const char *model_path, const char *data_dir, const char *path,
-                             cx_error *err)
+/* The classes' rows: Dice, AP at IoU 0.5 / 0.75 / 0.5:0.95, the precision-recall curve at IoU
+ * 0.5 and its raw operating points. idx: scratch for n_det indices. */
+static void json_classes(FILE *f, const cx_eval *e, const cx_eval_result *r, const cx_model *m, size_t *idx)
 {
-    FILE *f = fopen(path, "w");
-    if (!f)
-        return cx_error_set(err, CX_ERR_IO, "eval json", "%s: cannot create", path);
-    size_t *idx = cx_malloc((e->n_det + 1) * sizeof *idx);
-    if (!idx) {
-        fclose(f);
-        return cx_error_set(err, CX_ERR_NOMEM, "eval json", "out of memory");
-    }
     char nb[32];
-    fputs("{\n  \"model\": ", f);
-    cx_json_fput_text(f, model_path ? model_path : "");
-    if (m) {
-        fputs(", \"model_sha256\": ", f);
-        cx_json_fput_text(f, cx_model_sha256(m));
-    }
-    fputs(",\n  \"data\": ", f);
-    cx_json_fput_text(f, data_dir ? data_dir : "");
-    fprintf(f, ",\n  \"images\": %d, \"lung_side_unknown\": %d,\n  \"mask_map50\": ", r->n_images,
-            r->all.n_side_unknown);
-    json_num(f, r->map50);
-    fputs(", \"mask_map\": ", f);
-    json_num(f, r->map);
-    fputs(",\n  \"classes\": [\n", f);
     for (int l = 1; l <= e->k; l++) {
         const cx_eval_class_result *c = &r->cls[l];
         const cx_eval_stat *dc = &r->all.dice[l];
@@ -850,45 +828,44 @@ cx_status cx_eval_write_json(const cx_eval *e, const cx_eval_result *r, const cx
         }
         fprintf(f, "]}%s\n", l < e->k ? "," : "");
     }
-    fputs("  ]", f);
-    if (e->finding) {
-        const cx_decision *dr = m ? cx_model_decision(m) : NULL;
-        fprintf(f, ",\n  \"finding\": {\"label\": %d, \"name\": ", e->finding);
-        cx_json_fput_text(f, class_name(m, e->finding, nb, sizeof nb));
-        fprintf(f, ", \"score_thresh\": %.4g", e->thresh[e->finding]);
-        if (dr) {
-            fputs(", \"decision_score\": ", f);
-            json_num(f, dr->score);
-            fputs(", \"decision_min_area\": ", f);
-            json_num(f, dr->min_area_frac);
-        }
-        fprintf(f, ", \"negatives\": \"%s\", \"n_pos\": %d, \"n_neg\": %d, \"roc_auc\": ",
-                r->by_category ? "category " CX_EVAL_NEGATIVE_CATEGORY : "no GT finding", r->n_pos, r->n_neg);
-        json_num(f, r->auc);
-        fprintf(f, ", \"tp\": %d, \"fn\": %d, \"fp\": %d, \"tn\": %d, \"sensitivity\": ", r->tp, r->fn, r->fp,
-                r->tn);
-        json_num(f, r->sensitivity);
-        fputs(", \"specificity\": ", f);
-        json_num(f, r->specificity);
-        fputs("},\n  \"lung_share\": {\"right\": ", f);
-        json_error(f, &r->all.share[0]);
-        fputs(", \"left\": ", f);
-        json_error(f, &r->all.share[1]);
-        fputs(", \"lungs\": ", f);
-        json_error(f, &r->all.share_lungs);
-        fputs(", \"lungs_gt_finding\": ", f);
-        json_error(f, &r->all.share_lungs_gt);
-        fputc('}', f);
+}
+
+/* The image-level decision: its rule, ROC AUC, the confusion counts, and the lung-share errors. */
+static void json_finding(FILE *f, const cx_eval *e, const cx_eval_result *r, const cx_model *m)
+{
+    char nb[32];
+    const cx_decision *dr = m ? cx_model_decision(m) : NULL;
+    fprintf(f, ",\n  \"finding\": {\"label\": %d, \"name\": ", e->finding);
+    cx_json_fput_text(f, class_name(m, e->finding, nb, sizeof nb));
+    fprintf(f, ", \"score_thresh\": %.4g", e->thresh[e->finding]);
+    if (dr) {
+        fputs(", \"decision_score\": ", f);
+        json_num(f, dr->score);
+        fputs(", \"decision_min_area\": ", f);
+        json_num(f, dr->min_area_frac);
     }
-    fputs(",\n  \"groups\": [\n", f);
-    json_group(f, e, &r->all, m);
-    for (int c = 0; c < r->n_categories; c++) {
-        fputs(",\n", f);
-        json_group(f, e, &r->cat[c], m);
-    }
-    fputs("\n  ],\n  \"ms_mean\": ", f);
-    json_num(f, r->ms_mean);
-    fputs(",\n  \"per_image\": [\n", f);
+    fprintf(f, ", \"negatives\": \"%s\", \"n_pos\": %d, \"n_neg\": %d, \"roc_auc\": ",
+            r->by_category ? "category " CX_EVAL_NEGATIVE_CATEGORY : "no GT finding", r->n_pos, r->n_neg);
+    json_num(f, r->auc);
+    fprintf(f, ", \"tp\": %d, \"fn\": %d, \"fp\": %d, \"tn\": %d, \"sensitivity\": ", r->tp, r->fn, r->fp,
+            r->tn);
+    json_num(f, r->sensitivity);
+    fputs(", \"specificity\": ", f);
+    json_num(f, r->specificity);
+    fputs("},\n  \"lung_share\": {\"right\": ", f);
+    json_error(f, &r->all.share[0]);
+    fputs(", \"left\": ", f);
+    json_error(f, &r->all.share[1]);
+    fputs(", \"lungs\": ", f);
+    json_error(f, &r->all.share_lungs);
+    fputs(", \"lungs_gt_finding\": ", f);
+    json_error(f, &r->all.share_lungs_gt);
+    fputc('}', f);
+}
+
+/* One object per image: score, answer, Dice per class and of the lungs, lung shares. */
+static void json_images(FILE *f, const cx_eval *e)
+{
     for (int i = 0; i < e->n_img; i++) {
         const ev_img *im = &e->img[i];
         fputs("    {\"name\": ", f);
@@ -935,6 +912,48 @@ cx_status cx_eval_write_json(const cx_eval *e, const cx_eval_result *r, const cx
         }
         fprintf(f, "]}%s\n", i + 1 < e->n_img ? "," : "");
     }
+}
+
+cx_status cx_eval_write_json(const cx_eval *e, const cx_eval_result *r, const cx_model *m,
+                             const char *model_path, const char *data_dir, const char *path,
+                             cx_error *err)
+{
+    FILE *f = fopen(path, "w");
+    if (!f)
+        return cx_error_set(err, CX_ERR_IO, "eval json", "%s: cannot create", path);
+    size_t *idx = cx_malloc((e->n_det + 1) * sizeof *idx);
+    if (!idx) {
+        fclose(f);
+        return cx_error_set(err, CX_ERR_NOMEM, "eval json", "out of memory");
+    }
+    fputs("{\n  \"model\": ", f);
+    cx_json_fput_text(f, model_path ? model_path : "");
+    if (m) {
+        fputs(", \"model_sha256\": ", f);
+        cx_json_fput_text(f, cx_model_sha256(m));
+    }
+    fputs(",\n  \"data\": ", f);
+    cx_json_fput_text(f, data_dir ? data_dir : "");
+    fprintf(f, ",\n  \"images\": %d, \"lung_side_unknown\": %d,\n  \"mask_map50\": ", r->n_images,
+            r->all.n_side_unknown);
+    json_num(f, r->map50);
+    fputs(", \"mask_map\": ", f);
+    json_num(f, r->map);
+    fputs(",\n  \"classes\": [\n", f);
+    json_classes(f, e, r, m, idx);
+    fputs("  ]", f);
+    if (e->finding)
+        json_finding(f, e, r, m);
+    fputs(",\n  \"groups\": [\n", f);
+    json_group(f, e, &r->all, m);
+    for (int c = 0; c < r->n_categories; c++) {
+        fputs(",\n", f);
+        json_group(f, e, &r->cat[c], m);
+    }
+    fputs("\n  ],\n  \"ms_mean\": ", f);
+    json_num(f, r->ms_mean);
+    fputs(",\n  \"per_image\": [\n", f);
+    json_images(f, e);
     fputs("  ]\n}\n", f);
     cx_free(idx);
     int bad = ferror(f);
