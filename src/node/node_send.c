@@ -111,12 +111,127 @@ static void wait_for_work(cx_node *node, double ms)
     pthread_mutex_unlock(&node->mu);
 }
 
+/* One sender's memory of its items' attempts (by SOP Instance UID). */
+typedef struct retry_table {
+    retry_entry *tab;
+    size_t n, cap;
+} retry_table;
+
+/* The outbox items due now, at most BATCH, into paths/idx (*nb of them); items already recorded as
+ * delivered (a crash between delivery and bookkeeping) are settled, never sent twice. *next_due:
+ * when the earliest item not yet due is. Entries of items no longer in the outbox are forgotten. */
+static void pick_due(cx_node *node, const char *dest, retry_table *rt, const cx_spool_item *items, size_t n,
+                     double now, const char **paths, size_t *idx, size_t *nb, double *next_due)
+{
+    *nb = 0;
+    for (size_t i = 0; i < rt->n; i++)
+        rt->tab[i].seen = 0;
+    for (size_t i = 0; i < n; i++) {
+        retry_entry *e = retry_get(&rt->tab, &rt->n, &rt->cap, items[i].uid);
+        if (!e)
+            break;
+        e->seen = 1;
+        if (cx_spool_was_sent(node->spool, dest, items[i].uid)) {
+            cx_error e2;
+            cx_spool_outbox_sent(node->spool, dest, items[i].uid, &e2);
+            continue;
+        }
+        if (e->next_ms > now) {
+            if (e->next_ms < *next_due)
+                *next_due = e->next_ms;
+            continue;
+        }
+        if (*nb < BATCH) {
+            paths[*nb] = items[i].path;
+            idx[(*nb)++] = i;
+        }
+    }
+    for (size_t i = 0; i < rt->n;)
+        if (!rt->tab[i].seen)
+            rt->tab[i] = rt->tab[--rt->n];
+        else
+            i++;
+}
+
+/* One item's outcome after a send: delivered (recorded, audited), or failed: given up (refused for
+ * good, or out of attempts: moved to failed/) or scheduled for a retry with back-off. Returns 1 when
+ * it failed; *max_att and *first_retry follow the batch's worst attempt count and its next retry. */
+static int settle_item(cx_node *node, const cx_node_dest *d, const cx_config_retry *retry, retry_table *rt,
+                       const cx_spool_item *it, cxd_status ds, uint16_t status, int permanent, const cxd_error *de,
+                       double ms, size_t nb, int *max_att, double *first_retry)
+{
+    retry_entry *e = retry_get(&rt->tab, &rt->n, &rt->cap, it->uid);
+    if (ds == CXD_OK && status_ok(status)) {
+        cx_error e2 = {0};
+        if (cx_spool_outbox_sent(node->spool, d->name, it->uid, &e2) != CX_OK)
+            cx_log(CX_LOG_ERROR, "sender", NULL, "%s", e2.msg);
+        cx_log(CX_LOG_INFO, "sender", NULL, "sent %s to %s (%s), status 0x%04X, %.0f ms for %zu objects", it->uid,
+               d->name, d->peer, status, ms, nb);
+        audit_delivery("sent", it->uid, d, status, NULL);
+        if (e)
+            e->attempts = 0;
+        return 0;
+    }
+    char why[600];
+    if (ds != CXD_OK || status == CXD_STATUS_NOT_SENT)
+        snprintf(why, sizeof why, "%s", de->msg[0] ? de->msg : "not sent");
+    else
+        snprintf(why, sizeof why, "destination answered status 0x%04X", status);
+    if (!e)
+        return 1;
+    e->attempts++;
+    if (e->attempts > *max_att)
+        *max_att = e->attempts;
+    if (permanent || (retry->max_attempts > 0 && e->attempts >= retry->max_attempts)) {
+        char reason[800];
+        if (permanent)
+            snprintf(reason, sizeof reason, "refused, not retried: %s", why);
+        else
+            snprintf(reason, sizeof reason, "gave up after %d attempts: %s", e->attempts, why);
+        cx_error e2 = {0};
+        if (cx_spool_outbox_fail(node->spool, d->name, it->uid, reason, &e2) != CX_OK)
+            cx_log(CX_LOG_ERROR, "sender", NULL, "%s", e2.msg);
+        cx_log(CX_LOG_ERROR, "sender", NULL, "failed to send %s to %s: %s", it->uid, d->name, reason);
+        audit_delivery("failed", it->uid, d, status, reason);
+    } else {
+        e->next_ms = cx_now_ms() + backoff_ms(retry, e->attempts);
+        *first_retry = backoff_ms(retry, e->attempts) / 1000.0;
+        if (ds == CXD_OK)
+            cx_log(CX_LOG_WARN, "sender", NULL, "%s not stored by %s: %s; retry %d/%d in %.0f s", it->uid, d->name,
+                   why, e->attempts, retry->max_attempts, *first_retry);
+        audit_delivery("retry", it->uid, d, status, why);
+    }
+    return 1;
+}
+
+/* One association (or STOW-RS request) for the batch, then each item settled. */
+static void send_batch(cx_node *node, const cx_node_dest *d, const cx_config_retry *retry, retry_table *rt,
+                       const cx_spool_item *items, const char **paths, const size_t *idx, size_t nb)
+{
+    uint16_t st[BATCH];
+    cxd_send_params sp = {d->calling_ae, d->ae_title, d->host, d->port, 0, (unsigned)d->connect_timeout_s, 30,
+                          (unsigned)d->dimse_timeout_s,
+                          {d->tls, d->tls_cert, d->tls_key, d->tls_ca, d->tls_verify}};
+    cxd_error de = {0};
+    double t0 = cx_now_ms();
+    int permanent = 0;
+    cxd_status ds = d->stow ? cx_node_stow_send(d, paths, nb, st, &permanent, &de) : cxd_send_files(&sp, paths, nb, st, &de);
+    double ms = cx_now_ms() - t0;
+    int failed = 0, max_att = 0;
+    double first_retry = 0;
+    for (size_t b = 0; b < nb; b++)
+        failed += settle_item(node, d, retry, rt, &items[idx[b]], ds, st[b], permanent, &de, ms, nb, &max_att,
+                              &first_retry);
+    if (ds != CXD_OK && failed && !permanent)
+        cx_log(CX_LOG_WARN, "sender", NULL, "destination %s (%s) unreachable, %d results waiting: %s; "
+               "retry %d/%d in %.0f s", d->name, d->peer, failed, de.msg, max_att, retry->max_attempts, first_retry);
+}
+
 static void *sender_main(void *arg)
 {
     struct cx_node_sender *snd = arg;
     cx_node *node = snd->node;
-    retry_entry *tab = NULL;
-    size_t ntab = 0, cap = 0;
+    retry_table rt = {NULL, 0, 0};
     int warned_missing = 0;
     while (!atomic_load(&node->stopping)) {
         cx_node_dest d;
@@ -139,99 +254,11 @@ static void *sender_main(void *arg)
             continue;
         }
         double now = cx_now_ms(), next_due = now + 1000.0;
-        for (size_t i = 0; i < ntab; i++)
-            tab[i].seen = 0;
         const char *paths[BATCH];
         size_t idx[BATCH], nb = 0;
-        for (size_t i = 0; i < n; i++) {
-            retry_entry *e = retry_get(&tab, &ntab, &cap, items[i].uid);
-            if (!e)
-                break;
-            e->seen = 1;
-            if (cx_spool_was_sent(node->spool, snd->name, items[i].uid)) {
-                /* Delivered before a crash: the record wins, never send twice. */
-                cx_error e2;
-                cx_spool_outbox_sent(node->spool, snd->name, items[i].uid, &e2);
-                continue;
-            }
-            if (e->next_ms > now) {
-                if (e->next_ms < next_due)
-                    next_due = e->next_ms;
-                continue;
-            }
-            if (nb < BATCH) {
-                paths[nb] = items[i].path;
-                idx[nb++] = i;
-            }
-        }
-        /* Forget entries whose items are gone (sent or failed). */
-        for (size_t i = 0; i < ntab;)
-            if (!tab[i].seen)
-                tab[i] = tab[--ntab];
-            else
-                i++;
+        pick_due(node, snd->name, &rt, items, n, now, paths, idx, &nb, &next_due);
         if (nb) {
-            uint16_t st[BATCH];
-            cxd_send_params sp = {d.calling_ae, d.ae_title, d.host, d.port, 0, (unsigned)d.connect_timeout_s, 30,
-                                  (unsigned)d.dimse_timeout_s,
-                                  {d.tls, d.tls_cert, d.tls_key, d.tls_ca, d.tls_verify}};
-            cxd_error de = {0};
-            double t0 = cx_now_ms();
-            int permanent = 0;
-            cxd_status ds = d.stow ? cx_node_stow_send(&d, paths, nb, st, &permanent, &de)
-                                   : cxd_send_files(&sp, paths, nb, st, &de);
-            double ms = cx_now_ms() - t0;
-            int failed = 0, max_att = 0;
-            double first_retry = 0;
-            for (size_t b = 0; b < nb; b++) {
-                const cx_spool_item *it = &items[idx[b]];
-                retry_entry *e = retry_get(&tab, &ntab, &cap, it->uid);
-                if (ds == CXD_OK && status_ok(st[b])) {
-                    cx_error e2 = {0};
-                    if (cx_spool_outbox_sent(node->spool, snd->name, it->uid, &e2) != CX_OK)
-                        cx_log(CX_LOG_ERROR, "sender", NULL, "%s", e2.msg);
-                    cx_log(CX_LOG_INFO, "sender", NULL, "sent %s to %s (%s), status 0x%04X, %.0f ms for %zu objects",
-                           it->uid, d.name, d.peer, st[b], ms, nb);
-                    audit_delivery("sent", it->uid, &d, st[b], NULL);
-                    if (e)
-                        e->attempts = 0;
-                    continue;
-                }
-                failed++;
-                char why[600];
-                if (ds != CXD_OK || st[b] == CXD_STATUS_NOT_SENT)
-                    snprintf(why, sizeof why, "%s", de.msg[0] ? de.msg : "not sent");
-                else
-                    snprintf(why, sizeof why, "destination answered status 0x%04X", st[b]);
-                if (!e)
-                    continue;
-                e->attempts++;
-                if (e->attempts > max_att)
-                    max_att = e->attempts;
-                if (permanent || (retry.max_attempts > 0 && e->attempts >= retry.max_attempts)) {
-                    char reason[800];
-                    if (permanent)
-                        snprintf(reason, sizeof reason, "refused, not retried: %s", why);
-                    else
-                        snprintf(reason, sizeof reason, "gave up after %d attempts: %s", e->attempts, why);
-                    cx_error e2 = {0};
-                    if (cx_spool_outbox_fail(node->spool, snd->name, it->uid, reason, &e2) != CX_OK)
-                        cx_log(CX_LOG_ERROR, "sender", NULL, "%s", e2.msg);
-                    cx_log(CX_LOG_ERROR, "sender", NULL, "failed to send %s to %s: %s", it->uid, d.name, reason);
-                    audit_delivery("failed", it->uid, &d, st[b], reason);
-                } else {
-                    e->next_ms = cx_now_ms() + backoff_ms(&retry, e->attempts);
-                    first_retry = backoff_ms(&retry, e->attempts) / 1000.0;
-                    if (ds == CXD_OK)
-                        cx_log(CX_LOG_WARN, "sender", NULL, "%s not stored by %s: %s; retry %d/%d in %.0f s", it->uid,
-                               d.name, why, e->attempts, retry.max_attempts, first_retry);
-                    audit_delivery("retry", it->uid, &d, st[b], why);
-                }
-            }
-            if (ds != CXD_OK && failed && !permanent)
-                cx_log(CX_LOG_WARN, "sender", NULL, "destination %s (%s) unreachable, %d results waiting: %s; "
-                       "retry %d/%d in %.0f s", d.name, d.peer, failed, de.msg, max_att,
-                       retry.max_attempts, first_retry);
+            send_batch(node, &d, &retry, &rt, items, paths, idx, nb);
             cx_free(items);
             continue; /* look again at once: more may be due */
         }
@@ -239,7 +266,7 @@ static void *sender_main(void *arg)
         double wait = next_due - cx_now_ms();
         wait_for_work(node, wait < 50 ? 50 : wait > 1000 ? 1000 : wait);
     }
-    cx_free(tab);
+    cx_free(rt.tab);
     return NULL;
 }
 
