@@ -466,16 +466,15 @@ static cx_status move_to_failed(cx_spool *s, const char *from_state, const char 
     return CX_OK;
 }
 
-static cx_status recover(cx_spool *s, cx_spool_recovery *rec, cx_error *err)
+/* tmp/: interrupted receives, never acknowledged: removed. */
+static cx_status recover_tmp(cx_spool *s, cx_spool_recovery *rec, cx_error *err)
 {
-    char dir[CX_SPOOL_PATH_MAX], a[CX_SPOOL_PATH_MAX], b[CX_SPOOL_PATH_MAX];
+    char dir[CX_SPOOL_PATH_MAX], a[CX_SPOOL_PATH_MAX];
     char **v;
     size_t n;
-    cx_status st;
-
-    /* tmp/: interrupted receives, never acknowledged. */
     path_of(dir, sizeof dir, s, "tmp", NULL, NULL);
-    if ((st = list_dir(dir, &v, &n, err)) != CX_OK)
+    cx_status st = list_dir(dir, &v, &n, err);
+    if (st != CX_OK)
         return st;
     for (size_t i = 0; i < n; i++) {
         if (path_of(a, sizeof a, s, "tmp", v[i], NULL)) {
@@ -484,67 +483,70 @@ static cx_status recover(cx_spool *s, cx_spool_recovery *rec, cx_error *err)
         }
     }
     free_list(v, n);
+    return CX_OK;
+}
 
-    /* processing/: a worker was interrupted; retry unless it already failed MAX_ATTEMPTS times. */
-    path_of(dir, sizeof dir, s, "processing", NULL, NULL);
-    if ((st = list_dir(dir, &v, &n, err)) != CX_OK)
-        return st;
-    for (size_t i = 0; i < n; i++) {
-        cx_spool_meta m;
-        unsigned attempt = 1;
-        cx_error e2;
-        if (!path_of(a, sizeof a, s, "processing", v[i], "job.meta"))
-            continue;
-        if (meta_read(a, &m, &attempt, &e2) != CX_OK) {
-            if (move_to_failed(s, "processing", v[i], e2.msg, &e2) == CX_OK)
-                rec->broken++;
-            continue;
-        }
-        char marker[CX_SPOOL_PATH_MAX];
-        struct stat msb;
-        int crashed = path_of(marker, sizeof marker, s, "processing", v[i], "crashed") && stat(marker, &msb) == 0;
-        if (crashed && attempt >= MAX_ATTEMPTS) {
-            char why[160];
-            snprintf(why, sizeof why, "recovery: the node crashed %u times while processing this object", attempt);
-            unlink(marker);
-            if (move_to_failed(s, "processing", v[i], why, &e2) == CX_OK)
-                rec->broken++;
-            continue;
-        }
-        if (crashed)
-            attempt++;
-        /* Rewrite the metadata with the attempt count first (tmp + rename: never half written). */
-        char tmpm[CX_SPOOL_PATH_MAX];
-        if (!path_of(tmpm, sizeof tmpm, s, "processing", v[i], "job.meta.new"))
-            continue;
-        if ((st = meta_write(tmpm, &m, attempt, err)) != CX_OK) {
-            free_list(v, n);
-            return st;
-        }
-        if (rename(tmpm, a) != 0) {
-            free_list(v, n);
-            return cx_error_set(err, CX_ERR_IO, "spool", "cannot replace %s: %s", a, strerror(errno));
-        }
-        if (path_of(b, sizeof b, s, "processing", v[i], "out"))
-            rm_rf(b);
-        if (crashed)
-            unlink(marker);
-        path_of(b, sizeof b, s, "processing", v[i], NULL);
-        fsync_path(b, 1);
-        path_of(a, sizeof a, s, "processing", v[i], NULL);
-        path_of(b, sizeof b, s, "incoming", v[i], NULL);
-        if (rename(a, b) != 0) {
-            free_list(v, n);
-            return cx_error_set(err, CX_ERR_IO, "spool", "cannot re-queue %s: %s", a, strerror(errno));
-        }
-        rec->requeued++;
+/* One job of processing/ (a worker was interrupted) back to incoming/, its attempt count raised
+ * when the node crashed on it; after MAX_ATTEMPTS crashes, or with unreadable metadata, to failed/. */
+static cx_status requeue_job(cx_spool *s, const char *id, cx_spool_recovery *rec, cx_error *err)
+{
+    char a[CX_SPOOL_PATH_MAX], b[CX_SPOOL_PATH_MAX];
+    cx_spool_meta m;
+    unsigned attempt = 1;
+    cx_error e2;
+    if (!path_of(a, sizeof a, s, "processing", id, "job.meta"))
+        return CX_OK;
+    if (meta_read(a, &m, &attempt, &e2) != CX_OK) {
+        if (move_to_failed(s, "processing", id, e2.msg, &e2) == CX_OK)
+            rec->broken++;
+        return CX_OK;
     }
-    free_list(v, n);
-    path_of(dir, sizeof dir, s, "incoming", NULL, NULL);
-    fsync_path(dir, 1);
+    char marker[CX_SPOOL_PATH_MAX];
+    struct stat msb;
+    int crashed = path_of(marker, sizeof marker, s, "processing", id, "crashed") && stat(marker, &msb) == 0;
+    if (crashed && attempt >= MAX_ATTEMPTS) {
+        char why[160];
+        snprintf(why, sizeof why, "recovery: the node crashed %u times while processing this object", attempt);
+        unlink(marker);
+        if (move_to_failed(s, "processing", id, why, &e2) == CX_OK)
+            rec->broken++;
+        return CX_OK;
+    }
+    if (crashed)
+        attempt++;
+    /* Rewrite the metadata with the attempt count first (tmp + rename: never half written). */
+    char tmpm[CX_SPOOL_PATH_MAX];
+    if (!path_of(tmpm, sizeof tmpm, s, "processing", id, "job.meta.new"))
+        return CX_OK;
+    cx_status st = meta_write(tmpm, &m, attempt, err);
+    if (st != CX_OK)
+        return st;
+    if (rename(tmpm, a) != 0)
+        return cx_error_set(err, CX_ERR_IO, "spool", "cannot replace %s: %s", a, strerror(errno));
+    if (path_of(b, sizeof b, s, "processing", id, "out"))
+        rm_rf(b);
+    if (crashed)
+        unlink(marker);
+    path_of(b, sizeof b, s, "processing", id, NULL);
+    fsync_path(b, 1);
+    path_of(a, sizeof a, s, "processing", id, NULL);
+    path_of(b, sizeof b, s, "incoming", id, NULL);
+    if (rename(a, b) != 0)
+        return cx_error_set(err, CX_ERR_IO, "spool", "cannot re-queue %s: %s", a, strerror(errno));
+    rec->requeued++;
+    return CX_OK;
+}
 
-    /* incoming/: build the FIFO (names sort by receive time). */
-    if ((st = list_dir(dir, &v, &n, err)) != CX_OK)
+/* incoming/: the FIFO rebuilt (names sort by receive time); a job folder without its object or
+ * metadata goes to failed/. */
+static cx_status recover_incoming(cx_spool *s, cx_spool_recovery *rec, cx_error *err)
+{
+    char dir[CX_SPOOL_PATH_MAX], a[CX_SPOOL_PATH_MAX], b[CX_SPOOL_PATH_MAX];
+    char **v;
+    size_t n;
+    path_of(dir, sizeof dir, s, "incoming", NULL, NULL);
+    cx_status st = list_dir(dir, &v, &n, err);
+    if (st != CX_OK)
         return st;
     for (size_t i = 0; i < n; i++) {
         struct stat sb;
@@ -564,10 +566,18 @@ static cx_status recover(cx_spool *s, cx_spool_recovery *rec, cx_error *err)
         rec->queued++;
     }
     free_list(v, n);
+    return CX_OK;
+}
 
-    /* outbox/: drop half-made links and items already delivered. */
+/* outbox/: half-made links (not .dcm) and items already delivered (in sent/) are dropped. */
+static cx_status recover_outbox(cx_spool *s, cx_spool_recovery *rec, cx_error *err)
+{
+    char dir[CX_SPOOL_PATH_MAX], a[CX_SPOOL_PATH_MAX], b[CX_SPOOL_PATH_MAX];
+    char **v;
+    size_t n;
     path_of(dir, sizeof dir, s, "outbox", NULL, NULL);
-    if ((st = list_dir(dir, &v, &n, err)) != CX_OK)
+    cx_status st = list_dir(dir, &v, &n, err);
+    if (st != CX_OK)
         return st;
     for (size_t i = 0; i < n; i++) {
         char **w;
@@ -595,6 +605,30 @@ static cx_status recover(cx_spool *s, cx_spool_recovery *rec, cx_error *err)
     }
     free_list(v, n);
     return CX_OK;
+}
+
+static cx_status recover(cx_spool *s, cx_spool_recovery *rec, cx_error *err)
+{
+    cx_status st = recover_tmp(s, rec, err);
+    if (st != CX_OK)
+        return st;
+    /* processing/: every interrupted job back to incoming/ (or to failed/), then the FIFO. */
+    char dir[CX_SPOOL_PATH_MAX];
+    char **v;
+    size_t n;
+    path_of(dir, sizeof dir, s, "processing", NULL, NULL);
+    if ((st = list_dir(dir, &v, &n, err)) != CX_OK)
+        return st;
+    for (size_t i = 0; i < n && st == CX_OK; i++)
+        st = requeue_job(s, v[i], rec, err);
+    free_list(v, n);
+    if (st != CX_OK)
+        return st;
+    path_of(dir, sizeof dir, s, "incoming", NULL, NULL);
+    fsync_path(dir, 1);
+    if ((st = recover_incoming(s, rec, err)) != CX_OK)
+        return st;
+    return recover_outbox(s, rec, err);
 }
 
 cx_status cx_spool_open(const cx_spool_params *p, cx_spool **out, cx_spool_recovery *rec, cx_error *err)
