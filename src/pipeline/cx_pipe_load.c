@@ -127,6 +127,79 @@ static void modality_range(const cxd_info *info, const cx_modality_params *m, do
         *hi = *lo + 1.0;
 }
 
+/* The modality transform: the LUT sequence wins over rescale (the standard makes them exclusive). */
+static cx_status map_modality(const cxd_info *info, cx_pipe_mapping *m, char *mdesc, size_t mdesc_size, cx_error *err)
+{
+    cx_status s;
+    if (info->modality_lut.present) {
+        if (info->has_rescale)
+            cx_log(CX_LOG_WARN, "pipeline", NULL,
+                   "both Modality LUT Sequence and Rescale Slope/Intercept present: using the LUT");
+        m->modality.kind = CX_MODALITY_LUT;
+        m->modality.lut = lut_of(&info->modality_lut);
+        if ((s = cx_grey_lut_check(&m->modality.lut, "modality LUT", err)) != CX_OK)
+            return s;
+        snprintf(mdesc, mdesc_size, "modality: LUT %u entries from %d, %d bits",
+                 (unsigned)m->modality.lut.entries, (int)m->modality.lut.first_mapped, m->modality.lut.bits);
+    } else if (info->has_rescale) {
+        m->modality.kind = CX_MODALITY_RESCALE;
+        m->modality.slope = info->rescale_slope;
+        m->modality.intercept = info->rescale_intercept;
+        if (!isfinite(info->rescale_slope) || info->rescale_slope == 0.0 || !isfinite(info->rescale_intercept))
+            return cx_error_set(err, CX_ERR_FORMAT, STAGE, "rescale slope %g / intercept %g unusable",
+                                info->rescale_slope, info->rescale_intercept);
+        snprintf(mdesc, mdesc_size, "modality: rescale %g/%g", info->rescale_slope, info->rescale_intercept);
+    } else {
+        m->modality.kind = CX_MODALITY_IDENTITY;
+        snprintf(mdesc, mdesc_size, "modality: identity");
+    }
+
+    return CX_OK;
+}
+
+/* VOI from the file: the asked window if usable, else the VOI LUT, else an automatic window. */
+static cx_status map_file_voi(const cxd_info *info, const cx_pipe_params *p, cx_voi_function f, const char *auto_name,
+                              cx_pipe_mapping *m, char *vdesc, size_t vdesc_size, cx_error *err)
+{
+    cx_status s;
+    int idx = p->window_index, chosen = 0;
+    if (idx < 0)
+        return cx_error_set(err, CX_ERR_INVALID, STAGE, "window index %d is negative", idx);
+    if (idx < info->n_windows && idx < CXD_MAX_WINDOWS) {
+        double c = info->window_center[idx], w = info->window_width[idx];
+        if (window_usable(f, c, w)) {
+            m->voi.kind = CX_VOI_WINDOW;
+            m->voi.center = c;
+            m->voi.width = w;
+            m->voi.function = f;
+            snprintf(vdesc, vdesc_size, "VOI: window %d of %d, %g/%g %s", idx + 1, info->n_windows, c, w,
+                     function_name(f));
+            chosen = 1;
+        } else {
+            cx_log(CX_LOG_WARN, "pipeline", NULL, "window %d (%g/%g) unusable for %s: ignored", idx + 1, c, w,
+                   function_name(f));
+        }
+    } else if (info->n_windows > 0) {
+        cx_log(CX_LOG_WARN, "pipeline", NULL, "window %d asked for, the file has %d", idx + 1,
+               info->n_windows);
+    }
+    if (!chosen && info->voi_lut.present) {
+        m->voi.kind = CX_VOI_LUT;
+        m->voi.lut = lut_of(&info->voi_lut);
+        if ((s = cx_grey_lut_check(&m->voi.lut, "VOI LUT", err)) != CX_OK)
+            return s;
+        snprintf(vdesc, vdesc_size, "VOI: LUT 1 of %d, %u entries from %d, %d bits",
+                 info->n_voi_luts > 0 ? info->n_voi_luts : 1, (unsigned)m->voi.lut.entries,
+                 (int)m->voi.lut.first_mapped, m->voi.lut.bits);
+        chosen = 1;
+    }
+    if (!chosen) {
+        m->voi.kind = CX_VOI_AUTO;
+        snprintf(vdesc, vdesc_size, "VOI: automatic window (%s; the file has none)", auto_name);
+    }
+    return CX_OK;
+}
+
 cx_status cx_pipe_map(const cxd_info *info, const cx_pipe_params *params, cx_pipe_mapping *out,
                       cx_error *err)
 {
@@ -147,29 +220,8 @@ cx_status cx_pipe_map(const cxd_info *info, const cx_pipe_params *params, cx_pip
     char mdesc[120], vdesc[160], pdesc[100];
     cx_status s;
 
-    /* modality: the LUT sequence wins over rescale (the standard makes them exclusive) */
-    if (info->modality_lut.present) {
-        if (info->has_rescale)
-            cx_log(CX_LOG_WARN, "pipeline", NULL,
-                   "both Modality LUT Sequence and Rescale Slope/Intercept present: using the LUT");
-        m.modality.kind = CX_MODALITY_LUT;
-        m.modality.lut = lut_of(&info->modality_lut);
-        if ((s = cx_grey_lut_check(&m.modality.lut, "modality LUT", err)) != CX_OK)
-            return s;
-        snprintf(mdesc, sizeof mdesc, "modality: LUT %u entries from %d, %d bits",
-                 (unsigned)m.modality.lut.entries, (int)m.modality.lut.first_mapped, m.modality.lut.bits);
-    } else if (info->has_rescale) {
-        m.modality.kind = CX_MODALITY_RESCALE;
-        m.modality.slope = info->rescale_slope;
-        m.modality.intercept = info->rescale_intercept;
-        if (!isfinite(info->rescale_slope) || info->rescale_slope == 0.0 || !isfinite(info->rescale_intercept))
-            return cx_error_set(err, CX_ERR_FORMAT, STAGE, "rescale slope %g / intercept %g unusable",
-                                info->rescale_slope, info->rescale_intercept);
-        snprintf(mdesc, sizeof mdesc, "modality: rescale %g/%g", info->rescale_slope, info->rescale_intercept);
-    } else {
-        m.modality.kind = CX_MODALITY_IDENTITY;
-        snprintf(mdesc, sizeof mdesc, "modality: identity");
-    }
+    if ((s = map_modality(info, &m, mdesc, sizeof mdesc, err)) != CX_OK)
+        return s;
 
     /* VOI */
     m.voi = cx_voi_default_params();
@@ -202,44 +254,10 @@ cx_status cx_pipe_map(const cxd_info *info, const cx_pipe_params *params, cx_pip
         m.voi.kind = CX_VOI_AUTO;
         snprintf(vdesc, sizeof vdesc, "VOI: automatic window (%s, asked for)", auto_name);
         break;
-    case CX_PIPE_VOI_FILE: {
-        int idx = p->window_index, chosen = 0;
-        if (idx < 0)
-            return cx_error_set(err, CX_ERR_INVALID, STAGE, "window index %d is negative", idx);
-        if (idx < info->n_windows && idx < CXD_MAX_WINDOWS) {
-            double c = info->window_center[idx], w = info->window_width[idx];
-            if (window_usable(f, c, w)) {
-                m.voi.kind = CX_VOI_WINDOW;
-                m.voi.center = c;
-                m.voi.width = w;
-                m.voi.function = f;
-                snprintf(vdesc, sizeof vdesc, "VOI: window %d of %d, %g/%g %s", idx + 1, info->n_windows, c, w,
-                         function_name(f));
-                chosen = 1;
-            } else {
-                cx_log(CX_LOG_WARN, "pipeline", NULL, "window %d (%g/%g) unusable for %s: ignored", idx + 1, c, w,
-                       function_name(f));
-            }
-        } else if (info->n_windows > 0) {
-            cx_log(CX_LOG_WARN, "pipeline", NULL, "window %d asked for, the file has %d", idx + 1,
-                   info->n_windows);
-        }
-        if (!chosen && info->voi_lut.present) {
-            m.voi.kind = CX_VOI_LUT;
-            m.voi.lut = lut_of(&info->voi_lut);
-            if ((s = cx_grey_lut_check(&m.voi.lut, "VOI LUT", err)) != CX_OK)
-                return s;
-            snprintf(vdesc, sizeof vdesc, "VOI: LUT 1 of %d, %u entries from %d, %d bits",
-                     info->n_voi_luts > 0 ? info->n_voi_luts : 1, (unsigned)m.voi.lut.entries,
-                     (int)m.voi.lut.first_mapped, m.voi.lut.bits);
-            chosen = 1;
-        }
-        if (!chosen) {
-            m.voi.kind = CX_VOI_AUTO;
-            snprintf(vdesc, sizeof vdesc, "VOI: automatic window (%s; the file has none)", auto_name);
-        }
+    case CX_PIPE_VOI_FILE:
+        if ((s = map_file_voi(info, p, f, auto_name, &m, vdesc, sizeof vdesc, err)) != CX_OK)
+            return s;
         break;
-    }
     default:
         return cx_error_set(err, CX_ERR_INVALID, STAGE, "unknown VOI mode %d", (int)p->voi_mode);
     }
