@@ -262,48 +262,88 @@ static void forward(cxp_plugin *p, const char *job, const char kind[], const cx_
     }
 }
 
+/* 1 when the instance is a source image (CR/DX); our own results never reach the queue (origin
+ * Plugin), this catches everything else (SEG/SR from elsewhere, CT, ...) before the file is fetched. */
+static int is_source(cxp_plugin *p, const char *job, const cxp_item *it)
+{
+    char uri[256], *body = NULL;
+    size_t n = 0;
+    cx_error e = {0};
+    snprintf(uri, sizeof uri, "/instances/%s/metadata/SopClassUid", it->id);
+    if (cxp_rest_get(p, uri, &body, &n, &e) != CX_OK) {
+        bump(p, &p->stats.failed);
+        cx_log(CX_LOG_ERROR, MOD, job, "failed: SOP class unknown (deleted meanwhile?): %s", e.msg);
+        return 0;
+    }
+    int src = cxp_is_source_class(body);
+    if (!src) {
+        bump(p, &p->stats.ignored);
+        cx_log(CX_LOG_DEBUG, MOD, job, "ignored: SOP class %s is not a CR/DX image", body);
+    }
+    cx_free(body);
+    return src;
+}
+
+/* The instance's file from Orthanc into src (refused above listener/max-object-mb). */
+static cx_status fetch_source(cxp_plugin *p, const cxp_item *it, const char *src, cx_error *e)
+{
+    char uri[256], *body = NULL;
+    size_t n = 0;
+    snprintf(uri, sizeof uri, "/instances/%s/file", it->id);
+    cx_status st = cxp_rest_get(p, uri, &body, &n, e);
+    long long max_bytes = (long long)p->cfg->listener.max_object_mb << 20;
+    if (st == CX_OK && max_bytes > 0 && (long long)n > max_bytes)
+        st = cx_error_set(e, CX_ERR_UNSUPPORTED, MOD, "%zu bytes, more than listener/max-object-mb %lld MB: not "
+                          "processed", n, max_bytes >> 20);
+    else if (st == CX_OK)
+        st = write_file(src, body, n, e);
+    cx_free(body);
+    return st;
+}
+
+/* The results into Orthanc, the marker output (sr when it is on) last: once it is in Orthanc, all
+ * results are. ids/kinds receive the Orthanc IDs and the output names. */
+static cx_status store_results(cxp_plugin *p, const cx_segment_result *r, char ids[4][CXP_ID_MAX], size_t *n_ids,
+                               char *kinds, size_t kinds_size, const char **what, cx_error *e)
+{
+    static const struct {
+        int bit;
+        const char *name;
+    } order[] = {{CXD_OUT_SEG, "seg"}, {CXD_OUT_GSPS, "gsps"}, {CXD_OUT_SC, "sc"}, {CXD_OUT_SR, "sr"}};
+    *n_ids = 0;
+    kinds[0] = 0;
+    for (size_t k = 0; k < sizeof order / sizeof order[0]; k++) {
+        if (!(r->written.written & order[k].bit))
+            continue;
+        const char *path = order[k].bit == CXD_OUT_SEG    ? r->written.seg_path
+                           : order[k].bit == CXD_OUT_SR   ? r->written.sr_path
+                           : order[k].bit == CXD_OUT_GSPS ? r->written.gsps_path
+                                                          : r->written.sc_path;
+        *what = order[k].name;
+        cx_status st = store_result(p, path, ids[*n_ids], e);
+        if (st != CX_OK)
+            return st;
+        (*n_ids)++;
+        snprintf(kinds + strlen(kinds), kinds_size - strlen(kinds), "%s%s", kinds[0] ? "," : "", order[k].name);
+    }
+    return CX_OK;
+}
+
 static void process_item(cxp_worker *w, const cxp_item *it)
 {
     cxp_plugin *p = w->p;
     const char *job = it->id;
     double t0 = cx_now_ms();
-    char uri[256], *body = NULL;
-    size_t n = 0;
     cx_error e = {0};
-
-    /* Our own results never reach the queue (origin Plugin); this catches everything else that is
-     * not a source image (SEG/SR from elsewhere, CT, ...) before the file is fetched. */
-    snprintf(uri, sizeof uri, "/instances/%s/metadata/SopClassUid", it->id);
-    if (cxp_rest_get(p, uri, &body, &n, &e) != CX_OK) {
-        bump(p, &p->stats.failed);
-        cx_log(CX_LOG_ERROR, MOD, job, "failed: SOP class unknown (deleted meanwhile?): %s", e.msg);
+    if (!is_source(p, job, it))
         return;
-    }
-    if (!cxp_is_source_class(body)) {
-        bump(p, &p->stats.ignored);
-        cx_log(CX_LOG_DEBUG, MOD, job, "ignored: SOP class %s is not a CR/DX image", body);
-        cx_free(body);
-        return;
-    }
-    cx_free(body);
-    body = NULL;
     cx_log(CX_LOG_INFO, MOD, job, "processing instance %s (%s%s%s, worker %d)", it->id, it->origin,
            it->remote_aet[0] ? " from " : "", it->remote_aet, w->index);
 
     char src[1200], out[1200];
     snprintf(src, sizeof src, "%s/source.dcm", w->dir);
     snprintf(out, sizeof out, "%s/out", w->dir);
-    snprintf(uri, sizeof uri, "/instances/%s/file", it->id);
-    cx_status st = cxp_rest_get(p, uri, &body, &n, &e);
-    long long max_bytes = (long long)p->cfg->listener.max_object_mb << 20;
-    if (st == CX_OK && max_bytes > 0 && (long long)n > max_bytes) {
-        st = cx_error_set(&e, CX_ERR_UNSUPPORTED, MOD, "%zu bytes, more than listener/max-object-mb %lld MB: not "
-                          "processed", n, max_bytes >> 20);
-        cx_free(body);
-    } else if (st == CX_OK) {
-        st = write_file(src, body, n, &e);
-        cx_free(body);
-    }
+    cx_status st = fetch_source(p, it, src, &e);
     if (st != CX_OK) {
         bump(p, &p->stats.failed);
         cx_log(CX_LOG_ERROR, MOD, job, "failed instance %s: %s", it->id, e.msg);
@@ -333,31 +373,17 @@ static void process_item(cxp_worker *w, const cxp_item *it)
     }
 
     double t_segmented = cx_now_ms();
-    /* The marker output (sr when it is on) goes last: once it is in Orthanc, all results are. */
-    static const struct {
-        int bit;
-        const char *name;
-    } order[] = {{CXD_OUT_SEG, "seg"}, {CXD_OUT_GSPS, "gsps"}, {CXD_OUT_SC, "sc"}, {CXD_OUT_SR, "sr"}};
     char ids[4][CXP_ID_MAX];
-    char kinds[64] = "";
+    char kinds[64];
     size_t n_ids = 0;
-    for (size_t k = 0; k < sizeof order / sizeof order[0]; k++) {
-        if (!(r.written.written & order[k].bit))
-            continue;
-        const char *path = order[k].bit == CXD_OUT_SEG    ? r.written.seg_path
-                           : order[k].bit == CXD_OUT_SR   ? r.written.sr_path
-                           : order[k].bit == CXD_OUT_GSPS ? r.written.gsps_path
-                                                          : r.written.sc_path;
-        if ((st = store_result(p, path, ids[n_ids], &e)) != CX_OK) {
-            bump(p, &p->stats.failed);
-            cx_log(CX_LOG_ERROR, MOD, job, "failed %s: storing %s into Orthanc: %s", uid, order[k].name, e.msg);
-            clear_dir(out);
-            return;
-        }
-        n_ids++;
-        snprintf(kinds + strlen(kinds), sizeof kinds - strlen(kinds), "%s%s", kinds[0] ? "," : "", order[k].name);
-    }
+    const char *what = "";
+    st = store_results(p, &r, ids, &n_ids, kinds, sizeof kinds, &what, &e);
     clear_dir(out);
+    if (st != CX_OK) {
+        bump(p, &p->stats.failed);
+        cx_log(CX_LOG_ERROR, MOD, job, "failed %s: storing %s into Orthanc: %s", uid, what, e.msg);
+        return;
+    }
     double ms = cx_now_ms() - t0;
     pthread_mutex_lock(&p->mu);
     p->stats.processed++;
