@@ -60,30 +60,27 @@ static bool put_all(int fd, const void *p, size_t n)
     return true;
 }
 
-cxd_status cxd_deflated_rewrite(const unsigned char *b, size_t n, const char *what, int *fd_out, cxd_error *err)
+// Walks the group 0002 elements (explicit VR little endian) from byte 132: *meta receives the
+// elements other than (0002,0000) with TransferSyntaxUID replaced by Explicit VR Little Endian,
+// *deflated whether the syntax was the deflated one, *clean whether the walk could follow the
+// header (and met the deflated UID only where it expects it), *pos where the walk stopped.
+static void walk_meta(const unsigned char *b, size_t n, std::string &meta, bool &deflated, bool &clean, size_t &pos)
 {
-    *fd_out = -1;
-    if (n < 132 || memcmp(b + 128, "DICM", 4) != 0)
-        return CXD_OK; /* no meta header: DCMTK does not take a bare data set as deflated */
-    /* Walk the group 0002 elements (explicit VR little endian). DCMTK's own reading of a meta
-     * header this walk cannot follow, or follows differently, is not predicted: when such a header
-     * names the deflated syntax anywhere, the file is refused rather than handed to the inflating
-     * stream. */
-    std::string meta; /* the elements other than (0002,0000), TransferSyntaxUID replaced */
-    bool deflated = false, clean = true;
-    size_t pos = 132;
+    deflated = false;
+    clean = true;
+    pos = 132;
     while (pos + 8 <= n && le16(b + pos) == 0x0002) {
         unsigned elem = le16(b + pos + 2);
         const unsigned char *vr = b + pos + 4;
         size_t head = 8, len;
         if (vr[0] < 'A' || vr[0] > 'Z' || vr[1] < 'A' || vr[1] > 'Z') {
             clean = false;
-            break;
+            return;
         }
         if (!short_vr(vr)) {
             if (pos + 12 > n) {
                 clean = false;
-                break;
+                return;
             }
             head = 12;
             len = le32(b + pos + 8);
@@ -92,7 +89,7 @@ cxd_status cxd_deflated_rewrite(const unsigned char *b, size_t n, const char *wh
         }
         if (len > n - pos - head) {
             clean = false;
-            break;
+            return;
         }
         bool is_ts = elem == 0x0010;
         if (is_ts) {
@@ -110,6 +107,64 @@ cxd_status cxd_deflated_rewrite(const unsigned char *b, size_t n, const char *wh
         if (!is_ts && mentions_deflated(b, pos - len, pos))
             clean = false; /* the UID in another meta element: not what this walk expects */
     }
+}
+
+// Inflates the zn bytes at z into fd. PS3.5 A.5 says raw deflate (RFC 1951); DCMTK also takes a
+// zlib stream (RFC 1950), so does this. A stream cut short ends the copy (DCMTK then finds the data
+// set truncated); bytes after the end of the stream are ignored, as DCMTK does.
+static cxd_status inflate_into(int fd, const unsigned char *z, size_t zn, size_t pos, const char *what, cxd_error *err)
+{
+    bool zlib_header = zn >= 2 && (z[0] & 0x0F) == 8 && ((unsigned)z[0] << 8 | z[1]) % 31 == 0;
+    z_stream s;
+    memset(&s, 0, sizeof s);
+    if (inflateInit2(&s, zlib_header ? 15 : -15) != Z_OK)
+        return cxd_set_error(err, CXD_ERR_NOMEM, "open: out of memory for zlib");
+    static const size_t CHUNK = 1 << 16;
+    unsigned char *out = new (std::nothrow) unsigned char[CHUNK];
+    cxd_status st = out ? CXD_OK : CXD_ERR_NOMEM;
+    size_t total = 0;
+    s.next_in = const_cast<unsigned char *>(z);
+    while (st == CXD_OK) {
+        size_t feed = zn - (size_t)(s.next_in - z);
+        s.avail_in = feed > 0x40000000u ? 0x40000000u : (uInt)feed;
+        s.next_out = out;
+        s.avail_out = (uInt)CHUNK;
+        int r = inflate(&s, Z_NO_FLUSH);
+        size_t got = CHUNK - s.avail_out;
+        total += got;
+        if (total > (size_t)0xFFFFFFF0u)
+            st = cxd_set_error(err, CXD_ERR_UNSUPPORTED, "open: %s inflates to more than 4 GiB", what);
+        else if (got && !put_all(fd, out, got))
+            st = cxd_set_error(err, CXD_ERR_IO, "open: writing the inflated copy of %s: %s", what, strerror(errno));
+        else if (r == Z_STREAM_END)
+            break;
+        else if (r == Z_BUF_ERROR || (r == Z_OK && got == 0 && s.avail_in == 0))
+            break;
+        else if (r == Z_MEM_ERROR)
+            st = cxd_set_error(err, CXD_ERR_NOMEM, "open: out of memory inflating %s", what);
+        else if (r != Z_OK)
+            st = cxd_set_error(err, CXD_ERR_MALFORMED, "open: %s: the deflated data set is corrupt at byte %zu (%s)",
+                               what, pos + (size_t)(s.next_in - z), s.msg ? s.msg : "zlib error");
+    }
+    if (st == CXD_ERR_NOMEM && !out)
+        cxd_set_error(err, CXD_ERR_NOMEM, "open: out of memory inflating %s", what);
+    delete[] out;
+    inflateEnd(&s);
+    return st;
+}
+
+cxd_status cxd_deflated_rewrite(const unsigned char *b, size_t n, const char *what, int *fd_out, cxd_error *err)
+{
+    *fd_out = -1;
+    if (n < 132 || memcmp(b + 128, "DICM", 4) != 0)
+        return CXD_OK; /* no meta header: DCMTK does not take a bare data set as deflated */
+    /* DCMTK's own reading of a meta header the walk cannot follow, or follows differently, is not
+     * predicted: when such a header names the deflated syntax anywhere, the file is refused rather
+     * than handed to the inflating stream. */
+    std::string meta;
+    bool deflated, clean;
+    size_t pos;
+    walk_meta(b, n, meta, deflated, clean, pos);
     if (!clean || (!deflated && mentions_deflated(b, 132, pos))) {
         if (deflated || mentions_deflated(b, 132, n))
             return cxd_set_error(err, CXD_ERR_MALFORMED,
@@ -135,48 +190,7 @@ cxd_status cxd_deflated_rewrite(const unsigned char *b, size_t n, const char *wh
         close(fd);
         return cxd_set_error(err, CXD_ERR_IO, "open: writing the inflated copy of %s: %s", what, strerror(errno));
     }
-
-    /* PS3.5 A.5 says raw deflate (RFC 1951); DCMTK also takes a zlib stream (RFC 1950), so does this. */
-    const unsigned char *z = b + pos;
-    size_t zn = n - pos;
-    bool zlib_header = zn >= 2 && (z[0] & 0x0F) == 8 && ((unsigned)z[0] << 8 | z[1]) % 31 == 0;
-    z_stream s;
-    memset(&s, 0, sizeof s);
-    if (inflateInit2(&s, zlib_header ? 15 : -15) != Z_OK) {
-        close(fd);
-        return cxd_set_error(err, CXD_ERR_NOMEM, "open: out of memory for zlib");
-    }
-    static const size_t CHUNK = 1 << 16;
-    unsigned char *out = new (std::nothrow) unsigned char[CHUNK];
-    cxd_status st = out ? CXD_OK : CXD_ERR_NOMEM;
-    size_t total = 0;
-    s.next_in = const_cast<unsigned char *>(z);
-    while (st == CXD_OK) {
-        size_t feed = zn - (size_t)(s.next_in - z);
-        s.avail_in = feed > 0x40000000u ? 0x40000000u : (uInt)feed;
-        s.next_out = out;
-        s.avail_out = (uInt)CHUNK;
-        int r = inflate(&s, Z_NO_FLUSH);
-        size_t got = CHUNK - s.avail_out;
-        total += got;
-        if (total > (size_t)0xFFFFFFF0u)
-            st = cxd_set_error(err, CXD_ERR_UNSUPPORTED, "open: %s inflates to more than 4 GiB", what);
-        else if (got && !put_all(fd, out, got))
-            st = cxd_set_error(err, CXD_ERR_IO, "open: writing the inflated copy of %s: %s", what, strerror(errno));
-        else if (r == Z_STREAM_END)
-            break; /* bytes after the end of the stream are ignored, as DCMTK does */
-        else if (r == Z_BUF_ERROR || (r == Z_OK && got == 0 && s.avail_in == 0))
-            break; /* the stream is cut short: DCMTK finds the data set truncated */
-        else if (r == Z_MEM_ERROR)
-            st = cxd_set_error(err, CXD_ERR_NOMEM, "open: out of memory inflating %s", what);
-        else if (r != Z_OK)
-            st = cxd_set_error(err, CXD_ERR_MALFORMED, "open: %s: the deflated data set is corrupt at byte %zu (%s)",
-                               what, pos + (size_t)(s.next_in - z), s.msg ? s.msg : "zlib error");
-    }
-    if (st == CXD_ERR_NOMEM && !out)
-        cxd_set_error(err, CXD_ERR_NOMEM, "open: out of memory inflating %s", what);
-    delete[] out;
-    inflateEnd(&s);
+    cxd_status st = inflate_into(fd, b + pos, n - pos, pos, what, err);
     if (st != CXD_OK) {
         close(fd);
         return st;
