@@ -276,6 +276,43 @@ static cx_status csv_open(const char *path, char **buf, size_t *len, size_t *pos
     return CX_OK;
 }
 
+/* One mask row of structure.csv (a class, its mask file, where its top-left corner is) for image
+ * im; refuses positions out of range and mask paths that leave the dataset folder. */
+static cx_status add_row(const cx_eval_dataset *d, ev_image *im, const char *cls, const char *mask, const char *top_s,
+                         const char *left_s, int rec_line, cx_error *err)
+{
+    const char *S = "dataset";
+    long top, left;
+    if (parse_long(top_s, &top) || parse_long(left_s, &left) || top < -(1L << 20) || left < -(1L << 20) ||
+        top > (1L << 20) || left > (1L << 20))
+        return cx_error_set(err, CX_ERR_FORMAT, S, "%s:%d: Top '%s' / Left '%s' not integers in range", d->csv_path,
+                            rec_line, top_s, left_s);
+    if (strstr(mask, "..") || mask[0] == '/')
+        return cx_error_set(err, CX_ERR_FORMAT, S, "%s:%d: Mask '%s' leaves the dataset folder", d->csv_path,
+                            rec_line, mask);
+    if (im->n_rows == im->cap_rows) {
+        int nc = im->cap_rows ? im->cap_rows * 2 : 8;
+        ev_row *nr = cx_realloc(im->rows, (size_t)nc * sizeof *nr);
+        if (!nr)
+            return cx_error_set(err, CX_ERR_NOMEM, S, "out of memory");
+        im->rows = nr;
+        im->cap_rows = nc;
+    }
+    ev_row *r = &im->rows[im->n_rows];
+    r->cls = cx_strdup(cls);
+    r->mask = cx_strdup(mask);
+    r->top = top;
+    r->left = left;
+    r->line = rec_line;
+    if (!r->cls || !r->mask) {
+        cx_free(r->cls);
+        cx_free(r->mask);
+        return cx_error_set(err, CX_ERR_NOMEM, S, "out of memory");
+    }
+    im->n_rows++;
+    return CX_OK;
+}
+
 static cx_status open_structure(const char *dir, cx_eval_dataset **out, cx_error *err)
 {
     const char *S = "dataset";
@@ -343,46 +380,9 @@ static cx_status open_structure(const char *dir, cx_eval_dataset **out, cx_error
             st = cx_error_set(err, CX_ERR_NOMEM, S, "out of memory");
             goto done;
         }
-        if (f[c_mask][0]) {
-            long top, left;
-            if (parse_long(f[c_top], &top) || parse_long(f[c_left], &left) || top < -(1L << 20) ||
-                left < -(1L << 20) || top > (1L << 20) || left > (1L << 20)) {
-                st = cx_error_set(err, CX_ERR_FORMAT, S, "%s:%d: Top '%s' / Left '%s' not integers in range",
-                                  d->csv_path, rec_line, f[c_top], f[c_left]);
-                free_fields(f, nf);
-                goto done;
-            }
-            if (strstr(f[c_mask], "..") || f[c_mask][0] == '/') {
-                st = cx_error_set(err, CX_ERR_FORMAT, S, "%s:%d: Mask '%s' leaves the dataset folder",
-                                  d->csv_path, rec_line, f[c_mask]);
-                free_fields(f, nf);
-                goto done;
-            }
-            if (im->n_rows == im->cap_rows) {
-                int nc = im->cap_rows ? im->cap_rows * 2 : 8;
-                ev_row *nr = cx_realloc(im->rows, (size_t)nc * sizeof *nr);
-                if (!nr) {
-                    free_fields(f, nf);
-                    st = cx_error_set(err, CX_ERR_NOMEM, S, "out of memory");
-                    goto done;
-                }
-                im->rows = nr;
-                im->cap_rows = nc;
-            }
-            ev_row *r = &im->rows[im->n_rows];
-            r->cls = cx_strdup(f[c_cls]);
-            r->mask = cx_strdup(f[c_mask]);
-            r->top = top;
-            r->left = left;
-            r->line = rec_line;
-            if (!r->cls || !r->mask) {
-                cx_free(r->cls);
-                cx_free(r->mask);
-                free_fields(f, nf);
-                st = cx_error_set(err, CX_ERR_NOMEM, S, "out of memory");
-                goto done;
-            }
-            im->n_rows++;
+        if (f[c_mask][0] && (st = add_row(d, im, f[c_cls], f[c_mask], f[c_top], f[c_left], rec_line, err)) != CX_OK) {
+            free_fields(f, nf);
+            goto done;
         }
         free_fields(f, nf);
     }
