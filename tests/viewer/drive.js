@@ -243,10 +243,18 @@ async function canvasSettled(page, limitMs) {
 }
 
 async function doubleClickSeries(page, modality) {
-  const handles = await page.$$('[data-cy=series-modality-label]');
-  const matches = [];
-  for (const h of handles) {
-    if ((await h.evaluate(e => e.textContent.trim())) === modality) matches.push(h);
+  // The study browser lists series as their metadata arrives (QIDO-RS): on a loaded machine a
+  // series can appear seconds after the first ones, so look again for up to 30 s.
+  let matches = [];
+  const end = Date.now() + 30000;
+  for (;;) {
+    const handles = await page.$$('[data-cy=series-modality-label]');
+    matches = [];
+    for (const h of handles) {
+      if ((await h.evaluate(e => e.textContent.trim())) === modality) matches.push(h);
+    }
+    if (matches.length >= 1 || Date.now() > end) break;
+    await sleep(500);
   }
   if (matches.length !== 1) {
     throw new Error(`study browser: expected one ${modality} series, found ${matches.length}`);
