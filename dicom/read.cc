@@ -169,6 +169,7 @@ extern "C" void cxd_shutdown(void)
     DJDecoderRegistration::cleanup();
     DJLSDecoderRegistration::cleanup();
     DcmRLEDecoderRegistration::cleanup();
+    DcmRLEEncoderRegistration::cleanup();
     g_init_done = false;
 }
 
