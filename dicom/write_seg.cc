@@ -55,7 +55,7 @@ static void repack_binary(const Context &ctx, DcmDataset &ds)
 // The empty SEG for the source's size: BINARY or FRACTIONAL (OCCUPANCY), its identity deterministic
 // (redoing the same image with the same model replaces the object), patient and study from the
 // source, and the relaxed rules of a projection radiograph without a Frame of Reference.
-static std::unique_ptr<DcmSegmentation> create_seg(Context &ctx, bool binary, std::string &sop_uid)
+static std::unique_ptr<DcmSegmentation> create_seg(Context &ctx, bool binary, Uint8 inside, std::string &sop_uid)
 {
     const Source &s = ctx.src;
     IODGeneralEquipmentModule::EquipmentInfo eq(ctx.text(ctx.opt.manufacturer), ctx.text(ctx.alg->name), "0",
@@ -70,7 +70,7 @@ static std::unique_ptr<DcmSegmentation> create_seg(Context &ctx, bool binary, st
               "createBinarySegmentation");
     else
         check(DcmSegmentation::createFractionalSegmentation(raw, (Uint16)s.rows, (Uint16)s.cols,
-                                                            DcmSegTypes::SFT_OCCUPANCY, 255, eq, ci),
+                                                            DcmSegTypes::SFT_OCCUPANCY, inside, eq, ci),
               "seg", "createFractionalSegmentation");
     std::unique_ptr<DcmSegmentation> seg(raw);
 
@@ -236,7 +236,8 @@ void write_seg(Context &ctx, const std::string &path, std::string &sop_uid, int 
     if (s.rows > 65535 || s.cols > 65535)
         fail(CXD_ERR_UNSUPPORTED, "seg", "image %dx%d too large", s.cols, s.rows);
     const bool binary = ctx.opt.seg_encoding == CXD_SEG_BINARY;
-    std::unique_ptr<DcmSegmentation> seg = create_seg(ctx, binary, sop_uid);
+    const Uint8 inside = binary ? 1 : 255; // a pixel in the segment: BINARY 1, FRACTIONAL its maximum
+    std::unique_ptr<DcmSegmentation> seg = create_seg(ctx, binary, inside, sop_uid);
     add_shared_groups(ctx, *seg);
     FrameGroups groups;
     make_frame_groups(ctx, groups);
@@ -247,7 +248,7 @@ void write_seg(Context &ctx, const std::string &path, std::string &sop_uid, int 
     std::vector<Uint8> frame((size_t)s.rows * s.cols);
     n_segments = 0;
     for (Prepared &p : ctx.items) {
-        add_segment(ctx, *seg, p, groups, frame, binary ? 1 : 255);
+        add_segment(ctx, *seg, p, groups, frame, inside);
         n_segments++;
     }
     if (!n_segments)

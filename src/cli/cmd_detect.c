@@ -145,10 +145,6 @@ int cx_cli_detect(int argc, char **argv)
     int prc = parse_args(argc, argv, &a);
     if (prc >= 0)
         return prc;
-    const char *image = a.image, *model_path = a.model_path, *out_png = a.out_png;
-    long threads = a.threads;
-    double score = a.score;
-    int all = a.all, json = a.json;
 
     cx_error e = {0};
     cx_model *m = NULL;
@@ -157,14 +153,14 @@ int cx_cli_detect(int argc, char **argv)
     cx_detections d = {0};
     int *shown = NULL, rc = CX_EXIT_OK;
     cx_status st;
-    if ((st = cx_model_load(model_path, &m, &e)) != CX_OK)
+    if ((st = cx_model_load(a.model_path, &m, &e)) != CX_OK)
         goto fail;
-    if ((st = cx_mrcnn_new(m, (int)threads, &s, &e)) != CX_OK)
+    if ((st = cx_mrcnn_new(m, (int)a.threads, &s, &e)) != CX_OK)
         goto fail;
     const cx_arch_info *arch = cx_model_arch(m);
     cx_pipe_params pp = cx_pipe_default_params();
     pp.fit = cx_pipe_fit_for(arch->min_size, arch->max_size);
-    if ((st = cx_pipe_load_file(image, &pp, &img, NULL, &e)) != CX_OK)
+    if ((st = cx_pipe_load_file(a.image, &pp, &img, NULL, &e)) != CX_OK)
         goto fail;
     const cx_image *in = img->input ? img->input : img->display;
     double t0 = cx_now_ms();
@@ -179,25 +175,25 @@ int cx_cli_detect(int argc, char **argv)
     int n_shown = 0;
     for (int k = 0; k < d.count; k++) {
         const cx_class_info *ci = cx_model_class(m, d.items[k].label);
-        float t = score >= 0 ? (float)score : ci->score_thresh;
-        shown[k] = all || d.items[k].score >= t;
+        float t = a.score >= 0 ? (float)a.score : ci->score_thresh;
+        shown[k] = a.all || d.items[k].score >= t;
         n_shown += shown[k];
     }
-    if (!json) {
-        printf("%s: %s %dx%d, engine input %dx%d, model %s %s (sha256 %.16s), %.0f ms, %s kernel\n", image,
+    if (!a.json) {
+        printf("%s: %s %dx%d, engine input %dx%d, model %s %s (sha256 %.16s), %.0f ms, %s kernel\n", a.image,
                img->source_kind, img->source_width, img->source_height, in->width, in->height, cx_model_name(m),
                cx_model_version(m), cx_model_sha256(m), ms, cx_mrcnn_blas_kernel());
         printf("%d finding%s (%d returned by the network%s)\n", n_shown, n_shown == 1 ? "" : "s", d.count,
-               all ? "" : score >= 0 ? ", score threshold from --score" : ", class score thresholds applied");
+               a.all ? "" : a.score >= 0 ? ", score threshold from --score" : ", class score thresholds applied");
         if (n_shown)
             printf("%-3s %-16s %6s  %-26s %10s\n", "#", "class", "score", "box x1,y1,x2,y2 (px)", "mask px");
     }
-    print_detections(m, image, &d, shown, json);
-    if (!json) {
+    print_detections(m, a.image, &d, shown, a.json);
+    if (!a.json) {
         /* The image-level answer as `cxrseg segment` and the node give it (same rule, same thresholds). */
         cx_segment_params sp;
         cx_segment_default_params(&sp);
-        sp.score = score;
+        sp.score = a.score;
         cx_decision rule;
         double image_score;
         int present = cx_segment_decide(m, &sp, &d, img->source_width, img->source_height, &rule, &image_score);
@@ -205,11 +201,11 @@ int cx_cli_detect(int argc, char **argv)
         cx_segment_verdict_text(m, &rule, image_score, present, 1, verdict, sizeof verdict);
         printf("%s\n", verdict);
     }
-    if (out_png) {
-        if ((st = write_overlay(out_png, img->display, m, &d, shown, &e)) != CX_OK)
+    if (a.out_png) {
+        if ((st = write_overlay(a.out_png, img->display, m, &d, shown, &e)) != CX_OK)
             goto fail;
-        if (!json)
-            printf("overlay written to %s\n", out_png);
+        if (!a.json)
+            printf("overlay written to %s\n", a.out_png);
     }
     goto done;
 fail:

@@ -535,7 +535,6 @@ typedef struct paste_job {
     float *colw;            /* ... and their weights */
 } paste_job;
 
-
 /* Box geometry of paste_masks_in_image: expand by (M+2)/M, truncate to int64, clip. */
 static void paste_geometry(const float *b, int M, int out_h, int out_w, long long ib[4], int *x0, int *y0,
                            int *x1, int *y1)
