@@ -46,6 +46,9 @@ DEFAULT_ARCH = {
     "representation_size": 1024,
     "mask_layers": [256, 256, 256, 256],
     "mask_dim_reduced": 256,
+    # RoIAlign output of the mask head (torchvision: 14): the masks come out 2x that, 28 x 28 by
+    # default; 28 gives 56 x 56 masks, a finer boundary for large structures such as the lungs.
+    "mask_pool": 14,
     # 1 = an image-level head: the mean of the backbone's last stage (C5) over the image, then one
     # linear unit; its sigmoid is the probability that the image shows the decision class.
     "image_head": 0,
@@ -102,6 +105,7 @@ def build_model(arch):
         box_detections_per_img=a["box_detections_per_img"],
         box_batch_size_per_image=a["box_batch_size_per_image"],
         bbox_reg_weights=tuple(a["bbox_reg_weights"]),
+        mask_roi_pool=MultiScaleRoIAlign(["0", "1", "2", "3"], a["mask_pool"], 2),
         mask_head=mask_head, mask_predictor=mask_predictor,
     )
     if a["image_head"]:

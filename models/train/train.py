@@ -103,6 +103,37 @@ def augment(img_u8, planes, rng):
     return x[None].contiguous(), newp
 
 
+def limit_mask_rois(model, per_image, seed):
+    """Trains the mask branch on at most `per_image` of each image's positive RoIs (drawn at random;
+    the box head still sees all of them). torchvision runs the mask head on every positive RoI, up
+    to a quarter of box_batch_size_per_image; at mask_pool 28 (56 x 56 masks) that branch costs
+    several times the rest of the network. The RoI pool draws the subset (editing the proposal list
+    torchvision passes on to the loss) and the loss takes the same subset of the matched targets."""
+    from torchvision.models.detection import roi_heads as rh
+    gen = torch.Generator().manual_seed(seed)
+    pool, keep = model.roi_heads.mask_roi_pool, []
+    loss = getattr(rh.maskrcnn_loss, "unlimited", rh.maskrcnn_loss)
+
+    class PoolSubset(torch.nn.Module):
+        def forward(self, features, proposals, image_shapes):
+            keep.clear()
+            if model.training:
+                for i, p in enumerate(proposals):
+                    k = torch.randperm(len(p), generator=gen)[:per_image].sort().values
+                    keep.append(k)
+                    proposals[i] = p[k]
+            return pool(features, proposals, image_shapes)
+
+    def loss_subset(mask_logits, proposals, gt_masks, gt_labels, matched_idxs):
+        if keep:
+            matched_idxs = [m[k] for m, k in zip(matched_idxs, keep)]
+        return loss(mask_logits, proposals, gt_masks, gt_labels, matched_idxs)
+
+    model.roi_heads.mask_roi_pool = PoolSubset()
+    loss_subset.unlimited = loss
+    rh.maskrcnn_loss = loss_subset
+
+
 def make_target(planes, min_px=cxrdata.MIN_REGION_PX):
     inst = cxrdata.instances_from_planes(planes, min_px)
     if not inst:
@@ -131,6 +162,7 @@ def model_payload(model, arch, args, extra):
             "size": args.size, "mix": args.mix, "holdout_per_category": args.holdout,
             "recipe": "models/train/train.py", "seed": args.seed, "lr": args.lr,
             "batch": args.batch, "budget_hours": args.hours, "torch": torch.__version__,
+            "mask_rois": args.mask_rois,
             "init": os.path.relpath(args.init, os.path.join(HERE, "..", "..")) if args.init else "",
         }, **extra),
     }
@@ -194,6 +226,9 @@ def main():
                          "--arch may add keys such as image_head")
     ap.add_argument("--image-loss", type=float, default=1.0,
                     help="weight of the image head's loss (binary cross-entropy, opacity present)")
+    ap.add_argument("--mask-rois", type=int, default=0,
+                    help="train the mask head on at most N positive RoIs per image (0: all; "
+                         "useful with a mask_pool 28 arch, whose mask head is 4x the work)")
     args = ap.parse_args()
 
     torch.set_num_threads(args.threads)
@@ -310,6 +345,8 @@ def main():
         rng.setstate(ck["rng"])
         torch.set_rng_state(ck["torch_rng"])
         log(f"resumed at iteration {state['iter']}, {state['elapsed'] / 60:.1f} min trained")
+    if args.mask_rois:
+        limit_mask_rois(model, args.mask_rois, args.seed)
     model.train()
 
     budget = args.hours * 3600.0
