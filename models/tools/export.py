@@ -191,23 +191,30 @@ def default_classes(n):
             for i in range(1, n + 1)]
 
 
-def apply_score_overrides(thresholds, overrides, classes):
-    """thresholds with each "[CLASS=]X" of overrides applied: without a class, the default score
-    threshold (classes without their own); with one, that class's score threshold."""
+def apply_overrides(thresholds, overrides, classes, key="score"):
+    """thresholds with each "[CLASS=]X" of overrides applied to `key` ("score" or "mask"): without
+    a class, the default threshold (classes without their own); with one, that class's threshold
+    (its other threshold stays)."""
     thr = dict(thresholds or {})
     names = [str(c["name"]) for c in classes]
+    opt = f"--{key}-thresh"
     for o in overrides or []:
         cls, sep, val = o.rpartition("=")
         if sep and not cls:
-            raise ValueError(f"--score-thresh '{o}': expected X or CLASS=X")
-        x = _number(val, f"--score-thresh '{o}'")
+            raise ValueError(f"{opt} '{o}': expected X or CLASS=X")
+        x = _number(val, f"{opt} '{o}'")
         if not cls:
-            thr["score"] = x
+            thr[key] = x
             continue
         if cls not in names:
-            raise ValueError(f"--score-thresh '{o}': class '{cls}' is not one of {names}")
+            raise ValueError(f"{opt} '{o}': class '{cls}' is not one of {names}")
         old = thr.get(cls, thr.get("per_class", {}).get(cls))
-        thr[cls] = dict(old, score=x) if isinstance(old, dict) else x
+        if isinstance(old, dict):
+            thr[cls] = dict(old, **{key: x})
+        elif key == "score" or old is None:
+            thr[cls] = {key: x}
+        else:  # a bare number is the class's score threshold
+            thr[cls] = {"score": float(old), key: x}
     return thr
 
 
@@ -222,6 +229,8 @@ def main(argv=None):
     ap.add_argument("--score-thresh", action="append", metavar="[CLASS=]X",
                     help="reporting score threshold: X for every class without its own, CLASS=X for one "
                          "class (repeatable; overrides the checkpoint's 'thresholds')")
+    ap.add_argument("--mask-thresh", action="append", metavar="[CLASS=]X",
+                    help="mask binarisation threshold, as --score-thresh (repeatable)")
     ap.add_argument("--decision-class", metavar="C",
                     help="the class the image-level present/absent answer is about: label 1..K or class name")
     ap.add_argument("--decision-score", type=float, metavar="X",
@@ -258,7 +267,8 @@ def main(argv=None):
         if v is not None:
             decision[key] = v
     try:
-        thr = apply_score_overrides(thr, a.score_thresh, classes)
+        thr = apply_overrides(thr, a.score_thresh, classes, "score")
+        thr = apply_overrides(thr, a.mask_thresh, classes, "mask")
         export(sd, arch, classes, thr, prov, a.name, a.version, a.output, decision)
     except ValueError as e:
         raise SystemExit(f"export: {e}")

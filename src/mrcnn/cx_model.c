@@ -163,6 +163,9 @@ static cx_status load_arch(ld *L)
                             cx_mfile_path(mf), MR_MAX_MASK_LAYERS);
     m->n_mask_layers = ml->count;
     TRY(get_int(L, "arch.mask_dim_reduced", 1, 4096, &m->mask_dim));
+    m->mask_pool = 14; /* torchvision's MaskRCNN default, and every model file before the key */
+    if (cx_mfile_meta(mf, "arch.mask_pool"))
+        TRY(get_int(L, "arch.mask_pool", 1, 64, &m->mask_pool));
     m->image_head = 0;
     if (cx_mfile_meta(mf, "arch.image_head"))
         TRY(get_int(L, "arch.image_head", 0, 1, &m->image_head));

@@ -165,9 +165,10 @@ cx_status cx_mrcnn_new(const cx_model *m, int n_threads, cx_mrcnn **out, cx_erro
     size_t P = (size_t)((m->arch.max_size + 31) / 32 * 32);
     int e = m->bottleneck ? 4 : 1;
     size_t C = (size_t)m->arch.fpn_channels, K1 = (size_t)m->arch.num_classes;
+    double PP = (double)m->mask_pool * m->mask_pool, MM = 4 * PP; /* RoIAlign cells, mask cells */
     double f = (double)P * P * (C * 0.12 + m->width * e * 0.45 + m->width * 0.3 + 3)
              + (double)(1 << 22) + (double)m->post_nms * (C * 49 + 2 * m->rep + 5 * K1 + 16)
-             + (double)m->arch.detections_per_img * (C * 196 * 2 + m->mask_dim * 784 * 6 + K1 * 784);
+             + (double)m->arch.detections_per_img * (C * PP * 2 + m->mask_dim * MM * 6 + K1 * MM);
     size_t bytes = (size_t)(f * sizeof(float) * 1.1);
     s->chunks[0].base = cx_aligned_alloc(bytes);
     if (!s->chunks[0].base) {
@@ -526,13 +527,14 @@ static void level_range(const cx_mrcnn *s, int *kmin, int *kmax)
 /* ---------------------------------------------------------------- paste */
 
 typedef struct paste_job {
-    const float *prob;      /* [D][28][28] */
+    const float *prob;      /* [D][M][M] */
     const float *boxes;     /* [D][4] in output pixels */
     cx_detection *det;
     const float *thr;       /* [D] */
     int M, out_h, out_w;
     int *cols;              /* per thread: 2 * out_w column indices ... */
     float *colw;            /* ... and their weights */
+    float *pad;             /* per thread: the (M+2)^2 padded mask */
 } paste_job;
 
 /* Box geometry of paste_masks_in_image: expand by (M+2)/M, truncate to int64, clip. */
@@ -571,7 +573,7 @@ static void paste_task(void *ctx, int t)
     h = h > 1 ? h : 1;
     /* The padded (M+2)^2 mask, bilinearly resized to h x w (align_corners=False), read only inside
      * the clipped box. */
-    float pad[(28 + 2) * (28 + 2)];
+    float *pad = j->pad + (size_t)cx_pool_slot() * MP * MP;
     const float *p = j->prob + (size_t)t * M * M;
     memset(pad, 0, sizeof(float) * MP * MP);
     for (int y = 0; y < M; y++)
@@ -868,7 +870,7 @@ typedef struct box_dets {
     int n;
     float *box, *score;
     int *label;
-    float *racc; /* RoIAlign's accumulator: 14 x 14 x C per thread */
+    float *racc; /* RoIAlign's accumulator: P x P x C per thread (P = the mask head's pool, >= 7) */
     int kmin, kmax;
 } box_dets;
 
@@ -919,7 +921,8 @@ static cx_status box_head(cx_mrcnn *s, box_dets *bd, cx_error *err)
         ALLOCF(s->fpnt[l], (size_t)C * s->fh[l] * s->fw[l]);
         to_channels_last(s->pool, s->fpn[l], C, s->fh[l], s->fw[l], s->fpnt[l]);
     }
-    ALLOCF(bd->racc, (size_t)cx_pool_threads(s->pool) * 196 * C);
+    int pool = m->mask_pool > 7 ? m->mask_pool : 7; /* the larger of the mask and box RoIAligns */
+    ALLOCF(bd->racc, (size_t)cx_pool_threads(s->pool) * pool * pool * C);
     ALLOCB(bd->box, (size_t)m->arch.detections_per_img * 4 * sizeof(float));
     ALLOCF(bd->score, m->arch.detections_per_img);
     ALLOCB(bd->label, (size_t)m->arch.detections_per_img * sizeof(int));
@@ -961,16 +964,18 @@ fail:
     return st;
 }
 
-/* The mask head's 28 x 28 probabilities of the first dm detections (prob: D x 784): RoIAlign 14 x 14,
- * the conv stack, the deconvolution and the logits conv, MASK_CHUNK detections at a time
- * (channel-major [C][n][14][14] so each conv is one GEMM per chunk; 100 detections at once would
- * need ~200 MB of activations). */
+/* The mask head's M x M probabilities of the first dm detections (prob: D x M^2; M = 2P, 28 for
+ * torchvision's P = 14): RoIAlign P x P, the conv stack, the deconvolution and the logits conv,
+ * MASK_CHUNK detections at a time (channel-major [C][n][P][P] so each conv is one GEMM per chunk;
+ * 100 detections at once would need ~200 MB of activations at P = 14). */
 static cx_status mask_probs(cx_mrcnn *s, const box_dets *bd, int dm, float *prob, cx_error *err)
 {
     cx_status st = CX_OK;
     const cx_model *m = s->m;
     enum { MASK_CHUNK = 32 };
     int C = m->arch.fpn_channels, K1 = m->arch.num_classes;
+    const int P = m->mask_pool, M = 2 * P;
+    const size_t PP = (size_t)P * P, MM = (size_t)M * M;
     int ch = dm < MASK_CHUNK ? dm : MASK_CHUNK;
     if (ch < 1)
         ch = 1;
@@ -981,28 +986,28 @@ static cx_status mask_probs(cx_mrcnn *s, const box_dets *bd, int dm, float *prob
         maxc = (size_t)m->mask_conv[i].cout > maxc ? (size_t)m->mask_conv[i].cout : maxc;
     float *up, *lg, *scr, *abuf, *bbuf;
     int cin = m->n_mask_layers ? m->mask_conv[m->n_mask_layers - 1].cout : C;
-    ALLOCF(abuf, maxc * ch * 196);
-    ALLOCF(bbuf, maxc * ch * 196);
-    ALLOCF(up, (size_t)m->mask_dim * ch * 784);
-    ALLOCF(scr, (size_t)4 * m->mask_dim * ch * 196);
-    ALLOCF(lg, (size_t)K1 * ch * 784);
+    ALLOCF(abuf, maxc * ch * PP);
+    ALLOCF(bbuf, maxc * ch * PP);
+    ALLOCF(up, (size_t)m->mask_dim * ch * MM);
+    ALLOCF(scr, (size_t)4 * m->mask_dim * ch * PP);
+    ALLOCF(lg, (size_t)K1 * ch * MM);
     map_levels(bd->box, dm, bd->kmin, bd->kmax, lv);
     for (int d0 = 0; d0 < dm; d0 += ch) {
         int n = dm - d0 < ch ? dm - d0 : ch;
         float *a = abuf, *b = bbuf;
-        multiscale_roi_align(s, bd->box + 4 * d0, lv + d0, n, 14, a, 196, (size_t)n * 196, bd->racc);
+        multiscale_roi_align(s, bd->box + 4 * d0, lv + d0, n, P, a, PP, (size_t)n * PP, bd->racc);
         for (int i = 0; i < m->n_mask_layers; i++) {
-            TRY(conv(s, &m->mask_conv[i], a, n, 14, 14, b, NULL, 1, err));
+            TRY(conv(s, &m->mask_conv[i], a, n, P, P, b, NULL, 1, err));
             float *t = a;
             a = b;
             b = t;
         }
-        cx_deconv2x2(s->pool, cin, m->mask_dim, m->deconv_w, m->deconv_b, a, n, 14, 14, up, 1, scr);
-        TRY(conv(s, &m->mask_logits, up, n, 28, 28, lg, NULL, 0, err));
+        cx_deconv2x2(s->pool, cin, m->mask_dim, m->deconv_w, m->deconv_b, a, n, P, P, up, 1, scr);
+        TRY(conv(s, &m->mask_logits, up, n, M, M, lg, NULL, 0, err));
         for (int i = 0; i < n; i++) { /* maskrcnn_inference: sigmoid of the label's channel */
-            const float *src = lg + ((size_t)bd->label[d0 + i] * n + i) * 784;
-            for (int q = 0; q < 784; q++)
-                prob[(size_t)(d0 + i) * 784 + q] = cx_sigmoidf(src[q]);
+            const float *src = lg + ((size_t)bd->label[d0 + i] * n + i) * MM;
+            for (int q = 0; q < (int)MM; q++)
+                prob[(size_t)(d0 + i) * MM + q] = cx_sigmoidf(src[q]);
         }
     }
     return CX_OK;
@@ -1028,7 +1033,8 @@ static cx_status mask_head(cx_mrcnn *s, const box_dets *bd, int out_h, int out_w
     while (DM < D && bd->score[DM] >= s->mask_min_score)
         DM++;
     float *prob, *obox, *thr;
-    ALLOCF(prob, (size_t)D * 784);
+    const int M = 2 * m->mask_pool;
+    ALLOCF(prob, (size_t)D * M * M);
     TRY(mask_probs(s, bd, DM, prob, err));
     ALLOCF(obox, (size_t)D * 4);
     ALLOCF(thr, D);
@@ -1045,7 +1051,7 @@ static cx_status mask_head(cx_mrcnn *s, const box_dets *bd, int out_h, int out_w
         memcpy(d->box, ob, sizeof d->box);
         long long ib[4];
         int x0, y0, x1, y1;
-        paste_geometry(ob, 28, out_h, out_w, ib, &x0, &y0, &x1, &y1);
+        paste_geometry(ob, M, out_h, out_w, ib, &x0, &y0, &x1, &y1);
         d->mask_x0 = x0;
         d->mask_y0 = y0;
         d->mask_w = i < DM ? x1 - x0 : 0;
@@ -1067,7 +1073,9 @@ static cx_status mask_head(cx_mrcnn *s, const box_dets *bd, int out_h, int out_w
     float *pcolw;
     ALLOCB(pcols, (size_t)cx_pool_threads(s->pool) * 2 * out_w * sizeof(int));
     ALLOCF(pcolw, (size_t)cx_pool_threads(s->pool) * 2 * out_w);
-    paste_job pj = {prob, obox, out->items, thr, 28, out_h, out_w, pcols, pcolw};
+    float *ppad;
+    ALLOCF(ppad, (size_t)cx_pool_threads(s->pool) * (M + 2) * (M + 2));
+    paste_job pj = {prob, obox, out->items, thr, M, out_h, out_w, pcols, pcolw, ppad};
     cx_pool_run(s->pool, D, paste_task, &pj);
     arena_release(s, mk);
     return CX_OK;

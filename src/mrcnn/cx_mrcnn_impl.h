@@ -40,6 +40,7 @@ struct cx_model {
     int n_mask_layers;
     cx_conv mask_conv[MR_MAX_MASK_LAYERS];
     int mask_dim;
+    int mask_pool;                       /* arch.mask_pool: RoIAlign size P, masks 2P x 2P (14: 28) */
     const float *deconv_w, *deconv_b;
     cx_conv mask_logits;
     int K;                               /* foreground classes */

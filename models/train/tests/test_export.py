@@ -69,7 +69,7 @@ class TestDecisionMeta(unittest.TestCase):
 
 class TestScoreOverrides(unittest.TestCase):
     def test_overrides(self):
-        thr = export.apply_score_overrides({"score": 0.5, "mask": 0.4, "right_lung": {"score": 0.6, "mask": 0.3}},
+        thr = export.apply_overrides({"score": 0.5, "mask": 0.4, "right_lung": {"score": 0.6, "mask": 0.3}},
                                            ["0.45", "opacity=0.3", "right_lung=0.7"], CLASSES)
         m = meta_of(thresholds=thr)
         self.assertAlmostEqual(m["thresholds.score"], 0.45)
@@ -78,10 +78,23 @@ class TestScoreOverrides(unittest.TestCase):
         self.assertAlmostEqual(m["class.2.mask_thresh"], 0.3)  # the class's own mask threshold stays
         self.assertAlmostEqual(m["class.3.score_thresh"], 0.45)
 
+    def test_mask_overrides(self):
+        thr = export.apply_overrides({"score": 0.5, "mask": 0.5, "opacity": 0.3},
+                                     ["opacity=0.4", "left_lung=0.45"], CLASSES, "mask")
+        thr = export.apply_overrides(thr, ["0.6"], CLASSES, "mask")
+        m = meta_of(thresholds=thr)
+        self.assertAlmostEqual(m["class.1.score_thresh"], 0.3)  # the bare number stays its score
+        self.assertAlmostEqual(m["class.1.mask_thresh"], 0.4)
+        self.assertAlmostEqual(m["class.3.mask_thresh"], 0.45)
+        self.assertAlmostEqual(m["class.3.score_thresh"], 0.5)
+        self.assertAlmostEqual(m["class.2.mask_thresh"], 0.6)   # the new default
+        with self.assertRaisesRegex(ValueError, "--mask-thresh 'x=0.3'"):
+            export.apply_overrides({}, ["x=0.3"], CLASSES, "mask")
+
     def test_override_errors(self):
         for bad, msg in (("ggo=0.3", "not one of"), ("opacity=2", "outside 0..1"), ("=0.3", "expected X")):
             with self.assertRaisesRegex(ValueError, msg):
-                export.apply_score_overrides({}, [bad], CLASSES)
+                export.apply_overrides({}, [bad], CLASSES)
 
 
 class TestExportRoundTrip(unittest.TestCase):
