@@ -313,122 +313,36 @@ static cx_status add_row(const cx_eval_dataset *d, ev_image *im, const char *cls
     return CX_OK;
 }
 
-static cx_status open_structure(const char *dir, cx_eval_dataset **out, cx_error *err)
-{
-    const char *S = "dataset";
-    cx_eval_dataset *d = dataset_new(dir, CX_EVAL_FORM_STRUCTURE, "structure.csv");
-    char *buf = NULL, **f = NULL;
-    int fcap = 0, nf = 0, line = 1;
-    size_t len = 0, pos = 0;
-    cx_status st;
-    if (!d)
-        return cx_error_set(err, CX_ERR_NOMEM, S, "out of memory");
-    if ((st = csv_open(d->csv_path, &buf, &len, &pos, &f, &fcap, &nf, &line, err)) != CX_OK)
-        goto done;
-    int c_cls = -1, c_fn = -1, c_mask = -1, c_top = -1, c_left = -1;
-    for (int i = 0; i < nf; i++) {
-        if (!strcmp(f[i], "Class")) c_cls = i;
-        else if (!strcmp(f[i], "Filename")) c_fn = i;
-        else if (!strcmp(f[i], "Mask")) c_mask = i;
-        else if (!strcmp(f[i], "Top")) c_top = i;
-        else if (!strcmp(f[i], "Left")) c_left = i;
-    }
-    free_fields(f, nf);
-    if (c_cls < 0 || c_fn < 0 || c_mask < 0 || c_top < 0 || c_left < 0) {
-        st = cx_error_set(err, CX_ERR_FORMAT, S,
-                          "%s:1: header lacks one of Class, Filename, Mask, Top, Left", d->csv_path);
-        goto done;
-    }
-    int maxc = c_cls;
-    if (c_fn > maxc) maxc = c_fn;
-    if (c_mask > maxc) maxc = c_mask;
-    if (c_top > maxc) maxc = c_top;
-    if (c_left > maxc) maxc = c_left;
-    for (;;) {
-        int rec_line = line;
-        nf = csv_record(buf, len, &pos, &f, &fcap, &line);
-        if (nf == 0)
-            break;
-        if (nf == -1) {
-            st = cx_error_set(err, CX_ERR_FORMAT, S, "%s:%d: unterminated quoted field", d->csv_path,
-                              rec_line);
-            goto done;
-        }
-        if (nf < 0) {
-            st = cx_error_set(err, CX_ERR_NOMEM, S, "out of memory");
-            goto done;
-        }
-        if (nf == 1 && !f[0][0]) { /* blank line */
-            free_fields(f, nf);
-            continue;
-        }
-        if (nf <= maxc) {
-            st = cx_error_set(err, CX_ERR_FORMAT, S, "%s:%d: %d fields, the header needs %d",
-                              d->csv_path, rec_line, nf, maxc + 1);
-            free_fields(f, nf);
-            goto done;
-        }
-        if (!f[c_fn][0] || strchr(f[c_fn], '/') || strstr(f[c_fn], "..")) {
-            st = cx_error_set(err, CX_ERR_FORMAT, S, "%s:%d: Filename '%s' empty or not a plain name",
-                              d->csv_path, rec_line, f[c_fn]);
-            free_fields(f, nf);
-            goto done;
-        }
-        ev_image *im = find_or_add(d, f[c_fn]);
-        if (!im) {
-            free_fields(f, nf);
-            st = cx_error_set(err, CX_ERR_NOMEM, S, "out of memory");
-            goto done;
-        }
-        if (f[c_mask][0] && (st = add_row(d, im, f[c_cls], f[c_mask], f[c_top], f[c_left], rec_line, err)) != CX_OK) {
-            free_fields(f, nf);
-            goto done;
-        }
-        free_fields(f, nf);
-    }
-    if (d->n == 0)
-        st = cx_error_set(err, CX_ERR_FORMAT, S, "%s: no images listed", d->csv_path);
-done:
-    cx_free(f);
-    cx_free(buf);
-    if (st != CX_OK) {
-        cx_eval_dataset_free(d);
-        return st;
-    }
-    *out = d;
-    return CX_OK;
-}
+/* One CSV table, record by record: the header maps each of cols[0..ncols) to its column (-1 when
+ * absent; the first nreq are required), then row() gets every non-blank record, already checked to
+ * have all the mapped columns, with its line number. Blank lines are skipped. */
+typedef cx_status (*csv_row_fn)(cx_eval_dataset *d, char **f, const int *col, int line, cx_error *err);
 
-/* The mask-folder form's manifest.csv: id (required), category, source_split; other columns are
- * ignored. Ids are plain file names without ".png" and appear once. */
-static cx_status open_maskfolder(const char *dir, cx_eval_dataset **out, cx_error *err)
+enum { CSV_MAX_COLS = 8 };
+
+static cx_status csv_table(cx_eval_dataset *d, const char *const *cols, int ncols, int nreq, int *col,
+                           csv_row_fn row, cx_error *err)
 {
     const char *S = "dataset";
-    cx_eval_dataset *d = dataset_new(dir, CX_EVAL_FORM_MASKFOLDER, "manifest.csv");
     char *buf = NULL, **f = NULL;
-    int fcap = 0, nf = 0, line = 1;
+    int fcap = 0, nf = 0, line = 1, maxc = -1;
     size_t len = 0, pos = 0;
-    cx_status st;
-    if (!d)
-        return cx_error_set(err, CX_ERR_NOMEM, S, "out of memory");
-    if ((st = csv_open(d->csv_path, &buf, &len, &pos, &f, &fcap, &nf, &line, err)) != CX_OK)
+    cx_status st = csv_open(d->csv_path, &buf, &len, &pos, &f, &fcap, &nf, &line, err);
+    if (st != CX_OK)
         goto done;
-    int c_id = -1, c_cat = -1, c_split = -1;
-    for (int i = 0; i < nf; i++) {
-        if (!strcmp(f[i], "id")) c_id = i;
-        else if (!strcmp(f[i], "category")) c_cat = i;
-        else if (!strcmp(f[i], "source_split")) c_split = i;
+    for (int c = 0; c < ncols; c++) {
+        col[c] = -1;
+        for (int i = 0; i < nf && col[c] < 0; i++)
+            if (!strcmp(f[i], cols[c]))
+                col[c] = i;
+        if (col[c] < 0 && c < nreq) {
+            st = cx_error_set(err, CX_ERR_FORMAT, S, "%s:1: header lacks the column %s", d->csv_path, cols[c]);
+            free_fields(f, nf);
+            goto done;
+        }
+        maxc = col[c] > maxc ? col[c] : maxc;
     }
     free_fields(f, nf);
-    if (c_id < 0) {
-        st = cx_error_set(err, CX_ERR_FORMAT, S, "%s:1: header lacks the column id", d->csv_path);
-        goto done;
-    }
-    d->has_category = c_cat >= 0;
-    d->has_source_split = c_split >= 0;
-    int maxc = c_id > c_cat ? c_id : c_cat;
-    if (c_split > maxc)
-        maxc = c_split;
     for (;;) {
         int rec_line = line;
         nf = csv_record(buf, len, &pos, &f, &fcap, &line);
@@ -442,67 +356,111 @@ static cx_status open_maskfolder(const char *dir, cx_eval_dataset **out, cx_erro
             st = cx_error_set(err, CX_ERR_NOMEM, S, "out of memory");
             goto done;
         }
-        if (nf == 1 && !f[0][0]) {
-            free_fields(f, nf);
-            continue;
-        }
-        const char *bad = NULL;
-        if (nf <= maxc)
-            bad = "fields";
-        else if (!f[c_id][0] || strchr(f[c_id], '/') || strstr(f[c_id], ".."))
-            bad = "id";
-        else if (c_cat >= 0 && (!f[c_cat][0] || strlen(f[c_cat]) >= CX_EVAL_CATEGORY_LEN))
-            bad = "category";
-        if (bad) {
-            if (!strcmp(bad, "fields"))
-                st = cx_error_set(err, CX_ERR_FORMAT, S, "%s:%d: %d fields, the header needs %d", d->csv_path,
-                                  rec_line, nf, maxc + 1);
-            else if (!strcmp(bad, "id"))
-                st = cx_error_set(err, CX_ERR_FORMAT, S, "%s:%d: id '%s' empty or not a plain name",
-                                  d->csv_path, rec_line, f[c_id]);
-            else
-                st = cx_error_set(err, CX_ERR_FORMAT, S, "%s:%d: category '%s' empty or longer than %d",
-                                  d->csv_path, rec_line, f[c_cat], CX_EVAL_CATEGORY_LEN - 1);
-            free_fields(f, nf);
-            goto done;
-        }
-        for (int i = 0; i < d->n; i++)
-            if (!strcmp(d->img[i].name, f[c_id])) {
-                st = cx_error_set(err, CX_ERR_FORMAT, S, "%s:%d: id '%s' repeated (first on line %d)",
-                                  d->csv_path, rec_line, f[c_id], d->img[i].line);
-                free_fields(f, nf);
-                goto done;
-            }
-        ev_image *im = find_or_add(d, f[c_id]);
-        if (im) {
-            size_t fl = strlen(f[c_id]) + 16;
-            cx_free(im->file);
-            im->line = rec_line;
-            im->file = cx_malloc(fl);
-            if (im->file)
-                snprintf(im->file, fl, "images/%s.png", f[c_id]);
-            if (c_cat >= 0)
-                im->category = cx_strdup(f[c_cat]);
-            if (c_split >= 0)
-                im->source_split = cx_strdup(f[c_split]);
-        }
+        if (nf == 1 && !f[0][0]) /* blank line */
+            st = CX_OK;
+        else if (nf <= maxc)
+            st = cx_error_set(err, CX_ERR_FORMAT, S, "%s:%d: %d fields, the header needs %d", d->csv_path,
+                              rec_line, nf, maxc + 1);
+        else
+            st = row(d, f, col, rec_line, err);
         free_fields(f, nf);
-        if (!im || !im->file || (c_cat >= 0 && !im->category) || (c_split >= 0 && !im->source_split)) {
-            st = cx_error_set(err, CX_ERR_NOMEM, S, "out of memory");
+        if (st != CX_OK)
             goto done;
-        }
     }
     if (d->n == 0)
         st = cx_error_set(err, CX_ERR_FORMAT, S, "%s: no images listed", d->csv_path);
 done:
     cx_free(f);
     cx_free(buf);
+    return st;
+}
+
+/* A dataset of one form read through csv_table, or freed with the error. */
+static cx_status open_table(cx_eval_dataset *d, const char *const *cols, int ncols, int nreq, csv_row_fn row,
+                            cx_eval_dataset **out, cx_error *err)
+{
+    int col[CSV_MAX_COLS];
+    if (!d)
+        return cx_error_set(err, CX_ERR_NOMEM, "dataset", "out of memory");
+    cx_status st = csv_table(d, cols, ncols, nreq, col, row, err);
     if (st != CX_OK) {
         cx_eval_dataset_free(d);
         return st;
     }
     *out = d;
     return CX_OK;
+}
+
+/* structure.csv: Class, Filename, Mask, Top, Left; one row per mask, an image on as many rows as it
+ * has masks (an empty Mask lists an image without any). */
+enum { SC_CLASS, SC_FILE, SC_MASK, SC_TOP, SC_LEFT };
+
+static cx_status structure_row(cx_eval_dataset *d, char **f, const int *col, int line, cx_error *err)
+{
+    const char *fn = f[col[SC_FILE]];
+    if (!fn[0] || strchr(fn, '/') || strstr(fn, ".."))
+        return cx_error_set(err, CX_ERR_FORMAT, "dataset", "%s:%d: Filename '%s' empty or not a plain name",
+                            d->csv_path, line, fn);
+    ev_image *im = find_or_add(d, fn);
+    if (!im)
+        return cx_error_set(err, CX_ERR_NOMEM, "dataset", "out of memory");
+    if (!f[col[SC_MASK]][0])
+        return CX_OK;
+    return add_row(d, im, f[col[SC_CLASS]], f[col[SC_MASK]], f[col[SC_TOP]], f[col[SC_LEFT]], line, err);
+}
+
+static cx_status open_structure(const char *dir, cx_eval_dataset **out, cx_error *err)
+{
+    static const char *const cols[] = {"Class", "Filename", "Mask", "Top", "Left"};
+    return open_table(dataset_new(dir, CX_EVAL_FORM_STRUCTURE, "structure.csv"), cols, 5, 5, structure_row, out,
+                      err);
+}
+
+/* The mask-folder form's manifest.csv: id (required), category, source_split; other columns are
+ * ignored. Ids are plain file names without ".png" and appear once. */
+enum { MF_ID, MF_CATEGORY, MF_SPLIT };
+
+static cx_status manifest_row(cx_eval_dataset *d, char **f, const int *col, int line, cx_error *err)
+{
+    const char *S = "dataset", *id = f[col[MF_ID]];
+    const char *cat = col[MF_CATEGORY] >= 0 ? f[col[MF_CATEGORY]] : NULL;
+    const char *split = col[MF_SPLIT] >= 0 ? f[col[MF_SPLIT]] : NULL;
+    if (!id[0] || strchr(id, '/') || strstr(id, ".."))
+        return cx_error_set(err, CX_ERR_FORMAT, S, "%s:%d: id '%s' empty or not a plain name", d->csv_path, line,
+                            id);
+    if (cat && (!cat[0] || strlen(cat) >= CX_EVAL_CATEGORY_LEN))
+        return cx_error_set(err, CX_ERR_FORMAT, S, "%s:%d: category '%s' empty or longer than %d", d->csv_path,
+                            line, cat, CX_EVAL_CATEGORY_LEN - 1);
+    for (int i = 0; i < d->n; i++)
+        if (!strcmp(d->img[i].name, id))
+            return cx_error_set(err, CX_ERR_FORMAT, S, "%s:%d: id '%s' repeated (first on line %d)", d->csv_path,
+                                line, id, d->img[i].line);
+    ev_image *im = find_or_add(d, id);
+    if (im) {
+        size_t fl = strlen(id) + 16;
+        im->line = line;
+        cx_free(im->file); /* find_or_add's images/<id>: this form's files are images/<id>.png */
+        im->file = cx_malloc(fl);
+        if (im->file)
+            snprintf(im->file, fl, "images/%s.png", id);
+        im->category = cat ? cx_strdup(cat) : NULL;
+        im->source_split = split ? cx_strdup(split) : NULL;
+    }
+    if (!im || !im->file || (cat && !im->category) || (split && !im->source_split))
+        return cx_error_set(err, CX_ERR_NOMEM, S, "out of memory");
+    return CX_OK;
+}
+
+static cx_status open_maskfolder(const char *dir, cx_eval_dataset **out, cx_error *err)
+{
+    static const char *const cols[] = {"id", "category", "source_split"};
+    cx_status st = open_table(dataset_new(dir, CX_EVAL_FORM_MASKFOLDER, "manifest.csv"), cols, 3, 1, manifest_row,
+                              out, err);
+    if (st == CX_OK) { /* a column is on every row or on none (csv_table has at least one row) */
+        (*out)->has_category = (*out)->img[0].category != NULL;
+        (*out)->has_source_split = (*out)->img[0].source_split != NULL;
+    }
+    return st;
 }
 
 /* 1 when dir/name is a file (a folder if want_dir), 0 when not, -1 out of memory. */
