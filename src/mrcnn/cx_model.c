@@ -174,7 +174,8 @@ fail:
     return st;
 }
 
-static cx_status load_weights(ld *L)
+/* The ResNet body (BasicBlock or Bottleneck stages) and the FPN's lateral and output convs. */
+static cx_status load_backbone(ld *L)
 {
     cx_model *m = L->m;
     cx_status st;
@@ -218,6 +219,17 @@ static cx_status load_weights(ld *L)
         snprintf(p, sizeof p, "backbone.fpn.layer_blocks.%d.0", l);
         TRY(get_conv(L, p, C, C, 3, 1, 1, &m->fpn_layer[l]));
     }
+    return CX_OK;
+fail:
+    return st;
+}
+
+/* The RPN head; its objectness and box-delta 1x1 convs fused into one (A + 4A outputs). */
+static cx_status load_rpn(ld *L)
+{
+    cx_model *m = L->m;
+    cx_status st;
+    int C = m->arch.fpn_channels;
     TRY(get_conv(L, "rpn.head.conv.0.0", C, C, 3, 1, 1, &m->rpn_conv));
     cx_conv cls, box;
     TRY(get_conv(L, "rpn.head.cls_logits", C, m->A, 1, 1, 0, &cls));
@@ -232,8 +244,17 @@ static cx_status load_weights(ld *L)
     memcpy(m->rpn_head_b + m->A, box.b, (size_t)4 * m->A * sizeof(float));
     m->rpn_head = (cx_conv){.cin = C, .cout = 5 * m->A, .kh = 1, .kw = 1, .stride = 1, .dil = 1, .w = m->rpn_head_w,
                             .b = m->rpn_head_b};
+    return CX_OK;
+fail:
+    return st;
+}
 
-    int K1 = m->arch.num_classes, R = m->rep;
+/* The box head's two FC layers and the predictor, class scores and box deltas fused (K1 + 4 K1). */
+static cx_status load_box_head(ld *L)
+{
+    cx_model *m = L->m;
+    cx_status st;
+    int K1 = m->arch.num_classes, R = m->rep, C = m->arch.fpn_channels;
     TRY(get_mat(L, "roi_heads.box_head.fc6.weight", R, C * 49, &m->fc6_w));
     TRY(get_mat(L, "roi_heads.box_head.fc6.bias", R, 0, &m->fc6_b));
     TRY(get_mat(L, "roi_heads.box_head.fc7.weight", R, R, &m->fc7_w));
@@ -251,9 +272,19 @@ static cx_status load_weights(ld *L)
     memcpy(m->pred_w + (size_t)K1 * R, bw, (size_t)4 * K1 * R * sizeof(float));
     memcpy(m->pred_b, cb, (size_t)K1 * sizeof(float));
     memcpy(m->pred_b + K1, bb, (size_t)4 * K1 * sizeof(float));
+    return CX_OK;
+fail:
+    return st;
+}
 
+/* The mask head's conv stack, its deconvolution and logits, and the image-level head. */
+static cx_status load_mask_and_image_heads(ld *L)
+{
+    cx_model *m = L->m;
+    cx_status st;
+    char p[256];
     const cx_meta *ml = cx_mfile_meta(m->mf, "arch.mask_layers");
-    int cin = C;
+    int cin = m->arch.fpn_channels, K1 = m->arch.num_classes;
     for (int i = 0; i < m->n_mask_layers; i++) {
         int64_t cout = ml->i[i];
         if (cout < 1 || cout > 4096)
@@ -263,23 +294,33 @@ static cx_status load_weights(ld *L)
         TRY(get_conv(L, p, cin, (int)cout, 3, 1, 1, &m->mask_conv[i]));
         cin = (int)cout;
     }
-    {
-        int64_t d[4] = {cin, m->mask_dim, 2, 2}, bd[1] = {m->mask_dim};
-        const void *q;
-        TRY(cx_mfile_get_tensor(m->mf, "roi_heads.mask_predictor.conv5_mask.weight", CX_DT_F32, 4, d, &q, L->err));
-        m->deconv_w = q;
-        TRY(cx_mfile_get_tensor(m->mf, "roi_heads.mask_predictor.conv5_mask.bias", CX_DT_F32, 1, bd, &q, L->err));
-        m->deconv_b = q;
-    }
+    int64_t d[4] = {cin, m->mask_dim, 2, 2}, bd[1] = {m->mask_dim};
+    const void *q;
+    TRY(cx_mfile_get_tensor(m->mf, "roi_heads.mask_predictor.conv5_mask.weight", CX_DT_F32, 4, d, &q, L->err));
+    m->deconv_w = q;
+    TRY(cx_mfile_get_tensor(m->mf, "roi_heads.mask_predictor.conv5_mask.bias", CX_DT_F32, 1, bd, &q, L->err));
+    m->deconv_b = q;
     TRY(get_conv(L, "roi_heads.mask_predictor.mask_fcn_logits", m->mask_dim, K1, 1, 1, 0, &m->mask_logits));
     if (m->image_head) {
-        int64_t dw[2] = {1, (int64_t)(w << 3) * e}, db[1] = {1};
-        const void *q;
+        int64_t dw[2] = {1, (int64_t)(m->width << 3) * (m->bottleneck ? 4 : 1)}, db[1] = {1};
         TRY(cx_mfile_get_tensor(m->mf, "image_head.weight", CX_DT_F32, 2, dw, &q, L->err));
         m->image_w = q;
         TRY(cx_mfile_get_tensor(m->mf, "image_head.bias", CX_DT_F32, 1, db, &q, L->err));
         m->image_b = q;
     }
+    return CX_OK;
+fail:
+    return st;
+}
+
+static cx_status load_weights(ld *L)
+{
+    cx_model *m = L->m;
+    cx_status st;
+    TRY(load_backbone(L));
+    TRY(load_rpn(L));
+    TRY(load_box_head(L));
+    TRY(load_mask_and_image_heads(L));
     for (int i = 0; i < cx_mfile_tensor_count(m->mf); i++) {
         cx_tensor_ref *t = cx_mfile_tensor_at(m->mf, i);
         if (!t->used)
