@@ -218,6 +218,29 @@ def apply_overrides(thresholds, overrides, classes, key="score"):
     return thr
 
 
+def rethreshold(in_path, out_path, score_overrides, mask_overrides):
+    """A released model file with other reporting thresholds: the class.<i>.score_thresh /
+    mask_thresh entries rewritten by the "[CLASS=]X" overrides (as --score-thresh / --mask-thresh),
+    every tensor and every other entry as it was; provenance.rethresholded_from names the input."""
+    import hashlib
+    meta, tensors = cxm.read(in_path)
+    k = int(meta["classes.count"])
+    names = [str(meta[f"class.{i}.name"]) for i in range(1, k + 1)]
+    classes = [{"name": n} for n in names]
+    per = {n: {"score": float(meta[f"class.{i}.score_thresh"]), "mask": float(meta[f"class.{i}.mask_thresh"])}
+           for i, n in enumerate(names, 1)}
+    thr = {"score": float(meta["thresholds.score"]), "mask": float(meta["thresholds.mask"]), **per}
+    thr = apply_overrides(thr, score_overrides, classes, "score")
+    thr = apply_overrides(thr, mask_overrides, classes, "mask")
+    for i, n in enumerate(names, 1):
+        own = thr[n] if isinstance(thr[n], dict) else {"score": thr[n]}
+        meta[f"class.{i}.score_thresh"] = float(own.get("score", thr["score"]))
+        meta[f"class.{i}.mask_thresh"] = float(own.get("mask", thr["mask"]))
+    with open(in_path, "rb") as f:
+        meta["provenance.rethresholded_from"] = hashlib.sha256(f.read()).hexdigest()
+    cxm.write(out_path, list(meta.items()), list(tensors.items()))
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("checkpoint")
@@ -241,6 +264,16 @@ def main(argv=None):
                     help="CLASS is one structure per image (a lung): the product reports its best-scoring "
                          "detection whatever its score, and no other (repeatable)")
     a = ap.parse_args(argv)
+    if a.checkpoint.endswith(".cxm"):  # a released file: only its reporting thresholds change
+        if a.arch or a.classes or a.single or a.decision_class or a.decision_score is not None \
+                or a.decision_min_area is not None:
+            raise SystemExit("export: a .cxm input takes only --score-thresh and --mask-thresh")
+        try:
+            rethreshold(a.checkpoint, a.output, a.score_thresh, a.mask_thresh)
+        except ValueError as e:
+            raise SystemExit(f"export: {e}")
+        print(f"wrote {a.output} ({os.path.getsize(a.output)} bytes)")
+        return
     ck = torch.load(a.checkpoint, map_location="cpu")
     decision = None
     if isinstance(ck, dict) and "model" in ck and isinstance(ck["model"], dict):

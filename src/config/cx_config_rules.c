@@ -291,15 +291,9 @@ static void check_destinations(ld *l)
                r->max_delay_s, r->initial_delay_s);
 }
 
-void cfg_check_rules(ld *l)
+static void check_spool_workers(ld *l)
 {
     cx_config *cfg = l->cfg;
-    char why[200];
-
-    check_hosts(l);
-    check_tls(l, &cfg->listener.tls, "listener", 1);
-    check_destinations(l);
-
     if (cfg->spool.directory && cfg->spool.directory[0] != '/')
         ld_err(l, cfg_line_at(l, "spool/directory"),
                "spool/directory: '%s' is not an absolute path (it must start with /)", cfg->spool.directory);
@@ -315,7 +309,13 @@ void cfg_check_rules(ld *l)
         ld_err(l, cfg_line_at(l, "workers/threads-per-worker"),
                "workers: count %d x threads-per-worker %d = %ld threads, at most 64", cfg->workers.count,
                cfg->workers.threads_per_worker, threads);
+}
 
+/* The UID root, series numbers unique among the enabled result objects, at least one enabled. */
+static void check_outputs(ld *l)
+{
+    cx_config *cfg = l->cfg;
+    char why[200];
     if (cfg->outputs.uid_root && check_uid_root(cfg->outputs.uid_root, why, sizeof why) != 0)
         ld_err(l, cfg_line_at(l, "outputs/uid-root"), "outputs/uid-root: '%s' is not a valid UID root: %s",
                cfg->outputs.uid_root, why);
@@ -337,35 +337,36 @@ void cfg_check_rules(ld *l)
     }
     if (!any)
         ld_err(l, cfg_line_at(l, "outputs"), "outputs: every result object is switched off, nothing would be made");
+}
 
+static void check_logging_http(ld *l)
+{
+    cx_config *cfg = l->cfg;
     if (cfg->logging.target == CX_LOG_TO_FILE && cfg->logging.file[0] != '/')
         ld_err(l, cfg_line_at(l, "logging/write-to"),
                "logging/write-to: '%s' is not stderr, syslog or an absolute file path", cfg->logging.file);
     if (cfg->logging.audit_target == CX_AUDIT_TO_FILE && cfg->logging.audit_file[0] != '/')
         ld_err(l, cfg_line_at(l, "logging/audit-to"),
                "logging/audit-to: '%s' is not none, syslog or an absolute file path", cfg->logging.audit_file);
+    if (!cfg->http.enabled)
+        return;
+    struct in_addr a4;
+    if (inet_pton(AF_INET, cfg->http.bind_address, &a4) != 1)
+        ld_err(l, cfg_line_at(l, "http/bind-address"), "http/bind-address: '%s' is not an IPv4 address",
+               cfg->http.bind_address);
+    else if (!is_local_host(cfg->http.bind_address))
+        ld_warn(l, cfg_line_at(l, "http/bind-address"),
+                "http: /metrics and /healthz on %s are readable by any machine that reaches port %d (no "
+                "authentication; they name destinations and the model, never patients)",
+                cfg->http.bind_address, cfg->http.port);
+    if (cfg->http.port == cfg->listener.port)
+        ld_err(l, cfg_line_at(l, "http/port"), "http/port: %d is the DICOM listener's port", cfg->http.port);
+}
 
-    if (cfg->http.enabled) {
-        struct in_addr a4;
-        if (inet_pton(AF_INET, cfg->http.bind_address, &a4) != 1)
-            ld_err(l, cfg_line_at(l, "http/bind-address"), "http/bind-address: '%s' is not an IPv4 address",
-                   cfg->http.bind_address);
-        else if (!is_local_host(cfg->http.bind_address))
-            ld_warn(l, cfg_line_at(l, "http/bind-address"),
-                    "http: /metrics and /healthz on %s are readable by any machine that reaches port %d (no "
-                    "authentication; they name destinations and the model, never patients)",
-                    cfg->http.bind_address, cfg->http.port);
-        if (cfg->http.port == cfg->listener.port)
-            ld_err(l, cfg_line_at(l, "http/port"), "http/port: %d is the DICOM listener's port", cfg->http.port);
-    }
-
-    for (size_t i = 0; i < cfg->model.threshold_count; i++)
-        for (size_t j = 0; j < i; j++)
-            if (strcmp(cfg->model.thresholds[i].class_name, cfg->model.thresholds[j].class_name) == 0)
-                ld_err(l, cfg_line_at(l, "model"), "model/score-threshold: class '%s' is given twice",
-                       cfg->model.thresholds[i].class_name);
-
-    /* Valid, but worth a second look. */
+/* Valid, but worth a second look: an open listener, results that go nowhere. */
+static void warn_open_or_idle(ld *l)
+{
+    cx_config *cfg = l->cfg;
     const cx_config_listener *li = &cfg->listener;
     if (li->bind_address && !is_local_host(li->bind_address) && li->allowed_calling_ae_titles.count == 0 &&
         li->allowed_hosts.count == 0)
@@ -383,28 +384,51 @@ void cfg_check_rules(ld *l)
         if (!any)
             ld_warn(l, cfg_line_at(l, "destinations"), "destinations: no destination receives any result");
     }
+}
 
+/* Each class's threshold given once; the model file (the default when none is given) a readable
+ * regular file, kept as its real path. */
+static void check_model(ld *l)
+{
+    cx_config *cfg = l->cfg;
+    for (size_t i = 0; i < cfg->model.threshold_count; i++)
+        for (size_t j = 0; j < i; j++)
+            if (strcmp(cfg->model.thresholds[i].class_name, cfg->model.thresholds[j].class_name) == 0)
+                ld_err(l, cfg_line_at(l, "model"), "model/score-threshold: class '%s' is given twice",
+                       cfg->model.thresholds[i].class_name);
     cfg_default_model(l);
-    if (cfg->model.file) {
-        struct stat st;
-        int line = cfg_line_at(l, "model/file");
-        if (stat(cfg->model.file, &st) != 0)
-            ld_err(l, line, "model/file: %s: %s", cfg->model.file, strerror(errno));
-        else if (!S_ISREG(st.st_mode))
-            ld_err(l, line, "model/file: %s is not a regular file", cfg->model.file);
-        else if (access(cfg->model.file, R_OK) != 0)
-            ld_err(l, line, "model/file: %s is not readable: %s", cfg->model.file, strerror(errno));
-        else {
-            /* Logs and the SEG/SR provenance read better without "conf/../models". */
-            char *real = realpath(cfg->model.file, NULL);
-            char *copy = real ? ld_strdup(l, real) : NULL;
-            free(real); /* realpath allocates with libc malloc */
-            if (copy) {
-                cx_free(cfg->model.file);
-                cfg->model.file = copy;
-            }
+    if (!cfg->model.file)
+        return;
+    struct stat st;
+    int line = cfg_line_at(l, "model/file");
+    if (stat(cfg->model.file, &st) != 0)
+        ld_err(l, line, "model/file: %s: %s", cfg->model.file, strerror(errno));
+    else if (!S_ISREG(st.st_mode))
+        ld_err(l, line, "model/file: %s is not a regular file", cfg->model.file);
+    else if (access(cfg->model.file, R_OK) != 0)
+        ld_err(l, line, "model/file: %s is not readable: %s", cfg->model.file, strerror(errno));
+    else {
+        /* Logs and the SEG/SR provenance read better without "conf/../models". */
+        char *real = realpath(cfg->model.file, NULL);
+        char *copy = real ? ld_strdup(l, real) : NULL;
+        free(real); /* realpath allocates with libc malloc */
+        if (copy) {
+            cx_free(cfg->model.file);
+            cfg->model.file = copy;
         }
     }
+}
+
+void cfg_check_rules(ld *l)
+{
+    check_hosts(l);
+    check_tls(l, &l->cfg->listener.tls, "listener", 1);
+    check_destinations(l);
+    check_spool_workers(l);
+    check_outputs(l);
+    check_logging_http(l);
+    warn_open_or_idle(l);
+    check_model(l);
 }
 
 /* ------------------------------------------------------------------------------------------ */
