@@ -220,6 +220,88 @@ extern "C" void cxd_contours_clear(cxd_contours *c)
     memset(c, 0, sizeof *c);
 }
 
+namespace {
+
+// 8-connected regions of a w x h mask, labelled 1..n in raster order (lab: 0 = background), with
+// each region's area and raster-first pixel.
+int label_components(const uint8_t *mask, int w, int h, std::vector<int> &lab, std::vector<size_t> &areas,
+                     std::vector<std::pair<int, int>> &firsts)
+{
+    std::vector<size_t> stack;
+    int ncomp = 0;
+    for (int y = 0; y < h; y++)
+        for (int x = 0; x < w; x++) {
+            size_t i = (size_t)y * w + x;
+            if (!mask[i] || lab[i])
+                continue;
+            ++ncomp;
+            size_t area = 0;
+            lab[i] = ncomp;
+            stack.push_back(i);
+            while (!stack.empty()) {
+                size_t j = stack.back();
+                stack.pop_back();
+                area++;
+                int jx = (int)(j % w), jy = (int)(j / w);
+                for (int k = 0; k < 8; k++) {
+                    int qx = jx + DX[k], qy = jy + DY[k];
+                    if (qx < 0 || qy < 0 || qx >= w || qy >= h)
+                        continue;
+                    size_t q = (size_t)qy * w + qx;
+                    if (mask[q] && !lab[q]) {
+                        lab[q] = ncomp;
+                        stack.push_back(q);
+                    }
+                }
+            }
+            areas.push_back(area);
+            firsts.push_back({x, y});
+        }
+    return ncomp;
+}
+
+// The outer boundary of region t.id from its raster-first pixel (x0, y0), appended to pts through
+// push: pixel centres; a single pixel or a line of pixels (no interior) as its pixel-corner box.
+template <typename Push> void trace_region(const Tracer &t, int x0, int y0, size_t area, Push push)
+{
+    int x1, y1, d1;
+    if (!t.next(x0, y0, 7, x1, y1, d1)) {
+        // A single pixel: its square, so that the polyline encloses an area.
+        push(x0, y0); push(x0 + 1, y0); push(x0 + 1, y0 + 1); push(x0, y0 + 1);
+        return;
+    }
+    std::vector<std::pair<int, int>> ring;
+    ring.push_back({x0, y0});
+    int x = x1, y = y1, d = d1;
+    size_t guard = 4 * area + 16;
+    while (guard--) {
+        int nx = x, ny = y, nd = d;
+        t.next(x, y, d, nx, ny, nd); // cannot fail: the region has >= 2 pixels
+        if (x == x0 && y == y0 && nx == x1 && ny == y1)
+            break; // Jacob's criterion: back at the start about to repeat the first step
+        ring.push_back({x, y});
+        x = nx; y = ny; d = nd;
+    }
+    bool thin = true; // a line of pixels has no interior: use its pixel-corner box
+    for (size_t i = 2; i < ring.size() && thin; i++)
+        if ((ring[i].first - ring[0].first) * (ring[1].second - ring[0].second) !=
+            (ring[i].second - ring[0].second) * (ring[1].first - ring[0].first))
+            thin = false;
+    if (thin) {
+        int mnx = x0, mxx = x0, mny = y0, mxy = y0;
+        for (auto &p : ring) {
+            mnx = std::min(mnx, p.first); mxx = std::max(mxx, p.first);
+            mny = std::min(mny, p.second); mxy = std::max(mxy, p.second);
+        }
+        push(mnx, mny); push(mxx + 1, mny); push(mxx + 1, mxy + 1); push(mnx, mxy + 1);
+        return;
+    }
+    for (auto &p : ring)
+        push(p.first + 0.5, p.second + 0.5);
+}
+
+} // namespace
+
 extern "C" cxd_status cxd_mask_contours(const cxd_finding *f, cxd_contours *out, cxd_error *err)
 {
     if (!f || !out || !f->mask || f->w <= 0 || f->h <= 0) {
@@ -231,80 +313,16 @@ extern "C" cxd_status cxd_mask_contours(const cxd_finding *f, cxd_contours *out,
         std::vector<int> lab((size_t)w * h, 0);
         std::vector<size_t> areas;
         std::vector<std::pair<int, int>> firsts; // raster-first pixel of each region
-        std::vector<size_t> stack;
-        int ncomp = 0;
-        for (int y = 0; y < h; y++)
-            for (int x = 0; x < w; x++) {
-                size_t i = (size_t)y * w + x;
-                if (!f->mask[i] || lab[i])
-                    continue;
-                ++ncomp;
-                size_t area = 0;
-                lab[i] = ncomp;
-                stack.push_back(i);
-                while (!stack.empty()) {
-                    size_t j = stack.back();
-                    stack.pop_back();
-                    area++;
-                    int jx = (int)(j % w), jy = (int)(j / w);
-                    for (int k = 0; k < 8; k++) {
-                        int qx = jx + DX[k], qy = jy + DY[k];
-                        if (qx < 0 || qy < 0 || qx >= w || qy >= h)
-                            continue;
-                        size_t q = (size_t)qy * w + qx;
-                        if (f->mask[q] && !lab[q]) {
-                            lab[q] = ncomp;
-                            stack.push_back(q);
-                        }
-                    }
-                }
-                areas.push_back(area);
-                firsts.push_back({x, y});
-            }
+        int ncomp = label_components(f->mask, w, h, lab, areas, firsts);
         std::vector<size_t> starts;
         std::vector<float> pts;
+        auto push = [&](double x, double y) {
+            pts.push_back((float)(x + f->x0));
+            pts.push_back((float)(y + f->y0));
+        };
         for (int c = 0; c < ncomp; c++) {
-            Tracer t{w, h, lab, c + 1};
-            int x0 = firsts[c].first, y0 = firsts[c].second;
             starts.push_back(pts.size() / 2);
-            auto push = [&](double x, double y) {
-                pts.push_back((float)(x + f->x0));
-                pts.push_back((float)(y + f->y0));
-            };
-            int x1, y1, d1;
-            if (!t.next(x0, y0, 7, x1, y1, d1)) {
-                // A single pixel: its square, so that the polyline encloses an area.
-                push(x0, y0); push(x0 + 1, y0); push(x0 + 1, y0 + 1); push(x0, y0 + 1);
-                continue;
-            }
-            std::vector<std::pair<int, int>> ring;
-            ring.push_back({x0, y0});
-            int x = x1, y = y1, d = d1;
-            size_t guard = 4 * areas[c] + 16;
-            while (guard--) {
-                int nx = x, ny = y, nd = d;
-                t.next(x, y, d, nx, ny, nd); // cannot fail: the region has >= 2 pixels
-                if (x == x0 && y == y0 && nx == x1 && ny == y1)
-                    break; // Jacob's criterion: back at the start about to repeat the first step
-                ring.push_back({x, y});
-                x = nx; y = ny; d = nd;
-            }
-            bool thin = true; // a line of pixels has no interior: use its pixel-corner box
-            for (size_t i = 2; i < ring.size() && thin; i++)
-                if ((ring[i].first - ring[0].first) * (ring[1].second - ring[0].second) !=
-                    (ring[i].second - ring[0].second) * (ring[1].first - ring[0].first))
-                    thin = false;
-            if (thin) {
-                int mnx = x0, mxx = x0, mny = y0, mxy = y0;
-                for (auto &p : ring) {
-                    mnx = std::min(mnx, p.first); mxx = std::max(mxx, p.first);
-                    mny = std::min(mny, p.second); mxy = std::max(mxy, p.second);
-                }
-                push(mnx, mny); push(mxx + 1, mny); push(mxx + 1, mxy + 1); push(mnx, mxy + 1);
-                continue;
-            }
-            for (auto &p : ring)
-                push(p.first + 0.5, p.second + 0.5);
+            trace_region(Tracer{w, h, lab, c + 1}, firsts[c].first, firsts[c].second, areas[c], push);
         }
         size_t np = pts.size() / 2;
         cxd_contours r{};
