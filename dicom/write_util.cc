@@ -606,113 +606,126 @@ void save_atomic(DcmFileFormat &ff, const std::string &path, E_TransferSyntax xf
     }
 }
 
+namespace {
+
+// The caller's algorithm and options checked, the defaults of what was left empty filled in.
+void setup_context(Context &ctx, const cxd_algorithm *alg, const cxd_write_options *opt, const char *out_dir)
+{
+    if (!alg || !opt || !out_dir || !*out_dir)
+        fail(CXD_ERR_INVALID, "write", "algorithm, options and output directory are required");
+    if (strlen(alg->model_sha256) != 64)
+        fail(CXD_ERR_INVALID, "write", "model hash must be 64 hex digits (got %zu characters)",
+             strlen(alg->model_sha256));
+    if (!alg->name[0] || !alg->version[0])
+        fail(CXD_ERR_INVALID, "write", "algorithm name and version are required");
+    ctx.alg = alg;
+    ctx.opt = *opt;
+    ctx.uid_root = opt->uid_root[0] ? opt->uid_root : "2.25";
+    if (!ctx.opt.series_number)
+        ctx.opt.series_number = 900;
+    if (!ctx.opt.series_description[0])
+        snprintf(ctx.opt.series_description, sizeof ctx.opt.series_description, "cxrseg");
+    if (!ctx.opt.manufacturer[0])
+        snprintf(ctx.opt.manufacturer, sizeof ctx.opt.manufacturer, "cxrseg project");
+    if (!ctx.opt.software_version[0])
+        snprintf(ctx.opt.software_version, sizeof ctx.opt.software_version, "unknown");
+    if (!code_set(ctx.opt.qualitative))
+        ctx.opt.qualitative = cxd_code{"112120", "DCM", "Ground glass opacity"};
+    else if (!ctx.opt.qualitative.scheme[0] || !ctx.opt.qualitative.meaning[0])
+        fail(CXD_ERR_INVALID, "options", "qualitative concept \"%s\" needs a scheme and a meaning",
+             ctx.opt.qualitative.value);
+    if (opt->seg_encoding != CXD_SEG_FRACTIONAL && opt->seg_encoding != CXD_SEG_BINARY)
+        fail(CXD_ERR_INVALID, "options", "SEG encoding %d (0 fractional, 1 binary)", opt->seg_encoding);
+    if (opt->seg_compression != CXD_SEG_UNCOMPRESSED && opt->seg_compression != CXD_SEG_RLE)
+        fail(CXD_ERR_INVALID, "options", "SEG compression %d (0 uncompressed, 1 RLE)", opt->seg_compression);
+    if (opt->presence < CXD_PRESENCE_FROM_FINDINGS || opt->presence > CXD_PRESENCE_PRESENT)
+        fail(CXD_ERR_INVALID, "options", "presence %d (0 from the findings, 1 absent, 2 present)", opt->presence);
+    ctx.opt.presence_basis[sizeof ctx.opt.presence_basis - 1] = 0;
+}
+
+// Each requested output written into dir, its path and SOP Instance UID recorded in r.
+void write_outputs(Context &ctx, const std::string &dir, cxd_write_result &r)
+{
+    const cxd_write_options *opt = &ctx.opt;
+    int want = opt->outputs;
+    bool seg = (want & CXD_OUT_SEG) && !ctx.items.empty() && (ctx.any_finding || opt->seg_without_findings);
+    auto note = [&](int bit, const std::string &p, const std::string &uid, char *path, size_t pc, char *sop,
+                    size_t sc) {
+        r.written |= bit;
+        snprintf(path, pc, "%s", p.c_str());
+        snprintf(sop, sc, "%s", uid.c_str());
+    };
+    std::string uid; // each writer sets it
+    if (seg) {
+        write_seg(ctx, dir + "/seg.dcm", uid, r.n_segments);
+        note(CXD_OUT_SEG, dir + "/seg.dcm", uid, r.seg_path, sizeof r.seg_path, r.seg_sop_uid, sizeof r.seg_sop_uid);
+    }
+    if (want & CXD_OUT_SR) {
+        write_sr(ctx, seg, dir + "/sr.dcm", uid);
+        note(CXD_OUT_SR, dir + "/sr.dcm", uid, r.sr_path, sizeof r.sr_path, r.sr_sop_uid, sizeof r.sr_sop_uid);
+    }
+    if (want & CXD_OUT_GSPS) {
+        write_gsps(ctx, dir + "/gsps.dcm", uid);
+        note(CXD_OUT_GSPS, dir + "/gsps.dcm", uid, r.gsps_path, sizeof r.gsps_path, r.gsps_sop_uid,
+             sizeof r.gsps_sop_uid);
+    }
+    if ((want & CXD_OUT_SC) && opt->display_rgb) {
+        write_sc(ctx, dir + "/sc.dcm", uid);
+        note(CXD_OUT_SC, dir + "/sc.dcm", uid, r.sc_path, sizeof r.sc_path, r.sc_sop_uid, sizeof r.sc_sop_uid);
+    }
+}
+
+// Frees the findings' contours however results_write_dataset leaves.
+struct ContoursGuard {
+    Context &ctx;
+    ~ContoursGuard()
+    {
+        for (auto &p : ctx.items)
+            cxd_contours_clear(&p.contours);
+    }
+};
+
+} // namespace
+
 cxd_status results_write_dataset(DcmItem &srcds, const cxd_finding *findings, size_t n_findings,
                                  const cxd_algorithm *alg, const cxd_write_options *opt, const char *out_dir,
                                  cxd_write_result *out, cxd_error *err)
 {
     Context ctx;
+    ContoursGuard guard{ctx};
     try {
         // Registers codecs and routes DCMTK's logger to the caller's sink (libraries never print).
         cxd_status ist = cxd_init(err);
         if (ist != CXD_OK)
             return ist;
-        if (!alg || !opt || !out_dir || !*out_dir)
-            fail(CXD_ERR_INVALID, "write", "algorithm, options and output directory are required");
-        if (strlen(alg->model_sha256) != 64)
-            fail(CXD_ERR_INVALID, "write", "model hash must be 64 hex digits (got %zu characters)",
-                 strlen(alg->model_sha256));
-        if (!alg->name[0] || !alg->version[0])
-            fail(CXD_ERR_INVALID, "write", "algorithm name and version are required");
-        ctx.alg = alg;
-        ctx.opt = *opt;
-        ctx.uid_root = opt->uid_root[0] ? opt->uid_root : "2.25";
-        if (!ctx.opt.series_number)
-            ctx.opt.series_number = 900;
-        if (!ctx.opt.series_description[0])
-            snprintf(ctx.opt.series_description, sizeof ctx.opt.series_description, "cxrseg");
-        if (!ctx.opt.manufacturer[0])
-            snprintf(ctx.opt.manufacturer, sizeof ctx.opt.manufacturer, "cxrseg project");
-        if (!ctx.opt.software_version[0])
-            snprintf(ctx.opt.software_version, sizeof ctx.opt.software_version, "unknown");
-        if (!code_set(ctx.opt.qualitative))
-            ctx.opt.qualitative = cxd_code{"112120", "DCM", "Ground glass opacity"};
-        else if (!ctx.opt.qualitative.scheme[0] || !ctx.opt.qualitative.meaning[0])
-            fail(CXD_ERR_INVALID, "options", "qualitative concept \"%s\" needs a scheme and a meaning",
-                 ctx.opt.qualitative.value);
-        if (opt->seg_encoding != CXD_SEG_FRACTIONAL && opt->seg_encoding != CXD_SEG_BINARY)
-            fail(CXD_ERR_INVALID, "options", "SEG encoding %d (0 fractional, 1 binary)", opt->seg_encoding);
-        if (opt->seg_compression != CXD_SEG_UNCOMPRESSED && opt->seg_compression != CXD_SEG_RLE)
-            fail(CXD_ERR_INVALID, "options", "SEG compression %d (0 uncompressed, 1 RLE)", opt->seg_compression);
-        if (opt->presence < CXD_PRESENCE_FROM_FINDINGS || opt->presence > CXD_PRESENCE_PRESENT)
-            fail(CXD_ERR_INVALID, "options", "presence %d (0 from the findings, 1 absent, 2 present)", opt->presence);
-        ctx.opt.presence_basis[sizeof ctx.opt.presence_basis - 1] = 0;
+        setup_context(ctx, alg, opt, out_dir);
         read_source(srcds, ctx.src);
         ctx.uid("probe"); // validates the root before anything is written
         prepare_findings(ctx, findings, n_findings);
 
         cxd_write_result r;
         memset(&r, 0, sizeof r);
-        std::string dir = out_dir;
-        int want = opt->outputs;
-        bool seg = (want & CXD_OUT_SEG) && !ctx.items.empty() && (ctx.any_finding || opt->seg_without_findings);
-        if (seg) {
-            std::string p = dir + "/seg.dcm", uid;
-            write_seg(ctx, p, uid, r.n_segments);
-            r.written |= CXD_OUT_SEG;
-            snprintf(r.seg_path, sizeof r.seg_path, "%s", p.c_str());
-            snprintf(r.seg_sop_uid, sizeof r.seg_sop_uid, "%s", uid.c_str());
-        }
-        if (want & CXD_OUT_SR) {
-            std::string p = dir + "/sr.dcm", uid;
-            write_sr(ctx, seg, p, uid);
-            r.written |= CXD_OUT_SR;
-            snprintf(r.sr_path, sizeof r.sr_path, "%s", p.c_str());
-            snprintf(r.sr_sop_uid, sizeof r.sr_sop_uid, "%s", uid.c_str());
-        }
-        if (want & CXD_OUT_GSPS) {
-            std::string p = dir + "/gsps.dcm", uid;
-            write_gsps(ctx, p, uid);
-            r.written |= CXD_OUT_GSPS;
-            snprintf(r.gsps_path, sizeof r.gsps_path, "%s", p.c_str());
-            snprintf(r.gsps_sop_uid, sizeof r.gsps_sop_uid, "%s", uid.c_str());
-        }
-        if ((want & CXD_OUT_SC) && opt->display_rgb) {
-            std::string p = dir + "/sc.dcm", uid;
-            write_sc(ctx, p, uid);
-            r.written |= CXD_OUT_SC;
-            snprintf(r.sc_path, sizeof r.sc_path, "%s", p.c_str());
-            snprintf(r.sc_sop_uid, sizeof r.sc_sop_uid, "%s", uid.c_str());
-        }
+        write_outputs(ctx, out_dir, r);
         for (auto &p : ctx.items)
             r.n_regions += (int)p.contours.n_contours;
         r.finding_present = ctx.present();
         r.spacing_used = ctx.src.spacing_which;
         r.spacing_mm[0] = ctx.src.spacing[0];
         r.spacing_mm[1] = ctx.src.spacing[1];
-        for (auto &p : ctx.items)
-            cxd_contours_clear(&p.contours);
         if (out)
             *out = r;
         return CXD_OK;
     } catch (const Error &e) {
-        for (auto &p : ctx.items)
-            cxd_contours_clear(&p.contours);
         set_err(err, e.code, e.what());
         return e.code;
     } catch (const std::bad_alloc &) {
-        for (auto &p : ctx.items)
-            cxd_contours_clear(&p.contours);
         set_err(err, CXD_ERR_NOMEM, "write: out of memory");
         return CXD_ERR_NOMEM;
     } catch (const std::exception &e) {
-        for (auto &p : ctx.items)
-            cxd_contours_clear(&p.contours);
         std::string m = std::string("write: unexpected exception: ") + e.what();
         set_err(err, CXD_ERR_INTERNAL, m.c_str());
         return CXD_ERR_INTERNAL;
     } catch (...) {
-        for (auto &p : ctx.items)
-            cxd_contours_clear(&p.contours);
         set_err(err, CXD_ERR_INTERNAL, "write: unexpected exception");
         return CXD_ERR_INTERNAL;
     }
