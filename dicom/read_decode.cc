@@ -270,13 +270,10 @@ static cxd_status decode_fragments(DcmPixelData *pd, const cxd_geometry &g, bool
     return st;
 }
 
-static cxd_status decode_locked(cxd_file *f, cxd_pixels *out, cxd_error *err)
+/* Colour and multi-frame first: those are well-formed objects we decline, and saying so is more
+ * useful than a complaint about some other attribute. */
+static cxd_status check_greyscale_single(DcmDataset *ds, cxd_error *err)
 {
-    DcmDataset *ds = f->ff.getDataset();
-    cxd_status st;
-
-    /* Colour and multi-frame first: those are well-formed objects we decline, and saying so is
-     * more useful than a complaint about some other attribute. */
     OFString pi;
     ds->findAndGetOFString(DCM_PhotometricInterpretation, pi);
     Uint16 spp = 1;
@@ -299,15 +296,14 @@ static cxd_status decode_locked(cxd_file *f, cxd_pixels *out, cxd_error *err)
                                  "decode: multi-frame images are not supported (NumberOfFrames %d)", (int)nf);
     }
 
-    const char *ts = f->ts_uid.c_str();
-    DcmXfer xfer(ts);
-    path p;
-    if (!syntax_path(xfer.getXfer(), &p)) {
-        const char *name = xfer.getXfer() == EXS_Unknown ? "unknown to DCMTK" : xfer.getXferName();
-        return cxd_set_error(err, CXD_ERR_UNSUPPORTED, "decode: transfer syntax %s (%s) is not supported",
-                             ts[0] ? ts : "(none)", name);
-    }
+    return CXD_OK;
+}
 
+/* Rows, Columns and the pixel cell (BitsAllocated/Stored, HighBit, PixelRepresentation), present
+ * and consistent. */
+static cxd_status read_geometry(DcmDataset *ds, cxd_geometry *g, cxd_error *err)
+{
+    cxd_status st;
     unsigned rows, cols, ba, bs, hb, pr;
     if ((st = need_us(ds, DCM_Rows, "Rows", &rows, err)) != CXD_OK ||
         (st = need_us(ds, DCM_Columns, "Columns", &cols, err)) != CXD_OK ||
@@ -336,6 +332,28 @@ static cxd_status decode_locked(cxd_file *f, cxd_pixels *out, cxd_error *err)
     if (ba != 8 && ba != 16)
         return cxd_set_error(err, CXD_ERR_UNSUPPORTED, "decode: BitsAllocated %u is not supported (8 or 16)", ba);
 
+    *g = {rows, cols, (int)ba, (int)bs, (int)hb, (int)pr};
+    return CXD_OK;
+}
+
+static cxd_status decode_locked(cxd_file *f, cxd_pixels *out, cxd_error *err)
+{
+    DcmDataset *ds = f->ff.getDataset();
+    cxd_status st;
+    if ((st = check_greyscale_single(ds, err)) != CXD_OK)
+        return st;
+    const char *ts = f->ts_uid.c_str();
+    DcmXfer xfer(ts);
+    path p;
+    if (!syntax_path(xfer.getXfer(), &p)) {
+        const char *name = xfer.getXfer() == EXS_Unknown ? "unknown to DCMTK" : xfer.getXferName();
+        return cxd_set_error(err, CXD_ERR_UNSUPPORTED, "decode: transfer syntax %s (%s) is not supported",
+                             ts[0] ? ts : "(none)", name);
+    }
+
+    cxd_geometry g;
+    if ((st = read_geometry(ds, &g, err)) != CXD_OK)
+        return st;
     DcmElement *e = nullptr;
     if (ds->findAndGetElement(DCM_PixelData, e).bad() || !e)
         return cxd_set_error(err, CXD_ERR_MISSING, "decode: no Pixel Data (7FE0,0010)");
@@ -343,12 +361,11 @@ static cxd_status decode_locked(cxd_file *f, cxd_pixels *out, cxd_error *err)
     if (!pd)
         return cxd_set_error(err, CXD_ERR_MALFORMED, "decode: Pixel Data (7FE0,0010) has an unexpected VR");
 
-    cxd_geometry g = {rows, cols, (int)ba, (int)bs, (int)hb, (int)pr};
-    size_t npix = (size_t)rows * cols;
-    size_t frame_bytes = npix * (ba / 8);
+    size_t npix = (size_t)g.rows * g.cols;
+    size_t frame_bytes = npix * (g.bits_allocated / 8);
     int32_t *data = (int32_t *)cxd_alloc(npix * sizeof(int32_t));
     if (!data)
-        return cxd_set_error(err, CXD_ERR_NOMEM, "decode: out of memory for %ux%u decoded pixels", cols, rows);
+        return cxd_set_error(err, CXD_ERR_NOMEM, "decode: out of memory for %ux%u decoded pixels", g.cols, g.rows);
     try {
         switch (p) {
         case path::native: st = decode_native(pd, g, frame_bytes, data, err); break;
@@ -368,10 +385,10 @@ static cxd_status decode_locked(cxd_file *f, cxd_pixels *out, cxd_error *err)
         cxd_dealloc(data);
         return st;
     }
-    out->rows = (int)rows;
-    out->columns = (int)cols;
-    out->bits_stored = (int)bs;
-    out->is_signed = (int)pr;
+    out->rows = (int)g.rows;
+    out->columns = (int)g.cols;
+    out->bits_stored = g.bits_stored;
+    out->is_signed = g.pixel_representation;
     out->data = data;
     return CXD_OK;
 }
