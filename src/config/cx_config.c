@@ -473,31 +473,21 @@ static int parse_outputs(const char *s, unsigned *out)
     return 0;
 }
 
-/* Sets one option from text (the file's or the default). Returns 0, or -1 after an error. */
-static int set_option(ld *l, const opt *o, void *base, const char *text, int line)
+/* The index of text among names[0..n), or -1. */
+static int keyword_index(const char *text, const char *const *names, int n)
 {
-    char *field = (char *)base + o->offset;
+    for (int i = 0; i < n; i++)
+        if (strcmp(text, names[i]) == 0)
+            return i;
+    return -1;
+}
+
+/* OT_INT, OT_LLONG and OT_DOUBLE: the whole text a number within the option's range. */
+static int set_number(ld *l, const opt *o, char *field, const char *text, int line)
+{
     char *end = NULL;
     errno = 0;
-    switch (o->type) {
-    case OT_INT:
-    case OT_LLONG: {
-        long long v = strtoll(text, &end, 10);
-        if (!*text || *end || errno) {
-            ld_err(l, line, "%s/%s: '%s' is not a whole number", o->section, o->name, text);
-            return -1;
-        }
-        if ((double)v < o->min || (double)v > o->max) {
-            ld_err(l, line, "%s/%s: %lld is out of range %.0f..%.0f", o->section, o->name, v, o->min, o->max);
-            return -1;
-        }
-        if (o->type == OT_INT)
-            *(int *)field = (int)v;
-        else
-            *(long long *)field = v;
-        return 0;
-    }
-    case OT_DOUBLE: {
+    if (o->type == OT_DOUBLE) {
         double v = strtod(text, &end);
         if (!*text || *end || errno) {
             ld_err(l, line, "%s/%s: '%s' is not a number", o->section, o->name, text);
@@ -510,16 +500,53 @@ static int set_option(ld *l, const opt *o, void *base, const char *text, int lin
         *(double *)field = v;
         return 0;
     }
-    case OT_BOOL:
-        if (strcmp(text, "true") == 0 || strcmp(text, "1") == 0)
-            *(int *)field = 1;
-        else if (strcmp(text, "false") == 0 || strcmp(text, "0") == 0)
-            *(int *)field = 0;
-        else {
-            ld_err(l, line, "%s/%s: '%s' is not true or false", o->section, o->name, text);
-            return -1;
-        }
-        return 0;
+    long long v = strtoll(text, &end, 10);
+    if (!*text || *end || errno) {
+        ld_err(l, line, "%s/%s: '%s' is not a whole number", o->section, o->name, text);
+        return -1;
+    }
+    if ((double)v < o->min || (double)v > o->max) {
+        ld_err(l, line, "%s/%s: %lld is out of range %.0f..%.0f", o->section, o->name, v, o->min, o->max);
+        return -1;
+    }
+    if (o->type == OT_INT)
+        *(int *)field = (int)v;
+    else
+        *(long long *)field = v;
+    return 0;
+}
+
+/* The options spelled as one keyword of a fixed set: the index of the keyword, or -1 after saying
+ * which ones are allowed. */
+static int keyword_option(ld *l, const opt *o, const char *text, int line)
+{
+    static const char *const bools[] = {"false", "true", "0", "1"}, *const tls[] = {"require", "if-presented", "none"},
+                             *const enc[] = {"fractional", "binary"}, *const comp[] = {"none", "rle"};
+    const char *const *names = bools;
+    int n = 4;
+    const char *expect = "true or false";
+    switch (o->type) {
+    case OT_TLS_VERIFY: names = tls, n = 3, expect = "require, if-presented or none"; break;
+    case OT_SEG_ENCODING: names = enc, n = 2, expect = "fractional or binary"; break;
+    case OT_SEG_COMPRESSION: names = comp, n = 2, expect = "rle or none"; break;
+    default: break;
+    }
+    int k = keyword_index(text, names, n);
+    if (k < 0)
+        ld_err(l, line, "%s/%s: '%s' is not %s", o->section, o->name, text, expect);
+    return k;
+}
+
+/* Sets one option from text (the file's or the default). Returns 0, or -1 after an error. */
+static int set_option(ld *l, const opt *o, void *base, const char *text, int line)
+{
+    char *field = (char *)base + o->offset;
+    int k;
+    switch (o->type) {
+    case OT_INT:
+    case OT_LLONG:
+    case OT_DOUBLE:
+        return set_number(l, o, field, text, line);
     case OT_STRING: {
         size_t len = strlen(text);
         if ((double)len < o->min || (double)len > o->max) {
@@ -554,35 +581,25 @@ static int set_option(ld *l, const opt *o, void *base, const char *text, int lin
             return -1;
         }
         return 0;
-    case OT_TLS_VERIFY: {
-        static const char *const names[] = {"require", "if-presented", "none"};
-        for (int i = 0; i < 3; i++)
-            if (strcmp(text, names[i]) == 0) {
-                *(cx_config_tls_verify *)field = (cx_config_tls_verify)i;
-                return 0;
-            }
-        ld_err(l, line, "%s/%s: '%s' is not require, if-presented or none", o->section, o->name, text);
-        return -1;
-    }
-    case OT_SEG_ENCODING:
-        if (strcmp(text, "fractional") == 0)
-            *(cx_config_seg_encoding *)field = CX_SEG_ENCODING_FRACTIONAL;
-        else if (strcmp(text, "binary") == 0)
-            *(cx_config_seg_encoding *)field = CX_SEG_ENCODING_BINARY;
-        else {
-            ld_err(l, line, "%s/%s: '%s' is not fractional or binary", o->section, o->name, text);
+    case OT_BOOL:
+        if ((k = keyword_option(l, o, text, line)) < 0)
             return -1;
-        }
+        *(int *)field = k & 1;
+        return 0;
+    case OT_TLS_VERIFY: /* require, if-presented, none: the enum's order */
+        if ((k = keyword_option(l, o, text, line)) < 0)
+            return -1;
+        *(cx_config_tls_verify *)field = (cx_config_tls_verify)k;
+        return 0;
+    case OT_SEG_ENCODING:
+        if ((k = keyword_option(l, o, text, line)) < 0)
+            return -1;
+        *(cx_config_seg_encoding *)field = k ? CX_SEG_ENCODING_BINARY : CX_SEG_ENCODING_FRACTIONAL;
         return 0;
     case OT_SEG_COMPRESSION:
-        if (strcmp(text, "rle") == 0)
-            *(cx_config_seg_compression *)field = CX_SEG_COMPRESSION_RLE;
-        else if (strcmp(text, "none") == 0)
-            *(cx_config_seg_compression *)field = CX_SEG_COMPRESSION_NONE;
-        else {
-            ld_err(l, line, "%s/%s: '%s' is not rle or none", o->section, o->name, text);
+        if ((k = keyword_option(l, o, text, line)) < 0)
             return -1;
-        }
+        *(cx_config_seg_compression *)field = k ? CX_SEG_COMPRESSION_RLE : CX_SEG_COMPRESSION_NONE;
         return 0;
     }
     return -1;
