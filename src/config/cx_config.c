@@ -1076,6 +1076,49 @@ out:
     return ok;
 }
 
+/* The line of buf's <!DOCTYPE (libxml2 keeps no line for the DTD node), comments skipped. */
+static int doctype_line(const char *buf)
+{
+    int line = 1;
+    for (const char *c = buf; *c && strncmp(c, "<!DOCTYPE", 9) != 0; c++) {
+        if (strncmp(c, "<!--", 4) == 0) { /* a comment may mention DOCTYPE */
+            const char *end = strstr(c + 4, "-->");
+            for (; *c && c != end; c++)
+                line += *c == '\n';
+            if (!*c)
+                break;
+        }
+        line += *c == '\n';
+    }
+    return line;
+}
+
+/* Parses buf and validates it against xsd; the document (NULL when not well-formed) in *doc.
+ * Returns 1 when it is valid. libxml2 keeps its error handler per thread: ours is installed for
+ * parse and validation (it also catches messages the schema code sends to the generic handler)
+ * and the previous one restored after. */
+static int parse_and_validate(ld *l, const char *buf, size_t len, const char *xsd, xmlDocPtr *doc)
+{
+    int valid = 0;
+    xmlStructuredErrorFunc old_fn = xmlStructuredError;
+    void *old_ctx = xmlStructuredErrorContext;
+    xmlSetStructuredErrorFunc(l, xml_error_cb);
+    *doc = xmlReadMemory(buf, (int)len, l->file, NULL, XML_PARSE_NONET | XML_PARSE_BIG_LINES);
+    if (!*doc) {
+        if (l->nerr == 0)
+            ld_err(l, 0, "not a well-formed XML file");
+    } else if ((*doc)->intSubset || (*doc)->extSubset) {
+        /* A DTD can declare entities (billion laughs, external files): configuration has no use
+         * for one, so refuse it rather than reason about what libxml2 would expand. */
+        ld_err(l, doctype_line(buf), "a <!DOCTYPE> declaration is not allowed in a configuration file");
+    } else {
+        l->root = xmlDocGetRootElement(*doc);
+        valid = validate(l, *doc, xsd);
+    }
+    xmlSetStructuredErrorFunc(old_ctx, old_fn);
+    return valid;
+}
+
 cx_status cx_config_load(const char *path, const char *xsd_path, cx_config **out, cx_config_errors *errs)
 {
     ld l = {0};
@@ -1116,41 +1159,7 @@ cx_status cx_config_load(const char *path, const char *xsd_path, cx_config **out
         goto done;
     }
 
-    /* libxml2 keeps its error handler per thread: install ours for parse and validation (it also
-     * catches messages the schema code sends to the generic handler), restore it after. */
-    int valid = 0;
-    xmlStructuredErrorFunc old_fn = xmlStructuredError;
-    void *old_ctx = xmlStructuredErrorContext;
-    xmlSetStructuredErrorFunc(&l, xml_error_cb);
-    doc = xmlReadMemory(buf, (int)len, path, NULL, XML_PARSE_NONET | XML_PARSE_BIG_LINES);
-    if (!doc) {
-        if (l.nerr == 0)
-            ld_err(&l, 0, "not a well-formed XML file");
-        goto restore;
-    }
-    if (doc->intSubset || doc->extSubset) {
-        /* A DTD can declare entities (billion laughs, external files): configuration has no use
-         * for one, so refuse it rather than reason about what libxml2 would expand. libxml2 keeps
-         * no line for the DTD node: count the lines up to the declaration. */
-        int line = 1;
-        for (const char *c = buf; *c && strncmp(c, "<!DOCTYPE", 9) != 0; c++) {
-            if (strncmp(c, "<!--", 4) == 0) { /* a comment may mention DOCTYPE */
-                const char *end = strstr(c + 4, "-->");
-                for (; *c && c != end; c++)
-                    line += *c == '\n';
-                if (!*c)
-                    break;
-            }
-            line += *c == '\n';
-        }
-        ld_err(&l, line, "a <!DOCTYPE> declaration is not allowed in a configuration file");
-        goto restore;
-    }
-    l.root = xmlDocGetRootElement(doc);
-    valid = validate(&l, doc, xsd);
-restore:
-    xmlSetStructuredErrorFunc(old_ctx, old_fn);
-    if (!doc || !valid)
+    if (!parse_and_validate(&l, buf, len, xsd, &doc))
         goto done;
 
     fill_listener(&l);
