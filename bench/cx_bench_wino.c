@@ -13,6 +13,7 @@
 #include <config.h>
 
 #include <cblas.h>
+#include <getopt.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -82,46 +83,59 @@ static void settle(const variant *v)
     }
 }
 
-int main(int argc, char **argv)
+typedef struct bench_args {
+    int runs, nchunks, chunks[16], nshapes, shapes[32][3];
+} bench_args;
+
+/* [RUNS] [--chunk C1,C2,...] [--shape CIN,N,HW]...; -1 on a usage error. */
+static int parse_args(int argc, char **argv, bench_args *a)
 {
-    int runs = 9, nchunks = 0, chunks[16], nshapes = 0, shapes[32][3];
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--chunk") && i + 1 < argc) {
-            for (char *s = strtok(argv[++i], ","); s && nchunks < 16; s = strtok(NULL, ","))
-                chunks[nchunks++] = atoi(s);
-        } else if (!strcmp(argv[i], "--shape") && i + 1 < argc && nshapes < 32) {
-            if (sscanf(argv[++i], "%d,%d,%d", &shapes[nshapes][0], &shapes[nshapes][1], &shapes[nshapes][2]) == 3)
-                nshapes++;
+    static const struct option longopts[] = {{"chunk", required_argument, NULL, 'c'},
+                                              {"shape", required_argument, NULL, 's'},
+                                              {NULL, 0, NULL, 0}};
+    memset(a, 0, sizeof *a);
+    a->runs = 9;
+    int ch;
+    while ((ch = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+        if (ch == 'c') {
+            for (char *s = strtok(optarg, ","); s && a->nchunks < 16; s = strtok(NULL, ","))
+                a->chunks[a->nchunks++] = atoi(s);
+        } else if (ch == 's' && a->nshapes < 32) {
+            int *sh = a->shapes[a->nshapes];
+            if (sscanf(optarg, "%d,%d,%d", &sh[0], &sh[1], &sh[2]) != 3) {
+                fprintf(stderr, "cx_bench_wino: --shape '%s': expected CIN,N,HW\n", optarg);
+                return -1;
+            }
+            a->nshapes++;
         } else {
-            runs = atoi(argv[i]);
+            fprintf(stderr, "usage: cx_bench_wino [RUNS] [--chunk C1,C2,...] [--shape CIN,N,HW]...\n");
+            return -1;
         }
     }
-    if (runs < 1 || runs > 64)
-        runs = 9;
+    if (optind < argc)
+        a->runs = atoi(argv[optind]);
+    if (a->runs < 1 || a->runs > 64)
+        a->runs = 9;
     static const int defaults[7][3] = {{64, 1, 128}, {128, 1, 64}, {256, 1, 128}, {256, 1, 64},
                                        {256, 1, 32}, {256, 32, 14}, {256, 1, 200}};
-    if (!nshapes) {
-        memcpy(shapes, defaults, sizeof defaults);
-        nshapes = 7;
+    if (!a->nshapes) {
+        memcpy(a->shapes, defaults, sizeof defaults);
+        a->nshapes = 7;
     }
-    cx_pool *pool = NULL;
-    cx_error err;
-    if (cx_pool_new(2, &pool, &err) != CX_OK)
-        return 1;
-    openblas_set_num_threads(1);
-    printf("OpenBLAS %s, core %s; OPENBLAS_CORETYPE=%s OPENBLAS_L2_SIZE=%s; pool 2 threads; %d runs, "
-           "median ms (effective GFLOP/s)\n",
-           openblas_get_config(), openblas_get_corename(), getenv("OPENBLAS_CORETYPE") ? getenv("OPENBLAS_CORETYPE") : "-",
-           getenv("OPENBLAS_L2_SIZE") ? getenv("OPENBLAS_L2_SIZE") : "-", runs);
+    return 0;
+}
 
-    variant vs[MAXV];
+/* The variants compared: the Winograd tile chunks asked for, else im2col and Winograd on the pool
+ * and im2col on OpenBLAS's own threads. */
+static int make_variants(const bench_args *a, variant *vs)
+{
     int nv = 0;
-    memset(vs, 0, sizeof vs);
-    if (nchunks) {
+    memset(vs, 0, sizeof *vs * MAXV);
+    if (a->nchunks) {
         for (int m = 2; m <= 4; m += 2)
-            for (int k = 0; k < nchunks; k++) {
-                snprintf(vs[nv].name, sizeof vs[nv].name, "wino%d/tc%d", m, chunks[k]);
-                vs[nv].m = m, vs[nv].chunk = chunks[k];
+            for (int k = 0; k < a->nchunks; k++) {
+                snprintf(vs[nv].name, sizeof vs[nv].name, "wino%d/tc%d", m, a->chunks[k]);
+                vs[nv].m = m, vs[nv].chunk = a->chunks[k];
                 nv++;
             }
     } else {
@@ -130,83 +144,112 @@ int main(int argc, char **argv)
         vs[nv++] = (variant){"wino4/pool2", 4, 0, 0, NULL, NULL, {0}};
         vs[nv++] = (variant){"im2col/blas2", 0, 1, 0, NULL, NULL, {0}};
     }
+    return nv;
+}
+
+/* Largest difference of each Winograd m's output from im2col's, relative to im2col's largest value. */
+static void print_errors(const variant *vs, int nv, size_t in_n)
+{
+    int ref = -1;
+    for (int v = 0; v < nv; v++)
+        if (vs[v].m == 0)
+            ref = v;
+    for (int m = 2; m <= 4; m += 2) {
+        int wv = -1;
+        for (int v = 0; v < nv && wv < 0; v++)
+            if (vs[v].m == m)
+                wv = v;
+        if (ref < 0 || wv < 0) {
+            printf("          -");
+            continue;
+        }
+        double d = 0, mx = 0;
+        for (size_t i = 0; i < in_n; i++) {
+            d = fmax(d, fabs((double)vs[wv].out[i] - vs[ref].out[i]));
+            mx = fmax(mx, fabs((double)vs[ref].out[i]));
+        }
+        printf("  %9.2g", d / mx);
+    }
+}
+
+/* One shape: random input and weights, every variant warmed up, then `runs` alternating rounds;
+ * prints the medians and the errors. */
+static void bench_shape(cx_pool *pool, variant *vs, int nv, int runs, int ch, int n, int h)
+{
+    int w = h;
+    size_t in_n = (size_t)ch * n * h * w, wn = (size_t)ch * ch * 9;
+    float *in = malloc(in_n * sizeof(float)), *wt = malloc(wn * sizeof(float)), *b = malloc(ch * sizeof(float));
+    for (size_t i = 0; i < in_n; i++)
+        in[i] = nrand();
+    for (size_t i = 0; i < wn; i++)
+        wt[i] = nrand() * (float)sqrt(2.0 / (9.0 * ch));
+    for (int i = 0; i < ch; i++)
+        b[i] = 0.1f * nrand();
+    cx_conv c = {.cin = ch, .cout = ch, .kh = 3, .kw = 3, .stride = 1, .pad = 1, .dil = 1, .w = wt, .b = b};
+    float *U2 = malloc(cx_wino_weights_floats(2, ch, ch) * sizeof(float));
+    float *U4 = malloc(cx_wino_weights_floats(4, ch, ch) * sizeof(float));
+    cx_wino_transform_weights(2, &c, U2);
+    cx_wino_transform_weights(4, &c, U4);
+    for (int v = 0; v < nv; v++) {
+        size_t sf;
+        cx_wino_set_chunk(vs[v].chunk);
+        if (vs[v].m == 0)
+            sf = cx_conv_scratch_floats(vs[v].blas2 ? NULL : pool, &c, n, h, w);
+        else
+            sf = cx_wino_scratch_floats(pool, vs[v].m, &c, n, h, w);
+        vs[v].scratch = malloc((sf ? sf : 1) * sizeof(float));
+        vs[v].out = malloc(in_n * sizeof(float));
+        prepare(&vs[v]);
+        run_one(&vs[v], pool, &c, U2, U4, in, n, h, w);   /* warm-up */
+        settle(&vs[v]);
+    }
+    for (int r = 0; r < runs; r++)
+        for (int v = 0; v < nv; v++) {
+            prepare(&vs[v]);
+            double t0 = now_ms();
+            run_one(&vs[v], pool, &c, U2, U4, in, n, h, w);
+            vs[v].t[r] = now_ms() - t0;
+            settle(&vs[v]);
+        }
+    char lab[32];
+    snprintf(lab, sizeof lab, "%d,%d,%d", ch, n, h);
+    printf("%-14s", lab);
+    double flop = 2.0 * ch * ch * 9.0 * n * h * w;
+    for (int v = 0; v < nv; v++) {
+        qsort(vs[v].t, runs, sizeof(double), cmp_d);
+        double med = vs[v].t[runs / 2];
+        printf(" %10.2f (%6.1f)", med, flop / med / 1e6);
+    }
+    print_errors(vs, nv, in_n);
+    printf("\n");
+    fflush(stdout);
+    for (int v = 0; v < nv; v++)
+        free(vs[v].out), free(vs[v].scratch);
+    free(in), free(wt), free(b), free(U2), free(U4);
+}
+
+int main(int argc, char **argv)
+{
+    bench_args a;
+    if (parse_args(argc, argv, &a) != 0)
+        return 2;
+    cx_pool *pool = NULL;
+    cx_error err;
+    if (cx_pool_new(2, &pool, &err) != CX_OK)
+        return 1;
+    openblas_set_num_threads(1);
+    printf("OpenBLAS %s, core %s; OPENBLAS_CORETYPE=%s OPENBLAS_L2_SIZE=%s; pool 2 threads; %d runs, "
+           "median ms (effective GFLOP/s)\n",
+           openblas_get_config(), openblas_get_corename(), getenv("OPENBLAS_CORETYPE") ? getenv("OPENBLAS_CORETYPE") : "-",
+           getenv("OPENBLAS_L2_SIZE") ? getenv("OPENBLAS_L2_SIZE") : "-", a.runs);
+    variant vs[MAXV];
+    int nv = make_variants(&a, vs);
     printf("%-14s", "cin,n,hw");
     for (int v = 0; v < nv; v++)
         printf(" %20s", vs[v].name);
     printf("   err(m=2)  err(m=4)\n");
-
-    for (int si = 0; si < nshapes; si++) {
-        int ch = shapes[si][0], n = shapes[si][1], h = shapes[si][2], w = h;
-        size_t in_n = (size_t)ch * n * h * w, wn = (size_t)ch * ch * 9;
-        float *in = malloc(in_n * sizeof(float)), *wt = malloc(wn * sizeof(float)), *b = malloc(ch * sizeof(float));
-        for (size_t i = 0; i < in_n; i++)
-            in[i] = nrand();
-        for (size_t i = 0; i < wn; i++)
-            wt[i] = nrand() * (float)sqrt(2.0 / (9.0 * ch));
-        for (int i = 0; i < ch; i++)
-            b[i] = 0.1f * nrand();
-        cx_conv c = {.cin = ch, .cout = ch, .kh = 3, .kw = 3, .stride = 1, .pad = 1, .dil = 1, .w = wt, .b = b};
-        float *U2 = malloc(cx_wino_weights_floats(2, ch, ch) * sizeof(float));
-        float *U4 = malloc(cx_wino_weights_floats(4, ch, ch) * sizeof(float));
-        cx_wino_transform_weights(2, &c, U2);
-        cx_wino_transform_weights(4, &c, U4);
-        for (int v = 0; v < nv; v++) {
-            size_t sf;
-            cx_wino_set_chunk(vs[v].chunk);
-            if (vs[v].m == 0)
-                sf = cx_conv_scratch_floats(vs[v].blas2 ? NULL : pool, &c, n, h, w);
-            else
-                sf = cx_wino_scratch_floats(pool, vs[v].m, &c, n, h, w);
-            vs[v].scratch = malloc((sf ? sf : 1) * sizeof(float));
-            vs[v].out = malloc(in_n * sizeof(float));
-            prepare(&vs[v]);
-            run_one(&vs[v], pool, &c, U2, U4, in, n, h, w);   /* warm-up */
-            settle(&vs[v]);
-        }
-        for (int r = 0; r < runs; r++)
-            for (int v = 0; v < nv; v++) {
-                prepare(&vs[v]);
-                double t0 = now_ms();
-                run_one(&vs[v], pool, &c, U2, U4, in, n, h, w);
-                vs[v].t[r] = now_ms() - t0;
-                settle(&vs[v]);
-            }
-        char lab[32];
-        snprintf(lab, sizeof lab, "%d,%d,%d", ch, n, h);
-        printf("%-14s", lab);
-        double flop = 2.0 * ch * ch * 9.0 * n * h * w;
-        for (int v = 0; v < nv; v++) {
-            qsort(vs[v].t, runs, sizeof(double), cmp_d);
-            double med = vs[v].t[runs / 2];
-            printf(" %10.2f (%6.1f)", med, flop / med / 1e6);
-        }
-        /* accuracy of each m against the im2col output (or the first variant of that m) */
-        int ref = -1;
-        for (int v = 0; v < nv; v++)
-            if (vs[v].m == 0)
-                ref = v;
-        for (int m = 2; m <= 4; m += 2) {
-            int wv = -1;
-            for (int v = 0; v < nv && wv < 0; v++)
-                if (vs[v].m == m)
-                    wv = v;
-            if (ref < 0 || wv < 0) {
-                printf("          -");
-                continue;
-            }
-            double d = 0, mx = 0;
-            for (size_t i = 0; i < in_n; i++) {
-                d = fmax(d, fabs((double)vs[wv].out[i] - vs[ref].out[i]));
-                mx = fmax(mx, fabs((double)vs[ref].out[i]));
-            }
-            printf("  %9.2g", d / mx);
-        }
-        printf("\n");
-        fflush(stdout);
-        for (int v = 0; v < nv; v++)
-            free(vs[v].out), free(vs[v].scratch);
-        free(in), free(wt), free(b), free(U2), free(U4);
-    }
+    for (int si = 0; si < a.nshapes; si++)
+        bench_shape(pool, vs, nv, a.runs, a.shapes[si][0], a.shapes[si][1], a.shapes[si][2]);
     cx_pool_free(pool);
     return 0;
 }
