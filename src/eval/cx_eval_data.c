@@ -782,6 +782,32 @@ void cx_eval_gt_clear(cx_eval_gt *gt)
     memset(gt, 0, sizeof *gt);
 }
 
+/* Relabels the 8-connected region of pixels labelled `from` that holds pixel s to `to` (stack: room
+ * for w*h entries); returns its size. */
+static size_t flood(int32_t *inst, int w, int h, size_t s, int32_t from, int32_t to, int32_t *stack)
+{
+    size_t sp = 0, members = 0;
+    stack[sp++] = (int32_t)s;
+    inst[s] = to;
+    while (sp) {
+        int32_t p = stack[--sp];
+        members++;
+        int x = p % w, y = p / w;
+        for (int dy = -1; dy <= 1; dy++)
+            for (int dx = -1; dx <= 1; dx++) {
+                int xx = x + dx, yy = y + dy;
+                if ((dx || dy) && xx >= 0 && yy >= 0 && xx < w && yy < h) {
+                    size_t q = (size_t)yy * w + xx;
+                    if (inst[q] == from) {
+                        inst[q] = to;
+                        stack[sp++] = (int32_t)q;
+                    }
+                }
+            }
+    }
+    return members;
+}
+
 /* 8-connected regions of mask -> instance map; regions below min_px are dropped. */
 static cx_status label_regions(const uint8_t *mask, int w, int h, int64_t min_px, int split,
                                int32_t *inst, int *n_out, int64_t **area_out, cx_error *err)
@@ -811,50 +837,16 @@ static cx_status label_regions(const uint8_t *mask, int w, int h, int64_t min_px
         cx_free(area);
         return cx_error_set(err, CX_ERR_NOMEM, "ground truth", "out of memory");
     }
+    enum { UNSEEN = -2, DROPPED = -1 }; /* foreground not yet labelled; a region below min_px */
+    for (size_t i = 0; i < n; i++)
+        inst[i] = mask[i] ? UNSEEN : 0;
     int32_t next = 1;
     for (size_t s = 0; s < n; s++) {
-        if (!mask[s] || inst[s])
+        if (inst[s] != UNSEEN)
             continue;
-        /* flood fill with label `next`; pixels of a dropped region get -1, cleared below */
-        size_t sp = 0, members = 0;
-        stack[sp++] = (int32_t)s;
-        inst[s] = next;
-        while (sp) {
-            int32_t p = stack[--sp];
-            members++;
-            int x = p % w, y = p / w;
-            for (int dy = -1; dy <= 1; dy++)
-                for (int dx = -1; dx <= 1; dx++) {
-                    int xx = x + dx, yy = y + dy;
-                    if ((dx || dy) && xx >= 0 && yy >= 0 && xx < w && yy < h) {
-                        size_t q = (size_t)yy * w + xx;
-                        if (mask[q] && !inst[q]) {
-                            inst[q] = next;
-                            stack[sp++] = (int32_t)q;
-                        }
-                    }
-                }
-        }
+        size_t members = flood(inst, w, h, s, UNSEEN, next, stack);
         if ((int64_t)members < min_px) {
-            /* drop: mark -1 so the scan does not revisit */
-            sp = 0;
-            stack[sp++] = (int32_t)s;
-            inst[s] = -1;
-            while (sp) {
-                int32_t p = stack[--sp];
-                int x = p % w, y = p / w;
-                for (int dy = -1; dy <= 1; dy++)
-                    for (int dx = -1; dx <= 1; dx++) {
-                        int xx = x + dx, yy = y + dy;
-                        if ((dx || dy) && xx >= 0 && yy >= 0 && xx < w && yy < h) {
-                            size_t q = (size_t)yy * w + xx;
-                            if (inst[q] == next) {
-                                inst[q] = -1;
-                                stack[sp++] = (int32_t)q;
-                            }
-                        }
-                    }
-            }
+            flood(inst, w, h, s, next, DROPPED, stack); /* so the scan does not revisit it */
             continue;
         }
         if (cnt + 1 > cap) {

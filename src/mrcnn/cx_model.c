@@ -224,6 +224,17 @@ fail:
     return st;
 }
 
+/* a[0..na) followed by b[0..nb) in one new aligned buffer (two layers fused into one GEMM). */
+static cx_status concat_floats(ld *L, const float *a, size_t na, const float *b, size_t nb, float **out)
+{
+    *out = cx_aligned_alloc((na + nb) * sizeof(float));
+    if (!*out)
+        return cx_error_set(L->err, CX_ERR_NOMEM, STAGE, "out of memory");
+    memcpy(*out, a, na * sizeof(float));
+    memcpy(*out + na, b, nb * sizeof(float));
+    return CX_OK;
+}
+
 /* The RPN head; its objectness and box-delta 1x1 convs fused into one (A + 4A outputs). */
 static cx_status load_rpn(ld *L)
 {
@@ -234,14 +245,9 @@ static cx_status load_rpn(ld *L)
     cx_conv cls, box;
     TRY(get_conv(L, "rpn.head.cls_logits", C, m->A, 1, 1, 0, &cls));
     TRY(get_conv(L, "rpn.head.bbox_pred", C, 4 * m->A, 1, 1, 0, &box));
-    m->rpn_head_w = cx_aligned_alloc((size_t)5 * m->A * C * sizeof(float));
-    m->rpn_head_b = cx_aligned_alloc((size_t)5 * m->A * sizeof(float));
-    if (!m->rpn_head_w || !m->rpn_head_b)
-        return cx_error_set(L->err, CX_ERR_NOMEM, STAGE, "out of memory");
-    memcpy(m->rpn_head_w, cls.w, (size_t)m->A * C * sizeof(float));
-    memcpy(m->rpn_head_w + (size_t)m->A * C, box.w, (size_t)4 * m->A * C * sizeof(float));
-    memcpy(m->rpn_head_b, cls.b, (size_t)m->A * sizeof(float));
-    memcpy(m->rpn_head_b + m->A, box.b, (size_t)4 * m->A * sizeof(float));
+    size_t A = (size_t)m->A;
+    TRY(concat_floats(L, cls.w, A * C, box.w, 4 * A * C, &m->rpn_head_w));
+    TRY(concat_floats(L, cls.b, A, box.b, 4 * A, &m->rpn_head_b));
     m->rpn_head = (cx_conv){.cin = C, .cout = 5 * m->A, .kh = 1, .kw = 1, .stride = 1, .dil = 1, .w = m->rpn_head_w,
                             .b = m->rpn_head_b};
     return CX_OK;
@@ -264,14 +270,8 @@ static cx_status load_box_head(ld *L)
     TRY(get_mat(L, "roi_heads.box_predictor.cls_score.bias", K1, 0, &cb));
     TRY(get_mat(L, "roi_heads.box_predictor.bbox_pred.weight", 4 * K1, R, &bw));
     TRY(get_mat(L, "roi_heads.box_predictor.bbox_pred.bias", 4 * K1, 0, &bb));
-    m->pred_w = cx_aligned_alloc((size_t)5 * K1 * R * sizeof(float));
-    m->pred_b = cx_aligned_alloc((size_t)5 * K1 * sizeof(float));
-    if (!m->pred_w || !m->pred_b)
-        return cx_error_set(L->err, CX_ERR_NOMEM, STAGE, "out of memory");
-    memcpy(m->pred_w, cw, (size_t)K1 * R * sizeof(float));
-    memcpy(m->pred_w + (size_t)K1 * R, bw, (size_t)4 * K1 * R * sizeof(float));
-    memcpy(m->pred_b, cb, (size_t)K1 * sizeof(float));
-    memcpy(m->pred_b + K1, bb, (size_t)4 * K1 * sizeof(float));
+    TRY(concat_floats(L, cw, (size_t)K1 * R, bw, (size_t)4 * K1 * R, &m->pred_w));
+    TRY(concat_floats(L, cb, (size_t)K1, bb, (size_t)4 * K1, &m->pred_b));
     return CX_OK;
 fail:
     return st;

@@ -46,10 +46,11 @@ cx_pipe_params cx_pipe_default_params(void)
 {
     cx_pipe_params p;
     memset(&p, 0, sizeof p);
+    cx_voi_params v = cx_voi_default_params(); /* the automatic window's defaults live there */
     p.voi_mode = CX_PIPE_VOI_FILE;
-    p.auto_method = CX_AUTO_PERCENTILE;
-    p.auto_low_pct = 1.0;
-    p.auto_high_pct = 99.0;
+    p.auto_method = v.auto_method;
+    p.auto_low_pct = v.auto_low_pct;
+    p.auto_high_pct = v.auto_high_pct;
     return p;
 }
 
