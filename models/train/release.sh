@@ -1,14 +1,16 @@
 #!/bin/sh
 # From a finished training run to the shipped model, every choice made by a rule fixed before the
 # final evaluation (docs/training.md, "Release"):
-#   1. reporting thresholds fixed a priori: score 0.5 (the opacity class: min(0.5, decision.score),
+#   1. reporting thresholds a priori: score 0.5 (the opacity class: min(0.5, decision.score),
 #      so that a "present" image always shows its finding; 0.5 with an image head, whose "present"
 #      keeps the detection it rests on) and mask 0.5 for every class, box NMS 0.3, image-level rule
 #      on the opacity class;
 #   2. the image-level rule chosen on the HOLDOUT images that training left out of COVID-QU-Ex's
 #      train split (operating_point.py): its minimum area among 0.25/0.5/1/2/4 % of the image by
 #      holdout ROC AUC, its score threshold for holdout specificity >= 0.95;
-#   3. export, then `cxrseg eval` on both validation splits (COVID-QU-Ex val, cxr-covid-seg val),
+#   3. the opacity class's score and mask thresholds and the lungs' mask threshold chosen on the
+#      holdout (thresholds.sh / thresholds.py; 0.5 stays unless another value gains 0.002 Dice);
+#   4. export, then `cxrseg eval` on both validation splits (COVID-QU-Ex val, cxr-covid-seg val),
 #      which nothing above has looked at; then the card's plots.
 #   models/train/release.sh RUN_DIR BUILD_DIR [OUT_MODEL]
 # e.g. models/train/release.sh models/train/runs/v2 build models/cxrseg.cxm
@@ -54,8 +56,10 @@ ma=$($py -c 'import json,sys; print(json.load(open(sys.argv[1]))["min_area"])' "
 head=$($py -c 'import sys, torch; print(int(torch.load(sys.argv[1], map_location="cpu")["arch"].get("image_head", 0)))' "$run/ship.pt")
 if [ "$head" = 1 ]; then to=0.5; else
     to=$($py -c 'import sys; print(min(0.5, float(sys.argv[1])))' "$t"); fi
-$py "$here/../tools/export.py" "$run/ship.pt" -o "$out" --name "$name" --version "$version" \
+$py "$here/../tools/export.py" "$run/ship.pt" -o "$run/a-priori.cxm" --name "$name" --version "$version" \
     --decision-score "$t" --decision-min-area "$ma" --score-thresh "opacity=$to"
+# the opacity score/mask and lung mask thresholds from the holdout (0.5 unless it gains 0.002)
+"$here/thresholds.sh" "$run/a-priori.cxm" "$run/holdout.json" "$run/thresholds" "$build" "$out"
 "$build/cxrseg" eval --model "$out" --data "$quex" --subset val --json "$run/val-quex.json" \
     | tee "$run/val-quex.txt"
 "$build/cxrseg" eval --model "$out" --data "$cxr" --split "$here/split.json" --subset val \
