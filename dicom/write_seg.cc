@@ -12,6 +12,9 @@
 #include <dcmtk/dcmiod/iodreferences.h>
 #include <dcmtk/dcmseg/segdoc.h>
 #include <dcmtk/dcmseg/segment.h>
+#include <dcmtk/dcmdata/dcpixel.h>
+#include <dcmtk/dcmdata/dcpixseq.h>
+#include <dcmtk/dcmdata/dcpxitem.h>
 
 #include <cstring>
 #include <memory>
@@ -50,6 +53,105 @@ static void repack_binary(const Context &ctx, DcmDataset &ds)
     // An odd length gets DICOM's pad byte (zero) when DCMTK writes the element.
     check(ds.putAndInsertUint8Array(DCM_PixelData, packed.data(), (unsigned long)packed.size()), "seg",
           "PixelData (binary, " + std::to_string(packed.size()) + " bytes)");
+}
+
+// RLE Lossless (PS3.5 Annex G) of one FRACTIONAL frame straight from a box-local mask: one
+// segment (8-bit pixels, 0 or `inside`), rows encoded one by one with PackBits (a run never
+// crosses a row, as G.3.1 asks). A row outside the box is the same all-zero run every time.
+class RleFrame {
+public:
+    explicit RleFrame(int cols) : cols_(cols) { row_.resize((size_t)cols); }
+
+    void encode(const cxd_finding &f, int rows, Uint8 inside, std::vector<Uint8> &out)
+    {
+        out.assign(64, 0); // header: 1 segment, its offset 64, the other 14 offsets 0
+        out[0] = 1;
+        out[4] = 64;
+        std::vector<Uint8> zero;
+        zeros(cols_, zero);
+        for (int y = 0; y < rows; y++) {
+            int by = y - f.y0;
+            if (by < 0 || by >= f.h) {
+                out.insert(out.end(), zero.begin(), zero.end());
+                continue;
+            }
+            std::fill(row_.begin(), row_.end(), 0);
+            const uint8_t *m = f.mask + (size_t)by * f.w;
+            for (int x = 0; x < f.w; x++)
+                row_[(size_t)f.x0 + x] = m[x] ? inside : 0;
+            packbits(row_.data(), cols_, out);
+        }
+        if (out.size() & 1)
+            out.push_back(0); // the segment (and so the fragment) ends on an even length
+    }
+
+private:
+    // PackBits of n bytes: runs of 2..128 equal bytes as (1 - n, byte), the rest as literals of
+    // up to 128 bytes (n - 1, bytes).
+    static void packbits(const Uint8 *p, int n, std::vector<Uint8> &out)
+    {
+        int i = 0;
+        while (i < n) {
+            int run = 1;
+            while (i + run < n && run < 128 && p[i + run] == p[i])
+                run++;
+            if (run >= 2) {
+                out.push_back((Uint8)(1 - run));
+                out.push_back(p[i]);
+                i += run;
+                continue;
+            }
+            int lit = 1; // up to the next pair of equal bytes
+            while (i + lit < n && lit < 128 && !(i + lit + 1 < n && p[i + lit] == p[i + lit + 1]))
+                lit++;
+            out.push_back((Uint8)(lit - 1));
+            out.insert(out.end(), p + i, p + i + lit);
+            i += lit;
+        }
+    }
+    static void zeros(int n, std::vector<Uint8> &out)
+    {
+        for (; n > 0; n -= 128) {
+            int run = n < 128 ? n : 128;
+            if (run == 1) {
+                out.push_back(0);
+                out.push_back(0);
+            } else {
+                out.push_back((Uint8)(1 - run));
+                out.push_back(0);
+            }
+        }
+    }
+    int cols_;
+    std::vector<Uint8> row_;
+};
+
+// The SEG written by DcmSegmentation as BINARY (its frames are then 1/8 of the size to build and
+// copy) turned into the FRACTIONAL OCCUPANCY object it stands for, with RLE Lossless frames made
+// from the masks: the attributes that differ between the two (Segmentation Type and Fractional
+// Type, Maximum Fractional Value, the 8-bit pixel cell) and the encapsulated Pixel Data, one
+// fragment per frame in segment order after an empty Basic Offset Table.
+static void fractional_rle(const Context &ctx, DcmDataset &ds, Uint8 inside)
+{
+    put(ds, DCM_SegmentationType, "FRACTIONAL");
+    put(ds, DCM_SegmentationFractionalType, "OCCUPANCY");
+    check(ds.putAndInsertUint16(DCM_MaximumFractionalValue, inside), "seg", "MaximumFractionalValue");
+    check(ds.putAndInsertUint16(DCM_BitsAllocated, 8), "seg", "BitsAllocated");
+    check(ds.putAndInsertUint16(DCM_BitsStored, 8), "seg", "BitsStored");
+    check(ds.putAndInsertUint16(DCM_HighBit, 7), "seg", "HighBit");
+    std::unique_ptr<DcmPixelSequence> seq(new DcmPixelSequence(DCM_PixelSequenceTag));
+    check(seq->insert(new DcmPixelItem(DCM_PixelItemTag)), "seg", "Basic Offset Table");
+    RleFrame rle(ctx.src.cols);
+    std::vector<Uint8> frame;
+    for (const Prepared &p : ctx.items) {
+        rle.encode(*p.f, ctx.src.rows, inside, frame);
+        std::unique_ptr<DcmPixelItem> it(new DcmPixelItem(DCM_PixelItemTag));
+        check(it->putUint8Array(frame.data(), (Uint32)frame.size()), "seg", "RLE fragment of " + p.label);
+        check(seq->insert(it.release()), "seg", "RLE fragment of " + p.label);
+    }
+    std::unique_ptr<DcmPixelData> pd(new DcmPixelData(DCM_PixelData));
+    pd->putOriginalRepresentation(EXS_RLELossless, nullptr, seq.release());
+    check(ds.insert(pd.release(), OFTrue), "seg", "PixelData (RLE)");
 }
 
 // The empty SEG for the source's size: BINARY or FRACTIONAL (OCCUPANCY), its identity deterministic
@@ -237,7 +339,9 @@ void write_seg(Context &ctx, const std::string &path, std::string &sop_uid, int 
         fail(CXD_ERR_UNSUPPORTED, "seg", "image %dx%d too large", s.cols, s.rows);
     const bool binary = ctx.opt.seg_encoding == CXD_SEG_BINARY;
     const Uint8 inside = binary ? 1 : 255; // a pixel in the segment: BINARY 1, FRACTIONAL its maximum
-    std::unique_ptr<DcmSegmentation> seg = create_seg(ctx, binary, inside, sop_uid);
+    // FRACTIONAL + RLE: DCMTK builds a BINARY object, fractional_rle() converts it (see there)
+    const bool rle = !binary && ctx.opt.seg_compression == CXD_SEG_RLE;
+    std::unique_ptr<DcmSegmentation> seg = create_seg(ctx, binary || rle, rle ? 1 : inside, sop_uid);
     add_shared_groups(ctx, *seg);
     FrameGroups groups;
     make_frame_groups(ctx, groups);
@@ -248,7 +352,7 @@ void write_seg(Context &ctx, const std::string &path, std::string &sop_uid, int 
     std::vector<Uint8> frame((size_t)s.rows * s.cols);
     n_segments = 0;
     for (Prepared &p : ctx.items) {
-        add_segment(ctx, *seg, p, groups, frame, inside);
+        add_segment(ctx, *seg, p, groups, frame, rle ? 1 : inside);
         n_segments++;
     }
     if (!n_segments)
@@ -263,18 +367,19 @@ void write_seg(Context &ctx, const std::string &path, std::string &sop_uid, int 
     DcmFileFormat ff;
     DcmDataset &ds = *ff.getDataset();
     check(seg->writeDataset(ds), "seg", "write dataset");
-    if (binary)
-        repack_binary(ctx, ds);
-    patch_dataset(ctx, ds, da, tm);
+    seg.reset(); // its frames are in ds now (or replaced below)
     E_TransferSyntax xfer = EXS_LittleEndianExplicit;
-    if (!binary && ctx.opt.seg_compression == CXD_SEG_RLE) {
+    if (binary) {
+        repack_binary(ctx, ds);
+    } else if (rle) {
         // One RLE fragment per frame, no offset table needed by the readers we serve (OHIF,
         // DCMTK, pydicom take the fragments in order); lossless, so nothing else changes.
-        check(ds.chooseRepresentation(EXS_RLELossless, nullptr), "seg", "RLE Lossless encoding");
+        fractional_rle(ctx, ds, inside);
         if (!ds.canWriteXfer(EXS_RLELossless))
-            fail(CXD_ERR_WRITE, "seg", "the RLE encoder did not encode the SEG's pixel data");
+            fail(CXD_ERR_WRITE, "seg", "the SEG's RLE pixel data cannot be written");
         xfer = EXS_RLELossless;
     }
+    patch_dataset(ctx, ds, da, tm);
     save_atomic(ff, path, xfer);
 }
 
