@@ -223,35 +223,43 @@ extern "C" void cxd_contours_clear(cxd_contours *c)
 namespace {
 
 // 8-connected regions of a w x h mask, labelled 1..n in raster order (lab: 0 = background), with
-// each region's area and raster-first pixel.
+// each region's area and raster-first pixel. A scanline fill: each seed labels its whole run of the
+// row, then seeds one pixel per unlabelled run of the rows above and below within the run's span
+// widened by one (8-connectivity), so a pixel is looked at a few times, not once per neighbour.
 int label_components(const uint8_t *mask, int w, int h, std::vector<int> &lab, std::vector<size_t> &areas,
                      std::vector<std::pair<int, int>> &firsts)
 {
-    std::vector<size_t> stack;
+    std::vector<std::pair<int, int>> stack;
+    auto todo = [&](int y, int x) { return mask[(size_t)y * w + x] && !lab[(size_t)y * w + x]; };
     int ncomp = 0;
     for (int y = 0; y < h; y++)
         for (int x = 0; x < w; x++) {
-            size_t i = (size_t)y * w + x;
-            if (!mask[i] || lab[i])
+            if (!todo(y, x))
                 continue;
             ++ncomp;
             size_t area = 0;
-            lab[i] = ncomp;
-            stack.push_back(i);
+            stack.push_back({x, y});
             while (!stack.empty()) {
-                size_t j = stack.back();
+                auto [sx, sy] = stack.back();
                 stack.pop_back();
-                area++;
-                int jx = (int)(j % w), jy = (int)(j / w);
-                for (int k = 0; k < 8; k++) {
-                    int qx = jx + DX[k], qy = jy + DY[k];
-                    if (qx < 0 || qy < 0 || qx >= w || qy >= h)
+                if (!todo(sy, sx))
+                    continue;
+                int l = sx, r = sx;
+                while (l > 0 && todo(sy, l - 1))
+                    l--;
+                while (r + 1 < w && todo(sy, r + 1))
+                    r++;
+                int *row = &lab[(size_t)sy * w];
+                for (int q = l; q <= r; q++)
+                    row[q] = ncomp;
+                area += (size_t)(r - l + 1);
+                int a = l > 0 ? l - 1 : 0, b = r + 1 < w ? r + 1 : w - 1;
+                for (int ny = sy - 1; ny <= sy + 1; ny += 2) {
+                    if (ny < 0 || ny >= h)
                         continue;
-                    size_t q = (size_t)qy * w + qx;
-                    if (mask[q] && !lab[q]) {
-                        lab[q] = ncomp;
-                        stack.push_back(q);
-                    }
+                    for (int q = a; q <= b; q++)
+                        if (todo(ny, q) && (q == a || !todo(ny, q - 1)))
+                            stack.push_back({q, ny}); // one seed per run
                 }
             }
             areas.push_back(area);
