@@ -21,11 +21,12 @@ static void usage(FILE *f)
     fprintf(f,
             "usage: cxrseg detect IMAGE --model MODEL.cxm [options]\n"
             "Runs the Mask R-CNN on a PNG, JPEG or DICOM chest radiograph and prints the findings and\n"
-            "the image-level answer of the model's decision rule (as `cxrseg segment` reports it).\n"
+            "the image-level answer of the model's decision rule as `cxrseg segment` reports them\n"
+            "(each class's threshold, one detection per lung, the finding only when present).\n"
             "  --model M          model file (models/FORMAT.md)\n"
             "  -o, --output PNG   write an overlay: masks in class colours, boxes, labels, scores\n"
             "  --threads N        engine threads (default 2)\n"
-            "  --score X          report detections with score >= X (default: each class's threshold)\n"
+            "  --score X          one reporting threshold X for every class (default: each class's)\n"
             "  --all              report every detection the network returns\n"
             "  --json             one JSON object per detection instead of the table\n"
             "Exit codes: 0 ok, 1 usage, 2 input error, 3 unsupported input, 5 model error, 6 internal.\n");
@@ -172,11 +173,16 @@ int cx_cli_detect(int argc, char **argv)
         st = cx_error_set(&e, CX_ERR_NOMEM, CMD, "out of memory");
         goto fail;
     }
+    /* What `cxrseg segment` and the node report (the same rule and thresholds), or everything. */
+    cx_segment_params sp;
+    cx_segment_default_params(&sp);
+    sp.score = a.score;
+    cx_decision rule;
+    double image_score;
+    int present = cx_segment_decide(m, &sp, &d, img->source_width, img->source_height, &rule, &image_score, shown);
     int n_shown = 0;
     for (int k = 0; k < d.count; k++) {
-        const cx_class_info *ci = cx_model_class(m, d.items[k].label);
-        float t = a.score >= 0 ? (float)a.score : ci->score_thresh;
-        shown[k] = a.all || d.items[k].score >= t;
+        shown[k] |= a.all;
         n_shown += shown[k];
     }
     if (!a.json) {
@@ -184,19 +190,12 @@ int cx_cli_detect(int argc, char **argv)
                img->source_kind, img->source_width, img->source_height, in->width, in->height, cx_model_name(m),
                cx_model_version(m), cx_model_sha256(m), ms, cx_mrcnn_blas_kernel());
         printf("%d finding%s (%d returned by the network%s)\n", n_shown, n_shown == 1 ? "" : "s", d.count,
-               a.all ? "" : a.score >= 0 ? ", score threshold from --score" : ", class score thresholds applied");
+               a.all ? "" : a.score >= 0 ? ", reported as cxrseg segment would with --score" : ", reported as cxrseg segment would");
         if (n_shown)
             printf("%-3s %-16s %6s  %-26s %10s\n", "#", "class", "score", "box x1,y1,x2,y2 (px)", "mask px");
     }
     print_detections(m, a.image, &d, shown, a.json);
     if (!a.json) {
-        /* The image-level answer as `cxrseg segment` and the node give it (same rule, same thresholds). */
-        cx_segment_params sp;
-        cx_segment_default_params(&sp);
-        sp.score = a.score;
-        cx_decision rule;
-        double image_score;
-        int present = cx_segment_decide(m, &sp, &d, img->source_width, img->source_height, &rule, &image_score);
         char verdict[400];
         cx_segment_verdict_text(m, &rule, image_score, present, 1, verdict, sizeof verdict);
         printf("%s\n", verdict);

@@ -31,8 +31,8 @@ cxrseg_CPPFLAGS += -I$(top_srcdir)/src/eval -I$(top_srcdir)/src/mrcnn
 cxrseg_CPPFLAGS += -I$(top_srcdir)/src/mrcnn
 cxrseg_SOURCES += src/cli/cmd_detect.c
 cxrseg_LDADD += $(OPENBLAS_LIBS)
-TESTS += tests/cli_detect.sh
-EXTRA_DIST += tests/cli_detect.sh
+TESTS += tests/cli_detect.sh tests/cli_detect_reported.sh
+EXTRA_DIST += tests/cli_detect.sh tests/cli_detect_reported.sh
 
 # segment (owned by the results work: src/cli/cmd_segment.c over src/pipeline/segment.c)
 cxrseg_SOURCES += src/cli/cmd_segment.c

@@ -90,12 +90,12 @@ static void thresholds_of(const cx_model *m, const cx_segment_params *p, float *
 }
 
 int cx_segment_decide(const cx_model *m, const cx_segment_params *p, const cx_detections *d, int width, int height,
-                      cx_decision *rule, double *image_score)
+                      cx_decision *rule, double *image_score, int *keep)
 {
     float thr[CX_SEGMENT_MAX_CLASSES + 1];
     thresholds_of(m, p, thr);
     cx_decision r = cx_decision_effective(m, thr);
-    double s = cx_decision_image_score(m, d, width, height);
+    double s = keep ? cx_decision_keep(m, d, width, height, thr, keep) : cx_decision_image_score(m, d, width, height);
     if (rule)
         *rule = r;
     if (image_score)

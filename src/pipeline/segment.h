@@ -79,9 +79,11 @@ typedef struct cx_segment_result {
 /* The image-level answer for detections d of a width x height image: the model's decision rule
  * (cx_decision, models/FORMAT.md decision.*), its score raised to the decision class's reporting
  * threshold under p when that is higher (so that "present" always comes with a reported finding).
- * Returns 1 when present; *rule (the rule applied) and *image_score may be NULL. */
+ * Returns 1 when present; *rule (the rule applied) and *image_score may be NULL. keep (NULL, or
+ * d->count entries) gets 1 for each detection the product reports (cx_decision_keep: the class
+ * thresholds, one best detection per single-instance class, the finding only when present). */
 int cx_segment_decide(const cx_model *m, const cx_segment_params *p, const cx_detections *d, int width, int height,
-                      cx_decision *rule, double *image_score);
+                      cx_decision *rule, double *image_score, int *keep);
 /* "a detection >= 0.62 covering >= 0.5% of the image" (no area part when min_area is 0). */
 void cx_segment_rule_text(const cx_decision *rule, char *buf, size_t n);
 /* "<meaning of the decision class>: present (image score 0.93[; rule: <cx_segment_rule_text>])",
