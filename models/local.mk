@@ -12,7 +12,7 @@ EXTRA_DIST += models/cxrseg-training.png models/cxrseg-pr.png models/cxrseg-roc.
 	models/train/maskfolder.py models/train/operating_point.py models/train/curve.py \
 	models/train/tests/test_maskfolder.py models/train/tests/test_thresholds.py \
 	models/train/thresholds.py models/train/thresholds.sh models/train/ship-rules.md \
-	models/train/make_eval_mf_fixture.py models/FORMAT.md \
+	models/train/make_eval_mf_fixture.py models/train/worst.py models/FORMAT.md \
 	models/tools/cxm.py models/tools/cxr_arch.py models/tools/export.py models/tools/import_cxm.py \
 	models/tools/make_parity_refs.py models/tools/verify_export.py
 
