@@ -537,73 +537,68 @@ static cx_status requeue_job(cx_spool *s, const char *id, cx_spool_recovery *rec
     return CX_OK;
 }
 
-/* incoming/: the FIFO rebuilt (names sort by receive time); a job folder without its object or
- * metadata goes to failed/. */
-static cx_status recover_incoming(cx_spool *s, cx_spool_recovery *rec, cx_error *err)
+/* fn on every entry of the spool's folder `area` (sorted), stopping at the first error. */
+typedef cx_status (*entry_fn)(cx_spool *s, const char *name, cx_spool_recovery *rec, cx_error *err);
+
+static cx_status each_entry(cx_spool *s, const char *area, entry_fn fn, cx_spool_recovery *rec, cx_error *err)
 {
-    char dir[CX_SPOOL_PATH_MAX], a[CX_SPOOL_PATH_MAX], b[CX_SPOOL_PATH_MAX];
-    char **v;
-    size_t n;
-    path_of(dir, sizeof dir, s, "incoming", NULL, NULL);
+    char dir[CX_SPOOL_PATH_MAX];
+    char **v = NULL; /* list_dir leaves it NULL when it fails */
+    size_t n = 0;
+    path_of(dir, sizeof dir, s, area, NULL, NULL);
     cx_status st = list_dir(dir, &v, &n, err);
-    if (st != CX_OK)
-        return st;
-    for (size_t i = 0; i < n; i++) {
-        struct stat sb;
-        if (!path_of(a, sizeof a, s, "incoming", v[i], "object.dcm") ||
-            !path_of(b, sizeof b, s, "incoming", v[i], "job.meta"))
-            continue;
-        if (stat(a, &sb) != 0 || stat(b, &sb) != 0) {
-            cx_error e2;
-            if (move_to_failed(s, "incoming", v[i], "recovery: job folder lacks object.dcm or job.meta", &e2) == CX_OK)
-                rec->broken++;
-            continue;
-        }
-        if (queue_push(s, v[i]) != 0) {
-            free_list(v, n);
-            return cx_error_set(err, CX_ERR_NOMEM, "spool", "out of memory queueing %zu jobs", n);
-        }
-        rec->queued++;
-    }
+    for (size_t i = 0; st == CX_OK && i < n; i++)
+        st = fn(s, v[i], rec, err);
     free_list(v, n);
+    return st;
+}
+
+/* incoming/<id>: queued again (names sort by receive time), or to failed/ when it lacks its
+ * object or metadata. */
+static cx_status recover_incoming_job(cx_spool *s, const char *id, cx_spool_recovery *rec, cx_error *err)
+{
+    char a[CX_SPOOL_PATH_MAX], b[CX_SPOOL_PATH_MAX];
+    struct stat sb;
+    if (!path_of(a, sizeof a, s, "incoming", id, "object.dcm") || !path_of(b, sizeof b, s, "incoming", id, "job.meta"))
+        return CX_OK;
+    if (stat(a, &sb) != 0 || stat(b, &sb) != 0) {
+        cx_error e2;
+        if (move_to_failed(s, "incoming", id, "recovery: job folder lacks object.dcm or job.meta", &e2) == CX_OK)
+            rec->broken++;
+        return CX_OK;
+    }
+    if (queue_push(s, id) != 0)
+        return cx_error_set(err, CX_ERR_NOMEM, "spool", "out of memory queueing the recovered jobs");
+    rec->queued++;
     return CX_OK;
 }
 
-/* outbox/: half-made links (not .dcm) and items already delivered (in sent/) are dropped. */
-static cx_status recover_outbox(cx_spool *s, cx_spool_recovery *rec, cx_error *err)
+/* outbox/<dest>/: half-made links (not .dcm) and items already delivered (in sent/) are dropped. */
+static cx_status recover_outbox_dest(cx_spool *s, const char *dest, cx_spool_recovery *rec, cx_error *err)
 {
-    char dir[CX_SPOOL_PATH_MAX], a[CX_SPOOL_PATH_MAX], b[CX_SPOOL_PATH_MAX];
-    char **v;
-    size_t n;
-    path_of(dir, sizeof dir, s, "outbox", NULL, NULL);
-    cx_status st = list_dir(dir, &v, &n, err);
-    if (st != CX_OK)
-        return st;
-    for (size_t i = 0; i < n; i++) {
-        char **w;
-        size_t m;
-        path_of(a, sizeof a, s, "outbox", v[i], NULL);
-        if (list_dir(a, &w, &m, err) != CX_OK)
+    char a[CX_SPOOL_PATH_MAX], b[CX_SPOOL_PATH_MAX];
+    char **w;
+    size_t m;
+    path_of(a, sizeof a, s, "outbox", dest, NULL);
+    if (list_dir(a, &w, &m, err) != CX_OK)
+        return CX_OK; /* not a folder: nothing of ours */
+    for (size_t j = 0; j < m; j++) {
+        path_of(a, sizeof a, s, "outbox", dest, w[j]);
+        size_t len = strlen(w[j]);
+        if (len < 5 || strcmp(w[j] + len - 4, ".dcm") != 0) {
+            unlink(a);
             continue;
-        for (size_t j = 0; j < m; j++) {
-            path_of(a, sizeof a, s, "outbox", v[i], w[j]);
-            size_t len = strlen(w[j]);
-            if (len < 5 || strcmp(w[j] + len - 4, ".dcm") != 0) {
-                unlink(a);
-                continue;
-            }
-            path_of(b, sizeof b, s, "sent", v[i], w[j]);
-            struct stat sb;
-            if (stat(b, &sb) == 0) {
-                unlink(a);
-                rec->outbox_dups++;
-            } else {
-                rec->outbox++;
-            }
         }
-        free_list(w, m);
+        path_of(b, sizeof b, s, "sent", dest, w[j]);
+        struct stat sb;
+        if (stat(b, &sb) == 0) {
+            unlink(a);
+            rec->outbox_dups++;
+        } else {
+            rec->outbox++;
+        }
     }
-    free_list(v, n);
+    free_list(w, m);
     return CX_OK;
 }
 
@@ -613,22 +608,14 @@ static cx_status recover(cx_spool *s, cx_spool_recovery *rec, cx_error *err)
     if (st != CX_OK)
         return st;
     /* processing/: every interrupted job back to incoming/ (or to failed/), then the FIFO. */
+    if ((st = each_entry(s, "processing", requeue_job, rec, err)) != CX_OK)
+        return st;
     char dir[CX_SPOOL_PATH_MAX];
-    char **v;
-    size_t n;
-    path_of(dir, sizeof dir, s, "processing", NULL, NULL);
-    if ((st = list_dir(dir, &v, &n, err)) != CX_OK)
-        return st;
-    for (size_t i = 0; i < n && st == CX_OK; i++)
-        st = requeue_job(s, v[i], rec, err);
-    free_list(v, n);
-    if (st != CX_OK)
-        return st;
     path_of(dir, sizeof dir, s, "incoming", NULL, NULL);
     fsync_path(dir, 1);
-    if ((st = recover_incoming(s, rec, err)) != CX_OK)
+    if ((st = each_entry(s, "incoming", recover_incoming_job, rec, err)) != CX_OK)
         return st;
-    return recover_outbox(s, rec, err);
+    return each_entry(s, "outbox", recover_outbox_dest, rec, err);
 }
 
 cx_status cx_spool_open(const cx_spool_params *p, cx_spool **out, cx_spool_recovery *rec, cx_error *err)
