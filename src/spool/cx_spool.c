@@ -212,6 +212,18 @@ static cx_status write_file_sync(const char *path, const char *data, size_t len,
     return write_file(path, data, len, 1, err);
 }
 
+/* A failure's reason.txt: the reason on one line (cut at 1 KB), written and synced. */
+static cx_status write_reason(const char *path, const char *reason, cx_error *err)
+{
+    char msg[1200];
+    int n = snprintf(msg, sizeof msg, "%s\n", reason ? reason : "unknown");
+    if (n < 0)
+        n = 0;
+    if ((size_t)n >= sizeof msg)
+        n = sizeof msg - 1;
+    return write_file_sync(path, msg, (size_t)n, err);
+}
+
 static int mkdir_p(const char *path)
 {
     char buf[CX_SPOOL_PATH_MAX];
@@ -448,13 +460,7 @@ static cx_status move_to_failed(cx_spool *s, const char *from_state, const char 
     if (!path_of(from, sizeof from, s, from_state, id, NULL) || !path_of(to, sizeof to, s, "failed", id, NULL) ||
         !path_of(rp, sizeof rp, s, from_state, id, "reason.txt"))
         return cx_error_set(err, CX_ERR_INVALID, "spool", "path too long for job %s", id);
-    char msg[1200];
-    int n = snprintf(msg, sizeof msg, "%s\n", reason ? reason : "unknown");
-    if (n < 0)
-        n = 0;
-    if ((size_t)n >= sizeof msg)
-        n = sizeof msg - 1;
-    cx_status st = write_file_sync(rp, msg, (size_t)n, err);
+    cx_status st = write_reason(rp, reason, err);
     if (st != CX_OK)
         return st;
     rm_rf(to); /* a previous failure of the same id (cannot normally happen) */
@@ -1118,13 +1124,7 @@ cx_status cx_spool_outbox_fail(cx_spool *s, const char *dest, const char *uid, c
     path_of(d, sizeof d, s, "failed", sub, NULL);
     if (mkdir_p(d) != 0)
         return cx_error_set(err, io_status(errno), "spool", "cannot create %s: %s", d, strerror(errno));
-    char msg[1024];
-    int n = snprintf(msg, sizeof msg, "%s\n", reason ? reason : "unknown");
-    if (n < 0)
-        n = 0;
-    if ((size_t)n >= sizeof msg)
-        n = sizeof msg - 1;
-    cx_status st = write_file_sync(r, msg, (size_t)n, err);
+    cx_status st = write_reason(r, reason, err);
     if (st != CX_OK)
         return st;
     if (rename(a, b) != 0)
