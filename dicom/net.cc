@@ -22,6 +22,7 @@
 #include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <sys/time.h>
@@ -645,6 +646,17 @@ class GuardedConnection : public DcmTCPConnection {
     Conn *m_c;
 };
 
+// TCP_NODELAY: a DIMSE message goes out as a PDU header and its PDVs in separate writes, so with
+// Nagle's algorithm the last small write waits for the peer's delayed ACK (40 ms on Linux): one
+// such stall per C-STORE response here, and per message sent. DCMTK 3.6.7 sets it on the sockets
+// it connects only when the environment has TCP_NODELAY=1 (the node sets it at start-up) and never
+// on accepted ones.
+static void no_delay(int s)
+{
+    int one = 1;
+    setsockopt(s, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+}
+
 class GuardedLayer : public DcmTransportLayer {
   public:
     explicit GuardedLayer(Conn *c) : m_c(c) {}
@@ -652,6 +664,7 @@ class GuardedLayer : public DcmTransportLayer {
     {
         Conn *c = m_c;
         c->fd = s;
+        no_delay(s);
         sockaddr_in sa{};
         socklen_t n = sizeof sa;
         char ip[INET_ADDRSTRLEN] = "";

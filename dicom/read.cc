@@ -4,7 +4,6 @@
 #include "read_internal.h"
 
 #include <dcmtk/dcmdata/dcrledrg.h>
-#include <dcmtk/dcmdata/dcrleerg.h>
 #include <dcmtk/dcmjpeg/djdecode.h>
 #include <dcmtk/dcmjpls/djdecode.h>
 #include <dcmtk/oflog/oflog.h>
@@ -143,7 +142,6 @@ extern "C" cxd_status cxd_init(cxd_error *err)
             DJDecoderRegistration::registerCodecs();
             DJLSDecoderRegistration::registerCodecs();
             DcmRLEDecoderRegistration::registerCodecs();
-            DcmRLEEncoderRegistration::registerCodecs(); /* the SEG writer's RLE Lossless */
             g_init_done = true;
         }
     } catch (const std::bad_alloc &) {
@@ -169,7 +167,6 @@ extern "C" void cxd_shutdown(void)
     DJDecoderRegistration::cleanup();
     DJLSDecoderRegistration::cleanup();
     DcmRLEDecoderRegistration::cleanup();
-    DcmRLEEncoderRegistration::cleanup();
     g_init_done = false;
 }
 
