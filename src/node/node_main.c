@@ -352,11 +352,6 @@ int main(int argc, char **argv)
     sigaddset(&sigs, SIGHUP);
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     signal(SIGPIPE, SIG_IGN);
-    /* DCMTK turns Nagle's algorithm off on the sockets it connects (the sender's) only when the
-     * environment says TCP_NODELAY=1; with it on, each C-STORE waited ~40 ms for the peer's
-     * delayed ACK (dicom/net.cc no_delay). Set before any other thread exists (setenv is not
-     * thread-safe); an explicit TCP_NODELAY=0 in the service's environment is kept. */
-    setenv("TCP_NODELAY", "1", 0);
 
     static cx_node node;
     pthread_t lt;
