@@ -2,6 +2,7 @@
 // "network" section of cxdicom.h: the C-STORE/C-ECHO listener (own accept loop + one DcmThreadSCP
 // per association) and the C-STORE sender (DcmSCU). No DCMTK type or exception leaves this file.
 #include "cxdicom.h"
+#include "read_internal.h"
 
 #include <dcmtk/config/osconfig.h>
 #include <dcmtk/dcmdata/dctk.h>
@@ -45,18 +46,6 @@
 #include <vector>
 
 namespace {
-
-void set_err(cxd_error *err, cxd_status code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-void set_err(cxd_error *err, cxd_status code, const char *fmt, ...)
-{
-    if (!err)
-        return;
-    err->code = code;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err->msg, sizeof err->msg, fmt, ap);
-    va_end(ap);
-}
 
 void copy_str(char *dst, size_t cap, const char *src)
 {
@@ -136,7 +125,7 @@ cxd_status peek(const char *path, cxd_object_info *o, cxd_error *err)
     memset(o, 0, sizeof *o);
     FILE *f = fopen(path, "rb");
     if (!f) {
-        set_err(err, CXD_ERR_IO, "peek: cannot open %s: %s", path, strerror(errno));
+        cxd_set_error(err, CXD_ERR_IO, "peek: cannot open %s: %s", path, strerror(errno));
         return CXD_ERR_IO;
     }
     fseek(f, 0, SEEK_END);
@@ -147,7 +136,7 @@ cxd_status peek(const char *path, cxd_object_info *o, cxd_error *err)
                                         DCM_PixelData);
     if (c.bad()) {
         copy_str(o->parse_error, sizeof o->parse_error, c.text());
-        set_err(err, CXD_ERR_MALFORMED, "peek: %s: %s", path, c.text());
+        cxd_set_error(err, CXD_ERR_MALFORMED, "peek: %s: %s", path, c.text());
         return CXD_ERR_MALFORMED;
     }
     DcmDataset *ds = ff.getDataset();
@@ -173,7 +162,7 @@ cxd_status peek(const char *path, cxd_object_info *o, cxd_error *err)
         o->columns = v;
     if (!o->sop_instance_uid[0]) {
         copy_str(o->parse_error, sizeof o->parse_error, "no SOP Instance UID in the data set");
-        set_err(err, CXD_ERR_MISSING, "peek: %s: no SOP Instance UID", path);
+        cxd_set_error(err, CXD_ERR_MISSING, "peek: %s: no SOP Instance UID", path);
         return CXD_ERR_MISSING;
     }
     o->parsed = 1;
@@ -197,53 +186,53 @@ std::unique_ptr<DcmTLSTransportLayer> make_tls(const cxd_tls_params *t, T_ASC_Ne
     std::call_once(once, [] { DcmTLSTransportLayer::initializeOpenSSL(); });
     std::unique_ptr<DcmTLSTransportLayer> l(new DcmTLSTransportLayer(role, nullptr, OFFalse));
     if (!*l) {
-        set_err(err, CXD_ERR_INTERNAL, "%s: cannot create an OpenSSL context", who.c_str());
+        cxd_set_error(err, CXD_ERR_INTERNAL, "%s: cannot create an OpenSSL context", who.c_str());
         return nullptr;
     }
     OFCondition r = l->setTLSProfile(TSP_Profile_BCP195_ND);
     if (r.good())
         r = l->activateCipherSuites();
     if (r.bad()) {
-        set_err(err, CXD_ERR_INTERNAL, "%s: cipher suites: %s", who.c_str(), r.text());
+        cxd_set_error(err, CXD_ERR_INTERNAL, "%s: cipher suites: %s", who.c_str(), r.text());
         return nullptr;
     }
     if (SSL_CTX_set_min_proto_version(l->getNativeHandle(), TLS1_2_VERSION) != 1) {
-        set_err(err, CXD_ERR_INTERNAL, "%s: cannot set TLS 1.2 as the lowest version", who.c_str());
+        cxd_set_error(err, CXD_ERR_INTERNAL, "%s: cannot set TLS 1.2 as the lowest version", who.c_str());
         return nullptr;
     }
     bool has_cert = t->certificate_file && t->certificate_file[0];
     if (has_cert != (t->private_key_file && t->private_key_file[0])) {
-        set_err(err, CXD_ERR_INVALID, "%s: a certificate needs its private key and a key its certificate", who.c_str());
+        cxd_set_error(err, CXD_ERR_INVALID, "%s: a certificate needs its private key and a key its certificate", who.c_str());
         return nullptr;
     }
     if (has_cert) {
         r = l->setPrivateKeyFile(t->private_key_file, DCF_Filetype_PEM);
         if (r.bad()) {
-            set_err(err, CXD_ERR_INVALID, "%s: private key %s: %s", who.c_str(), t->private_key_file, r.text());
+            cxd_set_error(err, CXD_ERR_INVALID, "%s: private key %s: %s", who.c_str(), t->private_key_file, r.text());
             return nullptr;
         }
         r = l->setCertificateFile(t->certificate_file, DCF_Filetype_PEM);
         if (r.bad()) {
-            set_err(err, CXD_ERR_INVALID, "%s: certificate %s: %s", who.c_str(), t->certificate_file, r.text());
+            cxd_set_error(err, CXD_ERR_INVALID, "%s: certificate %s: %s", who.c_str(), t->certificate_file, r.text());
             return nullptr;
         }
         if (!l->checkPrivateKeyMatchesCertificate()) {
-            set_err(err, CXD_ERR_INVALID, "%s: private key %s does not match certificate %s", who.c_str(),
+            cxd_set_error(err, CXD_ERR_INVALID, "%s: private key %s does not match certificate %s", who.c_str(),
                     t->private_key_file, t->certificate_file);
             return nullptr;
         }
     } else if (role == NET_ACCEPTOR) {
-        set_err(err, CXD_ERR_INVALID, "%s: a listener needs a certificate and its private key", who.c_str());
+        cxd_set_error(err, CXD_ERR_INVALID, "%s: a listener needs a certificate and its private key", who.c_str());
         return nullptr;
     }
     if (t->ca_file && t->ca_file[0]) {
         r = l->addTrustedCertificateFile(t->ca_file, DCF_Filetype_PEM);
         if (r.bad()) {
-            set_err(err, CXD_ERR_INVALID, "%s: CA file %s: %s", who.c_str(), t->ca_file, r.text());
+            cxd_set_error(err, CXD_ERR_INVALID, "%s: CA file %s: %s", who.c_str(), t->ca_file, r.text());
             return nullptr;
         }
     } else if (t->verify_peer != CXD_TLS_VERIFY_NONE) {
-        set_err(err, CXD_ERR_INVALID, "%s: verifying the peer needs a CA file", who.c_str());
+        cxd_set_error(err, CXD_ERR_INVALID, "%s: verifying the peer needs a CA file", who.c_str());
         return nullptr;
     }
     l->setCertificateVerification(t->verify_peer == CXD_TLS_VERIFY_NONE          ? DCV_ignoreCertificate
@@ -470,7 +459,7 @@ bool parse_hosts(const cxd_listener_params *p, std::vector<std::pair<uint32_t, u
             char *end = nullptr;
             long bits = strtol(pre.c_str(), &end, 10);
             if (inet_pton(AF_INET, addr.c_str(), &a) != 1 || !end || *end || pre.empty() || bits < 0 || bits > 32) {
-                set_err(err, CXD_ERR_INVALID, "listener: allowed host \"%s\" is not an IPv4 network a.b.c.d/0..32",
+                cxd_set_error(err, CXD_ERR_INVALID, "listener: allowed host \"%s\" is not an IPv4 network a.b.c.d/0..32",
                         h.c_str());
                 return false;
             }
@@ -483,7 +472,7 @@ bool parse_hosts(const cxd_listener_params *p, std::vector<std::pair<uint32_t, u
             hints.ai_family = AF_INET;
             int r = getaddrinfo(h.c_str(), nullptr, &hints, &res);
             if (r != 0 || !res) {
-                set_err(err, CXD_ERR_INVALID, "listener: allowed host \"%s\" cannot be resolved: %s", h.c_str(),
+                cxd_set_error(err, CXD_ERR_INVALID, "listener: allowed host \"%s\" cannot be resolved: %s", h.c_str(),
                         gai_strerror(r));
                 return false;
             }
@@ -516,13 +505,13 @@ bool rebind(T_ASC_Network *net, const char *addr, int port, cxd_error *err)
 {
     in_addr a;
     if (inet_pton(AF_INET, addr, &a) != 1) {
-        set_err(err, CXD_ERR_INVALID, "listener: bind address \"%s\" is not an IPv4 address", addr);
+        cxd_set_error(err, CXD_ERR_INVALID, "listener: bind address \"%s\" is not an IPv4 address", addr);
         return false;
     }
     int old = (int)static_cast<PRIVATE_NETWORKKEY *>(net->network)->networkSpecific.TCP.listenSocket;
     int s = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (s < 0) {
-        set_err(err, CXD_ERR_NETWORK, "listener: socket: %s", strerror(errno));
+        cxd_set_error(err, CXD_ERR_NETWORK, "listener: socket: %s", strerror(errno));
         return false;
     }
     int one = 1;
@@ -533,12 +522,12 @@ bool rebind(T_ASC_Network *net, const char *addr, int port, cxd_error *err)
     sa.sin_addr = a;
     close(old); // frees the port for the new bind; the number is reused by dup2 below
     if (bind(s, (sockaddr *)&sa, sizeof sa) != 0 || listen(s, 64) != 0) {
-        set_err(err, CXD_ERR_NETWORK, "listener: cannot listen on %s:%d: %s", addr, port, strerror(errno));
+        cxd_set_error(err, CXD_ERR_NETWORK, "listener: cannot listen on %s:%d: %s", addr, port, strerror(errno));
         close(s);
         return false;
     }
     if (dup2(s, old) < 0) {
-        set_err(err, CXD_ERR_NETWORK, "listener: dup2: %s", strerror(errno));
+        cxd_set_error(err, CXD_ERR_NETWORK, "listener: dup2: %s", strerror(errno));
         close(s);
         return false;
     }
@@ -850,16 +839,16 @@ extern "C" cxd_status cxd_listener_open(const cxd_listener_params *p, const cxd_
 {
     try {
         if (!p || !cb || !out || !p->ae_title || !p->ae_title[0] || strlen(p->ae_title) > 16) {
-            set_err(err, CXD_ERR_INVALID, "listener: an AE title of 1 to 16 characters is required");
+            cxd_set_error(err, CXD_ERR_INVALID, "listener: an AE title of 1 to 16 characters is required");
             return CXD_ERR_INVALID;
         }
         if (p->port < 0 || p->port > 65535) {
-            set_err(err, CXD_ERR_INVALID, "listener: port %d out of range 0..65535", p->port);
+            cxd_set_error(err, CXD_ERR_INVALID, "listener: port %d out of range 0..65535", p->port);
             return CXD_ERR_INVALID;
         }
         unsigned pdu = p->max_pdu ? p->max_pdu : 65536;
         if (pdu < ASC_MINIMUMPDUSIZE || pdu > ASC_MAXIMUMPDUSIZE) {
-            set_err(err, CXD_ERR_INVALID, "listener: max PDU %u out of range %u..%u", pdu, (unsigned)ASC_MINIMUMPDUSIZE,
+            cxd_set_error(err, CXD_ERR_INVALID, "listener: max PDU %u out of range %u..%u", pdu, (unsigned)ASC_MINIMUMPDUSIZE,
                     (unsigned)ASC_MAXIMUMPDUSIZE);
             return CXD_ERR_INVALID;
         }
@@ -892,7 +881,7 @@ extern "C" cxd_status cxd_listener_open(const cxd_listener_params *p, const cxd_
             for (size_t i = 0; i < p->n_transfer_syntaxes; i++) {
                 DcmXfer x(p->transfer_syntaxes[i]);
                 if (x.getXfer() == EXS_Unknown) {
-                    set_err(err, CXD_ERR_INVALID, "listener: unknown transfer syntax UID \"%s\"", p->transfer_syntaxes[i]);
+                    cxd_set_error(err, CXD_ERR_INVALID, "listener: unknown transfer syntax UID \"%s\"", p->transfer_syntaxes[i]);
                     return CXD_ERR_INVALID;
                 }
                 xfers.push_back(p->transfer_syntaxes[i]);
@@ -904,7 +893,7 @@ extern "C" cxd_status cxd_listener_open(const cxd_listener_params *p, const cxd_
         for (const char *sc : k_storage_classes) {
             OFCondition r = c.addPresentationContext(sc, xfers, ASC_SC_ROLE_DEFAULT);
             if (r.bad()) {
-                set_err(err, CXD_ERR_INTERNAL, "listener: cannot add presentation context %s: %s", sc, r.text());
+                cxd_set_error(err, CXD_ERR_INTERNAL, "listener: cannot add presentation context %s: %s", sc, r.text());
                 return CXD_ERR_INTERNAL;
             }
         }
@@ -918,7 +907,7 @@ extern "C" cxd_status cxd_listener_open(const cxd_listener_params *p, const cxd_
         OFCondition r = ASC_initializeNetwork(NET_ACCEPTOR, p->port, (int)c.getACSETimeout(), &l->net);
         if (r.bad()) {
             l->net = nullptr;
-            set_err(err, CXD_ERR_NETWORK, "listener: cannot listen on port %d: %s", p->port, r.text());
+            cxd_set_error(err, CXD_ERR_NETWORK, "listener: cannot listen on port %d: %s", p->port, r.text());
             return CXD_ERR_NETWORK;
         }
         l->port = p->port ? p->port : (int)l->net->acceptorPort;
@@ -930,13 +919,13 @@ extern "C" cxd_status cxd_listener_open(const cxd_listener_params *p, const cxd_
         *out = l.release();
         return CXD_OK;
     } catch (const std::bad_alloc &) {
-        set_err(err, CXD_ERR_NOMEM, "listener: out of memory");
+        cxd_set_error(err, CXD_ERR_NOMEM, "listener: out of memory");
         return CXD_ERR_NOMEM;
     } catch (const std::exception &e) {
-        set_err(err, CXD_ERR_INTERNAL, "listener: %s", e.what());
+        cxd_set_error(err, CXD_ERR_INTERNAL, "listener: %s", e.what());
         return CXD_ERR_INTERNAL;
     } catch (...) {
-        set_err(err, CXD_ERR_INTERNAL, "listener: unknown exception");
+        cxd_set_error(err, CXD_ERR_INTERNAL, "listener: unknown exception");
         return CXD_ERR_INTERNAL;
     }
 }
@@ -947,7 +936,7 @@ extern "C" cxd_status cxd_listener_update(cxd_listener *l, const cxd_listener_pa
 {
     try {
         if (!l || !p) {
-            set_err(err, CXD_ERR_INVALID, "listener: update without a listener or parameters");
+            cxd_set_error(err, CXD_ERR_INVALID, "listener: update without a listener or parameters");
             return CXD_ERR_INVALID;
         }
         if (!apply_lists(l, p, err))
@@ -961,7 +950,7 @@ extern "C" cxd_status cxd_listener_update(cxd_listener *l, const cxd_listener_pa
             l->max_per_host = p->max_per_host;
         return CXD_OK;
     } catch (...) {
-        set_err(err, CXD_ERR_NOMEM, "listener: out of memory updating the allow-lists");
+        cxd_set_error(err, CXD_ERR_NOMEM, "listener: out of memory updating the allow-lists");
         return CXD_ERR_NOMEM;
     }
 }
@@ -969,7 +958,7 @@ extern "C" cxd_status cxd_listener_update(cxd_listener *l, const cxd_listener_pa
 extern "C" cxd_status cxd_listener_run(cxd_listener *l, cxd_error *err)
 {
     if (!l || !l->net) {
-        set_err(err, CXD_ERR_INVALID, "listener: not open");
+        cxd_set_error(err, CXD_ERR_INVALID, "listener: not open");
         return CXD_ERR_INVALID;
     }
     try {
@@ -1036,10 +1025,10 @@ extern "C" cxd_status cxd_listener_run(cxd_listener *l, cxd_error *err)
         l->cv.wait_for(g, std::chrono::seconds(120), [l] { return l->conns == 0; });
         return CXD_OK;
     } catch (const std::bad_alloc &) {
-        set_err(err, CXD_ERR_NOMEM, "listener: out of memory");
+        cxd_set_error(err, CXD_ERR_NOMEM, "listener: out of memory");
         return CXD_ERR_NOMEM;
     } catch (...) {
-        set_err(err, CXD_ERR_INTERNAL, "listener: unexpected exception in the accept loop");
+        cxd_set_error(err, CXD_ERR_INTERNAL, "listener: unexpected exception in the accept loop");
         return CXD_ERR_INTERNAL;
     }
 }
@@ -1076,7 +1065,7 @@ extern "C" cxd_status cxd_object_peek(const char *path, cxd_object_info *out, cx
 {
     try {
         if (!path || !out) {
-            set_err(err, CXD_ERR_INVALID, "peek: no path");
+            cxd_set_error(err, CXD_ERR_INVALID, "peek: no path");
             return CXD_ERR_INVALID;
         }
         cxd_object_info o;
@@ -1085,10 +1074,10 @@ extern "C" cxd_status cxd_object_peek(const char *path, cxd_object_info *out, cx
             *out = o;
         return st;
     } catch (const std::bad_alloc &) {
-        set_err(err, CXD_ERR_NOMEM, "peek: out of memory");
+        cxd_set_error(err, CXD_ERR_NOMEM, "peek: out of memory");
         return CXD_ERR_NOMEM;
     } catch (...) {
-        set_err(err, CXD_ERR_INTERNAL, "peek: unexpected exception");
+        cxd_set_error(err, CXD_ERR_INTERNAL, "peek: unexpected exception");
         return CXD_ERR_INTERNAL;
     }
 }
@@ -1131,7 +1120,7 @@ bool setup_scu(NodeSCU &scu, const cxd_send_params *p, std::unique_ptr<DcmTransp
 {
     if (!p || !p->calling_ae || !p->called_ae || !p->host || !p->calling_ae[0] || !p->called_ae[0] ||
         strlen(p->calling_ae) > 16 || strlen(p->called_ae) > 16 || p->port <= 0 || p->port > 65535) {
-        set_err(err, CXD_ERR_INVALID, "send: destination needs AE titles (1..16 chars), a host and a port 1..65535");
+        cxd_set_error(err, CXD_ERR_INVALID, "send: destination needs AE titles (1..16 chars), a host and a port 1..65535");
         return false;
     }
     quiet_dcmtk();
@@ -1164,7 +1153,7 @@ bool open_assoc(NodeSCU &scu, const cxd_send_params *p, DcmTransportLayer *tls, 
     if (c.good())
         c = scu.negotiateAssociation();
     if (c.bad()) {
-        set_err(err, CXD_ERR_NETWORK, "send: association with %s@%s:%d failed: %s", p->called_ae, p->host, p->port,
+        cxd_set_error(err, CXD_ERR_NETWORK, "send: association with %s@%s:%d failed: %s", p->called_ae, p->host, p->port,
                 c.text());
         return false;
     }
@@ -1218,7 +1207,7 @@ extern "C" cxd_status cxd_send_files(const cxd_send_params *p, const char *const
         for (size_t i = 0; i < n; i++) {
             cxd_error e{};
             if (peek(paths[i], &info[i], &e) != CXD_OK) {
-                set_err(err, CXD_ERR_MALFORMED, "send: %s", e.msg);
+                cxd_set_error(err, CXD_ERR_MALFORMED, "send: %s", e.msg);
                 return CXD_ERR_MALFORMED;
             }
             contexts[info[i].sop_class_uid].insert(info[i].transfer_syntax_uid);
@@ -1276,13 +1265,13 @@ extern "C" cxd_status cxd_send_files(const cxd_send_params *p, const char *const
         if (scu.isConnected())
             scu.releaseAssociation();
         if (!failures.empty())
-            set_err(err, CXD_ERR_NETWORK, "send: to %s@%s:%d:%s", p->called_ae, p->host, p->port, failures.c_str());
+            cxd_set_error(err, CXD_ERR_NETWORK, "send: to %s@%s:%d:%s", p->called_ae, p->host, p->port, failures.c_str());
         return CXD_OK;
     } catch (const std::bad_alloc &) {
-        set_err(err, CXD_ERR_NOMEM, "send: out of memory");
+        cxd_set_error(err, CXD_ERR_NOMEM, "send: out of memory");
         return CXD_ERR_NOMEM;
     } catch (...) {
-        set_err(err, CXD_ERR_INTERNAL, "send: unexpected exception");
+        cxd_set_error(err, CXD_ERR_INTERNAL, "send: unexpected exception");
         return CXD_ERR_INTERNAL;
     }
 }
@@ -1303,12 +1292,12 @@ extern "C" cxd_status cxd_echo(const cxd_send_params *p, cxd_error *err)
         OFCondition c = scu.sendECHORequest(0);
         scu.releaseAssociation();
         if (c.bad()) {
-            set_err(err, CXD_ERR_NETWORK, "echo: %s@%s:%d: %s", p->called_ae, p->host, p->port, c.text());
+            cxd_set_error(err, CXD_ERR_NETWORK, "echo: %s@%s:%d: %s", p->called_ae, p->host, p->port, c.text());
             return CXD_ERR_NETWORK;
         }
         return CXD_OK;
     } catch (...) {
-        set_err(err, CXD_ERR_INTERNAL, "echo: unexpected exception");
+        cxd_set_error(err, CXD_ERR_INTERNAL, "echo: unexpected exception");
         return CXD_ERR_INTERNAL;
     }
 }

@@ -1,6 +1,7 @@
 // Shared machinery of the result writers: SHA-256 and the deterministic UIDs built on it,
 // sRGB -> DICOM CIELab, the source attributes every output copies, finding validation with
 // contour tracing, and the atomic save. Writers throw cxdw::Error; only entry points catch.
+#include "read_internal.h"
 #include "write_internal.hh"
 
 #include <algorithm>
@@ -55,14 +56,6 @@ struct Sha256 {
     }
 };
 
-void set_err(cxd_error *err, cxd_status code, const char *msg)
-{
-    if (!err)
-        return;
-    err->code = code;
-    snprintf(err->msg, sizeof err->msg, "%s", msg);
-}
-
 bool valid_root(const char *r)
 {
     // Components of digits separated by single dots, no leading zero unless the component is "0".
@@ -104,14 +97,14 @@ extern "C" cxd_status cxd_derive_uid(const char *root, const char *source_uid, c
     if (!root || !*root)
         root = "2.25";
     if (!source_uid || !*source_uid || !kind || !*kind || !model_sha256 || !out) {
-        set_err(err, CXD_ERR_INVALID, "uid: source UID, kind and model hash are required");
+        cxd_set_error(err, CXD_ERR_INVALID, "uid: source UID, kind and model hash are required");
         return CXD_ERR_INVALID;
     }
     if (!valid_root(root)) {
         char m[300];
         snprintf(m, sizeof m, "uid: root \"%.200s\" is not a valid UID prefix (digits and dots, no leading zeros)",
                  root);
-        set_err(err, CXD_ERR_INVALID, m);
+        cxd_set_error(err, CXD_ERR_INVALID, "%s", m);
         return CXD_ERR_INVALID;
     }
     size_t rl = strlen(root);
@@ -120,7 +113,7 @@ extern "C" cxd_status cxd_derive_uid(const char *root, const char *source_uid, c
         char m[300];
         snprintf(m, sizeof m, "uid: root \"%.200s\" is %zu characters; at most 43 leave room for the 20-digit suffix",
                  root, rl);
-        set_err(err, CXD_ERR_INVALID, m);
+        cxd_set_error(err, CXD_ERR_INVALID, "%s", m);
         return CXD_ERR_INVALID;
     }
     Sha256 s;
@@ -313,7 +306,7 @@ template <typename Push> void trace_region(const Tracer &t, int x0, int y0, size
 extern "C" cxd_status cxd_mask_contours(const cxd_finding *f, cxd_contours *out, cxd_error *err)
 {
     if (!f || !out || !f->mask || f->w <= 0 || f->h <= 0) {
-        set_err(err, CXD_ERR_INVALID, "contours: finding with a mask and a positive box size is required");
+        cxd_set_error(err, CXD_ERR_INVALID, "contours: finding with a mask and a positive box size is required");
         return CXD_ERR_INVALID;
     }
     try {
@@ -341,7 +334,7 @@ extern "C" cxd_status cxd_mask_contours(const cxd_finding *f, cxd_contours *out,
         r.areas = (size_t *)malloc((ncomp ? ncomp : 1) * sizeof(size_t));
         if (!r.starts || !r.points || !r.areas) {
             cxd_contours_clear(&r);
-            set_err(err, CXD_ERR_NOMEM, "contours: out of memory");
+            cxd_set_error(err, CXD_ERR_NOMEM, "contours: out of memory");
             return CXD_ERR_NOMEM;
         }
         for (int c = 0; c < ncomp; c++) {
@@ -354,10 +347,10 @@ extern "C" cxd_status cxd_mask_contours(const cxd_finding *f, cxd_contours *out,
         *out = r;
         return CXD_OK;
     } catch (const std::bad_alloc &) {
-        set_err(err, CXD_ERR_NOMEM, "contours: out of memory");
+        cxd_set_error(err, CXD_ERR_NOMEM, "contours: out of memory");
         return CXD_ERR_NOMEM;
     } catch (...) {
-        set_err(err, CXD_ERR_INTERNAL, "contours: unexpected exception");
+        cxd_set_error(err, CXD_ERR_INTERNAL, "contours: unexpected exception");
         return CXD_ERR_INTERNAL;
     }
 }
@@ -724,17 +717,17 @@ cxd_status results_write_dataset(DcmItem &srcds, const cxd_finding *findings, si
             *out = r;
         return CXD_OK;
     } catch (const Error &e) {
-        set_err(err, e.code, e.what());
+        cxd_set_error(err, e.code, "%s", e.what());
         return e.code;
     } catch (const std::bad_alloc &) {
-        set_err(err, CXD_ERR_NOMEM, "write: out of memory");
+        cxd_set_error(err, CXD_ERR_NOMEM, "write: out of memory");
         return CXD_ERR_NOMEM;
     } catch (const std::exception &e) {
         std::string m = std::string("write: unexpected exception: ") + e.what();
-        set_err(err, CXD_ERR_INTERNAL, m.c_str());
+        cxd_set_error(err, CXD_ERR_INTERNAL, "%s", m.c_str());
         return CXD_ERR_INTERNAL;
     } catch (...) {
-        set_err(err, CXD_ERR_INTERNAL, "write: unexpected exception");
+        cxd_set_error(err, CXD_ERR_INTERNAL, "write: unexpected exception");
         return CXD_ERR_INTERNAL;
     }
 }

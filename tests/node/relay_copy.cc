@@ -5,6 +5,7 @@
 // (retry, exactly once, kill -9, load) are tested without a model. out_uid receives the new SOP
 // Instance UID.
 #include "cxdicom.h"
+#include "read_internal.h"
 
 #include <dcmtk/config/osconfig.h>
 #include <dcmtk/dcmdata/dctk.h>
@@ -17,22 +18,6 @@
 
 extern "C" cxd_status cxd_transport_test_copy(const char *src, const char *dst, char *out_uid, size_t out_len,
                                               cxd_error *err);
-
-namespace {
-
-void set_err(cxd_error *err, cxd_status code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-void set_err(cxd_error *err, cxd_status code, const char *fmt, ...)
-{
-    if (!err)
-        return;
-    err->code = code;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err->msg, sizeof err->msg, fmt, ap);
-    va_end(ap);
-}
-
-} // namespace
 
 namespace {
 
@@ -57,13 +42,13 @@ extern "C" cxd_status cxd_transport_test_copy(const char *src, const char *dst, 
 {
     try {
         if (!src || !dst || !out_uid || out_len < 65) {
-            set_err(err, CXD_ERR_INVALID, "transport copy: bad arguments");
+            cxd_set_error(err, CXD_ERR_INVALID, "transport copy: bad arguments");
             return CXD_ERR_INVALID;
         }
         DcmFileFormat ff;
         OFCondition c = ff.loadFile(src);
         if (c.bad()) {
-            set_err(err, CXD_ERR_MALFORMED, "transport copy: cannot read %s: %s", src, c.text());
+            cxd_set_error(err, CXD_ERR_MALFORMED, "transport copy: cannot read %s: %s", src, c.text());
             return CXD_ERR_MALFORMED;
         }
         DcmDataset *ds = ff.getDataset();
@@ -71,7 +56,7 @@ extern "C" cxd_status cxd_transport_test_copy(const char *src, const char *dst, 
         ds->findAndGetOFString(DCM_SOPInstanceUID, sop);
         ds->findAndGetOFString(DCM_SeriesInstanceUID, series);
         if (sop.empty()) {
-            set_err(err, CXD_ERR_MISSING, "transport copy: %s has no SOP Instance UID", src);
+            cxd_set_error(err, CXD_ERR_MISSING, "transport copy: %s has no SOP Instance UID", src);
             return CXD_ERR_MISSING;
         }
         std::string nsop = derived_uid(sop.c_str(), "#transport-test-instance");
@@ -83,16 +68,16 @@ extern "C" cxd_status cxd_transport_test_copy(const char *src, const char *dst, 
         ff.getMetaInfo()->putAndInsertString(DCM_MediaStorageSOPInstanceUID, nsop.c_str());
         c = ff.saveFile(dst, ds->getOriginalXfer());
         if (c.bad()) {
-            set_err(err, CXD_ERR_WRITE, "transport copy: cannot write %s: %s", dst, c.text());
+            cxd_set_error(err, CXD_ERR_WRITE, "transport copy: cannot write %s: %s", dst, c.text());
             return CXD_ERR_WRITE;
         }
         snprintf(out_uid, out_len, "%s", nsop.c_str());
         return CXD_OK;
     } catch (const std::bad_alloc &) {
-        set_err(err, CXD_ERR_NOMEM, "transport copy: out of memory");
+        cxd_set_error(err, CXD_ERR_NOMEM, "transport copy: out of memory");
         return CXD_ERR_NOMEM;
     } catch (...) {
-        set_err(err, CXD_ERR_INTERNAL, "transport copy: unexpected exception");
+        cxd_set_error(err, CXD_ERR_INTERNAL, "transport copy: unexpected exception");
         return CXD_ERR_INTERNAL;
     }
 }
