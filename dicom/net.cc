@@ -125,8 +125,7 @@ cxd_status peek(const char *path, cxd_object_info *o, cxd_error *err)
     memset(o, 0, sizeof *o);
     FILE *f = fopen(path, "rb");
     if (!f) {
-        cxd_set_error(err, CXD_ERR_IO, "peek: cannot open %s: %s", path, strerror(errno));
-        return CXD_ERR_IO;
+        return cxd_set_error(err, CXD_ERR_IO, "peek: cannot open %s: %s", path, strerror(errno));
     }
     fseek(f, 0, SEEK_END);
     o->file_size = ftell(f);
@@ -136,8 +135,7 @@ cxd_status peek(const char *path, cxd_object_info *o, cxd_error *err)
                                         DCM_PixelData);
     if (c.bad()) {
         copy_str(o->parse_error, sizeof o->parse_error, c.text());
-        cxd_set_error(err, CXD_ERR_MALFORMED, "peek: %s: %s", path, c.text());
-        return CXD_ERR_MALFORMED;
+        return cxd_set_error(err, CXD_ERR_MALFORMED, "peek: %s: %s", path, c.text());
     }
     DcmDataset *ds = ff.getDataset();
     DcmMetaInfo *mi = ff.getMetaInfo();
@@ -162,8 +160,7 @@ cxd_status peek(const char *path, cxd_object_info *o, cxd_error *err)
         o->columns = v;
     if (!o->sop_instance_uid[0]) {
         copy_str(o->parse_error, sizeof o->parse_error, "no SOP Instance UID in the data set");
-        cxd_set_error(err, CXD_ERR_MISSING, "peek: %s: no SOP Instance UID", path);
-        return CXD_ERR_MISSING;
+        return cxd_set_error(err, CXD_ERR_MISSING, "peek: %s: no SOP Instance UID", path);
     }
     o->parsed = 1;
     return CXD_OK;
@@ -218,7 +215,7 @@ std::unique_ptr<DcmTLSTransportLayer> make_tls(const cxd_tls_params *t, T_ASC_Ne
         }
         if (!l->checkPrivateKeyMatchesCertificate()) {
             cxd_set_error(err, CXD_ERR_INVALID, "%s: private key %s does not match certificate %s", who.c_str(),
-                    t->private_key_file, t->certificate_file);
+                          t->private_key_file, t->certificate_file);
             return nullptr;
         }
     } else if (role == NET_ACCEPTOR) {
@@ -460,7 +457,7 @@ bool parse_hosts(const cxd_listener_params *p, std::vector<std::pair<uint32_t, u
             long bits = strtol(pre.c_str(), &end, 10);
             if (inet_pton(AF_INET, addr.c_str(), &a) != 1 || !end || *end || pre.empty() || bits < 0 || bits > 32) {
                 cxd_set_error(err, CXD_ERR_INVALID, "listener: allowed host \"%s\" is not an IPv4 network a.b.c.d/0..32",
-                        h.c_str());
+                              h.c_str());
                 return false;
             }
             uint32_t mask = bits == 0 ? 0u : 0xFFFFFFFFu << (32 - bits);
@@ -473,7 +470,7 @@ bool parse_hosts(const cxd_listener_params *p, std::vector<std::pair<uint32_t, u
             int r = getaddrinfo(h.c_str(), nullptr, &hints, &res);
             if (r != 0 || !res) {
                 cxd_set_error(err, CXD_ERR_INVALID, "listener: allowed host \"%s\" cannot be resolved: %s", h.c_str(),
-                        gai_strerror(r));
+                              gai_strerror(r));
                 return false;
             }
             for (addrinfo *ai = res; ai; ai = ai->ai_next)
@@ -839,18 +836,15 @@ extern "C" cxd_status cxd_listener_open(const cxd_listener_params *p, const cxd_
 {
     try {
         if (!p || !cb || !out || !p->ae_title || !p->ae_title[0] || strlen(p->ae_title) > 16) {
-            cxd_set_error(err, CXD_ERR_INVALID, "listener: an AE title of 1 to 16 characters is required");
-            return CXD_ERR_INVALID;
+            return cxd_set_error(err, CXD_ERR_INVALID, "listener: an AE title of 1 to 16 characters is required");
         }
         if (p->port < 0 || p->port > 65535) {
-            cxd_set_error(err, CXD_ERR_INVALID, "listener: port %d out of range 0..65535", p->port);
-            return CXD_ERR_INVALID;
+            return cxd_set_error(err, CXD_ERR_INVALID, "listener: port %d out of range 0..65535", p->port);
         }
         unsigned pdu = p->max_pdu ? p->max_pdu : 65536;
         if (pdu < ASC_MINIMUMPDUSIZE || pdu > ASC_MAXIMUMPDUSIZE) {
-            cxd_set_error(err, CXD_ERR_INVALID, "listener: max PDU %u out of range %u..%u", pdu, (unsigned)ASC_MINIMUMPDUSIZE,
-                    (unsigned)ASC_MAXIMUMPDUSIZE);
-            return CXD_ERR_INVALID;
+            return cxd_set_error(err, CXD_ERR_INVALID, "listener: max PDU %u out of range %u..%u", pdu, (unsigned)ASC_MINIMUMPDUSIZE,
+                                 (unsigned)ASC_MAXIMUMPDUSIZE);
         }
         quiet_dcmtk();
         std::unique_ptr<cxd_listener> l(new cxd_listener);
@@ -881,8 +875,7 @@ extern "C" cxd_status cxd_listener_open(const cxd_listener_params *p, const cxd_
             for (size_t i = 0; i < p->n_transfer_syntaxes; i++) {
                 DcmXfer x(p->transfer_syntaxes[i]);
                 if (x.getXfer() == EXS_Unknown) {
-                    cxd_set_error(err, CXD_ERR_INVALID, "listener: unknown transfer syntax UID \"%s\"", p->transfer_syntaxes[i]);
-                    return CXD_ERR_INVALID;
+                    return cxd_set_error(err, CXD_ERR_INVALID, "listener: unknown transfer syntax UID \"%s\"", p->transfer_syntaxes[i]);
                 }
                 xfers.push_back(p->transfer_syntaxes[i]);
             }
@@ -893,8 +886,7 @@ extern "C" cxd_status cxd_listener_open(const cxd_listener_params *p, const cxd_
         for (const char *sc : k_storage_classes) {
             OFCondition r = c.addPresentationContext(sc, xfers, ASC_SC_ROLE_DEFAULT);
             if (r.bad()) {
-                cxd_set_error(err, CXD_ERR_INTERNAL, "listener: cannot add presentation context %s: %s", sc, r.text());
-                return CXD_ERR_INTERNAL;
+                return cxd_set_error(err, CXD_ERR_INTERNAL, "listener: cannot add presentation context %s: %s", sc, r.text());
             }
         }
         OFList<OFString> echo_x;
@@ -907,8 +899,7 @@ extern "C" cxd_status cxd_listener_open(const cxd_listener_params *p, const cxd_
         OFCondition r = ASC_initializeNetwork(NET_ACCEPTOR, p->port, (int)c.getACSETimeout(), &l->net);
         if (r.bad()) {
             l->net = nullptr;
-            cxd_set_error(err, CXD_ERR_NETWORK, "listener: cannot listen on port %d: %s", p->port, r.text());
-            return CXD_ERR_NETWORK;
+            return cxd_set_error(err, CXD_ERR_NETWORK, "listener: cannot listen on port %d: %s", p->port, r.text());
         }
         l->port = p->port ? p->port : (int)l->net->acceptorPort;
         if (p->bind_address && p->bind_address[0] && strcmp(p->bind_address, "0.0.0.0") != 0 &&
@@ -919,14 +910,11 @@ extern "C" cxd_status cxd_listener_open(const cxd_listener_params *p, const cxd_
         *out = l.release();
         return CXD_OK;
     } catch (const std::bad_alloc &) {
-        cxd_set_error(err, CXD_ERR_NOMEM, "listener: out of memory");
-        return CXD_ERR_NOMEM;
+        return cxd_set_error(err, CXD_ERR_NOMEM, "listener: out of memory");
     } catch (const std::exception &e) {
-        cxd_set_error(err, CXD_ERR_INTERNAL, "listener: %s", e.what());
-        return CXD_ERR_INTERNAL;
+        return cxd_set_error(err, CXD_ERR_INTERNAL, "listener: %s", e.what());
     } catch (...) {
-        cxd_set_error(err, CXD_ERR_INTERNAL, "listener: unknown exception");
-        return CXD_ERR_INTERNAL;
+        return cxd_set_error(err, CXD_ERR_INTERNAL, "listener: unknown exception");
     }
 }
 
@@ -936,8 +924,7 @@ extern "C" cxd_status cxd_listener_update(cxd_listener *l, const cxd_listener_pa
 {
     try {
         if (!l || !p) {
-            cxd_set_error(err, CXD_ERR_INVALID, "listener: update without a listener or parameters");
-            return CXD_ERR_INVALID;
+            return cxd_set_error(err, CXD_ERR_INVALID, "listener: update without a listener or parameters");
         }
         if (!apply_lists(l, p, err))
             return CXD_ERR_INVALID;
@@ -950,16 +937,14 @@ extern "C" cxd_status cxd_listener_update(cxd_listener *l, const cxd_listener_pa
             l->max_per_host = p->max_per_host;
         return CXD_OK;
     } catch (...) {
-        cxd_set_error(err, CXD_ERR_NOMEM, "listener: out of memory updating the allow-lists");
-        return CXD_ERR_NOMEM;
+        return cxd_set_error(err, CXD_ERR_NOMEM, "listener: out of memory updating the allow-lists");
     }
 }
 
 extern "C" cxd_status cxd_listener_run(cxd_listener *l, cxd_error *err)
 {
     if (!l || !l->net) {
-        cxd_set_error(err, CXD_ERR_INVALID, "listener: not open");
-        return CXD_ERR_INVALID;
+        return cxd_set_error(err, CXD_ERR_INVALID, "listener: not open");
     }
     try {
         int lfd = (int)static_cast<PRIVATE_NETWORKKEY *>(l->net->network)->networkSpecific.TCP.listenSocket;
@@ -1025,11 +1010,9 @@ extern "C" cxd_status cxd_listener_run(cxd_listener *l, cxd_error *err)
         l->cv.wait_for(g, std::chrono::seconds(120), [l] { return l->conns == 0; });
         return CXD_OK;
     } catch (const std::bad_alloc &) {
-        cxd_set_error(err, CXD_ERR_NOMEM, "listener: out of memory");
-        return CXD_ERR_NOMEM;
+        return cxd_set_error(err, CXD_ERR_NOMEM, "listener: out of memory");
     } catch (...) {
-        cxd_set_error(err, CXD_ERR_INTERNAL, "listener: unexpected exception in the accept loop");
-        return CXD_ERR_INTERNAL;
+        return cxd_set_error(err, CXD_ERR_INTERNAL, "listener: unexpected exception in the accept loop");
     }
 }
 
@@ -1065,8 +1048,7 @@ extern "C" cxd_status cxd_object_peek(const char *path, cxd_object_info *out, cx
 {
     try {
         if (!path || !out) {
-            cxd_set_error(err, CXD_ERR_INVALID, "peek: no path");
-            return CXD_ERR_INVALID;
+            return cxd_set_error(err, CXD_ERR_INVALID, "peek: no path");
         }
         cxd_object_info o;
         cxd_status st = peek(path, &o, err);
@@ -1074,11 +1056,9 @@ extern "C" cxd_status cxd_object_peek(const char *path, cxd_object_info *out, cx
             *out = o;
         return st;
     } catch (const std::bad_alloc &) {
-        cxd_set_error(err, CXD_ERR_NOMEM, "peek: out of memory");
-        return CXD_ERR_NOMEM;
+        return cxd_set_error(err, CXD_ERR_NOMEM, "peek: out of memory");
     } catch (...) {
-        cxd_set_error(err, CXD_ERR_INTERNAL, "peek: unexpected exception");
-        return CXD_ERR_INTERNAL;
+        return cxd_set_error(err, CXD_ERR_INTERNAL, "peek: unexpected exception");
     }
 }
 
@@ -1154,7 +1134,7 @@ bool open_assoc(NodeSCU &scu, const cxd_send_params *p, DcmTransportLayer *tls, 
         c = scu.negotiateAssociation();
     if (c.bad()) {
         cxd_set_error(err, CXD_ERR_NETWORK, "send: association with %s@%s:%d failed: %s", p->called_ae, p->host, p->port,
-                c.text());
+                      c.text());
         return false;
     }
     return true;
@@ -1207,8 +1187,7 @@ extern "C" cxd_status cxd_send_files(const cxd_send_params *p, const char *const
         for (size_t i = 0; i < n; i++) {
             cxd_error e{};
             if (peek(paths[i], &info[i], &e) != CXD_OK) {
-                cxd_set_error(err, CXD_ERR_MALFORMED, "send: %s", e.msg);
-                return CXD_ERR_MALFORMED;
+                return cxd_set_error(err, CXD_ERR_MALFORMED, "send: %s", e.msg);
             }
             contexts[info[i].sop_class_uid].insert(info[i].transfer_syntax_uid);
         }
@@ -1268,11 +1247,9 @@ extern "C" cxd_status cxd_send_files(const cxd_send_params *p, const char *const
             cxd_set_error(err, CXD_ERR_NETWORK, "send: to %s@%s:%d:%s", p->called_ae, p->host, p->port, failures.c_str());
         return CXD_OK;
     } catch (const std::bad_alloc &) {
-        cxd_set_error(err, CXD_ERR_NOMEM, "send: out of memory");
-        return CXD_ERR_NOMEM;
+        return cxd_set_error(err, CXD_ERR_NOMEM, "send: out of memory");
     } catch (...) {
-        cxd_set_error(err, CXD_ERR_INTERNAL, "send: unexpected exception");
-        return CXD_ERR_INTERNAL;
+        return cxd_set_error(err, CXD_ERR_INTERNAL, "send: unexpected exception");
     }
 }
 
@@ -1292,12 +1269,10 @@ extern "C" cxd_status cxd_echo(const cxd_send_params *p, cxd_error *err)
         OFCondition c = scu.sendECHORequest(0);
         scu.releaseAssociation();
         if (c.bad()) {
-            cxd_set_error(err, CXD_ERR_NETWORK, "echo: %s@%s:%d: %s", p->called_ae, p->host, p->port, c.text());
-            return CXD_ERR_NETWORK;
+            return cxd_set_error(err, CXD_ERR_NETWORK, "echo: %s@%s:%d: %s", p->called_ae, p->host, p->port, c.text());
         }
         return CXD_OK;
     } catch (...) {
-        cxd_set_error(err, CXD_ERR_INTERNAL, "echo: unexpected exception");
-        return CXD_ERR_INTERNAL;
+        return cxd_set_error(err, CXD_ERR_INTERNAL, "echo: unexpected exception");
     }
 }

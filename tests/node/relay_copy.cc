@@ -42,22 +42,19 @@ extern "C" cxd_status cxd_transport_test_copy(const char *src, const char *dst, 
 {
     try {
         if (!src || !dst || !out_uid || out_len < 65) {
-            cxd_set_error(err, CXD_ERR_INVALID, "transport copy: bad arguments");
-            return CXD_ERR_INVALID;
+            return cxd_set_error(err, CXD_ERR_INVALID, "transport copy: bad arguments");
         }
         DcmFileFormat ff;
         OFCondition c = ff.loadFile(src);
         if (c.bad()) {
-            cxd_set_error(err, CXD_ERR_MALFORMED, "transport copy: cannot read %s: %s", src, c.text());
-            return CXD_ERR_MALFORMED;
+            return cxd_set_error(err, CXD_ERR_MALFORMED, "transport copy: cannot read %s: %s", src, c.text());
         }
         DcmDataset *ds = ff.getDataset();
         OFString sop, series;
         ds->findAndGetOFString(DCM_SOPInstanceUID, sop);
         ds->findAndGetOFString(DCM_SeriesInstanceUID, series);
         if (sop.empty()) {
-            cxd_set_error(err, CXD_ERR_MISSING, "transport copy: %s has no SOP Instance UID", src);
-            return CXD_ERR_MISSING;
+            return cxd_set_error(err, CXD_ERR_MISSING, "transport copy: %s has no SOP Instance UID", src);
         }
         std::string nsop = derived_uid(sop.c_str(), "#transport-test-instance");
         std::string nser = derived_uid(series.c_str(), "#transport-test-series");
@@ -68,16 +65,13 @@ extern "C" cxd_status cxd_transport_test_copy(const char *src, const char *dst, 
         ff.getMetaInfo()->putAndInsertString(DCM_MediaStorageSOPInstanceUID, nsop.c_str());
         c = ff.saveFile(dst, ds->getOriginalXfer());
         if (c.bad()) {
-            cxd_set_error(err, CXD_ERR_WRITE, "transport copy: cannot write %s: %s", dst, c.text());
-            return CXD_ERR_WRITE;
+            return cxd_set_error(err, CXD_ERR_WRITE, "transport copy: cannot write %s: %s", dst, c.text());
         }
         snprintf(out_uid, out_len, "%s", nsop.c_str());
         return CXD_OK;
     } catch (const std::bad_alloc &) {
-        cxd_set_error(err, CXD_ERR_NOMEM, "transport copy: out of memory");
-        return CXD_ERR_NOMEM;
+        return cxd_set_error(err, CXD_ERR_NOMEM, "transport copy: out of memory");
     } catch (...) {
-        cxd_set_error(err, CXD_ERR_INTERNAL, "transport copy: unexpected exception");
-        return CXD_ERR_INTERNAL;
+        return cxd_set_error(err, CXD_ERR_INTERNAL, "transport copy: unexpected exception");
     }
 }
