@@ -97,24 +97,18 @@ extern "C" cxd_status cxd_derive_uid(const char *root, const char *source_uid, c
     if (!root || !*root)
         root = "2.25";
     if (!source_uid || !*source_uid || !kind || !*kind || !model_sha256 || !out) {
-        cxd_set_error(err, CXD_ERR_INVALID, "uid: source UID, kind and model hash are required");
-        return CXD_ERR_INVALID;
+        return cxd_set_error(err, CXD_ERR_INVALID, "uid: source UID, kind and model hash are required");
     }
     if (!valid_root(root)) {
-        char m[300];
-        snprintf(m, sizeof m, "uid: root \"%.200s\" is not a valid UID prefix (digits and dots, no leading zeros)",
-                 root);
-        cxd_set_error(err, CXD_ERR_INVALID, "%s", m);
-        return CXD_ERR_INVALID;
+        return cxd_set_error(err, CXD_ERR_INVALID,
+                             "uid: root \"%.200s\" is not a valid UID prefix (digits and dots, no leading zeros)", root);
     }
     size_t rl = strlen(root);
     // At least 20 digits (~66 bits) must remain so that distinct sources never collide in practice.
     if (rl + 1 + 20 > 64) {
-        char m[300];
-        snprintf(m, sizeof m, "uid: root \"%.200s\" is %zu characters; at most 43 leave room for the 20-digit suffix",
-                 root, rl);
-        cxd_set_error(err, CXD_ERR_INVALID, "%s", m);
-        return CXD_ERR_INVALID;
+        return cxd_set_error(err, CXD_ERR_INVALID,
+                             "uid: root \"%.200s\" is %zu characters; at most 43 leave room for the 20-digit suffix",
+                             root, rl);
     }
     Sha256 s;
     // NUL separators keep ("a","bc") and ("ab","c") apart.
@@ -306,8 +300,7 @@ template <typename Push> void trace_region(const Tracer &t, int x0, int y0, size
 extern "C" cxd_status cxd_mask_contours(const cxd_finding *f, cxd_contours *out, cxd_error *err)
 {
     if (!f || !out || !f->mask || f->w <= 0 || f->h <= 0) {
-        cxd_set_error(err, CXD_ERR_INVALID, "contours: finding with a mask and a positive box size is required");
-        return CXD_ERR_INVALID;
+        return cxd_set_error(err, CXD_ERR_INVALID, "contours: finding with a mask and a positive box size is required");
     }
     try {
         const int w = f->w, h = f->h;
@@ -334,8 +327,7 @@ extern "C" cxd_status cxd_mask_contours(const cxd_finding *f, cxd_contours *out,
         r.areas = (size_t *)malloc((ncomp ? ncomp : 1) * sizeof(size_t));
         if (!r.starts || !r.points || !r.areas) {
             cxd_contours_clear(&r);
-            cxd_set_error(err, CXD_ERR_NOMEM, "contours: out of memory");
-            return CXD_ERR_NOMEM;
+            return cxd_set_error(err, CXD_ERR_NOMEM, "contours: out of memory");
         }
         for (int c = 0; c < ncomp; c++) {
             r.starts[c] = starts[c];
@@ -347,11 +339,9 @@ extern "C" cxd_status cxd_mask_contours(const cxd_finding *f, cxd_contours *out,
         *out = r;
         return CXD_OK;
     } catch (const std::bad_alloc &) {
-        cxd_set_error(err, CXD_ERR_NOMEM, "contours: out of memory");
-        return CXD_ERR_NOMEM;
+        return cxd_set_error(err, CXD_ERR_NOMEM, "contours: out of memory");
     } catch (...) {
-        cxd_set_error(err, CXD_ERR_INTERNAL, "contours: unexpected exception");
-        return CXD_ERR_INTERNAL;
+        return cxd_set_error(err, CXD_ERR_INTERNAL, "contours: unexpected exception");
     }
 }
 
@@ -717,18 +707,13 @@ cxd_status results_write_dataset(DcmItem &srcds, const cxd_finding *findings, si
             *out = r;
         return CXD_OK;
     } catch (const Error &e) {
-        cxd_set_error(err, e.code, "%s", e.what());
-        return e.code;
+        return cxd_set_error(err, e.code, "%s", e.what());
     } catch (const std::bad_alloc &) {
-        cxd_set_error(err, CXD_ERR_NOMEM, "write: out of memory");
-        return CXD_ERR_NOMEM;
+        return cxd_set_error(err, CXD_ERR_NOMEM, "write: out of memory");
     } catch (const std::exception &e) {
-        std::string m = std::string("write: unexpected exception: ") + e.what();
-        cxd_set_error(err, CXD_ERR_INTERNAL, "%s", m.c_str());
-        return CXD_ERR_INTERNAL;
+        return cxd_set_error(err, CXD_ERR_INTERNAL, "write: unexpected exception: %s", e.what());
     } catch (...) {
-        cxd_set_error(err, CXD_ERR_INTERNAL, "write: unexpected exception");
-        return CXD_ERR_INTERNAL;
+        return cxd_set_error(err, CXD_ERR_INTERNAL, "write: unexpected exception");
     }
 }
 
