@@ -63,8 +63,26 @@ if [ ! -f "$CR" ] || [ ! -f "$EXTREMITY" ]; then
     echo "note: $CX_SHARED/data/dicom absent: using stand-in CRs made by tests/make_synthetic_cr.py"
 fi
 
+# A free TCP port below the kernel's ephemeral range: a port the kernel picked for bind(0) is also
+# in the range it hands to outgoing connections, so a client of a parallel test could take it
+# before the server under test binds it ("Address already in use", seen in CI).
 free_port() {
-    /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+    /usr/bin/python3 -c '
+import random, socket
+lo = int(open("/proc/sys/net/ipv4/ip_local_port_range").read().split()[0])
+for _ in range(1000):
+    p = random.randrange(10000, max(lo, 10001))
+    s = socket.socket()
+    try:
+        s.bind(("127.0.0.1", p))
+    except OSError:
+        continue
+    finally:
+        s.close()
+    print(p)
+    break
+else:
+    raise SystemExit("free_port: no free port below the ephemeral range")'
 }
 
 # A model file must exist for the configuration to validate. The shipped one when present; else
